@@ -1,0 +1,595 @@
+//! `step`: one input in, the new state, the actions to take and the next wake-up out.
+//!
+//! The order inside a step is fixed: dedupe → account spend → observe → assess → change mode →
+//! warn → budget → capacity → migrations → messages. Every decision leaves an audit entry.
+
+use crate::action::{Action, Direction, Severity, Tier};
+use crate::assess::{Assessment, assess};
+use crate::input::{Input, MigrateResult, Outcome, ScaleResult, ScaleSetProbe, TailscaleEvent};
+use crate::policy::Policy;
+use crate::state::{Health, Mode, Side, SiteState};
+use crate::time::{Timestamp, human_secs};
+use crate::{audit, budget, capacity, dedupe, incident, mode, signals};
+
+/// What one step produced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    pub state: SiteState,
+    pub actions: Vec<Action>,
+    /// When the core next wants to be stepped (with [`Input::Tick`]) even if nothing happens.
+    pub next_wake: Option<Timestamp>,
+}
+
+/// Longest wait between conflict re-reads.
+const MAX_CONFLICT_BACKOFF_S: u64 = 300;
+/// Re-announce a persisting warning at most this often.
+const WARNING_REPEAT_S: u64 = 6 * 3600;
+
+/// Advances the site by one input at time `now`. Pure: same arguments, same result.
+pub fn step(mut state: SiteState, input: &Input, now: Timestamp, policy: &Policy) -> Step {
+    let key = input.dedupe_key();
+    if let Some(k) = &key
+        && dedupe::seen(&state, k, now)
+    {
+        // A duplicate changes nothing at all.
+        let next_wake = next_wake(&state, now, policy);
+        return Step {
+            state,
+            actions: Vec::new(),
+            next_wake,
+        };
+    }
+    let now = now.max(state.clock);
+    state.clock = now;
+    dedupe::expire(&mut state, now);
+    if let Some(k) = &key {
+        dedupe::remember(
+            &mut state,
+            k,
+            now.plus_secs(policy.dedupe_ttl_s),
+            now,
+            policy,
+        );
+    }
+    let charged = state.capacity.current.unwrap_or(state.capacity.desired);
+    budget::accrue(&mut state.budget, charged, now, policy);
+
+    observe(&mut state, input, now, policy);
+
+    let mut a = assess(&state, now, policy);
+    track_trouble(&mut state, &a, now);
+    change_mode(&mut state, &mut a, now, policy);
+    warn(&mut state, &a, now, policy);
+    budget_alerts(&mut state, now, policy);
+
+    let mut actions = Vec::new();
+    if let Some(act) = plan_capacity(&mut state, &a, now, policy) {
+        actions.push(act);
+    }
+    actions.extend(plan_migrations(&mut state, &a, now, policy));
+    if let Some(n) = incident::next(&state, now) {
+        actions.push(Action::Notify(n));
+    }
+    let next_wake = next_wake(&state, now, policy);
+    Step {
+        state,
+        actions,
+        next_wake,
+    }
+}
+
+fn observe(state: &mut SiteState, input: &Input, now: Timestamp, policy: &Policy) {
+    match input {
+        Input::Ups(e) => {
+            if !signals::apply_ups(&mut state.signals.power, e) {
+                audit::record(
+                    state,
+                    now,
+                    format!("UPS {} recorded, not applied", e.notify),
+                    format!(
+                        "its time {} is older than the last applied event (reordered delivery)",
+                        e.at
+                    ),
+                    policy,
+                );
+            }
+        }
+        Input::Heartbeat(h) => signals::apply_heartbeat(&mut state.signals, h, now),
+        Input::Witness(w) => signals::apply_witness(&mut state.signals, w, now),
+        Input::Probe(p) => {
+            signals::apply_probe(&mut state.signals, p, now, policy);
+            if let ScaleSetProbe::Seen { capacity, .. } = p.scale_set {
+                note_scale_set(state, capacity, now, policy);
+            }
+        }
+        Input::Tailscale(t) => tailscale_event(state, t, now, policy),
+        Input::Outcome(o) => outcome(state, o, now, policy),
+        Input::Tick => {}
+    }
+}
+
+/// The scale set's real capacity, from a probe: notice spot evictions and drift.
+fn note_scale_set(state: &mut SiteState, seen: u32, now: Timestamp, policy: &Policy) {
+    let desired = state.capacity.desired;
+    let was = state.capacity.current;
+    state.capacity.current = Some(seen);
+    if seen < desired && was.is_some_and(|w| w > seen) {
+        let text =
+            format!("scale set capacity dropped to {seen} (spot evictions?), restoring {desired}");
+        audit::record(state, now, "capacity drift", text.clone(), policy);
+        incident::update(state, now, &text, None, policy);
+    }
+}
+
+fn tailscale_event(state: &mut SiteState, t: &TailscaleEvent, now: Timestamp, policy: &Policy) {
+    let device = t.device.clone().unwrap_or_else(|| "a device".to_string());
+    match t.kind.as_str() {
+        "nodeKeyExpiringInOneDay" | "nodeKeyExpired" => {
+            let what = if t.kind == "nodeKeyExpired" {
+                "has expired"
+            } else {
+                "expires within a day"
+            };
+            let text = format!(
+                "Tailscale key of {device} {what}: an expiry during an outage strands the node"
+            );
+            incident::post(
+                state,
+                now,
+                format!("Tailscale key: {device}"),
+                Severity::Warning,
+                vec![text.clone()],
+                true,
+            );
+            audit::record(state, now, format!("tailscale {}", t.kind), text, policy);
+        }
+        "nodeCreated" | "nodeApproved" => {
+            let text = format!("{device} joined the tailnet ({})", t.kind);
+            incident::update(state, now, &text, None, policy);
+            audit::record(state, now, format!("tailscale {}", t.kind), text, policy);
+        }
+        other => audit::record(
+            state,
+            now,
+            format!("tailscale {other}"),
+            "recorded; no decision depends on it",
+            policy,
+        ),
+    }
+}
+
+fn outcome(state: &mut SiteState, o: &Outcome, now: Timestamp, policy: &Policy) {
+    match o {
+        Outcome::Scale { requested, result } => {
+            scale_outcome(state, *requested, result, now, policy)
+        }
+        Outcome::Notify { key, result } => {
+            let text = incident::apply_outcome(state, key, result, now, policy);
+            audit::record(state, now, "notification", text, policy);
+        }
+        Outcome::Migrate {
+            tier,
+            direction,
+            result,
+        } => migrate_outcome(state, *tier, *direction, result, now, policy),
+    }
+}
+
+fn scale_outcome(
+    state: &mut SiteState,
+    requested: u32,
+    result: &ScaleResult,
+    now: Timestamp,
+    policy: &Policy,
+) {
+    let cap = &mut state.capacity;
+    let (what, why, failed) = match result {
+        ScaleResult::Accepted { capacity, running } => {
+            cap.current = Some(*capacity);
+            cap.retry_at = None;
+            cap.conflicts = 0;
+            cap.failure_reported = false;
+            state.signals.scale_set.capacity = Some(*capacity);
+            if running.is_some() {
+                state.signals.scale_set.running = *running;
+            }
+            (
+                format!("scale set asks for {capacity}"),
+                format!("write of {requested} accepted"),
+                false,
+            )
+        }
+        ScaleResult::Conflict { detail } => {
+            cap.current = None;
+            cap.conflicts = cap.conflicts.saturating_add(1);
+            let shift = cap.conflicts.saturating_sub(1).min(10);
+            let wait = policy
+                .conflict_backoff_s
+                .saturating_mul(1 << shift)
+                .min(MAX_CONFLICT_BACKOFF_S);
+            cap.retry_at = Some(now.plus_secs(wait));
+            (
+                format!("scale to {requested}: conflict"),
+                format!("{detail}; re-read and re-decide in {}", human_secs(wait)),
+                false,
+            )
+        }
+        ScaleResult::Throttled { retry_after_s } => {
+            cap.retry_at = Some(now.plus_secs(*retry_after_s));
+            (
+                format!("scale to {requested}: throttled"),
+                format!(
+                    "ARM said retry after {}; not retrying before",
+                    human_secs(*retry_after_s)
+                ),
+                false,
+            )
+        }
+        ScaleResult::ReadFailed { detail } => {
+            cap.current = None;
+            cap.retry_at = Some(now.plus_secs(policy.action_retry_s));
+            (
+                format!("scale to {requested}: not written"),
+                format!("the current capacity could not be read ({detail}); never write blind"),
+                true,
+            )
+        }
+        ScaleResult::Failed { detail } => {
+            cap.retry_at = Some(now.plus_secs(policy.action_retry_s));
+            (
+                format!("scale to {requested}: failed"),
+                format!("{detail}; retry in {}", human_secs(policy.action_retry_s)),
+                true,
+            )
+        }
+    };
+    if failed && !state.capacity.failure_reported {
+        state.capacity.failure_reported = true;
+        incident::post(
+            state,
+            now,
+            "Scaling the cloud failed".to_string(),
+            Severity::Warning,
+            vec![format!("{what}: {why}")],
+            true,
+        );
+    }
+    audit::record(state, now, what, why, policy);
+}
+
+fn migrate_outcome(
+    state: &mut SiteState,
+    tier: Tier,
+    direction: Direction,
+    result: &MigrateResult,
+    now: Timestamp,
+    policy: &Policy,
+) {
+    let place = state.placement.get_mut(tier);
+    match result {
+        MigrateResult::Done { workloads } => {
+            place.side = match direction {
+                Direction::ToCloud => Side::Cloud,
+                Direction::ToHome => Side::Home,
+            };
+            place.retry_at = None;
+            place.failures = 0;
+            let text = match direction {
+                Direction::ToCloud => format!("{tier} workloads moved to the cloud ({workloads})"),
+                Direction::ToHome => format!("{tier} workloads back home ({workloads})"),
+            };
+            incident::update(state, now, &text, None, policy);
+            audit::record(
+                state,
+                now,
+                format!("migrate {tier} {}", direction.as_str()),
+                text,
+                policy,
+            );
+        }
+        MigrateResult::Failed { detail } => {
+            place.failures = place.failures.saturating_add(1);
+            place.retry_at = Some(now.plus_secs(policy.action_retry_s));
+            let first = place.failures == 1;
+            let text = format!(
+                "moving {tier} workloads {} failed: {detail}; retry in {}",
+                direction.as_str(),
+                human_secs(policy.action_retry_s)
+            );
+            if first {
+                incident::post(
+                    state,
+                    now,
+                    format!("Moving {tier} workloads failed"),
+                    Severity::Warning,
+                    vec![text.clone()],
+                    true,
+                );
+            }
+            audit::record(state, now, format!("migrate {tier} failed"), text, policy);
+        }
+    }
+}
+
+/// Keeps the since-times of Down conditions current.
+fn track_trouble(state: &mut SiteState, a: &Assessment, now: Timestamp) {
+    let t = &mut state.trouble;
+    if a.power == Health::Down {
+        t.power_down_since.get_or_insert(now);
+    } else {
+        t.power_down_since = None;
+    }
+    if a.nodes_missing {
+        t.nodes_missing_since.get_or_insert(now);
+    } else {
+        t.nodes_missing_since = None;
+    }
+}
+
+fn change_mode(state: &mut SiteState, a: &mut Assessment, now: Timestamp, policy: &Policy) {
+    // A few hops at most (Healthy → Suspect → Outage on LOWBATT); bounded against surprises.
+    for _ in 0..4 {
+        let Some(tr) = mode::next(state, a, now, policy) else {
+            return;
+        };
+        let from = state.mode;
+        state.mode = tr.to;
+        state.mode_since = now;
+        audit::record(
+            state,
+            now,
+            format!("mode {from} → {}", tr.to),
+            tr.why.clone(),
+            policy,
+        );
+        let site = state.site.clone();
+        match (from, tr.to) {
+            (Mode::Suspect, Mode::Outage) => {
+                if state.open_incident().is_some() {
+                    incident::update(state, now, &format!("outage: {}", tr.why), None, policy);
+                } else {
+                    incident::open(
+                        state,
+                        now,
+                        format!("Outage at {site}"),
+                        format!("outage: {}", tr.why),
+                    );
+                }
+            }
+            (Mode::Outage, Mode::Recovering) => incident::update(
+                state,
+                now,
+                &format!("recovering: {}", tr.why),
+                Some(format!(
+                    "Recovering: {site} looks healthy, holding the cloud for {}",
+                    human_secs(policy.scale_down_delay_s)
+                )),
+                policy,
+            ),
+            (Mode::Recovering, Mode::Outage) => incident::update(
+                state,
+                now,
+                &format!("outage again: {}", tr.why),
+                Some(format!("Outage at {site} (flapping)")),
+                policy,
+            ),
+            (Mode::Recovering, Mode::Healthy) => {
+                incident::resolve(state, now, &format!("resolved: {}", tr.why), policy)
+            }
+            _ => {}
+        }
+        *a = assess(state, now, policy);
+    }
+}
+
+fn warn(state: &mut SiteState, a: &Assessment, now: Timestamp, policy: &Policy) {
+    let path =
+        a.path_broken && state.signals.probe.consecutive_failures >= policy.silence_min_probes;
+    if path && !state.warnings.path_broken {
+        state.warnings.path_broken = true;
+        let due = state
+            .warnings
+            .path_broken_warned_at
+            .is_none_or(|t| now.elapsed_at_least(t, WARNING_REPEAT_S));
+        let text = "the cloud cannot reach the home API while heartbeats arrive: the path from the cloud is broken, home is fine; not bursting".to_string();
+        audit::record(
+            state,
+            now,
+            "warning: path to home broken",
+            text.clone(),
+            policy,
+        );
+        if due && state.mode == Mode::Healthy {
+            state.warnings.path_broken_warned_at = Some(now);
+            incident::post(
+                state,
+                now,
+                "Cloud cannot reach home".to_string(),
+                Severity::Warning,
+                vec![text],
+                false,
+            );
+        }
+    } else if !a.path_broken {
+        state.warnings.path_broken = false;
+    }
+
+    if a.agent_broken && !state.warnings.agent_broken {
+        state.warnings.agent_broken = true;
+        let due = state
+            .warnings
+            .agent_broken_warned_at
+            .is_none_or(|t| now.elapsed_at_least(t, WARNING_REPEAT_S));
+        let text = "heartbeats are overdue while the home API answers: the on-prem agent is broken"
+            .to_string();
+        audit::record(state, now, "warning: agent silent", text.clone(), policy);
+        if due {
+            state.warnings.agent_broken_warned_at = Some(now);
+            incident::post(
+                state,
+                now,
+                "On-prem agent is silent".to_string(),
+                Severity::Warning,
+                vec![text],
+                false,
+            );
+        }
+    } else if !a.agent_broken {
+        state.warnings.agent_broken = false;
+    }
+}
+
+fn budget_alerts(state: &mut SiteState, now: Timestamp, policy: &Policy) {
+    let total = policy.monthly_budget_usd.unwrap_or_default();
+    for th in budget::new_alerts(&state.budget, policy) {
+        state.budget.alerted.push(th);
+        let text = format!(
+            "budget {th} %: spent about {:.2} of {total:.2} USD this month",
+            state.budget.spent_usd
+        );
+        audit::record(state, now, format!("budget {th} %"), text.clone(), policy);
+        incident::update(state, now, &text, None, policy);
+        incident::post(
+            state,
+            now,
+            format!("Cloud budget at {th} %"),
+            if th >= 100 {
+                Severity::Trouble
+            } else {
+                Severity::Warning
+            },
+            vec![text],
+            th >= 80,
+        );
+    }
+}
+
+fn plan_capacity(
+    state: &mut SiteState,
+    a: &Assessment,
+    now: Timestamp,
+    policy: &Policy,
+) -> Option<Action> {
+    let d = capacity::decide(state, a, policy);
+    if d.capacity != state.capacity.desired {
+        let text = format!(
+            "capacity {} → {}: {}",
+            state.capacity.desired, d.capacity, d.reason
+        );
+        audit::record(
+            state,
+            now,
+            format!("capacity {}", d.capacity),
+            d.reason.clone(),
+            policy,
+        );
+        incident::update(state, now, &text, None, policy);
+    }
+    if d.budget_capped && !state.budget.capped {
+        incident::post(
+            state,
+            now,
+            "Cloud capacity capped by the budget".to_string(),
+            Severity::Trouble,
+            vec![format!("capacity {}: {}", d.capacity, d.reason)],
+            true,
+        );
+    }
+    state.budget.capped = d.budget_capped;
+    state.capacity.desired = d.capacity;
+    state.capacity.reason = d.reason.clone();
+
+    let cap = &state.capacity;
+    let in_sync = cap.current == Some(cap.desired);
+    let waiting = cap.retry_at.is_some_and(|t| now < t);
+    (!in_sync && !waiting).then(|| Action::SetCapacity {
+        capacity: cap.desired,
+        reason: cap.reason.clone(),
+    })
+}
+
+/// Where a tier's workloads should be now.
+fn wanted_side(state: &SiteState, tier: Tier, a: &Assessment) -> Side {
+    let current = state.placement.get(tier).side;
+    match (state.mode, tier) {
+        (Mode::Healthy, _) => Side::Home,
+        (Mode::Suspect, _) => current,
+        (Mode::Outage | Mode::Recovering, Tier::Critical) => Side::Cloud,
+        (Mode::Outage, Tier::Stateful) if a.quorum() => Side::Cloud,
+        (Mode::Outage | Mode::Recovering, Tier::Stateful) => current,
+    }
+}
+
+fn plan_migrations(
+    state: &mut SiteState,
+    a: &Assessment,
+    now: Timestamp,
+    policy: &Policy,
+) -> Vec<Action> {
+    let mut out = Vec::new();
+    for tier in Tier::ALL {
+        let want = wanted_side(state, tier, a);
+        let place = state.placement.get(tier);
+        if want == place.side || place.retry_at.is_some_and(|t| now < t) {
+            continue;
+        }
+        let (direction, reason) = match want {
+            Side::Cloud => (
+                Direction::ToCloud,
+                match tier {
+                    Tier::Critical => "site in outage".to_string(),
+                    Tier::Stateful => format!(
+                        "site in outage and quorum: {}",
+                        a.observers_down().join(" + ")
+                    ),
+                },
+            ),
+            Side::Home => (Direction::ToHome, "home healthy again".to_string()),
+        };
+        audit::record(
+            state,
+            now,
+            format!("migrate {tier} {}", direction.as_str()),
+            reason.clone(),
+            policy,
+        );
+        out.push(Action::Migrate {
+            tier,
+            direction,
+            reason,
+        });
+    }
+    out
+}
+
+/// The earliest future time at which something is due.
+pub fn next_wake(state: &SiteState, now: Timestamp, policy: &Policy) -> Option<Timestamp> {
+    let a = assess(state, now, policy);
+    let mut due: Vec<Timestamp> = Vec::new();
+    due.extend(mode::deadline(state, &a, policy));
+    if let Some(t) = state.signals.heartbeat.received_at {
+        due.push(t.plus_secs(policy.heartbeat_timeout_s).plus_millis(1));
+    }
+    if state.capacity.current != Some(state.capacity.desired) {
+        due.extend(state.capacity.retry_at);
+    }
+    if incident::pending(state) && state.webhook_gone.is_none() {
+        due.extend(state.notify_retry_at);
+    }
+    for tier in Tier::ALL {
+        due.extend(state.placement.get(tier).retry_at);
+    }
+    due.into_iter().filter(|t| *t > now).min()
+}
+
+/// Remembers a JWT id (or any replay key) until it expires; false if it was seen before.
+/// The functions call this under the same compare-and-swap as `step`.
+pub fn remember_token(
+    state: &mut SiteState,
+    key: &str,
+    until: Timestamp,
+    now: Timestamp,
+    policy: &Policy,
+) -> bool {
+    dedupe::remember(state, &format!("jti:{key}"), until, now, policy)
+}

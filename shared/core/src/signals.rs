@@ -1,0 +1,236 @@
+//! Turning inputs into observations (DESIGN §3): each signal becomes Up, Down or Unknown.
+//!
+//! Only the observation is recorded here; what it means for the site is decided in
+//! [`crate::assess`] and [`crate::mode`].
+
+use crate::input::{
+    ApiProbe, DevicesProbe, Heartbeat, NodeCount, ProbeReport, ScaleSetProbe, UpsEvent,
+    WitnessReport,
+};
+use crate::nut::{NotifyType, PowerReading, UpsStatus};
+use crate::policy::Policy;
+use crate::state::{Critical, Health, PowerSignal, Signals};
+use crate::time::Timestamp;
+
+/// Power health from a notify type and the status tokens sent with it.
+pub fn power_from(notify: Option<&NotifyType>, status: &UpsStatus) -> (Health, Option<Critical>) {
+    // Lost communication with the UPS says nothing about mains power.
+    if matches!(notify, Some(NotifyType::CommBad | NotifyType::NoComm)) {
+        return (Health::Unknown, None);
+    }
+    let by_type = match notify {
+        Some(NotifyType::Shutdown) => Some((Health::Down, Some(Critical::Shutdown))),
+        Some(NotifyType::Fsd) => Some((Health::Down, Some(Critical::ForcedShutdown))),
+        _ => None,
+    };
+    let by_status = match status.power() {
+        PowerReading::OnBattery { fsd: true, .. } | PowerReading::ForcedShutdown => {
+            Some((Health::Down, Some(Critical::ForcedShutdown)))
+        }
+        PowerReading::OnBattery { low: true, .. } => {
+            Some((Health::Down, Some(Critical::LowBattery)))
+        }
+        PowerReading::OnBattery { .. } => Some((Health::Down, None)),
+        PowerReading::OnLine => Some((Health::Up, None)),
+        PowerReading::Unknown => None,
+    };
+    if let Some(v) = by_type {
+        return v;
+    }
+    if let Some(v) = by_status {
+        return v;
+    }
+    // No usable status (upsd unreachable): fall back on what the type itself says.
+    match notify {
+        Some(NotifyType::OnBatt) => (Health::Down, None),
+        Some(NotifyType::LowBatt) => (Health::Down, Some(Critical::LowBattery)),
+        Some(NotifyType::Online) => (Health::Up, None),
+        _ => (Health::Unknown, None),
+    }
+}
+
+/// Applies a UPS event. Returns false when it is older than what we already know (reordered
+/// NOTIFYCMD calls): then only its unknown tokens are noted.
+pub fn apply_ups(power: &mut PowerSignal, event: &UpsEvent) -> bool {
+    for token in event.status.unknown_tokens() {
+        note_unknown(power, token);
+    }
+    if let NotifyType::Other(t) = &event.notify {
+        note_unknown(power, t);
+    }
+    if power.event_at.is_some_and(|seen| event.at < seen) {
+        return false;
+    }
+    let (health, critical) = power_from(Some(&event.notify), &event.status);
+    power.health = health;
+    power.critical = critical;
+    power.status = event.status.clone();
+    power.last_type = Some(event.notify.clone());
+    power.event_at = Some(event.at);
+    power.ups = Some(event.ups.clone());
+    power.battery_charge = event.battery_charge;
+    power.battery_runtime_s = event.battery_runtime_s;
+    true
+}
+
+fn note_unknown(power: &mut PowerSignal, token: &str) {
+    const KEEP: usize = 16;
+    if !power.unknown.iter().any(|t| t == token) && power.unknown.len() < KEEP {
+        power.unknown.push(token.to_string());
+    }
+}
+
+pub fn apply_heartbeat(signals: &mut Signals, hb: &Heartbeat, now: Timestamp) {
+    let newer = signals.heartbeat.event_at.is_none_or(|seen| hb.at >= seen);
+    signals.heartbeat.received_at = Some(now);
+    if !newer {
+        return;
+    }
+    signals.heartbeat.event_at = Some(hb.at);
+    signals.heartbeat.api_ok = hb.api_ok;
+    signals.heartbeat.nodes = (hb.nodes_total > 0).then_some(NodeCount {
+        ready: hb.nodes_ready.min(hb.nodes_total),
+        total: hb.nodes_total,
+    });
+    // The heartbeat's UPS view counts when it is newer than the last UPS event.
+    if let Some(status) = &hb.ups_status
+        && !status.is_empty()
+        && signals.power.event_at.is_none_or(|seen| hb.at > seen)
+    {
+        let (health, critical) = power_from(None, status);
+        if health != Health::Unknown {
+            signals.power.health = health;
+            signals.power.critical = critical;
+            signals.power.status = status.clone();
+            signals.power.event_at = Some(hb.at);
+        }
+    }
+}
+
+pub fn apply_witness(signals: &mut Signals, w: &WitnessReport, now: Timestamp) {
+    signals.witness.reachable = Some(w.reachable);
+    signals.witness.received_at = Some(now);
+    signals.witness.target = Some(w.target.clone());
+    signals.witness.latency_ms = w.latency_ms;
+}
+
+pub fn apply_probe(signals: &mut Signals, report: &ProbeReport, now: Timestamp, policy: &Policy) {
+    let probe = &mut signals.probe;
+    probe.last_at = Some(now);
+    match &report.home_api {
+        ApiProbe::Ready { latency_ms, nodes } => {
+            probe.api = Health::Up;
+            probe.failing_since = None;
+            probe.consecutive_failures = 0;
+            probe.latency_ms = Some(*latency_ms);
+            probe.detail = None;
+            if let Some(n) = nodes
+                && n.total > 0
+            {
+                probe.nodes = Some(NodeCount {
+                    ready: n.ready.min(n.total),
+                    total: n.total,
+                });
+                probe.nodes_at = Some(now);
+            }
+        }
+        ApiProbe::NotReady { detail } | ApiProbe::Unreachable { detail } => {
+            probe.api = Health::Down;
+            probe.failing_since.get_or_insert(now);
+            probe.consecutive_failures = probe.consecutive_failures.saturating_add(1);
+            probe.latency_ms = None;
+            probe.detail = Some(detail.clone());
+        }
+        ApiProbe::Unknown { detail } => {
+            // Says nothing about home: keep the failure streak as it was.
+            probe.api = Health::Unknown;
+            probe.detail = Some(detail.clone());
+        }
+    }
+
+    let devices = &mut signals.devices;
+    match report.devices {
+        DevicesProbe::Seen { online, total } => {
+            devices.online = Some(online);
+            devices.total = Some(total);
+            if total > 0 && online < total {
+                devices.offline_streak = devices.offline_streak.saturating_add(1);
+            } else {
+                devices.offline_streak = 0;
+            }
+            devices.health = if devices.offline_streak >= policy.devices_offline_probes {
+                Health::Down
+            } else if total == 0 {
+                Health::Unknown
+            } else {
+                Health::Up
+            };
+        }
+        DevicesProbe::Unknown { .. } => devices.health = Health::Unknown,
+    }
+
+    if let ScaleSetProbe::Seen { capacity, running } = report.scale_set {
+        signals.scale_set.capacity = Some(capacity);
+        signals.scale_set.running = Some(running);
+        signals.scale_set.seen_at = Some(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(t: &str, status: &str, at: i64) -> UpsEvent {
+        UpsEvent {
+            id: format!("{t}-{at}"),
+            at: Timestamp::from_secs(at),
+            ups: "ups@home".into(),
+            notify: NotifyType::parse(t),
+            status: UpsStatus::parse(status),
+            battery_charge: None,
+            battery_runtime_s: None,
+        }
+    }
+
+    #[test]
+    fn commloss_is_unknown_not_down() {
+        let mut p = PowerSignal::default();
+        apply_ups(&mut p, &ev("ONBATT", "OB", 1));
+        assert_eq!(p.health, Health::Down);
+        apply_ups(&mut p, &ev("COMMBAD", "", 2));
+        assert_eq!(p.health, Health::Unknown);
+        apply_ups(&mut p, &ev("NOCOMM", "OB", 3));
+        assert_eq!(p.health, Health::Unknown);
+    }
+
+    #[test]
+    fn reordered_events_do_not_roll_back() {
+        let mut p = PowerSignal::default();
+        assert!(apply_ups(&mut p, &ev("LOWBATT", "OB LB", 10)));
+        assert!(!apply_ups(&mut p, &ev("ONBATT", "OB", 5)));
+        assert_eq!(p.critical, Some(Critical::LowBattery));
+    }
+
+    #[test]
+    fn critical_shortcuts() {
+        assert_eq!(
+            power_from(Some(&NotifyType::Fsd), &UpsStatus::parse("OL")),
+            (Health::Down, Some(Critical::ForcedShutdown))
+        );
+        assert_eq!(
+            power_from(Some(&NotifyType::Shutdown), &UpsStatus::default()),
+            (Health::Down, Some(Critical::Shutdown))
+        );
+        assert_eq!(
+            power_from(Some(&NotifyType::LowBatt), &UpsStatus::default()),
+            (Health::Down, Some(Critical::LowBattery))
+        );
+        assert_eq!(
+            power_from(
+                Some(&NotifyType::Other("CAL".into())),
+                &UpsStatus::parse("OL CAL")
+            ),
+            (Health::Up, None)
+        );
+    }
+}

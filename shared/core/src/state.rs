@@ -1,0 +1,342 @@
+//! The per-site state document (DESIGN §6). It is plain data, stored as JSON with optimistic
+//! concurrency by the shell; everything in it is derived from inputs, never from a clock.
+
+use crate::action::{Severity, Tier};
+use crate::input::NodeCount;
+use crate::nut::{NotifyType, UpsStatus};
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Bumped when the document's shape changes incompatibly.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SiteState {
+    pub schema: u32,
+    pub site: String,
+    pub mode: Mode,
+    pub mode_since: Timestamp,
+    /// The latest `now` seen; time never runs backwards for the core.
+    pub clock: Timestamp,
+    pub signals: Signals,
+    /// When each Down condition began (for grace periods).
+    pub trouble: Trouble,
+    pub capacity: CapacityState,
+    pub placement: Placements,
+    /// Open incidents and resolved ones whose last update is not delivered yet (oldest first).
+    pub incidents: Vec<Incident>,
+    pub incidents_opened: u64,
+    /// Separate short messages waiting for delivery (oldest first).
+    pub posts: Vec<Post>,
+    pub posts_created: u64,
+    pub notify_retry_at: Option<Timestamp>,
+    /// Set when Discord said the webhook is gone (401/404); shown by `status`.
+    pub webhook_gone: Option<String>,
+    pub budget: Budget,
+    pub warnings: Warnings,
+    /// Recently seen event keys (ids, jtis, hashes) → when they may be forgotten.
+    pub seen: BTreeMap<String, Timestamp>,
+    pub audit: Vec<AuditEntry>,
+}
+
+impl SiteState {
+    pub fn new(site: impl Into<String>, now: Timestamp) -> SiteState {
+        SiteState {
+            schema: SCHEMA_VERSION,
+            site: site.into(),
+            mode: Mode::Healthy,
+            mode_since: now,
+            clock: now,
+            signals: Signals::default(),
+            trouble: Trouble::default(),
+            capacity: CapacityState::default(),
+            placement: Placements::default(),
+            incidents: Vec::new(),
+            incidents_opened: 0,
+            posts: Vec::new(),
+            posts_created: 0,
+            notify_retry_at: None,
+            webhook_gone: None,
+            budget: Budget::default(),
+            warnings: Warnings::default(),
+            seen: BTreeMap::new(),
+            audit: Vec::new(),
+        }
+    }
+
+    /// The JSON form stored by the shells.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serialising plain data with string keys cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<SiteState, StateError> {
+        let probe: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| StateError::Malformed(e.to_string()))?;
+        let schema = probe.get("schema").and_then(|v| v.as_u64()).unwrap_or(0);
+        if schema != u64::from(SCHEMA_VERSION) {
+            return Err(StateError::Schema(schema));
+        }
+        serde_json::from_value(probe).map_err(|e| StateError::Malformed(e.to_string()))
+    }
+
+    /// The open (unresolved) incident, if any.
+    pub fn open_incident(&self) -> Option<&Incident> {
+        self.incidents.iter().find(|i| i.resolved_at.is_none())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    /// The stored document is not valid JSON of the expected shape: do not overwrite it blindly.
+    #[error("state document is malformed: {0}")]
+    Malformed(String),
+    /// Written by another version of the schema.
+    #[error("state document has schema version {0}, this build reads {SCHEMA_VERSION}")]
+    Schema(u64),
+}
+
+/// The site state machine (DESIGN §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Healthy,
+    Suspect,
+    Outage,
+    Recovering,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Healthy => "healthy",
+            Mode::Suspect => "suspect",
+            Mode::Outage => "outage",
+            Mode::Recovering => "recovering",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Up, Down or Unknown. Unknown is never counted as Down.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    Up,
+    Down,
+    #[default]
+    Unknown,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Signals {
+    pub power: PowerSignal,
+    pub heartbeat: HeartbeatSignal,
+    pub probe: ProbeSignal,
+    pub devices: DevicesSignal,
+    pub witness: WitnessSignal,
+    pub scale_set: ScaleSetSignal,
+}
+
+/// Why power counts as critical: go to Outage at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Critical {
+    LowBattery,
+    ForcedShutdown,
+    Shutdown,
+}
+
+impl Critical {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Critical::LowBattery => "low battery",
+            Critical::ForcedShutdown => "forced shutdown (FSD)",
+            Critical::Shutdown => "UPS shutdown",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PowerSignal {
+    pub health: Health,
+    /// Set while on battery with LB, or after FSD / SHUTDOWN.
+    pub critical: Option<Critical>,
+    pub status: UpsStatus,
+    pub last_type: Option<NotifyType>,
+    /// Agent time of the newest event applied (older, reordered events are recorded, not applied).
+    pub event_at: Option<Timestamp>,
+    pub ups: Option<String>,
+    pub battery_charge: Option<f64>,
+    pub battery_runtime_s: Option<u64>,
+    /// Unknown tokens/types seen, kept for display.
+    pub unknown: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HeartbeatSignal {
+    /// When the last heartbeat was received (cloud time).
+    pub received_at: Option<Timestamp>,
+    pub event_at: Option<Timestamp>,
+    pub nodes: Option<NodeCount>,
+    pub api_ok: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProbeSignal {
+    pub last_at: Option<Timestamp>,
+    /// Up: /readyz ok; Down: unreachable or not ready; Unknown: the probe says nothing.
+    pub api: Health,
+    pub failing_since: Option<Timestamp>,
+    pub consecutive_failures: u32,
+    pub nodes: Option<NodeCount>,
+    pub nodes_at: Option<Timestamp>,
+    pub latency_ms: Option<u64>,
+    pub detail: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DevicesSignal {
+    pub health: Health,
+    pub online: Option<u32>,
+    pub total: Option<u32>,
+    pub offline_streak: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WitnessSignal {
+    pub reachable: Option<bool>,
+    pub received_at: Option<Timestamp>,
+    pub target: Option<String>,
+    pub latency_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScaleSetSignal {
+    pub capacity: Option<u32>,
+    pub running: Option<u32>,
+    pub seen_at: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Trouble {
+    pub power_down_since: Option<Timestamp>,
+    pub nodes_missing_since: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CapacityState {
+    /// What the core wants the scale set to ask for.
+    pub desired: u32,
+    pub reason: String,
+    /// The scale set's `sku.capacity` as last read or written; `None` = unknown (re-read first).
+    pub current: Option<u32>,
+    /// Not before this time (429 Retry-After, conflict backoff, failure retry).
+    pub retry_at: Option<Timestamp>,
+    pub conflicts: u32,
+    /// Whether the owner was already told that scaling fails (one ping per failure streak).
+    pub failure_reported: bool,
+    pub writes: u64,
+}
+
+/// Where a tier's workloads are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    #[default]
+    Home,
+    Cloud,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TierPlacement {
+    pub side: Side,
+    pub retry_at: Option<Timestamp>,
+    pub failures: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Placements {
+    pub critical: TierPlacement,
+    pub stateful: TierPlacement,
+}
+
+impl Placements {
+    pub fn get(&self, tier: Tier) -> &TierPlacement {
+        match tier {
+            Tier::Critical => &self.critical,
+            Tier::Stateful => &self.stateful,
+        }
+    }
+    pub fn get_mut(&mut self, tier: Tier) -> &mut TierPlacement {
+        match tier {
+            Tier::Critical => &mut self.critical,
+            Tier::Stateful => &mut self.stateful,
+        }
+    }
+    pub fn any_in_cloud(&self) -> bool {
+        self.critical.side == Side::Cloud || self.stateful.side == Side::Cloud
+    }
+}
+
+/// One incident = one Discord message, created once and edited as the incident evolves.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: String,
+    pub opened_at: Timestamp,
+    pub resolved_at: Option<Timestamp>,
+    pub title: String,
+    pub severity: Severity,
+    pub lines: Vec<String>,
+    /// Bumped at every change; the message is up to date when `delivered == revision`.
+    pub revision: u64,
+    pub delivered: u64,
+    pub message_id: Option<String>,
+}
+
+/// A short separate message (budget alert, failure, warning).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Post {
+    pub key: String,
+    pub created_at: Timestamp,
+    pub title: String,
+    pub severity: Severity,
+    pub lines: Vec<String>,
+    pub ping: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Budget {
+    /// The calendar month (UTC) the spend belongs to.
+    pub period: Option<(i32, u32)>,
+    pub spent_usd: f64,
+    pub accrued_until: Option<Timestamp>,
+    /// Alert thresholds (percent) already announced this month.
+    pub alerted: Vec<u32>,
+    pub capped: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Warnings {
+    /// The cloud cannot reach home while heartbeats arrive (do not burst).
+    pub path_broken_warned_at: Option<Timestamp>,
+    pub path_broken: bool,
+    /// Heartbeats overdue while the probe is fine (the agent is broken).
+    pub agent_broken_warned_at: Option<Timestamp>,
+    pub agent_broken: bool,
+}
+
+/// "Why is capacity 4?" — one line per decision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub at: Timestamp,
+    pub what: String,
+    pub why: String,
+}
