@@ -1,0 +1,344 @@
+// The Azure resources of one hybrid-burst site. No config reading and no clock here:
+// everything comes in as a StackConfig, so the unit tests can build the stack under mocks.
+
+import * as pulumi from "@pulumi/pulumi";
+import * as authorization from "@pulumi/azure-native/authorization";
+import * as compute from "@pulumi/azure-native/compute";
+import * as consumption from "@pulumi/azure-native/consumption";
+import * as network from "@pulumi/azure-native/network";
+import * as resources from "@pulumi/azure-native/resources";
+import * as storage from "@pulumi/azure-native/storage";
+import * as web from "@pulumi/azure-native/web";
+
+import { renderCloudInit } from "./cloudInit";
+import type { StackConfig } from "./config";
+import { POLLING_ACTIONS, SCALE_SET_ACTIONS, STORAGE_BLOB_DATA_OWNER, builtInRoleId } from "./roles";
+import { type AppSetting, buildAppSettings } from "./settings";
+
+export const VNET_PREFIX = "10.1.0.0/16";
+export const SUBNET_PREFIX = "10.1.1.0/24";
+export const STATE_CONTAINER = "burst-state";
+export const PACKAGE_CONTAINER = "app-package";
+export const BUDGET_THRESHOLDS = [50, 80, 100] as const;
+
+/** Ubuntu 22.04 LTS (Gen2) from Canonical's marketplace offer. */
+export const UBUNTU_2204 = {
+    publisher: "Canonical",
+    offer: "0001-com-ubuntu-server-jammy",
+    sku: "22_04-lts-gen2",
+    version: "latest",
+} as const;
+
+export interface Stack {
+    resourceGroup: resources.ResourceGroup;
+    storageAccount: storage.StorageAccount;
+    stateContainer: storage.BlobContainer;
+    packageContainer: storage.BlobContainer;
+    stateUrl: pulumi.Output<string>;
+    vnet: network.VirtualNetwork;
+    nsg: network.NetworkSecurityGroup;
+    subnet: network.Subnet;
+    scaleSet: compute.VirtualMachineScaleSet;
+    plan: web.AppServicePlan;
+    app: web.WebApp;
+    appSettings: AppSetting[];
+    ftpPolicy: web.WebAppFtpAllowed;
+    scmPolicy: web.WebAppScmAllowed;
+    principalId: pulumi.Output<string>;
+    scaleSetRole: authorization.RoleDefinition;
+    scaleSetRoleAssignment: authorization.RoleAssignment;
+    storageRoleAssignment: authorization.RoleAssignment;
+    pollingRoleAssignment: authorization.RoleAssignment | undefined;
+    budget: consumption.Budget;
+}
+
+export function createStack(cfg: StackConfig): Stack {
+    const tags = { ...cfg.tags };
+    const location = cfg.location;
+
+    const resourceGroup = new resources.ResourceGroup(`hybrid-burst-${cfg.siteId}`, { location, tags });
+    const rg = resourceGroup.name;
+
+    // --- state storage: identity-only (no account keys, no anonymous blobs), HTTPS + TLS 1.2.
+    const storageAccount = new storage.StorageAccount("burststate", {
+        resourceGroupName: rg,
+        location,
+        kind: storage.Kind.StorageV2,
+        sku: { name: storage.SkuName.Standard_LRS },
+        accessTier: storage.AccessTier.Hot,
+        enableHttpsTrafficOnly: true,
+        minimumTlsVersion: storage.MinimumTlsVersion.TLS1_2,
+        allowBlobPublicAccess: false,
+        allowSharedKeyAccess: false,
+        defaultToOAuthAuthentication: true,
+        allowCrossTenantReplication: false,
+        tags,
+    });
+    const containerArgs = { resourceGroupName: rg, accountName: storageAccount.name, publicAccess: storage.PublicAccess.None };
+    const stateContainer = new storage.BlobContainer("state", { ...containerArgs, containerName: STATE_CONTAINER });
+    const packageContainer = new storage.BlobContainer("app-package", { ...containerArgs, containerName: PACKAGE_CONTAINER });
+    const blobEndpoint = storageAccount.primaryEndpoints.apply((e) => e.blob);
+    const stateUrl = pulumi.interpolate`${blobEndpoint}${stateContainer.name}`;
+    const packageUrl = pulumi.interpolate`${blobEndpoint}${packageContainer.name}`;
+
+    // --- network for the Spot nodes: no inbound from the internet (admin access is Tailscale).
+    const vnet = new network.VirtualNetwork("burst", {
+        resourceGroupName: rg,
+        location,
+        addressSpace: { addressPrefixes: [VNET_PREFIX] },
+        tags,
+    });
+    const nsg = new network.NetworkSecurityGroup("burst-nodes", {
+        resourceGroupName: rg,
+        location,
+        securityRules: [
+            {
+                // Explicit, so that an allow rule added later by hand is visibly an exception.
+                name: "deny-internet-inbound",
+                priority: 4000,
+                direction: network.SecurityRuleDirection.Inbound,
+                access: network.SecurityRuleAccess.Deny,
+                protocol: network.SecurityRuleProtocol.Asterisk,
+                sourceAddressPrefix: "Internet",
+                sourcePortRange: "*",
+                destinationAddressPrefix: "*",
+                destinationPortRange: "*",
+            },
+        ],
+        tags,
+    });
+    const subnet = new network.Subnet("burst-nodes", {
+        resourceGroupName: rg,
+        virtualNetworkName: vnet.name,
+        addressPrefix: SUBNET_PREFIX,
+        networkSecurityGroup: { id: nsg.id },
+        // Outbound goes through each node's own Standard public IP (see nodePublicIp), not
+        // Azure's retiring implicit default outbound access.
+        defaultOutboundAccess: false,
+    });
+
+    // --- the Spot scale set; capacity is the function's to change, never Pulumi's.
+    const customData = pulumi
+        .all([cfg.nodeTailscaleAuthKey, cfg.nodeJoinScript ?? pulumi.output(undefined)])
+        .apply(([authKey, join]) =>
+            Buffer.from(
+                renderCloudInit({ siteId: cfg.siteId, tailscaleAuthKey: authKey, tailscaleTags: cfg.nodeTailscaleTags, joinScript: join }),
+                "utf8",
+            ).toString("base64"),
+        );
+    const scaleSet = new compute.VirtualMachineScaleSet(
+        "burst-nodes",
+        {
+            resourceGroupName: rg,
+            location,
+            orchestrationMode: compute.OrchestrationMode.Uniform,
+            sku: { name: cfg.vmSize, tier: "Standard", capacity: 0 },
+            // Overprovisioned extra VMs would run cloud-init and join the tailnet before
+            // being deleted: ghost nodes. One VM per unit of capacity.
+            overprovision: false,
+            upgradePolicy: { mode: compute.UpgradeMode.Manual },
+            virtualMachineProfile: {
+                priority: compute.VirtualMachinePriorityTypes.Spot,
+                evictionPolicy: compute.VirtualMachineEvictionPolicyTypes.Delete,
+                billingProfile: { maxPrice: cfg.pricePerNodeHour },
+                osProfile: {
+                    computerNamePrefix: "burst",
+                    adminUsername: cfg.adminUsername,
+                    customData: pulumi.secret(customData),
+                    linuxConfiguration: {
+                        disablePasswordAuthentication: true,
+                        provisionVMAgent: true,
+                        ssh: {
+                            publicKeys: [{ path: `/home/${cfg.adminUsername}/.ssh/authorized_keys`, keyData: cfg.sshPublicKey }],
+                        },
+                    },
+                },
+                storageProfile: {
+                    imageReference: { ...UBUNTU_2204 },
+                    // Ephemeral OS disk on the VM's cache: no disk to pay for or leak; Spot
+                    // with an ephemeral OS disk requires eviction policy Delete (which we want).
+                    osDisk: {
+                        createOption: compute.DiskCreateOptionTypes.FromImage,
+                        caching: compute.CachingTypes.ReadOnly,
+                        diffDiskSettings: { option: compute.DiffDiskOptions.Local, placement: compute.DiffDiskPlacement.CacheDisk },
+                        managedDisk: { storageAccountType: compute.StorageAccountTypes.Standard_LRS },
+                    },
+                },
+                networkProfile: {
+                    networkInterfaceConfigurations: [
+                        {
+                            name: "nic",
+                            primary: true,
+                            enableAcceleratedNetworking: true,
+                            ipConfigurations: [
+                                {
+                                    name: "ipv4",
+                                    primary: true,
+                                    subnet: { id: subnet.id },
+                                    publicIPAddressConfiguration: cfg.nodePublicIp
+                                        ? {
+                                              name: "pip",
+                                              sku: { name: compute.PublicIPAddressSkuName.Standard, tier: compute.PublicIPAddressSkuTier.Regional },
+                                              idleTimeoutInMinutes: 15,
+                                              deleteOption: compute.DeleteOptions.Delete,
+                                          }
+                                        : undefined,
+                                },
+                            ],
+                        },
+                    ],
+                },
+            },
+            tags,
+        },
+        { ignoreChanges: ["sku.capacity"] },
+    );
+
+    // --- the function app: Flex Consumption, custom handler, system-assigned identity.
+    const plan = new web.AppServicePlan("burst-functions", {
+        resourceGroupName: rg,
+        location,
+        kind: "functionapp",
+        reserved: true, // Linux
+        sku: { name: "FC1", tier: "FlexConsumption" },
+        tags,
+    });
+    const appSettings = buildAppSettings(cfg.settings, { stateContainerUrl: stateUrl, scaleSetId: scaleSet.id }, storageAccount.name);
+    const app = new web.WebApp("burst-functions", {
+        resourceGroupName: rg,
+        location,
+        kind: "functionapp,linux",
+        serverFarmId: plan.id,
+        httpsOnly: true,
+        clientCertEnabled: false,
+        identity: { type: web.ManagedServiceIdentityType.SystemAssigned },
+        siteConfig: {
+            appSettings,
+            ftpsState: web.FtpsState.Disabled,
+            minTlsVersion: web.SupportedTlsVersions.SupportedTlsVersions_1_2,
+            scmMinTlsVersion: web.SupportedTlsVersions.SupportedTlsVersions_1_2,
+            http20Enabled: true,
+        },
+        functionAppConfig: {
+            // Flex Consumption's form of FUNCTIONS_WORKER_RUNTIME=custom.
+            runtime: { name: web.RuntimeName.Custom, version: cfg.functionRuntimeVersion },
+            deployment: {
+                storage: {
+                    type: web.FunctionsDeploymentStorageType.BlobContainer,
+                    value: packageUrl,
+                    authentication: { type: web.AuthenticationType.SystemAssignedIdentity },
+                },
+            },
+            scaleAndConcurrency: {
+                instanceMemoryMB: cfg.functionInstanceMemoryMb,
+                maximumInstanceCount: cfg.functionMaxInstances,
+            },
+        },
+        tags,
+    });
+    // No username/password publishing: deployments authenticate with Entra ID.
+    const ftpPolicy = new web.WebAppFtpAllowed("burst-functions-ftp", { resourceGroupName: rg, name: app.name, allow: false });
+    const scmPolicy = new web.WebAppScmAllowed("burst-functions-scm", { resourceGroupName: rg, name: app.name, allow: false });
+
+    const principalId = app.identity.apply((i) => {
+        if (!i?.principalId) throw new Error("function app has no system-assigned identity principalId");
+        return i.principalId;
+    });
+
+    // --- least privilege: the scale set only.
+    const scaleSetRole = new authorization.RoleDefinition("burst-scale-set-operator", {
+        scope: resourceGroup.id,
+        roleName: pulumi.interpolate`hybrid-burst scale set operator (${rg})`,
+        description: "Read a hybrid-burst Spot scale set and write its capacity. Assigned at the scale set's scope only.",
+        roleType: "CustomRole",
+        permissions: [{ actions: [...SCALE_SET_ACTIONS], notActions: [], dataActions: [], notDataActions: [] }],
+        // Custom roles can be assignable at resource-group level at the finest; the
+        // assignment below is what narrows it to the scale set.
+        assignableScopes: [resourceGroup.id],
+    });
+    const scaleSetRoleAssignment = new authorization.RoleAssignment("burst-functions-scale-set", {
+        scope: scaleSet.id,
+        roleDefinitionId: scaleSetRole.id,
+        principalId,
+        principalType: authorization.PrincipalType.ServicePrincipal,
+        description: "hybrid-burst functions: read and resize the Spot scale set",
+    });
+
+    const client = authorization.getClientConfigOutput();
+    const storageRoleAssignment = new authorization.RoleAssignment("burst-functions-storage", {
+        scope: storageAccount.id,
+        roleDefinitionId: client.subscriptionId.apply((sub) => builtInRoleId(sub, STORAGE_BLOB_DATA_OWNER)),
+        principalId,
+        principalType: authorization.PrincipalType.ServicePrincipal,
+        description: "hybrid-burst functions: host storage (identity-based AzureWebJobsStorage), app package and state blobs",
+    });
+
+    let pollingRoleAssignment: authorization.RoleAssignment | undefined;
+    if (cfg.allowAsyncOperationPolling) {
+        const pollingRole = new authorization.RoleDefinition("burst-operation-reader", {
+            scope: resourceGroup.id,
+            roleName: pulumi.interpolate`hybrid-burst operation status reader (${rg})`,
+            description: "Read the status of Compute long-running operations (Azure-AsyncOperation polling).",
+            roleType: "CustomRole",
+            permissions: [{ actions: [...POLLING_ACTIONS], notActions: [], dataActions: [], notDataActions: [] }],
+            assignableScopes: [resourceGroup.id],
+        });
+        pollingRoleAssignment = new authorization.RoleAssignment("burst-functions-operation-reader", {
+            scope: resourceGroup.id,
+            roleDefinitionId: pollingRole.id,
+            principalId,
+            principalType: authorization.PrincipalType.ServicePrincipal,
+            description: "hybrid-burst functions: poll Compute operation status",
+        });
+    }
+
+    // --- the backstop: Azure's own budget on the resource group.
+    const budget = new consumption.Budget(
+        "burst-monthly",
+        {
+            scope: resourceGroup.id,
+            amount: cfg.monthlyBudgetUsd,
+            category: consumption.CategoryType.Cost,
+            timeGrain: consumption.TimeGrainType.Monthly,
+            timePeriod: { startDate: cfg.budgetStartDate },
+            notifications: Object.fromEntries(
+                BUDGET_THRESHOLDS.map((t) => [
+                    `actual-${t}-percent`,
+                    {
+                        enabled: true,
+                        operator: consumption.OperatorType.GreaterThanOrEqualTo,
+                        threshold: t,
+                        thresholdType: consumption.ThresholdType.Actual,
+                        contactEmails: [...cfg.budgetAlertEmails],
+                        contactRoles: ["Owner"],
+                    },
+                ]),
+            ),
+        },
+        // The start month is fixed at creation; a later `pulumi up` must not move it.
+        { ignoreChanges: ["timePeriod"] },
+    );
+
+    return {
+        resourceGroup,
+        storageAccount,
+        stateContainer,
+        packageContainer,
+        stateUrl,
+        vnet,
+        nsg,
+        subnet,
+        scaleSet,
+        plan,
+        app,
+        appSettings,
+        ftpPolicy,
+        scmPolicy,
+        principalId,
+        scaleSetRole,
+        scaleSetRoleAssignment,
+        storageRoleAssignment,
+        pollingRoleAssignment,
+        budget,
+    };
+}
