@@ -13,6 +13,8 @@ pub struct Assessment {
     pub critical: Option<Critical>,
     /// The pull probe fails (unreachable or not ready).
     pub probe_failing: bool,
+    /// ... for at least `silence_min_probes` probes in a row (enough to count as an observer).
+    pub probe_confident: bool,
     /// No heartbeat for longer than the timeout (never received = not overdue: Unknown).
     pub heartbeats_overdue: bool,
     /// Both paths silent: the probe fails and heartbeats are overdue.
@@ -47,7 +49,7 @@ impl Assessment {
     /// Independent observers that say home is down, by name (for the quorum rule and reasons).
     pub fn observers_down(&self) -> Vec<&'static str> {
         let mut v = Vec::new();
-        if self.probe_failing {
+        if self.probe_confident {
             v.push("cloud probe");
         }
         if self.heartbeats_overdue {
@@ -85,6 +87,8 @@ fn fresh(at: Option<Timestamp>, now: Timestamp, ttl_s: u64) -> bool {
 pub fn assess(state: &SiteState, now: Timestamp, policy: &Policy) -> Assessment {
     let s = &state.signals;
     let probe_failing = s.probe.api == Health::Down && s.probe.consecutive_failures > 0;
+    let probe_confident =
+        probe_failing && s.probe.consecutive_failures >= policy.silence_min_probes;
     let hb_deadline = s
         .heartbeat
         .received_at
@@ -124,6 +128,7 @@ pub fn assess(state: &SiteState, now: Timestamp, policy: &Policy) -> Assessment 
         power: s.power.health,
         critical: s.power.critical,
         probe_failing,
+        probe_confident,
         heartbeats_overdue,
         home_unreachable,
         silent_since,
@@ -133,7 +138,21 @@ pub fn assess(state: &SiteState, now: Timestamp, policy: &Policy) -> Assessment 
         witness_down,
         witness_up,
         devices_down: s.devices.health == Health::Down,
-        path_broken: probe_failing && hb_fresh,
-        agent_broken: heartbeats_overdue && s.probe.api == Health::Up,
+        // Heartbeats must keep arriving after the probe started failing; one sent before
+        // is no proof that home still talks.
+        path_broken: probe_failing
+            && hb_fresh
+            && matches!(
+                (s.heartbeat.received_at, s.probe.failing_since),
+                (Some(hb), Some(fail)) if hb > fail
+            ),
+        // The probe must have been fine for a whole heartbeat timeout: right after home comes
+        // back, the first heartbeat is simply not due yet.
+        agent_broken: heartbeats_overdue
+            && s.probe.api == Health::Up
+            && s
+                .probe
+                .up_since
+                .is_some_and(|t| now.elapsed_at_least(t, policy.heartbeat_timeout_s)),
     }
 }

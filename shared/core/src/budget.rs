@@ -45,6 +45,9 @@ pub fn accrue(budget: &mut Budget, nodes: u32, now: Timestamp, policy: &Policy) 
 }
 
 /// The most nodes the remaining budget pays for over the projection horizon; `None` = no cap.
+///
+/// While any budget is left, at least one node may run: the last of the budget is spent on one
+/// node rather than left unused, and the cap drops to 0 once it is gone (the 100 % alert).
 pub fn cap(budget: &Budget, policy: &Policy) -> Option<u32> {
     let total = policy.monthly_budget_usd?;
     let per_node = policy.price_per_node_hour_usd * policy.budget_horizon_s as f64 / 3600.0;
@@ -55,7 +58,7 @@ pub fn cap(budget: &Budget, policy: &Policy) -> Option<u32> {
     if remaining <= 0.0 {
         return Some(0);
     }
-    let n = (remaining / per_node).floor();
+    let n = (remaining / per_node).floor().max(1.0);
     Some(if n >= f64::from(u32::MAX) {
         u32::MAX
     } else {
@@ -106,8 +109,10 @@ mod tests {
         let mut b = Budget::default();
         // 3 USD / (0.05 × 6 h) = 10 nodes
         assert_eq!(cap(&b, &policy), Some(10));
-        b.spent_usd = 2.7;
-        assert_eq!(cap(&b, &policy), Some(1));
+        b.spent_usd = 2.1;
+        assert_eq!(cap(&b, &policy), Some(3));
+        b.spent_usd = 2.9;
+        assert_eq!(cap(&b, &policy), Some(1), "the last cents still run one node");
         b.spent_usd = 3.5;
         assert_eq!(cap(&b, &policy), Some(0));
         assert_eq!(new_alerts(&b, &policy), vec![50, 80, 100]);

@@ -113,6 +113,7 @@ mod tests {
             power,
             critical: None,
             probe_failing: unreachable,
+            probe_confident: unreachable,
             heartbeats_overdue: unreachable,
             home_unreachable: unreachable,
             silent_since: None,

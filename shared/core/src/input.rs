@@ -29,13 +29,15 @@ pub enum Input {
 }
 
 impl Input {
-    /// The key under which a repeat of this input is recognised (and ignored).
-    pub fn dedupe_key(&self) -> Option<String> {
+    /// The key under which a repeat of this input is recognised (and ignored), and whether the
+    /// input is a periodic snapshot (remembered briefly: a late copy of an old snapshot is
+    /// already ignored because a newer one was applied).
+    pub fn dedupe_key(&self) -> Option<(String, bool)> {
         match self {
-            Input::Ups(e) => Some(format!("ups:{}", e.id)),
-            Input::Heartbeat(h) => Some(format!("hb:{}", h.id)),
-            Input::Witness(w) => Some(format!("witness:{}", w.id)),
-            Input::Tailscale(t) => Some(format!("ts:{}", t.hash)),
+            Input::Ups(e) => Some((format!("ups:{}", e.id), false)),
+            Input::Heartbeat(h) => Some((format!("hb:{}", h.id), true)),
+            Input::Witness(w) => Some((format!("witness:{}", w.id), true)),
+            Input::Tailscale(t) => Some((format!("ts:{}", t.hash), false)),
             Input::Probe(_) | Input::Outcome(_) | Input::Tick => None,
         }
     }

@@ -7,7 +7,7 @@ use crate::action::{Action, Direction, Severity, Tier};
 use crate::assess::{Assessment, assess};
 use crate::input::{Input, MigrateResult, Outcome, ScaleResult, ScaleSetProbe, TailscaleEvent};
 use crate::policy::Policy;
-use crate::state::{Health, Mode, Side, SiteState};
+use crate::state::{Health, Mode, Side, SiteState, busy};
 use crate::time::{Timestamp, human_secs};
 use crate::{audit, budget, capacity, dedupe, incident, mode, signals};
 
@@ -28,7 +28,7 @@ const WARNING_REPEAT_S: u64 = 6 * 3600;
 /// Advances the site by one input at time `now`. Pure: same arguments, same result.
 pub fn step(mut state: SiteState, input: &Input, now: Timestamp, policy: &Policy) -> Step {
     let key = input.dedupe_key();
-    if let Some(k) = &key
+    if let Some((k, _)) = &key
         && dedupe::seen(&state, k, now)
     {
         // A duplicate changes nothing at all.
@@ -42,14 +42,13 @@ pub fn step(mut state: SiteState, input: &Input, now: Timestamp, policy: &Policy
     let now = now.max(state.clock);
     state.clock = now;
     dedupe::expire(&mut state, now);
-    if let Some(k) = &key {
-        dedupe::remember(
-            &mut state,
-            k,
-            now.plus_secs(policy.dedupe_ttl_s),
-            now,
-            policy,
-        );
+    if let Some((k, snapshot)) = &key {
+        let ttl = if *snapshot {
+            policy.snapshot_dedupe_ttl_s
+        } else {
+            policy.dedupe_ttl_s
+        };
+        dedupe::remember(&mut state, k, now.plus_secs(ttl), now, policy);
     }
     let charged = state.capacity.current.unwrap_or(state.capacity.desired);
     budget::accrue(&mut state.budget, charged, now, policy);
@@ -67,7 +66,10 @@ pub fn step(mut state: SiteState, input: &Input, now: Timestamp, policy: &Policy
         actions.push(act);
     }
     actions.extend(plan_migrations(&mut state, &a, now, policy));
-    if let Some(n) = incident::next(&state, now) {
+    if !busy(state.in_flight.notify, now, policy.action_timeout_s)
+        && let Some(n) = incident::next(&state, now)
+    {
+        state.in_flight.notify = Some(now);
         actions.push(Action::Notify(n));
     }
     let next_wake = next_wake(&state, now, policy);
@@ -81,7 +83,16 @@ pub fn step(mut state: SiteState, input: &Input, now: Timestamp, policy: &Policy
 fn observe(state: &mut SiteState, input: &Input, now: Timestamp, policy: &Policy) {
     match input {
         Input::Ups(e) => {
-            if !signals::apply_ups(&mut state.signals.power, e) {
+            if signals::apply_ups(&mut state.signals.power, e) {
+                let mut text = format!("UPS {}", e.notify);
+                if !e.status.is_empty() {
+                    text.push_str(&format!(" [{}]", e.status));
+                }
+                if let Some(c) = e.battery_charge {
+                    text.push_str(&format!(", battery {c:.0} %"));
+                }
+                incident::update(state, now, &text, None, policy);
+            } else {
                 audit::record(
                     state,
                     now,
@@ -161,9 +172,11 @@ fn tailscale_event(state: &mut SiteState, t: &TailscaleEvent, now: Timestamp, po
 fn outcome(state: &mut SiteState, o: &Outcome, now: Timestamp, policy: &Policy) {
     match o {
         Outcome::Scale { requested, result } => {
+            state.in_flight.scale = None;
             scale_outcome(state, *requested, result, now, policy)
         }
         Outcome::Notify { key, result } => {
+            state.in_flight.notify = None;
             let text = incident::apply_outcome(state, key, result, now, policy);
             audit::record(state, now, "notification", text, policy);
         }
@@ -171,7 +184,10 @@ fn outcome(state: &mut SiteState, o: &Outcome, now: Timestamp, policy: &Policy) 
             tier,
             direction,
             result,
-        } => migrate_outcome(state, *tier, *direction, result, now, policy),
+        } => {
+            *state.in_flight.migrate_mut(*tier) = None;
+            migrate_outcome(state, *tier, *direction, result, now, policy)
+        }
     }
 }
 
@@ -183,6 +199,7 @@ fn scale_outcome(
     policy: &Policy,
 ) {
     let cap = &mut state.capacity;
+    let before = cap.current;
     let (what, why, failed) = match result {
         ScaleResult::Accepted { capacity, running } => {
             cap.current = Some(*capacity);
@@ -243,6 +260,16 @@ fn scale_outcome(
             )
         }
     };
+    match result {
+        ScaleResult::Accepted { capacity, .. } if before != Some(*capacity) => {
+            let text = format!("scale set now asks for {capacity} node(s)");
+            incident::update(state, now, &text, None, policy);
+        }
+        ScaleResult::Throttled { .. } | ScaleResult::Conflict { .. } => {
+            incident::update(state, now, &format!("{what}: {why}"), None, policy);
+        }
+        _ => {}
+    }
     if failed && !state.capacity.failure_reported {
         state.capacity.failure_reported = true;
         incident::post(
@@ -502,9 +529,13 @@ fn plan_capacity(
     let cap = &state.capacity;
     let in_sync = cap.current == Some(cap.desired);
     let waiting = cap.retry_at.is_some_and(|t| now < t);
-    (!in_sync && !waiting).then(|| Action::SetCapacity {
-        capacity: cap.desired,
-        reason: cap.reason.clone(),
+    if in_sync || waiting || busy(state.in_flight.scale, now, policy.action_timeout_s) {
+        return None;
+    }
+    state.in_flight.scale = Some(now);
+    Some(Action::SetCapacity {
+        capacity: state.capacity.desired,
+        reason: state.capacity.reason.clone(),
     })
 }
 
@@ -530,9 +561,13 @@ fn plan_migrations(
     for tier in Tier::ALL {
         let want = wanted_side(state, tier, a);
         let place = state.placement.get(tier);
-        if want == place.side || place.retry_at.is_some_and(|t| now < t) {
+        if want == place.side
+            || place.retry_at.is_some_and(|t| now < t)
+            || busy(state.in_flight.migrate(tier), now, policy.action_timeout_s)
+        {
             continue;
         }
+        *state.in_flight.migrate_mut(tier) = Some(now);
         let (direction, reason) = match want {
             Side::Cloud => (
                 Direction::ToCloud,
@@ -567,6 +602,13 @@ pub fn next_wake(state: &SiteState, now: Timestamp, policy: &Policy) -> Option<T
     let a = assess(state, now, policy);
     let mut due: Vec<Timestamp> = Vec::new();
     due.extend(mode::deadline(state, &a, policy));
+    let inf = &state.in_flight;
+    for since in [inf.scale, inf.notify, inf.critical, inf.stateful]
+        .into_iter()
+        .flatten()
+    {
+        due.push(since.plus_secs(policy.action_timeout_s));
+    }
     if let Some(t) = state.signals.heartbeat.received_at {
         due.push(t.plus_secs(policy.heartbeat_timeout_s).plus_millis(1));
     }

@@ -43,12 +43,19 @@ pub struct Policy {
 
     /// Wait this long after a scale conflict before re-reading (doubles per conflict).
     pub conflict_backoff_s: u64,
+    /// An action whose outcome has not come back after this long is issued again (the shell
+    /// crashed or timed out; Azure's function timeout is 5 min on Consumption).
+    pub action_timeout_s: u64,
     /// Retry a failed scale write / migration after this long.
     pub action_retry_s: u64,
     /// Retry a failed notification after this long (429s use the server's `retry_after`).
     pub notify_retry_s: u64,
-    /// Remember seen event ids this long (replays older than this are refused by JWT `exp`).
+    /// Remember UPS event ids and webhook hashes this long (a spooled event may be re-sent
+    /// hours later when its first delivery's answer was lost).
     pub dedupe_ttl_s: u64,
+    /// Remember heartbeat and witness ids this long (periodic snapshots; older ones are ignored
+    /// by time anyway).
+    pub snapshot_dedupe_ttl_s: u64,
     /// At most this many remembered ids (oldest forgotten first).
     pub dedupe_max: usize,
     /// Audit entries kept in the state document.
@@ -77,9 +84,11 @@ impl Default for Policy {
             price_per_node_hour_usd: 0.05,
             budget_horizon_s: 6 * 3600,
             conflict_backoff_s: 15,
+            action_timeout_s: 300,
             action_retry_s: 60,
             notify_retry_s: 60,
             dedupe_ttl_s: 24 * 3600,
+            snapshot_dedupe_ttl_s: 600,
             dedupe_max: 2048,
             audit_max: 64,
             incident_lines_max: 20,

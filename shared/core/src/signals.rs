@@ -82,10 +82,11 @@ fn note_unknown(power: &mut PowerSignal, token: &str) {
 
 pub fn apply_heartbeat(signals: &mut Signals, hb: &Heartbeat, now: Timestamp) {
     let newer = signals.heartbeat.event_at.is_none_or(|seen| hb.at >= seen);
-    signals.heartbeat.received_at = Some(now);
     if !newer {
+        // A late copy of an old snapshot says nothing new.
         return;
     }
+    signals.heartbeat.received_at = Some(now);
     signals.heartbeat.event_at = Some(hb.at);
     signals.heartbeat.api_ok = hb.api_ok;
     signals.heartbeat.nodes = (hb.nodes_total > 0).then_some(NodeCount {
@@ -108,6 +109,10 @@ pub fn apply_heartbeat(signals: &mut Signals, hb: &Heartbeat, now: Timestamp) {
 }
 
 pub fn apply_witness(signals: &mut Signals, w: &WitnessReport, now: Timestamp) {
+    if signals.witness.event_at.is_some_and(|seen| w.at < seen) {
+        return;
+    }
+    signals.witness.event_at = Some(w.at);
     signals.witness.reachable = Some(w.reachable);
     signals.witness.received_at = Some(now);
     signals.witness.target = Some(w.target.clone());
@@ -120,6 +125,7 @@ pub fn apply_probe(signals: &mut Signals, report: &ProbeReport, now: Timestamp, 
     match &report.home_api {
         ApiProbe::Ready { latency_ms, nodes } => {
             probe.api = Health::Up;
+            probe.up_since.get_or_insert(now);
             probe.failing_since = None;
             probe.consecutive_failures = 0;
             probe.latency_ms = Some(*latency_ms);
@@ -136,6 +142,7 @@ pub fn apply_probe(signals: &mut Signals, report: &ProbeReport, now: Timestamp, 
         }
         ApiProbe::NotReady { detail } | ApiProbe::Unreachable { detail } => {
             probe.api = Health::Down;
+            probe.up_since = None;
             probe.failing_since.get_or_insert(now);
             probe.consecutive_failures = probe.consecutive_failures.saturating_add(1);
             probe.latency_ms = None;
@@ -144,6 +151,7 @@ pub fn apply_probe(signals: &mut Signals, report: &ProbeReport, now: Timestamp, 
         ApiProbe::Unknown { detail } => {
             // Says nothing about home: keep the failure streak as it was.
             probe.api = Health::Unknown;
+            probe.up_since = None;
             probe.detail = Some(detail.clone());
         }
     }

@@ -32,6 +32,8 @@ pub struct SiteState {
     pub posts: Vec<Post>,
     pub posts_created: u64,
     pub notify_retry_at: Option<Timestamp>,
+    /// Actions handed to the shell whose outcome has not come back yet.
+    pub in_flight: InFlight,
     /// Set when Discord said the webhook is gone (401/404); shown by `status`.
     pub webhook_gone: Option<String>,
     pub budget: Budget,
@@ -58,6 +60,7 @@ impl SiteState {
             posts: Vec::new(),
             posts_created: 0,
             notify_retry_at: None,
+            in_flight: InFlight::default(),
             webhook_gone: None,
             budget: Budget::default(),
             warnings: Warnings::default(),
@@ -192,6 +195,8 @@ pub struct HeartbeatSignal {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProbeSignal {
     pub last_at: Option<Timestamp>,
+    /// Since when the home API has answered ready without a break.
+    pub up_since: Option<Timestamp>,
     /// Up: /readyz ok; Down: unreachable or not ready; Unknown: the probe says nothing.
     pub api: Health,
     pub failing_since: Option<Timestamp>,
@@ -214,6 +219,7 @@ pub struct DevicesSignal {
 pub struct WitnessSignal {
     pub reachable: Option<bool>,
     pub received_at: Option<Timestamp>,
+    pub event_at: Option<Timestamp>,
     pub target: Option<String>,
     pub latency_ms: Option<u64>,
 }
@@ -223,6 +229,36 @@ pub struct ScaleSetSignal {
     pub capacity: Option<u32>,
     pub running: Option<u32>,
     pub seen_at: Option<Timestamp>,
+}
+
+/// When each kind of action was last handed out without an outcome yet. Not re-issued while in
+/// flight; re-issued after `action_timeout_s` (the shell crashed or lost the outcome).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct InFlight {
+    pub scale: Option<Timestamp>,
+    pub notify: Option<Timestamp>,
+    pub critical: Option<Timestamp>,
+    pub stateful: Option<Timestamp>,
+}
+
+impl InFlight {
+    pub fn migrate_mut(&mut self, tier: Tier) -> &mut Option<Timestamp> {
+        match tier {
+            Tier::Critical => &mut self.critical,
+            Tier::Stateful => &mut self.stateful,
+        }
+    }
+    pub fn migrate(&self, tier: Tier) -> Option<Timestamp> {
+        match tier {
+            Tier::Critical => self.critical,
+            Tier::Stateful => self.stateful,
+        }
+    }
+}
+
+/// Whether an action handed out at `since` still counts as in flight at `now`.
+pub fn busy(since: Option<Timestamp>, now: Timestamp, timeout_s: u64) -> bool {
+    since.is_some_and(|t| !now.elapsed_at_least(t, timeout_s))
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,188 @@
+//! The simulated home for virtual drills: power, network, cluster, the agent and its spool.
+//! It produces what the real home would send or show: UPS events, heartbeats, witness reports
+//! and what a probe from the cloud would see.
+
+use crate::scenario::{Event, StopResume, UpDown, World};
+use burst_core::{
+    ApiProbe, DevicesProbe, Heartbeat, NodeCount, NotifyType, ProbeReport, ScaleSetProbe,
+    Timestamp, UpsEvent, UpsStatus, WitnessReport,
+};
+use std::collections::VecDeque;
+
+#[derive(Debug)]
+pub struct Home {
+    site: String,
+    dark: bool,
+    internet: bool,
+    cloud_path: bool,
+    api: bool,
+    nodes_ready: u32,
+    nodes_total: u32,
+    heartbeats: bool,
+    devices_online: u32,
+    devices_total: u32,
+    ups_status: String,
+    /// Events the agent could not deliver yet (crash-safe on disk in the real agent).
+    spool: VecDeque<UpsEvent>,
+    seq: u64,
+}
+
+/// The status a real UPS would report with a notify type, when the scenario does not say.
+pub fn default_status(notify: &NotifyType, current: &str) -> String {
+    match notify {
+        NotifyType::OnBatt => "OB DISCHRG".into(),
+        NotifyType::LowBatt => "OB DISCHRG LB".into(),
+        NotifyType::Online => "OL CHRG".into(),
+        NotifyType::Fsd | NotifyType::Shutdown => "FSD OB DISCHRG LB".into(),
+        NotifyType::CommBad | NotifyType::NoComm => String::new(),
+        _ => current.into(),
+    }
+}
+
+impl Home {
+    pub fn new(world: &World) -> Home {
+        Home {
+            site: world.site.clone(),
+            dark: false,
+            internet: true,
+            cloud_path: true,
+            api: true,
+            nodes_ready: world.nodes_total,
+            nodes_total: world.nodes_total,
+            heartbeats: true,
+            devices_online: world.devices_total,
+            devices_total: world.devices_total,
+            ups_status: "OL".into(),
+            spool: VecDeque::new(),
+            seq: 0,
+        }
+    }
+
+    fn next_id(&mut self, kind: &str) -> String {
+        self.seq += 1;
+        format!("{}-{kind}-{}", self.site, self.seq)
+    }
+
+    /// The agent can reach the cloud.
+    fn online(&self) -> bool {
+        !self.dark && self.internet
+    }
+
+    /// Applies the home-side parts of a timeline event; returns a UPS event if one fired.
+    pub fn apply(&mut self, e: &Event, now: Timestamp) -> Option<UpsEvent> {
+        if let Some(h) = e.home {
+            self.dark = h == UpDown::Down;
+        }
+        if let Some(i) = e.internet {
+            self.internet = i == UpDown::Up;
+        }
+        if let Some(c) = e.cloud_path {
+            self.cloud_path = c == UpDown::Up;
+        }
+        if let Some(a) = e.home_api {
+            self.api = a == UpDown::Up;
+        }
+        if let Some(n) = e.nodes_ready {
+            self.nodes_ready = n;
+        }
+        if let Some(h) = e.heartbeats {
+            self.heartbeats = h == StopResume::Resume;
+        }
+        if let Some(d) = e.devices_online {
+            self.devices_online = d.min(self.devices_total);
+        }
+        let notify = NotifyType::parse(e.ups.as_deref()?);
+        let status = e
+            .status
+            .clone()
+            .unwrap_or_else(|| default_status(&notify, &self.ups_status));
+        if !matches!(notify, NotifyType::CommBad | NotifyType::NoComm) && !status.is_empty() {
+            self.ups_status = status.clone();
+        }
+        Some(UpsEvent {
+            id: self.next_id("ups"),
+            at: now,
+            ups: "ups@home".into(),
+            notify,
+            status: UpsStatus::parse(&status),
+            battery_charge: e.charge,
+            battery_runtime_s: e.runtime,
+        })
+    }
+
+    /// The agent's NOTIFYCMD: queue the event, then deliver the spool in order if it can.
+    pub fn send_ups(&mut self, event: UpsEvent) -> Vec<UpsEvent> {
+        self.spool.push_back(event);
+        self.flush()
+    }
+
+    /// Delivers spooled events, oldest first, when the cloud is reachable.
+    pub fn flush(&mut self) -> Vec<UpsEvent> {
+        if self.online() {
+            self.spool.drain(..).collect()
+        } else {
+            Vec::new()
+        }
+    }
+
+    pub fn spooled(&self) -> usize {
+        self.spool.len()
+    }
+
+    /// A heartbeat, if the agent is alive and can reach the cloud.
+    pub fn heartbeat(&mut self, now: Timestamp) -> Option<Heartbeat> {
+        if !self.online() || !self.heartbeats {
+            return None;
+        }
+        Some(Heartbeat {
+            id: self.next_id("hb"),
+            at: now,
+            nodes_ready: if self.api { self.nodes_ready } else { 0 },
+            nodes_total: self.nodes_total,
+            ups_status: Some(UpsStatus::parse(&self.ups_status)),
+            api_ok: self.api,
+        })
+    }
+
+    /// What the witness in a third place sees.
+    pub fn witness(&mut self, now: Timestamp) -> WitnessReport {
+        WitnessReport {
+            id: self.next_id("witness"),
+            at: now,
+            target: "https://home.example:6443/readyz".into(),
+            reachable: self.online(),
+            latency_ms: self.online().then_some(25),
+        }
+    }
+
+    /// What the cloud's timer probe sees of home (the scale set is added by the caller).
+    pub fn probe(&self, scale_set: ScaleSetProbe) -> ProbeReport {
+        let home_api = if !self.online() || !self.cloud_path {
+            ApiProbe::Unreachable {
+                detail: "connect timeout".into(),
+            }
+        } else if !self.api {
+            ApiProbe::NotReady {
+                detail: "readyz: 500".into(),
+            }
+        } else {
+            ApiProbe::Ready {
+                latency_ms: 12,
+                nodes: Some(NodeCount {
+                    ready: self.nodes_ready,
+                    total: self.nodes_total,
+                }),
+            }
+        };
+        // Tailscale's control plane sees home devices only while home has power and internet.
+        let online = if self.online() { self.devices_online } else { 0 };
+        ProbeReport {
+            home_api,
+            devices: DevicesProbe::Seen {
+                online,
+                total: self.devices_total,
+            },
+            scale_set,
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! The drill timeline: what happened when, printed as text or as JSON lines (CONTRACT.md).
+
+use serde_json::{Map, Value, json};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Kind {
+    /// A timeline event of the scenario (what the world did).
+    Event { text: String },
+    Mode { from: String, to: String, why: String },
+    /// A capacity write that changed the scale set.
+    Scale { from: u32, capacity: u32, reason: String },
+    /// A scale-set call that did not change it (throttled, conflict, already equal).
+    ArmCall { result: String },
+    Evict { evicted: u32, capacity: u32 },
+    Notify { incident: String, action: String, title: String },
+    NotifyFailed { incident: String, detail: String },
+    Migrate { tier: String, direction: String },
+    Expect { ok: bool, what: String },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    /// Milliseconds since the scenario's start.
+    pub t_ms: i64,
+    pub kind: Kind,
+}
+
+impl Record {
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            Kind::Event { .. } => "event",
+            Kind::Mode { .. } => "mode",
+            Kind::Scale { .. } => "scale",
+            Kind::ArmCall { .. } => "arm_call",
+            Kind::Evict { .. } => "evict",
+            Kind::Notify { .. } => "notify",
+            Kind::NotifyFailed { .. } => "notify_failed",
+            Kind::Migrate { .. } => "migrate",
+            Kind::Expect { .. } => "expect",
+        }
+    }
+
+    pub fn to_json(&self, scenario: &str) -> Value {
+        let mut m = Map::new();
+        m.insert("scenario".into(), json!(scenario));
+        m.insert("t".into(), json!(self.t_ms as f64 / 1000.0));
+        m.insert("kind".into(), json!(self.kind_name()));
+        let fields = match &self.kind {
+            Kind::Event { text } => json!({ "text": text }),
+            Kind::Mode { from, to, why } => json!({ "mode": to, "from": from, "why": why }),
+            Kind::Scale {
+                from,
+                capacity,
+                reason,
+            } => json!({ "capacity": capacity, "from": from, "reason": reason }),
+            Kind::ArmCall { result } => json!({ "result": result }),
+            Kind::Evict { evicted, capacity } => json!({ "evicted": evicted, "capacity": capacity }),
+            Kind::Notify {
+                incident,
+                action,
+                title,
+            } => json!({ "incident": incident, "action": action, "title": title }),
+            Kind::NotifyFailed { incident, detail } => {
+                json!({ "incident": incident, "detail": detail })
+            }
+            Kind::Migrate { tier, direction } => json!({ "tier": tier, "direction": direction }),
+            Kind::Expect { ok, what } => json!({ "ok": ok, "what": what }),
+        };
+        if let Value::Object(f) = fields {
+            m.extend(f);
+        }
+        Value::Object(m)
+    }
+
+    pub fn to_text(&self) -> String {
+        let detail = match &self.kind {
+            Kind::Event { text } => text.clone(),
+            Kind::Mode { from, to, why } => format!("{from} → {to}: {why}"),
+            Kind::Scale {
+                from,
+                capacity,
+                reason,
+            } => format!("{from} → {capacity}  ({reason})"),
+            Kind::ArmCall { result } => result.clone(),
+            Kind::Evict { evicted, capacity } => {
+                format!("{evicted} spot instance(s) evicted, capacity now {capacity}")
+            }
+            Kind::Notify {
+                incident,
+                action,
+                title,
+            } => format!("{action:<6} {incident}  \"{title}\""),
+            Kind::NotifyFailed { incident, detail } => format!("{incident}: {detail}"),
+            Kind::Migrate { tier, direction } => format!("{tier} {direction}"),
+            Kind::Expect { ok, what } => {
+                format!("{}  {what}", if *ok { "ok  " } else { "FAIL" })
+            }
+        };
+        format!("  {}  {:<8} {detail}", clock(self.t_ms), self.kind_name())
+    }
+}
+
+/// `HH:MM:SS` (hours may exceed 24) for a scenario time.
+pub fn clock(t_ms: i64) -> String {
+    let s = t_ms.max(0) / 1000;
+    format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+}
+
+/// The end of one scenario run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    pub passed: bool,
+    pub max_capacity: u32,
+    pub scale_writes: usize,
+    pub notifications: usize,
+    pub cost_usd: f64,
+    pub duration_s: f64,
+    /// Wall-clock time the run took (not part of the contract; shown for drills' speed).
+    pub wall_ms: f64,
+}
+
+impl Summary {
+    pub fn to_json(&self, scenario: &str, t_ms: i64) -> Value {
+        json!({
+            "scenario": scenario,
+            "t": t_ms as f64 / 1000.0,
+            "kind": "summary",
+            "passed": self.passed,
+            "max_capacity": self.max_capacity,
+            "scale_writes": self.scale_writes,
+            "notifications": self.notifications,
+            "cost_usd": (self.cost_usd * 10_000.0).round() / 10_000.0,
+            "duration_s": self.duration_s,
+            "wall_ms": (self.wall_ms * 1000.0).round() / 1000.0,
+        })
+    }
+
+    pub fn to_text(&self, scenario: &str) -> String {
+        format!(
+            "{} {scenario}: max capacity {}, {} scale writes, {} notifications, cost ${:.2}, {} virtual in {:.1} ms",
+            if self.passed { "PASS" } else { "FAIL" },
+            self.max_capacity,
+            self.scale_writes,
+            self.notifications,
+            self.cost_usd,
+            clock((self.duration_s * 1000.0) as i64),
+            self.wall_ms
+        )
+    }
+}

@@ -1,0 +1,349 @@
+//! Drill scenarios: a TOML timeline of what happens at home and in the cloud, and what must hold.
+//! The format is documented in the README ("Writing a scenario"); the same files drive virtual
+//! drills (the core on a virtual clock) and real-time drills (the real processes).
+
+use burst_core::Policy;
+use serde::Deserialize;
+use std::path::Path;
+use std::time::Duration;
+
+/// A whole scenario file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// How long the scenario runs (virtual time).
+    pub duration: Span,
+    #[serde(default)]
+    pub world: World,
+    /// Overrides of the decision core's policy.
+    #[serde(default)]
+    pub policy: Policy,
+    /// The timeline, in any order (sorted by time when run).
+    #[serde(default, rename = "at")]
+    pub events: Vec<Event>,
+    #[serde(default, rename = "expect")]
+    pub expectations: Vec<Expectation>,
+}
+
+/// A duration written as `"90s"`, `"5m"`, `"1h30m"` or a number of seconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Span(pub Duration);
+
+impl Span {
+    pub fn secs(self) -> u64 {
+        self.0.as_secs()
+    }
+    pub fn millis(self) -> i64 {
+        i64::try_from(self.0.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(u64),
+            Float(f64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Secs(s) => Ok(Span(Duration::from_secs(s))),
+            Raw::Float(f) if f.is_finite() && f >= 0.0 => Ok(Span(Duration::from_secs_f64(f))),
+            Raw::Float(f) => Err(serde::de::Error::custom(format!(
+                "a duration must be >= 0 seconds, got {f}"
+            ))),
+            Raw::Text(t) => humantime::parse_duration(t.trim())
+                .map(Span)
+                .map_err(|e| serde::de::Error::custom(format!("bad duration {t:?}: {e}"))),
+        }
+    }
+}
+
+/// The simulated home and cloud at the start.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct World {
+    pub site: String,
+    pub nodes_total: u32,
+    /// On-prem devices in the tailnet (all online at the start).
+    pub devices_total: u32,
+    pub probe_interval: Span,
+    pub heartbeat_interval: Span,
+    /// Omit for no witness.
+    pub witness_interval: Option<Span>,
+    /// Time for a cloud node to become running after the scale set asks for it.
+    pub boot_time: Span,
+    /// Workloads per tier on the cloud cluster.
+    pub critical_workloads: u32,
+    pub stateful_workloads: u32,
+    /// Real-time drills: run this many times faster than the scenario's clock.
+    pub speedup: Option<f64>,
+}
+
+impl Default for World {
+    fn default() -> Self {
+        World {
+            site: "home".into(),
+            nodes_total: 7,
+            devices_total: 7,
+            probe_interval: Span(Duration::from_secs(30)),
+            heartbeat_interval: Span(Duration::from_secs(30)),
+            witness_interval: None,
+            boot_time: Span(Duration::from_secs(90)),
+            critical_workloads: 3,
+            stateful_workloads: 1,
+            speedup: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpDown {
+    Up,
+    Down,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopResume {
+    Stop,
+    Resume,
+}
+
+/// One moment of the timeline. Several fields may be set; they apply in the order listed here.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    pub t: Span,
+    /// Free text shown in the timeline.
+    pub note: Option<String>,
+    /// A NUT notify type sent by the agent (ONBATT, LOWBATT, ONLINE, COMMBAD, ...).
+    pub ups: Option<String>,
+    /// `ups.status` with it; default derived from the type.
+    pub status: Option<String>,
+    pub charge: Option<f64>,
+    pub runtime: Option<u64>,
+    /// The whole home goes dark (power and internet gone) or comes back.
+    pub home: Option<UpDown>,
+    /// Home's internet link: probe, heartbeats, witness, Tailscale all fail while down.
+    pub internet: Option<UpDown>,
+    /// Only the cloud's path to home (the probe); heartbeats and the witness still get through.
+    pub cloud_path: Option<UpDown>,
+    /// The home Kubernetes API (readyz) fails while the network is fine.
+    pub home_api: Option<UpDown>,
+    pub nodes_ready: Option<u32>,
+    /// The agent's heartbeats stop or resume (a broken agent).
+    pub heartbeats: Option<StopResume>,
+    pub devices_online: Option<u32>,
+    /// A Tailscale webhook event of this type.
+    pub tailscale: Option<String>,
+    pub device: Option<String>,
+    /// Spot evictions: this many running cloud nodes are taken away.
+    pub evict: Option<u32>,
+    /// The next scale write is answered 429 with this Retry-After (seconds).
+    pub arm_throttle: Option<u64>,
+    /// The next N scale writes are answered 409 Conflict.
+    pub arm_conflicts: Option<u32>,
+    /// The next message is answered 429 with this retry_after (seconds).
+    pub discord_rate_limit: Option<f64>,
+    /// The webhook is deleted: every later message gets 404 Unknown Webhook.
+    pub discord_gone: Option<bool>,
+}
+
+/// What must hold. With `at`: the state at that time (after everything due then); with
+/// `during = [from, until]`: over that interval; with neither: over the whole scenario.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    pub at: Option<Span>,
+    pub during: Option<[Span; 2]>,
+    // --- point checks (need `at`) ---
+    pub mode: Option<String>,
+    /// The scale set's capacity (what it asks for).
+    pub capacity: Option<u32>,
+    /// Cloud nodes actually running.
+    pub running: Option<u32>,
+    /// "cloud" or "home".
+    pub critical: Option<String>,
+    pub stateful: Option<String>,
+    pub incident_open: Option<bool>,
+    pub webhook_gone: Option<bool>,
+    /// Messages still waiting for delivery.
+    pub undelivered: Option<usize>,
+    // --- interval checks ---
+    pub max_capacity: Option<u32>,
+    pub min_capacity: Option<u32>,
+    pub scale_writes: Option<usize>,
+    pub max_scale_writes: Option<usize>,
+    /// Scale-set API calls (accepted or not): bounds busy retrying.
+    pub max_arm_calls: Option<usize>,
+    /// Incident messages created.
+    pub incidents: Option<usize>,
+    /// Separate posts delivered.
+    pub posts: Option<usize>,
+    pub max_posts: Option<usize>,
+    pub max_notifications: Option<usize>,
+    pub never_mode: Option<String>,
+    pub ever_mode: Option<String>,
+    /// "tier:direction" moves that must happen, e.g. "critical:to_cloud".
+    pub migrated: Option<Vec<String>>,
+    pub not_migrated: Option<Vec<String>>,
+    pub max_cost_usd: Option<f64>,
+    pub min_cost_usd: Option<f64>,
+    /// Budget thresholds (percent) that must have been announced.
+    pub budget_alerts: Option<Vec<u32>>,
+    /// Times the capacity went down.
+    pub max_scale_downs: Option<usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl Scenario {
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Scenario::parse(&text, &shown)
+    }
+
+    pub fn parse(text: &str, path: &str) -> Result<Scenario, ScenarioError> {
+        let mut s: Scenario = toml::from_str(text).map_err(|e| ScenarioError::Parse {
+            path: path.to_string(),
+            message: e.to_string(),
+        })?;
+        s.validate().map_err(|message| ScenarioError::Invalid {
+            path: path.to_string(),
+            message,
+        })?;
+        s.events.sort_by_key(|e| e.t);
+        Ok(s)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        self.policy.validate().map_err(|e| format!("[policy]: {e}"))?;
+        if self.duration.0.is_zero() {
+            return Err("duration must be more than 0".into());
+        }
+        if self.world.probe_interval.0.is_zero() || self.world.heartbeat_interval.0.is_zero() {
+            return Err("[world] probe_interval and heartbeat_interval must be more than 0".into());
+        }
+        if self.world.witness_interval.is_some_and(|w| w.0.is_zero()) {
+            return Err("[world] witness_interval must be more than 0".into());
+        }
+        for (i, e) in self.events.iter().enumerate() {
+            if e.t > self.duration {
+                return Err(format!("[[at]] #{}: t is after the scenario's duration", i + 1));
+            }
+            if e.nodes_ready.is_some_and(|n| n > self.world.nodes_total) {
+                return Err(format!("[[at]] #{}: nodes_ready is more than world.nodes_total", i + 1));
+            }
+            if e.status.is_some() && e.ups.is_none() {
+                return Err(format!("[[at]] #{}: status needs ups (the notify type)", i + 1));
+            }
+        }
+        for (i, x) in self.expectations.iter().enumerate() {
+            let n = i + 1;
+            if x.at.is_some() && x.during.is_some() {
+                return Err(format!("[[expect]] #{n}: use at or during, not both"));
+            }
+            let point = x.mode.is_some()
+                || x.capacity.is_some()
+                || x.running.is_some()
+                || x.critical.is_some()
+                || x.stateful.is_some()
+                || x.incident_open.is_some()
+                || x.webhook_gone.is_some()
+                || x.undelivered.is_some();
+            if point && x.at.is_none() {
+                return Err(format!(
+                    "[[expect]] #{n}: mode/capacity/running/critical/stateful/incident_open/webhook_gone/undelivered need at"
+                ));
+            }
+            for m in [&x.mode, &x.never_mode, &x.ever_mode].into_iter().flatten() {
+                if !["healthy", "suspect", "outage", "recovering"].contains(&m.as_str()) {
+                    return Err(format!("[[expect]] #{n}: unknown mode {m:?}"));
+                }
+            }
+            for side in [&x.critical, &x.stateful].into_iter().flatten() {
+                if side != "cloud" && side != "home" {
+                    return Err(format!("[[expect]] #{n}: critical/stateful must be \"cloud\" or \"home\""));
+                }
+            }
+            for mv in x.migrated.iter().chain(x.not_migrated.iter()).flatten() {
+                let ok = matches!(
+                    mv.as_str(),
+                    "critical:to_cloud" | "critical:to_home" | "stateful:to_cloud" | "stateful:to_home"
+                );
+                if !ok {
+                    return Err(format!("[[expect]] #{n}: unknown move {mv:?} (tier:direction)"));
+                }
+            }
+            if let Some([a, b]) = x.during
+                && a > b
+            {
+                return Err(format!("[[expect]] #{n}: during starts after it ends"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_durations_and_rejects_unknown_fields() {
+        let s = Scenario::parse(
+            r#"
+name = "x"
+duration = "1h30m"
+[world]
+probe_interval = 15
+[policy]
+max_nodes = 3
+[[at]]
+t = "5m"
+ups = "ONBATT"
+[[expect]]
+at = "10m"
+mode = "outage"
+"#,
+            "x.toml",
+        )
+        .unwrap();
+        assert_eq!(s.duration.secs(), 5400);
+        assert_eq!(s.world.probe_interval.secs(), 15);
+        assert_eq!(s.policy.max_nodes, 3);
+        let err = Scenario::parse("name='x'\nduration='1h'\n[[at]]\nt='1m'\nbogus=1\n", "y.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bogus"), "{err}");
+        let err = Scenario::parse("name='x'\nduration='1h'\n[[expect]]\nmode='outage'\n", "z.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("need at"), "{err}");
+        let err = Scenario::parse("name='x'\nduration='1h'\n[policy]\nmin_nodes=9\n", "p.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("min_nodes"), "{err}");
+    }
+}
