@@ -40,7 +40,9 @@ function bootstrapScript(): string {
         "# shellcheck source=/dev/null",
         ". /etc/hybrid-burst/node.env",
         `if [ -s ${AUTHKEY_PATH} ]; then`,
-        `  tailscale up --auth-key="file:${AUTHKEY_PATH}" --advertise-tags="$BURST_TAILSCALE_TAGS" --hostname="$(hostname)"`,
+        // --accept-routes: reach on-prem hosts behind the home subnet router
+        // (infra/cluster/tailscale/connector-home-lan.yaml).
+        `  tailscale up --auth-key="file:${AUTHKEY_PATH}" --advertise-tags="$BURST_TAILSCALE_TAGS" --hostname="$(hostname)" --accept-routes`,
         "fi",
         `rm -f ${AUTHKEY_PATH}`,
         "TS_IP=\"$(tailscale ip -4)\"",

@@ -1,0 +1,121 @@
+// Stack config validation: a mistake stops `pulumi up` with a message naming the key.
+
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import * as crypto from "node:crypto";
+import * as pulumi from "@pulumi/pulumi";
+
+import { BASE_CONFIG, ED25519_PEM, installMocks, setConfig, valueOf } from "./harness";
+import { checkEd25519Pem, checkHttpsUrl, firstOfMonth, isNcrontab, loadConfig } from "../src/config";
+import { DEFAULT_PROBE_SCHEDULE } from "../src/settings";
+
+installMocks();
+
+const NOW = new Date("2027-03-17T12:00:00Z");
+const load = (overrides: Record<string, string | undefined>) => {
+    const c: Record<string, string> = { ...BASE_CONFIG };
+    for (const [k, v] of Object.entries(overrides)) {
+        if (v === undefined) delete c[`hybrid-burst:${k}`];
+        else c[`hybrid-burst:${k}`] = v;
+    }
+    setConfig(c);
+    return loadConfig(new pulumi.Config("hybrid-burst"), NOW);
+};
+const rejects = (overrides: Record<string, string | undefined>, key: string, pattern?: RegExp) =>
+    assert.throws(() => load(overrides), (e: Error) => e.message.includes(`hybrid-burst:${key}`) && (pattern === undefined || pattern.test(e.message)));
+
+describe("required keys", () => {
+    for (const key of ["location", "tailscaleWebhookSecret", "discordWebhookUrl", "budgetAlertEmails", "sshPublicKey", "nodeTailscaleAuthKey"]) {
+        test(`${key} missing → error naming it`, () => rejects({ [key]: undefined }, key));
+    }
+    test("no agent key at all → error", () => rejects({ agentEd25519PublicKey: undefined, agentHs256Secret: undefined }, "agentEd25519PublicKey", /burst-agent keygen/));
+    test("one agent key is enough", () => {
+        assert.doesNotThrow(() => load({ agentHs256Secret: undefined }));
+        assert.doesNotThrow(() => load({ agentEd25519PublicKey: undefined }));
+    });
+});
+
+describe("formats", () => {
+    test("probe schedule must be 6-field NCRONTAB", () => {
+        rejects({ probeSchedule: "*/5 * * * *" }, "probeSchedule");
+        assert.ok(isNcrontab(DEFAULT_PROBE_SCHEDULE));
+        assert.ok(isNcrontab("0 */5 * * * *"));
+        assert.ok(!isNcrontab("*/30 * * * * * *"));
+    });
+    test("numbers", () => {
+        rejects({ maxNodes: "-1" }, "maxNodes");
+        rejects({ maxNodes: "2.5" }, "maxNodes");
+        rejects({ maxNodes: "" }, "maxNodes");
+        rejects({ monthlyBudgetUsd: "0" }, "monthlyBudgetUsd");
+        rejects({ pricePerNodeHour: "cheap" }, "pricePerNodeHour");
+        rejects({ functionInstanceMemoryMb: "1024" }, "functionInstanceMemoryMb");
+    });
+    test("site id is usable in resource names", () => {
+        rejects({ siteId: "Home Lab" }, "siteId");
+        rejects({ siteId: "x".repeat(25) }, "siteId");
+        assert.equal(load({ siteId: "lab-2" }).siteId, "lab-2");
+    });
+    test("emails", () => {
+        rejects({ budgetAlertEmails: "owner@example.org" }, "budgetAlertEmails");
+        rejects({ budgetAlertEmails: "[]" }, "budgetAlertEmails");
+        rejects({ budgetAlertEmails: '["not-an-email"]' }, "budgetAlertEmails");
+    });
+    test("ssh key and admin user", () => {
+        rejects({ sshPublicKey: "-----BEGIN OPENSSH PRIVATE KEY-----" }, "sshPublicKey");
+        rejects({ adminUsername: "root" }, "adminUsername");
+    });
+    test("budget start must be the first of a month; default is this month", () => {
+        rejects({ budgetStartDate: "2027-03-17T00:00:00Z" }, "budgetStartDate");
+        assert.equal(load({}).budgetStartDate, "2027-03-01T00:00:00Z");
+        assert.equal(firstOfMonth(new Date("2027-12-31T23:59:59Z")), "2027-12-01T00:00:00Z");
+    });
+    test("Ed25519 PEM check", () => {
+        assert.equal(checkEd25519Pem(ED25519_PEM), undefined);
+        const rsa = crypto.generateKeyPairSync("rsa", { modulusLength: 1024 }).publicKey.export({ type: "spki", format: "pem" }).toString();
+        assert.match(checkEd25519Pem(rsa) ?? "", /not an Ed25519/);
+        assert.match(checkEd25519Pem("ssh-ed25519 AAAA") ?? "", /PEM/);
+    });
+    test("Discord URL must be https", () => {
+        assert.equal(checkHttpsUrl("https://discord.example/api/webhooks/1/x"), undefined);
+        assert.ok(checkHttpsUrl("http://discord.example/api/webhooks/1/x"));
+        assert.ok(checkHttpsUrl("not a url"));
+    });
+});
+
+describe("defaults", () => {
+    test("values the issue fixes", async () => {
+        const minimal: Record<string, string | undefined> = {
+            siteId: undefined, tailscaleApiKey: undefined, tailscaleTags: undefined, homeKubeUrl: undefined,
+            homeKubeToken: undefined, cloudKubeUrl: undefined, cloudKubeToken: undefined, agentHs256Secret: undefined,
+            nodeJoinScript: undefined,
+        };
+        const cfg = load(minimal);
+        assert.equal(cfg.siteId, "home");
+        assert.equal(cfg.maxNodes, 5);
+        assert.equal(cfg.pricePerNodeHour, 0.05);
+        assert.equal(cfg.vmSize, "Standard_D2s_v3");
+        assert.equal(cfg.nodePublicIp, true);
+        assert.equal(cfg.allowAsyncOperationPolling, false);
+        assert.equal(cfg.nodeJoinScript, undefined);
+        assert.equal(await valueOf(cfg.settings.get("BURST_PROBE_SCHEDULE")!), "*/30 * * * * *");
+        assert.equal(await valueOf(cfg.settings.get("BURST_SITE_ID")!), "home");
+        // Optional settings without a value are left out rather than set to "".
+        for (const env of ["BURST_TAILSCALE_API_KEY", "BURST_HOME_KUBE_URL", "BURST_CLOUD_KUBE_TOKEN", "BURST_AGENT_HS256_SECRET", "BURST_TAILSCALE_TAGS"]) {
+            assert.ok(!cfg.settings.has(env), `${env} omitted when unset`);
+        }
+    });
+    test("secret settings are Pulumi secrets, plain ones are not", async () => {
+        const cfg = load({});
+        assert.equal(await pulumi.isSecret(cfg.settings.get("DISCORD_WEBHOOK_URL")!), true);
+        assert.equal(await pulumi.isSecret(cfg.settings.get("TAILSCALE_WEBHOOK_SECRET")!), true);
+        assert.equal(await pulumi.isSecret(cfg.settings.get("BURST_AGENT_ED25519_PUBLIC_KEY")!), true);
+        assert.equal(await pulumi.isSecret(cfg.settings.get("BURST_HOME_KUBE_TOKEN")!), true);
+        assert.equal(await pulumi.isSecret(cfg.nodeTailscaleAuthKey), true);
+        assert.equal(await pulumi.isSecret(cfg.settings.get("BURST_MAX_NODES")!), false);
+    });
+    test("a secret set without --secret is still treated as a secret", async () => {
+        setConfig(BASE_CONFIG, []);
+        const cfg = loadConfig(new pulumi.Config("hybrid-burst"), NOW);
+        assert.equal(await pulumi.isSecret(cfg.settings.get("DISCORD_WEBHOOK_URL")!), true);
+    });
+});
