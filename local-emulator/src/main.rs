@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "func-emulator", version, about = "hybrid-burst's local Functions host and drill runner")]
+#[command(
+    name = "func-emulator",
+    version,
+    about = "hybrid-burst's local Functions host and drill runner"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -41,7 +45,10 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
                 .collect();
             found.sort();
             if found.is_empty() {
-                return Err(format!("{}: no .toml scenarios in this folder", p.display()));
+                return Err(format!(
+                    "{}: no .toml scenarios in this folder",
+                    p.display()
+                ));
             }
             out.extend(found);
         } else {
@@ -94,7 +101,11 @@ fn drill(paths: &[PathBuf], virtual_time: bool, json: bool) -> ExitCode {
     if !json {
         let _ = writeln!(out, "drills: {passed} passed, {failed} failed");
     }
-    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 fn main() -> ExitCode {

@@ -238,7 +238,9 @@ impl Scenario {
     }
 
     fn validate(&self) -> Result<(), String> {
-        self.policy.validate().map_err(|e| format!("[policy]: {e}"))?;
+        self.policy
+            .validate()
+            .map_err(|e| format!("[policy]: {e}"))?;
         if self.duration.0.is_zero() {
             return Err("duration must be more than 0".into());
         }
@@ -250,13 +252,22 @@ impl Scenario {
         }
         for (i, e) in self.events.iter().enumerate() {
             if e.t > self.duration {
-                return Err(format!("[[at]] #{}: t is after the scenario's duration", i + 1));
+                return Err(format!(
+                    "[[at]] #{}: t is after the scenario's duration",
+                    i + 1
+                ));
             }
             if e.nodes_ready.is_some_and(|n| n > self.world.nodes_total) {
-                return Err(format!("[[at]] #{}: nodes_ready is more than world.nodes_total", i + 1));
+                return Err(format!(
+                    "[[at]] #{}: nodes_ready is more than world.nodes_total",
+                    i + 1
+                ));
             }
             if e.status.is_some() && e.ups.is_none() {
-                return Err(format!("[[at]] #{}: status needs ups (the notify type)", i + 1));
+                return Err(format!(
+                    "[[at]] #{}: status needs ups (the notify type)",
+                    i + 1
+                ));
             }
         }
         for (i, x) in self.expectations.iter().enumerate() {
@@ -284,16 +295,23 @@ impl Scenario {
             }
             for side in [&x.critical, &x.stateful].into_iter().flatten() {
                 if side != "cloud" && side != "home" {
-                    return Err(format!("[[expect]] #{n}: critical/stateful must be \"cloud\" or \"home\""));
+                    return Err(format!(
+                        "[[expect]] #{n}: critical/stateful must be \"cloud\" or \"home\""
+                    ));
                 }
             }
             for mv in x.migrated.iter().chain(x.not_migrated.iter()).flatten() {
                 let ok = matches!(
                     mv.as_str(),
-                    "critical:to_cloud" | "critical:to_home" | "stateful:to_cloud" | "stateful:to_home"
+                    "critical:to_cloud"
+                        | "critical:to_home"
+                        | "stateful:to_cloud"
+                        | "stateful:to_home"
                 );
                 if !ok {
-                    return Err(format!("[[expect]] #{n}: unknown move {mv:?} (tier:direction)"));
+                    return Err(format!(
+                        "[[expect]] #{n}: unknown move {mv:?} (tier:direction)"
+                    ));
                 }
             }
             if let Some([a, b]) = x.during
@@ -333,13 +351,19 @@ mode = "outage"
         assert_eq!(s.duration.secs(), 5400);
         assert_eq!(s.world.probe_interval.secs(), 15);
         assert_eq!(s.policy.max_nodes, 3);
-        let err = Scenario::parse("name='x'\nduration='1h'\n[[at]]\nt='1m'\nbogus=1\n", "y.toml")
-            .unwrap_err()
-            .to_string();
+        let err = Scenario::parse(
+            "name='x'\nduration='1h'\n[[at]]\nt='1m'\nbogus=1\n",
+            "y.toml",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("bogus"), "{err}");
-        let err = Scenario::parse("name='x'\nduration='1h'\n[[expect]]\nmode='outage'\n", "z.toml")
-            .unwrap_err()
-            .to_string();
+        let err = Scenario::parse(
+            "name='x'\nduration='1h'\n[[expect]]\nmode='outage'\n",
+            "z.toml",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("need at"), "{err}");
         let err = Scenario::parse("name='x'\nduration='1h'\n[policy]\nmin_nodes=9\n", "p.toml")
             .unwrap_err()

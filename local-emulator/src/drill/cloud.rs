@@ -120,7 +120,10 @@ impl Cloud {
     pub fn set_capacity(&mut self, n: u32, now: Timestamp) -> (ScaleResult, ScaleEffect) {
         self.arm_calls += 1;
         if let Some(retry_after_s) = self.throttle_next.take() {
-            return (ScaleResult::Throttled { retry_after_s }, ScaleEffect::Refused);
+            return (
+                ScaleResult::Throttled { retry_after_s },
+                ScaleEffect::Refused,
+            );
         }
         if self.conflicts_next > 0 {
             self.conflicts_next -= 1;
@@ -171,7 +174,9 @@ impl Cloud {
         let desc_len: usize = n.lines.iter().map(|l| l.chars().count() + 1).sum();
         if title_len == 0 || title_len > 256 || desc_len > 4096 {
             return NotifyResult::Failed {
-                detail: format!("400 Invalid Form Body (title {title_len}, description {desc_len})"),
+                detail: format!(
+                    "400 Invalid Form Body (title {title_len}, description {desc_len})"
+                ),
                 retryable: false,
             };
         }

@@ -16,10 +16,22 @@ pub struct Observed {
     pub undelivered: usize,
 }
 
-fn eq<T: PartialEq + std::fmt::Debug>(out: &mut Vec<(bool, String)>, name: &str, want: Option<T>, got: T) {
+fn eq<T: PartialEq + std::fmt::Debug>(
+    out: &mut Vec<(bool, String)>,
+    name: &str,
+    want: Option<T>,
+    got: T,
+) {
     if let Some(w) = want {
         let ok = w == got;
-        out.push((ok, if ok { format!("{name} = {w:?}") } else { format!("{name} = {w:?}, got {got:?}") }));
+        out.push((
+            ok,
+            if ok {
+                format!("{name} = {w:?}")
+            } else {
+                format!("{name} = {w:?}, got {got:?}")
+            },
+        ));
     }
 }
 
@@ -32,8 +44,18 @@ pub fn check_point(x: &Expectation, o: &Observed) -> Vec<(bool, String)> {
     eq(&mut out, "mode", x.mode.clone(), o.mode.clone());
     eq(&mut out, "capacity", x.capacity, o.capacity);
     eq(&mut out, "running", x.running, o.running);
-    eq(&mut out, "critical", x.critical.clone(), side(o.critical_in_cloud));
-    eq(&mut out, "stateful", x.stateful.clone(), side(o.stateful_in_cloud));
+    eq(
+        &mut out,
+        "critical",
+        x.critical.clone(),
+        side(o.critical_in_cloud),
+    );
+    eq(
+        &mut out,
+        "stateful",
+        x.stateful.clone(),
+        side(o.stateful_in_cloud),
+    );
     eq(&mut out, "incident_open", x.incident_open, o.incident_open);
     eq(&mut out, "webhook_gone", x.webhook_gone, o.webhook_gone);
     eq(&mut out, "undelivered", x.undelivered, o.undelivered);
@@ -91,13 +113,22 @@ fn exactly(out: &mut Vec<(bool, String)>, name: &str, want: Option<usize>, got: 
     }
 }
 
-pub fn check_interval(x: &Expectation, records: &[Record], end: i64, cost_usd: f64) -> Vec<(bool, String)> {
+pub fn check_interval(
+    x: &Expectation,
+    records: &[Record],
+    end: i64,
+    cost_usd: f64,
+) -> Vec<(bool, String)> {
     let (from, until) = match x.during {
         Some([a, b]) => (a.millis(), b.millis()),
         None => (0, end),
     };
     let span = if x.during.is_some() {
-        format!(" during {}–{}", super::record::clock(from), super::record::clock(until))
+        format!(
+            " during {}–{}",
+            super::record::clock(from),
+            super::record::clock(until)
+        )
     } else {
         String::new()
     };
@@ -117,19 +148,44 @@ pub fn check_interval(x: &Expectation, records: &[Record], end: i64, cost_usd: f
         out.push((got >= m, format!("min capacity{span} ≥ {m} (got {got})")));
     }
     let writes = count(&|k| matches!(k, Kind::Scale { .. }));
-    exactly(&mut out, &format!("scale writes{span}"), x.scale_writes, writes);
-    at_most(&mut out, &format!("scale writes{span}"), x.max_scale_writes, writes);
+    exactly(
+        &mut out,
+        &format!("scale writes{span}"),
+        x.scale_writes,
+        writes,
+    );
+    at_most(
+        &mut out,
+        &format!("scale writes{span}"),
+        x.max_scale_writes,
+        writes,
+    );
     let calls = count(&|k| matches!(k, Kind::Scale { .. } | Kind::ArmCall { .. }));
-    at_most(&mut out, &format!("scale-set calls{span}"), x.max_arm_calls, calls);
+    at_most(
+        &mut out,
+        &format!("scale-set calls{span}"),
+        x.max_arm_calls,
+        calls,
+    );
     let downs = count(&|k| matches!(k, Kind::Scale { from, capacity, .. } if capacity < from));
-    at_most(&mut out, &format!("scale-downs{span}"), x.max_scale_downs, downs);
+    at_most(
+        &mut out,
+        &format!("scale-downs{span}"),
+        x.max_scale_downs,
+        downs,
+    );
     let creates = count(&|k| matches!(k, Kind::Notify { action, .. } if action == "create"));
     exactly(&mut out, &format!("incidents{span}"), x.incidents, creates);
     let posts = count(&|k| matches!(k, Kind::Notify { action, .. } if action == "post"));
     exactly(&mut out, &format!("posts{span}"), x.posts, posts);
     at_most(&mut out, &format!("posts{span}"), x.max_posts, posts);
     let notes = count(&|k| matches!(k, Kind::Notify { .. }));
-    at_most(&mut out, &format!("notifications{span}"), x.max_notifications, notes);
+    at_most(
+        &mut out,
+        &format!("notifications{span}"),
+        x.max_notifications,
+        notes,
+    );
     let modes: Vec<&str> = window
         .iter()
         .filter_map(|r| match &r.kind {
@@ -157,10 +213,16 @@ pub fn check_interval(x: &Expectation, records: &[Record], end: i64, cost_usd: f
         out.push((!moves.contains(m), format!("not migrated {m}{span}")));
     }
     if let Some(c) = x.max_cost_usd {
-        out.push((cost_usd <= c, format!("cost ≤ ${c:.2} (got ${cost_usd:.2})")));
+        out.push((
+            cost_usd <= c,
+            format!("cost ≤ ${c:.2} (got ${cost_usd:.2})"),
+        ));
     }
     if let Some(c) = x.min_cost_usd {
-        out.push((cost_usd >= c, format!("cost ≥ ${c:.2} (got ${cost_usd:.2})")));
+        out.push((
+            cost_usd >= c,
+            format!("cost ≥ ${c:.2} (got ${cost_usd:.2})"),
+        ));
     }
     if let Some(want) = &x.budget_alerts {
         let titles: Vec<&str> = window

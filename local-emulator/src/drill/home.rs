@@ -175,7 +175,11 @@ impl Home {
             }
         };
         // Tailscale's control plane sees home devices only while home has power and internet.
-        let online = if self.online() { self.devices_online } else { 0 };
+        let online = if self.online() {
+            self.devices_online
+        } else {
+            0
+        };
         ProbeReport {
             home_api,
             devices: DevicesProbe::Seen {

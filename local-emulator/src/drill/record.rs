@@ -5,17 +5,45 @@ use serde_json::{Map, Value, json};
 #[derive(Clone, Debug, PartialEq)]
 pub enum Kind {
     /// A timeline event of the scenario (what the world did).
-    Event { text: String },
-    Mode { from: String, to: String, why: String },
+    Event {
+        text: String,
+    },
+    Mode {
+        from: String,
+        to: String,
+        why: String,
+    },
     /// A capacity write that changed the scale set.
-    Scale { from: u32, capacity: u32, reason: String },
+    Scale {
+        from: u32,
+        capacity: u32,
+        reason: String,
+    },
     /// A scale-set call that did not change it (throttled, conflict, already equal).
-    ArmCall { result: String },
-    Evict { evicted: u32, capacity: u32 },
-    Notify { incident: String, action: String, title: String },
-    NotifyFailed { incident: String, detail: String },
-    Migrate { tier: String, direction: String },
-    Expect { ok: bool, what: String },
+    ArmCall {
+        result: String,
+    },
+    Evict {
+        evicted: u32,
+        capacity: u32,
+    },
+    Notify {
+        incident: String,
+        action: String,
+        title: String,
+    },
+    NotifyFailed {
+        incident: String,
+        detail: String,
+    },
+    Migrate {
+        tier: String,
+        direction: String,
+    },
+    Expect {
+        ok: bool,
+        what: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -54,7 +82,9 @@ impl Record {
                 reason,
             } => json!({ "capacity": capacity, "from": from, "reason": reason }),
             Kind::ArmCall { result } => json!({ "result": result }),
-            Kind::Evict { evicted, capacity } => json!({ "evicted": evicted, "capacity": capacity }),
+            Kind::Evict { evicted, capacity } => {
+                json!({ "evicted": evicted, "capacity": capacity })
+            }
             Kind::Notify {
                 incident,
                 action,

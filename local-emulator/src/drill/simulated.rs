@@ -2,15 +2,14 @@
 //! clock. Nothing sleeps; time jumps to the next thing due (scenario event, probe, heartbeat,
 //! witness, the core's own wake-up), like quinn's test `Pair`.
 
+use super::DrillRun;
 use super::cloud::{Cloud, ScaleEffect};
 use super::expect::{Observed, check_interval, check_point};
 use super::home::Home;
 use super::record::{Kind, Record, Summary};
-use super::DrillRun;
 use crate::scenario::{Event, Scenario};
 use burst_core::{
-    Action, Input, NotifyResult, Outcome, Policy, SiteState, TailscaleEvent, Tier, Timestamp,
-    step,
+    Action, Input, NotifyResult, Outcome, Policy, SiteState, TailscaleEvent, Tier, Timestamp, step,
 };
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -79,7 +78,12 @@ pub fn run(scenario: &Scenario) -> DrillRun {
         .iter()
         .all(|r| !matches!(r.kind, Kind::Expect { ok: false, .. }));
     for x in scenario.expectations.iter().filter(|x| x.at.is_none()) {
-        for (ok, what) in check_interval(x, &sim.records, scenario.duration.millis(), sim.cloud.cost_usd()) {
+        for (ok, what) in check_interval(
+            x,
+            &sim.records,
+            scenario.duration.millis(),
+            sim.cloud.cost_usd(),
+        ) {
             passed &= ok;
             sim.records.push(Record {
                 t_ms: end,
@@ -187,7 +191,9 @@ impl Sim<'_> {
     fn observe(&self, now: Timestamp) -> Observed {
         let state = self.state.as_ref();
         Observed {
-            mode: state.map(|s| s.mode.as_str().to_string()).unwrap_or_default(),
+            mode: state
+                .map(|s| s.mode.as_str().to_string())
+                .unwrap_or_default(),
             capacity: self.cloud.capacity(),
             running: self.cloud.running(now),
             critical_in_cloud: self.cloud.in_cloud(Tier::Critical),
@@ -195,7 +201,11 @@ impl Sim<'_> {
             incident_open: state.is_some_and(|s| s.open_incident().is_some()),
             webhook_gone: state.is_some_and(|s| s.webhook_gone.is_some()),
             undelivered: state.map_or(0, |s| {
-                s.posts.len() + s.incidents.iter().filter(|i| i.delivered < i.revision).count()
+                s.posts.len()
+                    + s.incidents
+                        .iter()
+                        .filter(|i| i.delivered < i.revision)
+                        .count()
             }),
         }
     }
@@ -227,7 +237,10 @@ impl Sim<'_> {
                 self.record(
                     t,
                     Kind::Event {
-                        text: format!("agent offline: event spooled ({} waiting)", spooled_before + 1),
+                        text: format!(
+                            "agent offline: event spooled ({} waiting)",
+                            spooled_before + 1
+                        ),
                     },
                 );
             }
@@ -406,7 +419,16 @@ pub fn describe(e: &Event) -> String {
         parts.push(s);
     }
     let updown = |name: &str, v: Option<crate::scenario::UpDown>| {
-        v.map(|v| format!("{name} {}", if v == crate::scenario::UpDown::Up { "up" } else { "down" }))
+        v.map(|v| {
+            format!(
+                "{name} {}",
+                if v == crate::scenario::UpDown::Up {
+                    "up"
+                } else {
+                    "down"
+                }
+            )
+        })
     };
     parts.extend(updown("home", e.home));
     parts.extend(updown("internet", e.internet));

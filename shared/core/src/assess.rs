@@ -150,8 +150,7 @@ pub fn assess(state: &SiteState, now: Timestamp, policy: &Policy) -> Assessment 
         // back, the first heartbeat is simply not due yet.
         agent_broken: heartbeats_overdue
             && s.probe.api == Health::Up
-            && s
-                .probe
+            && s.probe
                 .up_since
                 .is_some_and(|t| now.elapsed_at_least(t, policy.heartbeat_timeout_s)),
     }

@@ -112,7 +112,11 @@ mod tests {
         b.spent_usd = 2.1;
         assert_eq!(cap(&b, &policy), Some(3));
         b.spent_usd = 2.9;
-        assert_eq!(cap(&b, &policy), Some(1), "the last cents still run one node");
+        assert_eq!(
+            cap(&b, &policy),
+            Some(1),
+            "the last cents still run one node"
+        );
         b.spent_usd = 3.5;
         assert_eq!(cap(&b, &policy), Some(0));
         assert_eq!(new_alerts(&b, &policy), vec![50, 80, 100]);

@@ -8,8 +8,17 @@ use crate::policy::Policy;
 use crate::state::{Incident, Post, SiteState};
 use crate::time::Timestamp;
 
+/// Undelivered separate messages kept (oldest dropped first).
+pub const MAX_POSTS: usize = 16;
+/// Incidents kept while their last update is undelivered (oldest dropped first).
+pub const MAX_INCIDENTS: usize = 4;
+
 /// Opens a new incident (one per outage).
 pub fn open(state: &mut SiteState, now: Timestamp, title: String, first_line: String) -> String {
+    // Keep at most a few resolved-but-undelivered incidents; the oldest update is least useful.
+    while state.incidents.len() >= MAX_INCIDENTS {
+        state.incidents.remove(0);
+    }
     state.incidents_opened += 1;
     let id = format!("{}-{}", state.site, state.incidents_opened);
     state.incidents.push(Incident {
@@ -90,6 +99,9 @@ pub fn post(
         lines: lines.iter().map(|l| line(now, l)).collect(),
         ping,
     });
+    // Undeliverable messages (webhook gone for weeks) must not grow the state forever.
+    let excess = state.posts.len().saturating_sub(MAX_POSTS);
+    state.posts.drain(..excess);
 }
 
 /// Whether anything waits for delivery.
