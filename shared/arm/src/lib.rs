@@ -1,0 +1,1 @@
+//! Azure Resource Manager: tokens and the VM Scale Set capacity client, plus a simulated ARM

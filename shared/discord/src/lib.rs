@@ -1,0 +1,1 @@
+//! Discord webhook client for incident messages, plus a simulated Discord

@@ -1,0 +1,1 @@
+//! Kubernetes: the home cluster probe and the cloud cluster migrator, plus a simulated API server

@@ -1,0 +1,87 @@
+//! Ports: the traits between the function bodies and the outside world.
+//!
+//! Each adapter crate (`burst-arm`, `burst-discord`, `burst-tailscale`, `burst-kube`,
+//! `burst-store`, and the AWS ones) implements one of these; the function bodies only see the
+//! traits, so they run unchanged on Azure Functions and AWS Lambda, against real services or
+//! the simulated cloud. Results are the decision core's outcome types: adapters classify what
+//! happened (retry later, re-read and re-decide, give up and tell the owner), the core decides.
+
+use async_trait::async_trait;
+use burst_core::{
+    ApiProbe, Direction, DevicesProbe, MigrateResult, NodeCount, Notification, NotifyResult,
+    ScaleResult, ScaleSetProbe, Tier,
+};
+
+/// The cloud capacity: an Azure VM Scale Set or an AWS Auto Scaling group.
+#[async_trait]
+pub trait Scaler: Send + Sync {
+    /// Reads the capacity asked for and the instances really running. Errors → `Unknown`.
+    async fn observe(&self) -> ScaleSetProbe;
+    /// Reads the current capacity, then writes `capacity` with optimistic concurrency (ARM:
+    /// `If-Match`), skipping the write if already equal. Never writes if the read failed; never
+    /// sleeps out a throttle (returns `Throttled` with the wait instead).
+    async fn set_capacity(&self, capacity: u32) -> ScaleResult;
+}
+
+/// The owner's channel (Discord webhook).
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    async fn send(&self, notification: &Notification) -> NotifyResult;
+}
+
+/// The home Kubernetes API as seen from the cloud.
+#[async_trait]
+pub trait HomeProbe: Send + Sync {
+    /// `/readyz` and node counts, with a short timeout; transport errors → `Unreachable`,
+    /// our own misconfiguration (401/403) → `Unknown`.
+    async fn observe(&self) -> ApiProbe;
+}
+
+/// The on-prem devices in the tailnet.
+#[async_trait]
+pub trait DeviceList: Send + Sync {
+    async fn observe(&self) -> DevicesProbe;
+}
+
+/// Workload placement on the cloud cluster.
+#[async_trait]
+pub trait Migrator: Send + Sync {
+    /// Scales the tier's labelled Deployments/StatefulSets to their annotated replica count
+    /// (`ToCloud`) or to 0 (`ToHome`).
+    async fn migrate(&self, tier: Tier, direction: Direction) -> MigrateResult;
+}
+
+/// A stored document and its version tag (blob ETag, S3 ETag, file generation).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Versioned {
+    pub bytes: Vec<u8>,
+    pub etag: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// Someone else wrote first (412 / 409 on create): reload, re-decide, retry.
+    #[error("the document changed since it was read")]
+    Conflict,
+    /// The store could not be reached or answered 5xx/429: try again later.
+    #[error("state store unavailable: {0}")]
+    Unavailable(String),
+    /// Configuration or permission problem (401/403, bad URL): tell the owner.
+    #[error("state store refused: {0}")]
+    Refused(String),
+}
+
+/// Per-site state documents with compare-and-swap.
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    /// The document for `site`, or `None` if it does not exist yet.
+    async fn load(&self, site: &str) -> Result<Option<Versioned>, StoreError>;
+    /// Writes the document if its version is still `expected` (`None` = create only if absent).
+    /// Returns the new version tag.
+    async fn save(&self, site: &str, bytes: &[u8], expected: Option<&str>) -> Result<String, StoreError>;
+}
+
+/// Handy for fakes: a node count.
+pub fn nodes(ready: u32, total: u32) -> NodeCount {
+    NodeCount { ready, total }
+}
