@@ -1,0 +1,413 @@
+//! The subcommands as plain async functions: configuration in, exit code out.
+//! `main` only parses arguments, sets up logging and calls these.
+
+use std::io::Write;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use tokio::time::Instant;
+use tracing::{error, info, warn};
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::deliver::{self, Outcome, Sender};
+use crate::inside::inside_view;
+use crate::payload::{self, Heartbeat, UpsEvent, WitnessReport};
+use crate::spool::Spool;
+use crate::upsd::{self, Snapshot, UpsName};
+
+/// Exit codes: done; not delivered / not accepted; unusable configuration or usage.
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_CONFIG: u8 = 2;
+
+/// Notify types that mean "upsmon lost contact with the UPS": the power state is unknown,
+/// and must not be read as a power loss.
+pub const COMMLOSS_TYPES: [&str; 2] = ["COMMBAD", "NOCOMM"];
+
+/// What upsmon hands the NOTIFYCMD: the two variables it adds to the environment.
+/// The message argument is deliberately not used (it went through a shell).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifyEnv {
+    pub notifytype: String,
+    /// The MONITOR string (`ups@host:port`); empty for SHUTDOWN and NOPARENT.
+    pub upsname: String,
+}
+
+impl NotifyEnv {
+    /// Reads `NOTIFYTYPE` (required) and `UPSNAME` from an environment map.
+    pub fn from_env(env: &std::collections::HashMap<String, String>) -> Result<NotifyEnv, String> {
+        let notifytype = env
+            .get("NOTIFYTYPE")
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .ok_or(
+                "NOTIFYTYPE is not set: `notify` is meant to be upsmon's NOTIFYCMD \
+                 (to try the path by hand, use `burst-agent test`)",
+            )?;
+        Ok(NotifyEnv {
+            notifytype,
+            upsname: env
+                .get("UPSNAME")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// The UPS an event is about: its label for the payload, and where to query it.
+fn resolve_ups(upsname: &str, config: &Config) -> (String, Option<UpsName>) {
+    if !upsname.is_empty() {
+        return match UpsName::parse(upsname) {
+            Ok(u) => (u.to_string(), Some(u)),
+            Err(e) => {
+                warn!(%e, "UPSNAME from upsmon does not parse; sending it as is, without status");
+                (upsname.to_string(), None)
+            }
+        };
+    }
+    match config.default_ups() {
+        Ok(Some(u)) => (u.to_string(), Some(u)),
+        Ok(None) => {
+            warn!("upsmon gave no UPSNAME and `ups` is not configured; event without UPS status");
+            (String::new(), None)
+        }
+        Err(e) => {
+            warn!(%e, "configured `ups` is invalid");
+            (config.ups.clone(), None)
+        }
+    }
+}
+
+/// Reads the UPS, mapping every failure to "unknown" (an empty snapshot) and logging why.
+/// `WAIT` is upsd's placeholder before the driver's first data (right after upsd or the
+/// driver restarted, e.g. at COMMOK): re-read for a moment, then report unknown rather than
+/// a placeholder with battery values nobody measured.
+async fn read_ups(ups: Option<&UpsName>, limit: std::time::Duration) -> Snapshot {
+    let Some(ups) = ups else {
+        return Snapshot::default();
+    };
+    let deadline = Instant::now() + limit;
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match upsd::snapshot(ups, remaining).await {
+            Ok(s) if s.status.split_whitespace().any(|t| t == "WAIT") => {
+                if Instant::now() + WAIT_RETRY >= deadline {
+                    warn!(ups = %ups, "upsd has no data from the driver yet (WAIT); reporting unknown");
+                    return Snapshot::default();
+                }
+                tokio::time::sleep(WAIT_RETRY).await;
+            }
+            Ok(s) => return s,
+            Err(e) => {
+                warn!(ups = %ups, error = %e, commloss = e.is_commloss(),
+                    "cannot read the UPS from upsd; reporting its status as unknown");
+                return Snapshot::default();
+            }
+        }
+    }
+}
+
+const WAIT_RETRY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// `burst-agent notify`: one upsmon event → spool → delivery (with everything spooled
+/// before it). Returns within `notify_budget_ms` (+ a little), whatever happens.
+pub async fn notify(config: &Config, env: &NotifyEnv, at: DateTime<Utc>, started: Instant) -> u8 {
+    let deadline = started + config.notify_budget();
+    let (label, ups) = resolve_ups(&env.upsname, config);
+    let snapshot = if COMMLOSS_TYPES.contains(&env.notifytype.as_str()) {
+        Snapshot::default() // upsmon already knows it cannot see the UPS: power unknown
+    } else {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        read_ups(ups.as_ref(), config.upsd_timeout().min(remaining / 2)).await
+    };
+    let event = UpsEvent {
+        id: Uuid::new_v4(),
+        at: payload::rfc3339(at),
+        ups: label,
+        kind: env.notifytype.clone(),
+        status: snapshot.status,
+        battery_charge: snapshot.battery_charge,
+        battery_runtime_s: snapshot.battery_runtime_s,
+    };
+    let body = match serde_json::to_string(&event) {
+        Ok(b) => b,
+        Err(e) => {
+            error!(%e, "cannot encode the event");
+            return EXIT_FAILED;
+        }
+    };
+    info!(id = %event.id, r#type = %event.kind, ups = %event.ups, status = %event.status, "event");
+
+    let sender = Sender::from_config(config);
+    if let Err(e) = &sender {
+        error!(error = %e, "cannot send (configuration); the event is spooled only");
+    }
+    let spool = Spool::open(&config.spool_dir).and_then(|spool| {
+        let created_us = at.timestamp_micros();
+        spool.push(payload::ROUTE_UPS, event.id, created_us, body.clone())?;
+        Ok(spool)
+    });
+    match (spool, sender) {
+        (Ok(spool), Ok(sender)) => match deliver::flush(&spool, &sender, deadline).await {
+            Ok(report) => {
+                info!(?report, "spool flushed");
+                EXIT_OK
+            }
+            Err(e) => {
+                error!(error = %e, dir = %config.spool_dir.display(), "spool error while delivering");
+                EXIT_OK // the event itself is on disk
+            }
+        },
+        (Ok(_), Err(_)) => EXIT_CONFIG,
+        (Err(e), sender) => {
+            error!(error = %e, dir = %config.spool_dir.display(),
+                "cannot spool the event; trying to deliver it directly");
+            let Ok(sender) = sender else {
+                error!(id = %event.id, "event lost: neither spooled nor sent");
+                return EXIT_FAILED;
+            };
+            match sender
+                .send_with_retry(payload::ROUTE_UPS, body.as_bytes(), deadline)
+                .await
+            {
+                Outcome::Delivered { .. } => EXIT_OK,
+                other => {
+                    error!(id = %event.id, outcome = ?other, "event lost: neither spooled nor delivered");
+                    EXIT_FAILED
+                }
+            }
+        }
+    }
+}
+
+/// `burst-agent heartbeat`: flush the spool, look at the cluster and the UPS, report.
+pub async fn heartbeat(config: &Config, started: Instant) -> u8 {
+    let budget = config.heartbeat_budget();
+    let sender = match Sender::from_config(config) {
+        Ok(s) => s,
+        Err(e) => {
+            error!(error = %e, "configuration");
+            return EXIT_CONFIG;
+        }
+    };
+    // Events first (they are older and matter more), with at most half of the budget.
+    match Spool::open(&config.spool_dir) {
+        Ok(spool) => match deliver::flush(&spool, &sender, started + budget / 2).await {
+            Ok(report) if report == deliver::FlushReport::default() => {}
+            Ok(report) => info!(?report, "spool flushed"),
+            Err(e) => warn!(error = %e, "spool error"),
+        },
+        Err(e) => warn!(error = %e, dir = %config.spool_dir.display(), "cannot open the spool"),
+    }
+
+    let at = Utc::now();
+    let ups = match config.default_ups() {
+        Ok(u) => u,
+        Err(e) => {
+            error!(error = %e, "configuration");
+            return EXIT_CONFIG;
+        }
+    };
+    let (view, snapshot) = tokio::join!(
+        inside_view(config),
+        read_ups(ups.as_ref(), config.upsd_timeout())
+    );
+    let beat = Heartbeat {
+        id: Uuid::new_v4(),
+        at: payload::rfc3339(at),
+        nodes_ready: view.nodes_ready,
+        nodes_total: view.nodes_total,
+        // No UPS configured: no field. Configured but unreadable: "" (unknown).
+        ups_status: ups.map(|_| snapshot.status),
+        api_ok: view.api_ok,
+    };
+    post_report(
+        &sender,
+        payload::ROUTE_HEARTBEAT,
+        &beat,
+        beat.id,
+        started + budget,
+    )
+    .await
+}
+
+/// `burst-agent witness`: probe home from here and report.
+pub async fn witness(config: &Config, target: Option<&str>, started: Instant) -> u8 {
+    let target = target.unwrap_or(&config.witness_target);
+    if let Err(e) = crate::witness::validate(target) {
+        error!(error = %e, "configuration (BURST_AGENT_WITNESS_TARGET)");
+        return EXIT_CONFIG;
+    }
+    let sender = match Sender::from_config(config) {
+        Ok(s) => s,
+        Err(e) => {
+            error!(error = %e, "configuration");
+            return EXIT_CONFIG;
+        }
+    };
+    let at = Utc::now();
+    let probe = match crate::witness::probe(
+        target,
+        config.witness_timeout(),
+        config.witness_insecure_tls,
+    )
+    .await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            error!(error = %e, "configuration");
+            return EXIT_CONFIG;
+        }
+    };
+    info!(target, reachable = probe.reachable, latency_ms = ?probe.latency_ms, detail = %probe.detail, "probed");
+    let report = WitnessReport {
+        id: Uuid::new_v4(),
+        at: payload::rfc3339(at),
+        target: target.to_string(),
+        reachable: probe.reachable,
+        latency_ms: probe.latency_ms,
+    };
+    post_report(
+        &sender,
+        payload::ROUTE_WITNESS,
+        &report,
+        report.id,
+        started + config.heartbeat_budget(),
+    )
+    .await
+}
+
+/// Heartbeats and witness reports are not spooled: they describe "now", and a late one would
+/// claim liveness that was not there. The next timer run sends a fresh one.
+async fn post_report<T: serde::Serialize>(
+    sender: &Sender,
+    route: &str,
+    value: &T,
+    id: Uuid,
+    deadline: Instant,
+) -> u8 {
+    let body = match serde_json::to_vec(value) {
+        Ok(b) => b,
+        Err(e) => {
+            error!(%e, "cannot encode");
+            return EXIT_FAILED;
+        }
+    };
+    match sender.send_with_retry(route, &body, deadline).await {
+        Outcome::Delivered { status, duplicate } => {
+            info!(%id, route, status, duplicate, "delivered");
+            EXIT_OK
+        }
+        Outcome::Rejected { status, body } => {
+            error!(%id, route, status, %body, "the function refused the report");
+            EXIT_FAILED
+        }
+        Outcome::Retry { reason } => {
+            error!(%id, route, %reason, "not delivered (not spooled: the next run sends a fresh one)");
+            EXIT_FAILED
+        }
+    }
+}
+
+/// `burst-agent test`: one signed `TEST` event with the live UPS status, one attempt, and a
+/// human-readable account of what happened on `out`. Exit 0 only if the function accepted it.
+pub async fn test_event(config: &Config, ups_override: Option<&str>, out: &mut dyn Write) -> u8 {
+    let sender = match Sender::from_config(config) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = writeln!(out, "configuration: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let (label, ups) = resolve_ups(ups_override.unwrap_or(""), config);
+    let at = Utc::now();
+    let snapshot = read_ups(ups.as_ref(), config.upsd_timeout()).await;
+    let event = UpsEvent {
+        id: Uuid::new_v4(),
+        at: payload::rfc3339(at),
+        ups: label,
+        kind: "TEST".to_string(),
+        status: snapshot.status,
+        battery_charge: snapshot.battery_charge,
+        battery_runtime_s: snapshot.battery_runtime_s,
+    };
+    let body = match serde_json::to_vec(&event) {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = writeln!(out, "cannot encode: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    let _ = writeln!(out, "sending: {}", String::from_utf8_lossy(&body));
+    if event.status.is_empty() {
+        let _ = writeln!(
+            out,
+            "note: UPS status unknown (no `ups` configured, or upsd did not answer; see the log)"
+        );
+    }
+    let url = sender.url(payload::ROUTE_UPS);
+    match sender
+        .post_once(payload::ROUTE_UPS, &body, config.http_timeout())
+        .await
+    {
+        Ok(reply) => {
+            let _ = writeln!(
+                out,
+                "POST {url} -> HTTP {} in {} ms\n{}",
+                reply.status,
+                reply.elapsed.as_millis(),
+                reply.body
+            );
+            let accepted = (200..300).contains(&reply.status);
+            let _ = writeln!(
+                out,
+                "{}",
+                if accepted { "accepted" } else { "NOT accepted" }
+            );
+            if accepted { EXIT_OK } else { EXIT_FAILED }
+        }
+        Err(e) => {
+            let _ = writeln!(out, "POST {url} -> no reply: {e}\nNOT accepted");
+            EXIT_FAILED
+        }
+    }
+}
+
+/// `burst-agent keygen`: both keys on `out`, or the private key into a new 0600 file and
+/// only the public key on `out`.
+pub fn keygen(private_key_out: Option<&Path>, out: &mut dyn Write) -> u8 {
+    let pair = match crate::keygen::generate() {
+        Ok(p) => p,
+        Err(e) => {
+            error!(error = %e, "keygen");
+            return EXIT_FAILED;
+        }
+    };
+    let written = match private_key_out {
+        None => write!(out, "{}{}", pair.private_pkcs8_pem, pair.public_spki_pem),
+        Some(path) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .and_then(|mut f| {
+                    f.write_all(pair.private_pkcs8_pem.as_bytes())?;
+                    f.sync_all()
+                });
+            if let Err(e) = file {
+                error!(error = %e, path = %path.display(), "cannot write the private key (an existing file is never overwritten)");
+                return EXIT_FAILED;
+            }
+            info!(path = %path.display(), "private key written (mode 0600); public key on stdout");
+            write!(out, "{}", pair.public_spki_pem)
+        }
+    };
+    if written.is_err() {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    }
+}

@@ -1,0 +1,455 @@
+//! Agent configuration: built-in defaults, then a TOML file, then `BURST_AGENT_*` environment
+//! variables (each key `foo_bar` of the file is the variable `BURST_AGENT_FOO_BAR`).
+//!
+//! The file is flat on purpose, so that the file key and the variable map one to one and the
+//! README table documents both. Secrets are held here but never printed (see the `Debug` impl).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Where the config file is looked for when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/burst-agent.toml";
+/// Prefix of every environment override.
+pub const ENV_PREFIX: &str = "BURST_AGENT_";
+
+/// How the agent signs its JWTs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Algorithm {
+    EdDSA,
+    HS256,
+}
+
+/// Where the heartbeat's inside view of the cluster comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KubeSource {
+    /// The in-cluster service account if present, else `$KUBECONFIG` / `~/.kube/config`.
+    Infer,
+    /// Only the in-cluster service account (a CronJob).
+    InCluster,
+    /// The file named by `kubeconfig`.
+    Kubeconfig,
+    /// A plain API URL without credentials (`kube_url`, e.g. `kubectl proxy`).
+    Url,
+    /// No cluster: heartbeats report `api_ok: false` and 0/0 nodes.
+    None,
+}
+
+/// The whole configuration. Field names are the TOML keys.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Site id; the JWT `iss`.
+    pub site_id: String,
+    /// Function app base URL, e.g. `https://myapp.azurewebsites.net` (routes are `/api/...`).
+    pub base_url: String,
+    /// Function key, sent as `x-functions-key` (empty: header not sent).
+    pub function_key: String,
+    /// File holding the function key (used when `function_key` is empty).
+    pub function_key_file: Option<PathBuf>,
+    /// JWT algorithm, `EdDSA` or `HS256`; the function accepts only the one it is set up for.
+    pub algorithm: Algorithm,
+    /// Ed25519 private key, PKCS#8 PEM file (from `burst-agent keygen`).
+    pub ed25519_key_file: Option<PathBuf>,
+    /// HS256 shared secret.
+    pub hs256_secret: String,
+    /// File holding the HS256 secret (used when `hs256_secret` is empty).
+    pub hs256_secret_file: Option<PathBuf>,
+    /// The UPS used when upsmon does not name one (SHUTDOWN, NOPARENT), and by
+    /// `heartbeat` and `test`: `name@host[:port]`. Empty: heartbeats carry no `ups_status`.
+    pub ups: String,
+    /// Time allowed for one upsd query (connect + 3 GETs).
+    pub upsd_timeout_ms: u64,
+    /// Spool directory (events waiting for delivery; `rejected/` below it).
+    pub spool_dir: PathBuf,
+    /// Time allowed for one HTTP request.
+    pub http_timeout_ms: u64,
+    /// Total time a `notify` may take before returning to upsmon (query + spool + delivery).
+    pub notify_budget_ms: u64,
+    /// Total time a `heartbeat` or `witness` may take (spool flush + probe + delivery).
+    pub heartbeat_budget_ms: u64,
+    /// Where the inside view comes from.
+    pub kube_source: KubeSource,
+    /// Kubeconfig file for `kube_source = "kubeconfig"`.
+    pub kubeconfig: Option<PathBuf>,
+    /// Context in the kubeconfig (empty: its current context).
+    pub kube_context: String,
+    /// API URL for `kube_source = "url"`.
+    pub kube_url: String,
+    /// Time allowed for listing the nodes.
+    pub kube_timeout_ms: u64,
+    /// What `witness` probes: `tcp://host:port`, `https://...` or `http://...`.
+    pub witness_target: String,
+    /// Timeout of one witness probe.
+    pub witness_timeout_ms: u64,
+    /// Accept any TLS certificate when probing an `https://` witness target (self-signed
+    /// home endpoints). Only the probe; never the function calls.
+    pub witness_insecure_tls: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            site_id: String::new(),
+            base_url: String::new(),
+            function_key: String::new(),
+            function_key_file: None,
+            algorithm: Algorithm::EdDSA,
+            ed25519_key_file: Some(PathBuf::from("/etc/burst-agent/ed25519.pem")),
+            hs256_secret: String::new(),
+            hs256_secret_file: None,
+            ups: String::new(),
+            upsd_timeout_ms: 2000,
+            spool_dir: PathBuf::from("/var/lib/burst-agent/spool"),
+            http_timeout_ms: 3000,
+            notify_budget_ms: 5000,
+            heartbeat_budget_ms: 20000,
+            kube_source: KubeSource::Infer,
+            kubeconfig: None,
+            kube_context: String::new(),
+            kube_url: String::new(),
+            kube_timeout_ms: 5000,
+            witness_target: String::new(),
+            witness_timeout_ms: 3000,
+            witness_insecure_tls: false,
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file given with `--config` could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this config (typo in a key, wrong type).
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    /// An environment variable has a value of the wrong type, or is unknown.
+    #[error("environment variable {name}: {detail}")]
+    Env { name: String, detail: String },
+    /// A setting is missing or inconsistent.
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads defaults ← file ← environment. With `path == None` the default path is used if it
+    /// exists (a missing default file is fine: everything may come from the environment).
+    pub fn load(path: Option<&Path>, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let (path, required) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
+        };
+        let table = match std::fs::read_to_string(&path) {
+            Ok(text) => text
+                .parse::<toml::Table>()
+                .map_err(|source| ConfigError::Parse {
+                    path: path.clone(),
+                    source,
+                })?,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        // Validate the file alone first, so a typo is reported against the file.
+        Config::deserialize(table.clone()).map_err(|source| ConfigError::Parse {
+            path: path.clone(),
+            source,
+        })?;
+        Config::merge(table, env)
+    }
+
+    /// Defaults ← environment, ignoring any file: the fallback of `notify` when the file is
+    /// broken, so that an event is still spooled (and sent) where the environment says.
+    pub fn from_env(env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        Config::merge(toml::Table::new(), env)
+    }
+
+    fn merge(mut table: toml::Table, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        // The type each variable must have comes from the defaults (Option fields, absent
+        // there, are all paths: strings).
+        let types = toml::Table::try_from(Config::default())
+            .map_err(|e| ConfigError::Invalid(format!("defaults: {e}")))?;
+        let mut names: Vec<&String> = env.keys().filter(|k| k.starts_with(ENV_PREFIX)).collect();
+        names.sort();
+        for name in names {
+            let key = name[ENV_PREFIX.len()..].to_ascii_lowercase();
+            if key == "log" || env[name].is_empty() {
+                continue; // LOG is main's tracing filter; an empty variable counts as unset
+            }
+            let value = env_value(name, &env[name], types.get(&key))?;
+            table.insert(key, value);
+        }
+        let config = Config::deserialize(table).map_err(|e| ConfigError::Env {
+            name: format!("{ENV_PREFIX}*"),
+            detail: e.message().to_string(),
+        })?;
+        Ok(config)
+    }
+
+    /// The `ups` setting parsed, if set.
+    pub fn default_ups(&self) -> Result<Option<crate::upsd::UpsName>, ConfigError> {
+        if self.ups.trim().is_empty() {
+            return Ok(None);
+        }
+        crate::upsd::UpsName::parse(&self.ups)
+            .map(Some)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+
+    /// Checks what every command that talks to the function needs.
+    pub fn require_function(&self) -> Result<(), ConfigError> {
+        if self.site_id.trim().is_empty() {
+            return Err(ConfigError::Invalid(
+                "site_id is not set (BURST_AGENT_SITE_ID)".into(),
+            ));
+        }
+        if !(self.base_url.starts_with("https://") || self.base_url.starts_with("http://")) {
+            return Err(ConfigError::Invalid(format!(
+                "base_url must be an http(s) URL (BURST_AGENT_BASE_URL), got {:?}",
+                self.base_url
+            )));
+        }
+        Ok(())
+    }
+
+    /// The function key, from `function_key` or `function_key_file`.
+    pub fn function_key(&self) -> Result<Option<String>, ConfigError> {
+        secret(
+            &self.function_key,
+            self.function_key_file.as_deref(),
+            "function key",
+        )
+    }
+
+    /// The HS256 secret, from `hs256_secret` or `hs256_secret_file`.
+    pub fn hs256_secret(&self) -> Result<Option<String>, ConfigError> {
+        secret(
+            &self.hs256_secret,
+            self.hs256_secret_file.as_deref(),
+            "HS256 secret",
+        )
+    }
+
+    pub fn upsd_timeout(&self) -> Duration {
+        Duration::from_millis(self.upsd_timeout_ms)
+    }
+    pub fn http_timeout(&self) -> Duration {
+        Duration::from_millis(self.http_timeout_ms)
+    }
+    pub fn notify_budget(&self) -> Duration {
+        Duration::from_millis(self.notify_budget_ms)
+    }
+    pub fn heartbeat_budget(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_budget_ms)
+    }
+    pub fn kube_timeout(&self) -> Duration {
+        Duration::from_millis(self.kube_timeout_ms)
+    }
+    pub fn witness_timeout(&self) -> Duration {
+        Duration::from_millis(self.witness_timeout_ms)
+    }
+}
+
+fn secret(inline: &str, file: Option<&Path>, what: &str) -> Result<Option<String>, ConfigError> {
+    if !inline.is_empty() {
+        return Ok(Some(inline.to_string()));
+    }
+    match file {
+        None => Ok(None),
+        Some(path) => std::fs::read_to_string(path)
+            .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_string()))
+            .map_err(|e| {
+                ConfigError::Invalid(format!("cannot read {what} file {}: {e}", path.display()))
+            }),
+    }
+}
+
+/// An environment value as a TOML value of the type the key has in the defaults.
+fn env_value(
+    name: &str,
+    raw: &str,
+    default: Option<&toml::Value>,
+) -> Result<toml::Value, ConfigError> {
+    let wrong = |what: &str| ConfigError::Env {
+        name: name.to_string(),
+        detail: format!("expected {what}, got {raw:?}"),
+    };
+    Ok(match default {
+        Some(toml::Value::Integer(_)) => {
+            toml::Value::Integer(raw.trim().parse().map_err(|_| wrong("a whole number"))?)
+        }
+        Some(toml::Value::Boolean(_)) => match raw.trim() {
+            "true" | "1" | "yes" => toml::Value::Boolean(true),
+            "false" | "0" | "no" => toml::Value::Boolean(false),
+            _ => return Err(wrong("true or false")),
+        },
+        _ => toml::Value::String(raw.to_string()),
+    })
+}
+
+impl fmt::Debug for Config {
+    /// Like the derived one, with secrets replaced by `<set>` / `<empty>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redact = |s: &str| if s.is_empty() { "<empty>" } else { "<set>" };
+        f.debug_struct("Config")
+            .field("site_id", &self.site_id)
+            .field("base_url", &self.base_url)
+            .field("function_key", &redact(&self.function_key))
+            .field("function_key_file", &self.function_key_file)
+            .field("algorithm", &self.algorithm)
+            .field("ed25519_key_file", &self.ed25519_key_file)
+            .field("hs256_secret", &redact(&self.hs256_secret))
+            .field("hs256_secret_file", &self.hs256_secret_file)
+            .field("ups", &self.ups)
+            .field("upsd_timeout_ms", &self.upsd_timeout_ms)
+            .field("spool_dir", &self.spool_dir)
+            .field("http_timeout_ms", &self.http_timeout_ms)
+            .field("notify_budget_ms", &self.notify_budget_ms)
+            .field("heartbeat_budget_ms", &self.heartbeat_budget_ms)
+            .field("kube_source", &self.kube_source)
+            .field("kubeconfig", &self.kubeconfig)
+            .field("kube_context", &self.kube_context)
+            .field("kube_url", &self.kube_url)
+            .field("kube_timeout_ms", &self.kube_timeout_ms)
+            .field("witness_target", &self.witness_target)
+            .field("witness_timeout_ms", &self.witness_timeout_ms)
+            .field("witness_insecure_tls", &self.witness_insecure_tls)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_then_file_then_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(
+            &path,
+            r#"
+site_id = "home"
+base_url = "https://file.example"
+notify_budget_ms = 4000
+algorithm = "HS256"
+kube_source = "in-cluster"
+"#,
+        )
+        .unwrap();
+
+        let c = Config::load(Some(&path), &env(&[])).unwrap();
+        assert_eq!(c.site_id, "home");
+        assert_eq!(c.base_url, "https://file.example");
+        assert_eq!(c.notify_budget_ms, 4000);
+        assert_eq!(c.algorithm, Algorithm::HS256);
+        assert_eq!(c.kube_source, KubeSource::InCluster);
+        assert_eq!(c.http_timeout_ms, 3000, "default kept");
+
+        let c = Config::load(
+            Some(&path),
+            &env(&[
+                ("BURST_AGENT_BASE_URL", "http://127.0.0.1:9"),
+                ("BURST_AGENT_NOTIFY_BUDGET_MS", "1500"),
+                ("BURST_AGENT_WITNESS_INSECURE_TLS", "true"),
+                ("BURST_AGENT_KUBE_SOURCE", "url"),
+                ("BURST_AGENT_LOG", "debug"),
+                ("BURST_AGENT_FUNCTION_KEY", "12345"),
+                ("BURST_AGENT_SPOOL_DIR", ""),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.site_id, "home",
+            "file value kept when env does not set it"
+        );
+        assert_eq!(c.base_url, "http://127.0.0.1:9", "env beats file");
+        assert_eq!(c.notify_budget_ms, 1500);
+        assert!(c.witness_insecure_tls);
+        assert_eq!(c.kube_source, KubeSource::Url);
+        assert_eq!(
+            c.function_key, "12345",
+            "digits stay a string for a string key"
+        );
+        assert_eq!(
+            c.spool_dir,
+            Config::default().spool_dir,
+            "empty variable = unset"
+        );
+    }
+
+    #[test]
+    fn missing_default_file_is_fine_but_missing_explicit_file_is_not() {
+        let c = Config::load(None, &env(&[("BURST_AGENT_SITE_ID", "s")]));
+        // The default path normally does not exist on a build machine; if it does, skip.
+        if !Path::new(DEFAULT_CONFIG_PATH).exists() {
+            assert_eq!(c.unwrap().site_id, "s");
+        }
+        let err = Config::load(Some(Path::new("/nonexistent/agent.toml")), &env(&[])).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }));
+    }
+
+    #[test]
+    fn typos_and_bad_types_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, "site_idd = \"x\"\n").unwrap();
+        assert!(matches!(
+            Config::load(Some(&path), &env(&[])).unwrap_err(),
+            ConfigError::Parse { .. }
+        ));
+        std::fs::write(&path, "").unwrap();
+        let err = Config::load(
+            Some(&path),
+            &env(&[("BURST_AGENT_HTTP_TIMEOUT_MS", "soon")]),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::Env { .. }), "{err}");
+        let err = Config::load(Some(&path), &env(&[("BURST_AGENT_NO_SUCH_KEY", "1")])).unwrap_err();
+        assert!(matches!(err, ConfigError::Env { .. }), "{err}");
+    }
+
+    #[test]
+    fn secrets_from_files_and_never_in_debug() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key");
+        std::fs::write(&key, "s3cret-key\n").unwrap();
+        let c = Config {
+            function_key_file: Some(key),
+            hs256_secret: "hs-secret-value".into(),
+            ..Config::default()
+        };
+        assert_eq!(c.function_key().unwrap().as_deref(), Some("s3cret-key"));
+        assert_eq!(
+            c.hs256_secret().unwrap().as_deref(),
+            Some("hs-secret-value")
+        );
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("hs-secret-value") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+    }
+}

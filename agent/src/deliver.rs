@@ -1,0 +1,343 @@
+//! Posting to the function: one signed attempt, retries with backoff and jitter inside a
+//! deadline, and flushing the spool in order.
+//!
+//! What a reply means (the only place that decides it):
+//! - 2xx, or 409 / `"duplicate": true` → delivered (the function dedupes on the event `id`);
+//! - 408, 429, 5xx, connect errors, timeouts → try again later (keep spooled);
+//! - any other 4xx → permanent: the function will never accept this body (moved to
+//!   `spool/rejected/`, logged, not retried);
+//! - anything else (3xx: redirects are not followed) → try again later, and log it: it is
+//!   almost certainly a wrong `base_url`.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::auth::Signer;
+use crate::config::Config;
+use crate::spool::Spool;
+
+/// The function's answer to one attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub elapsed: Duration,
+}
+
+/// What one attempt (or a series of them) came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Accepted (or already had it: `duplicate`).
+    Delivered { status: u16, duplicate: bool },
+    /// Refused for good; do not send this body again.
+    Rejected { status: u16, body: String },
+    /// Not delivered now; keep it and try later.
+    Retry { reason: String },
+}
+
+impl Outcome {
+    /// Classifies an HTTP reply (see the module docs).
+    pub fn of_reply(reply: &Reply) -> Outcome {
+        let status = reply.status;
+        let duplicate_flag = || {
+            serde_json::from_str::<serde_json::Value>(&reply.body)
+                .ok()
+                .and_then(|v| v.get("duplicate").and_then(|d| d.as_bool()))
+                .unwrap_or(false)
+        };
+        match status {
+            200..=299 => Outcome::Delivered {
+                status,
+                duplicate: duplicate_flag(),
+            },
+            409 => Outcome::Delivered {
+                status,
+                duplicate: true,
+            },
+            408 | 429 | 500..=599 => Outcome::Retry {
+                reason: format!("HTTP {status}: {}", snippet(&reply.body)),
+            },
+            400..=499 => Outcome::Rejected {
+                status,
+                body: reply.body.clone(),
+            },
+            _ => Outcome::Retry {
+                reason: format!(
+                    "unexpected HTTP {status} (is base_url right?): {}",
+                    snippet(&reply.body)
+                ),
+            },
+        }
+    }
+}
+
+/// Sends signed requests to the function.
+#[derive(Debug)]
+pub struct Sender {
+    client: reqwest::Client,
+    base_url: String,
+    function_key: Option<String>,
+    signer: Signer,
+    http_timeout: Duration,
+}
+
+/// The sender cannot be built: a configuration problem.
+#[derive(Debug, thiserror::Error)]
+pub enum SenderError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+}
+
+impl Sender {
+    pub fn from_config(config: &Config) -> Result<Sender, SenderError> {
+        config.require_function()?;
+        let signer = Signer::from_config(config)?;
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("burst-agent/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(config.http_timeout())
+            .build()
+            .map_err(|e| SenderError::Client(e.to_string()))?;
+        Ok(Sender {
+            client,
+            base_url: config.base_url.trim_end_matches('/').to_string(),
+            function_key: config.function_key()?,
+            signer,
+            http_timeout: config.http_timeout(),
+        })
+    }
+
+    /// The full URL of a route.
+    pub fn url(&self, route: &str) -> String {
+        format!("{}{}", self.base_url, route)
+    }
+
+    /// One signed POST, bounded by `limit` (and the configured HTTP timeout).
+    /// `Err` is a transport failure (no HTTP reply), described for the log.
+    pub async fn post_once(
+        &self,
+        route: &str,
+        body: &[u8],
+        limit: Duration,
+    ) -> Result<Reply, String> {
+        let token = self
+            .signer
+            .token(body, chrono::Utc::now().timestamp())
+            .map_err(|e| e.to_string())?;
+        let mut request = self
+            .client
+            .post(self.url(route))
+            .timeout(limit.min(self.http_timeout))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(body.to_vec());
+        if let Some(key) = &self.function_key {
+            request = request.header("x-functions-key", key);
+        }
+        let started = Instant::now();
+        let response = request.send().await.map_err(describe_transport_error)?;
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
+        Ok(Reply {
+            status,
+            body,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Tries until delivered, rejected, or `deadline` leaves no room for another attempt.
+    pub async fn send_with_retry(&self, route: &str, body: &[u8], deadline: Instant) -> Outcome {
+        let mut attempt: u32 = 0;
+        let mut last = Outcome::Retry {
+            reason: "no time left for an attempt".to_string(),
+        };
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining < Duration::from_millis(50) {
+                return last;
+            }
+            last = match self.post_once(route, body, remaining).await {
+                Ok(reply) => Outcome::of_reply(&reply),
+                Err(reason) => Outcome::Retry { reason },
+            };
+            let Outcome::Retry { reason } = &last else {
+                return last;
+            };
+            let pause = backoff(attempt);
+            debug!(route, attempt, %reason, ?pause, "attempt failed");
+            if Instant::now() + pause >= deadline {
+                return last;
+            }
+            tokio::time::sleep(pause).await;
+            attempt += 1;
+        }
+    }
+}
+
+/// Exponential backoff, 250 ms doubling up to 2 s, with "equal jitter" (half fixed, half
+/// random) so concurrent hooks do not retry in lockstep.
+pub fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_millis(250)
+        .saturating_mul(1u32 << attempt.min(8))
+        .min(Duration::from_secs(2));
+    base.mul_f64(0.5 + 0.5 * fastrand::f64())
+}
+
+fn describe_transport_error(e: reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    // reqwest's Display names the URL, never the headers, so no secret leaks here.
+    let mut text = format!("{kind}: {e}");
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
+}
+
+fn snippet(body: &str) -> String {
+    let mut s: String = body.chars().take(200).collect();
+    if s.len() < body.len() {
+        s.push('…');
+    }
+    s
+}
+
+/// What a spool flush did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlushReport {
+    pub delivered: usize,
+    pub duplicates: usize,
+    pub rejected: usize,
+    /// Still spooled when the flush ended (delivery failed or time ran out).
+    pub pending: usize,
+    /// Another process held the delivery lock for the whole time: it is delivering.
+    pub busy: bool,
+}
+
+/// Delivers every spooled event in order, until the spool is empty or `deadline`.
+/// Holds the delivery lock meanwhile, and re-reads the directory after each pass so events
+/// spooled by concurrent hooks are taken along. Stops at the first event that cannot be
+/// delivered now, so order is kept.
+pub async fn flush(
+    spool: &Spool,
+    sender: &Sender,
+    deadline: Instant,
+) -> std::io::Result<FlushReport> {
+    let mut report = FlushReport::default();
+    let Some(_lock) = spool.lock_delivery(deadline).await? else {
+        report.busy = true;
+        report.pending = spool.list()?.len();
+        info!(
+            pending = report.pending,
+            "another burst-agent is delivering the spool"
+        );
+        return Ok(report);
+    };
+    loop {
+        let entries = spool.list()?;
+        if entries.is_empty() {
+            return Ok(report);
+        }
+        for (i, entry) in entries.iter().enumerate() {
+            let e = &entry.envelope;
+            match sender
+                .send_with_retry(&e.route, e.body.as_bytes(), deadline)
+                .await
+            {
+                Outcome::Delivered { status, duplicate } => {
+                    spool.remove(entry)?;
+                    report.delivered += 1;
+                    if duplicate {
+                        report.duplicates += 1;
+                    }
+                    info!(id = %e.id, route = %e.route, status, duplicate, "delivered");
+                }
+                Outcome::Rejected { status, body } => {
+                    let reason = format!("HTTP {status}: {body}");
+                    let moved = spool.reject(entry, &reason)?;
+                    report.rejected += 1;
+                    warn!(id = %e.id, route = %e.route, status, body = %snippet(&body),
+                        to = %moved.display(), "the function refused the event for good; moved to rejected/");
+                }
+                Outcome::Retry { reason } => {
+                    report.pending = entries.len() - i;
+                    warn!(id = %e.id, route = %e.route, %reason, pending = report.pending,
+                        "not delivered now; stays spooled for the next notify/heartbeat");
+                    return Ok(report);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(status: u16, body: &str) -> Reply {
+        Reply {
+            status,
+            body: body.to_string(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn classification() {
+        assert_eq!(
+            Outcome::of_reply(&reply(200, r#"{"ok":true}"#)),
+            Outcome::Delivered {
+                status: 200,
+                duplicate: false
+            }
+        );
+        assert_eq!(
+            Outcome::of_reply(&reply(200, r#"{"duplicate":true}"#)),
+            Outcome::Delivered {
+                status: 200,
+                duplicate: true
+            }
+        );
+        assert_eq!(
+            Outcome::of_reply(&reply(409, r#"{"error":"duplicate"}"#)),
+            Outcome::Delivered {
+                status: 409,
+                duplicate: true
+            }
+        );
+        for s in [408, 429, 500, 502, 503, 504, 302] {
+            assert!(
+                matches!(Outcome::of_reply(&reply(s, "")), Outcome::Retry { .. }),
+                "{s}"
+            );
+        }
+        for s in [400, 401, 403, 404, 413, 415, 422] {
+            assert!(
+                matches!(Outcome::of_reply(&reply(s, "")), Outcome::Rejected { .. }),
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        for attempt in 0..20 {
+            let b = backoff(attempt);
+            let base = (250u64 << attempt.min(8)).min(2000);
+            assert!(b >= Duration::from_millis(base / 2) && b <= Duration::from_millis(base));
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! `burst-agent`, the on-prem side of hybrid-burst: the NUT NOTIFYCMD hook (`notify`), the
+//! dead-man's-switch `heartbeat`, the third-place `witness`, a `test` of the whole path and
+//! `keygen`. Every request is a signed JWT POST to the function app (see CONTRACT.md).
+//!
+//! Modules, from the wire inwards: [`upsd`] (NUT protocol client), [`payload`] (JSON bodies),
+//! [`auth`] (JWT), [`deliver`] (HTTP, retries, outcomes), [`spool`] (the crash-safe queue),
+//! [`inside`] (Kubernetes node view), [`witness`] (reachability probe), [`config`],
+//! [`commands`] (the subcommands).
+
+pub mod auth;
+pub mod commands;
+pub mod config;
+pub mod deliver;
+pub mod inside;
+pub mod keygen;
+pub mod payload;
+pub mod spool;
+pub mod upsd;
+pub mod witness;

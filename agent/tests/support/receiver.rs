@@ -1,0 +1,500 @@
+//! A stand-in for the function app's agent routes that checks requests the way CONTRACT.md
+//! says the real one must: method, path, `x-functions-key`, content type, size, the JWT
+//! (pinned algorithm, signature, `aud`, `iss`, `exp - iat <= 300`, unique `jti`,
+//! `body_sha256`), and the payload fields. It records what it accepts, dedupes on the event
+//! `id` (200 `{"duplicate":true}`), and can refuse connections or answer 503.
+//!
+//! Written independently of the agent's own types (payloads are checked as raw JSON), so a
+//! mistake in the agent's structs is caught here rather than mirrored.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const MAX_BODY: usize = 64 * 1024;
+
+/// How the receiver verifies signatures (one algorithm only, as the function does).
+#[derive(Clone)]
+pub enum Verify {
+    EdDSA { public_pem: String },
+    HS256 { secret: String },
+}
+
+#[derive(Clone)]
+pub struct ReceiverConfig {
+    pub site_id: String,
+    pub function_key: String,
+    pub verify: Verify,
+}
+
+/// One accepted request.
+#[derive(Clone, Debug)]
+pub struct Accepted {
+    pub route: String,
+    pub id: String,
+    pub body: Value,
+    pub jti: String,
+    pub alg: Algorithm,
+    /// Seconds since the Unix epoch when it was accepted.
+    pub received_at: f64,
+}
+
+/// One refused request.
+#[derive(Clone, Debug)]
+pub struct Refused {
+    pub route: String,
+    pub status: u16,
+    pub error: String,
+    pub detail: String,
+}
+
+#[derive(Default)]
+struct Record {
+    accepted: Vec<Accepted>,
+    refused: Vec<Refused>,
+    /// (route, id) pairs already accepted.
+    ids: HashSet<(String, String)>,
+    jtis: HashSet<String>,
+    /// Requests answered `duplicate: true`.
+    duplicates: Vec<(String, String)>,
+    unavailable: bool,
+    requests: usize,
+}
+
+struct Shared {
+    config: ReceiverConfig,
+    record: Mutex<Record>,
+}
+
+/// The running receiver.
+pub struct Receiver {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    server: tokio::sync::Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    iss: String,
+    aud: String,
+    iat: i64,
+    exp: i64,
+    jti: String,
+    body_sha256: String,
+}
+
+fn now_epoch() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn error(
+    status: StatusCode,
+    code: &str,
+    detail: impl Into<String>,
+) -> (StatusCode, String, String) {
+    (status, code.to_string(), detail.into())
+}
+
+impl Receiver {
+    /// Starts on 127.0.0.1 with a free port.
+    pub async fn start(config: ReceiverConfig) -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind receiver");
+        let addr = listener.local_addr().expect("receiver addr");
+        let r = Receiver {
+            addr,
+            shared: Arc::new(Shared {
+                config,
+                record: Mutex::new(Record::default()),
+            }),
+            server: tokio::sync::Mutex::new(None),
+        };
+        r.serve(listener).await;
+        r
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    async fn serve(&self, listener: tokio::net::TcpListener) {
+        let app = Router::new()
+            .route("/api/{route}", post(handle))
+            .with_state(self.shared.clone());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        *self.server.lock().await = Some((tx, task));
+    }
+
+    /// Stops listening: connections are refused until [`Receiver::resume`].
+    pub async fn refuse(&self) {
+        if let Some((tx, task)) = self.server.lock().await.take() {
+            let _ = tx.send(());
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+    }
+
+    /// Listens again on the same port.
+    pub async fn resume(&self) {
+        let mut tries = 0;
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(e) if tries < 50 => {
+                    tries += 1;
+                    eprintln!("receiver: rebind {}: {e}; retrying", self.addr);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("receiver cannot rebind {}: {e}", self.addr),
+            }
+        };
+        self.serve(listener).await;
+    }
+
+    /// Answer every request with 503 (after reading it) while `on`.
+    pub fn set_unavailable(&self, on: bool) {
+        self.lock().unavailable = on;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Record> {
+        self.shared.record.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn accepted(&self) -> Vec<Accepted> {
+        self.lock().accepted.clone()
+    }
+
+    pub fn accepted_on(&self, route: &str) -> Vec<Accepted> {
+        self.accepted()
+            .into_iter()
+            .filter(|a| a.route == route)
+            .collect()
+    }
+
+    pub fn refused(&self) -> Vec<Refused> {
+        self.lock().refused.clone()
+    }
+
+    pub fn duplicates(&self) -> Vec<(String, String)> {
+        self.lock().duplicates.clone()
+    }
+
+    pub fn requests(&self) -> usize {
+        self.lock().requests
+    }
+
+    /// Waits until `n` requests were accepted on `route`, or `timeout`.
+    pub async fn wait_accepted(&self, route: &str, n: usize, timeout: Duration) -> bool {
+        let end = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.accepted_on(route).len() >= n {
+                return true;
+            }
+            if tokio::time::Instant::now() >= end {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A summary for assertion messages.
+    pub fn describe(&self) -> String {
+        let r = self.lock();
+        let mut s = format!("{} requests; accepted:\n", r.requests);
+        for a in &r.accepted {
+            s.push_str(&format!("  {} {}\n", a.route, a.body));
+        }
+        for f in &r.refused {
+            s.push_str(&format!(
+                "  refused {} {} {}: {}\n",
+                f.route, f.status, f.error, f.detail
+            ));
+        }
+        for d in &r.duplicates {
+            s.push_str(&format!("  duplicate {} {}\n", d.0, d.1));
+        }
+        s
+    }
+}
+
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    Path(route): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let route = format!("/api/{route}");
+    let unavailable = {
+        let mut r = shared.record.lock().unwrap_or_else(|p| p.into_inner());
+        r.requests += 1;
+        r.unavailable
+    };
+    if unavailable {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"error": "unavailable", "detail": "test receiver set to 503"})),
+        )
+            .into_response();
+    }
+    match check(&shared, &route, &headers, &body) {
+        Ok((claims, alg, payload)) => {
+            let id = payload["id"].as_str().unwrap_or_default().to_string();
+            let mut r = shared.record.lock().unwrap_or_else(|p| p.into_inner());
+            if !r.jtis.insert(claims.jti.clone()) {
+                r.refused.push(Refused {
+                    route: route.clone(),
+                    status: 409,
+                    error: "replayed_jti".into(),
+                    detail: claims.jti.clone(),
+                });
+                return (
+                    StatusCode::CONFLICT,
+                    axum::Json(json!({"error": "replayed_jti", "detail": "jti already seen"})),
+                )
+                    .into_response();
+            }
+            if !r.ids.insert((route.clone(), id.clone())) {
+                r.duplicates.push((route, id));
+                return (StatusCode::OK, axum::Json(json!({"duplicate": true}))).into_response();
+            }
+            r.accepted.push(Accepted {
+                route,
+                id: id.clone(),
+                body: payload,
+                jti: claims.jti,
+                alg,
+                received_at: now_epoch(),
+            });
+            (
+                StatusCode::OK,
+                axum::Json(json!({"accepted": true, "id": id})),
+            )
+                .into_response()
+        }
+        Err((status, code, detail)) => {
+            let mut r = shared.record.lock().unwrap_or_else(|p| p.into_inner());
+            r.refused.push(Refused {
+                route,
+                status: status.as_u16(),
+                error: code.clone(),
+                detail: detail.clone(),
+            });
+            (status, axum::Json(json!({"error": code, "detail": detail}))).into_response()
+        }
+    }
+}
+
+type Checked = (Claims, Algorithm, Value);
+
+fn check(
+    shared: &Shared,
+    route: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Checked, (StatusCode, String, String)> {
+    let config = &shared.config;
+    if !matches!(route, "/api/ups" | "/api/heartbeat" | "/api/witness") {
+        return Err(error(StatusCode::NOT_FOUND, "not_found", route));
+    }
+    let key = headers.get("x-functions-key").and_then(|v| v.to_str().ok());
+    if key != Some(config.function_key.as_str()) {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "function_key",
+            "missing or wrong x-functions-key",
+        ));
+    }
+    let ctype = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ctype.split(';').next().map(str::trim) != Some("application/json") {
+        return Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "content_type",
+            ctype,
+        ));
+    }
+    if body.len() > MAX_BODY {
+        return Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            body.len().to_string(),
+        ));
+    }
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "no_token", "no Bearer token"))?;
+    let (alg, key) = match &config.verify {
+        Verify::EdDSA { public_pem } => (
+            Algorithm::EdDSA,
+            DecodingKey::from_ed_pem(public_pem.as_bytes()).map_err(|e| {
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "test_setup",
+                    e.to_string(),
+                )
+            })?,
+        ),
+        Verify::HS256 { secret } => (
+            Algorithm::HS256,
+            DecodingKey::from_secret(secret.as_bytes()),
+        ),
+    };
+    let header = jsonwebtoken::decode_header(token)
+        .map_err(|e| error(StatusCode::UNAUTHORIZED, "bad_token", e.to_string()))?;
+    if header.typ.as_deref() != Some("JWT") {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "bad_token",
+            "typ is not JWT",
+        ));
+    }
+    let mut v = Validation::new(alg); // pinned: any other alg fails
+    v.set_audience(&["hybrid-burst"]);
+    v.set_issuer(&[config.site_id.as_str()]);
+    v.leeway = 60;
+    v.set_required_spec_claims(&["exp", "aud", "iss"]);
+    let claims = jsonwebtoken::decode::<Claims>(token, &key, &v)
+        .map_err(|e| error(StatusCode::UNAUTHORIZED, "bad_token", e.to_string()))?
+        .claims;
+    if claims.aud != "hybrid-burst" || claims.iss != config.site_id {
+        return Err(error(StatusCode::UNAUTHORIZED, "bad_token", "aud/iss"));
+    }
+    if claims.exp - claims.iat > 300 || claims.exp < claims.iat {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "bad_token",
+            "exp - iat must be 0..=300",
+        ));
+    }
+    let now = now_epoch() as i64;
+    if claims.iat > now + 60 {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "bad_token",
+            "iat in the future",
+        ));
+    }
+    if uuid::Uuid::parse_str(&claims.jti).is_err() {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "bad_token",
+            "jti is not a UUID",
+        ));
+    }
+    let digest: String = Sha256::digest(body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if claims.body_sha256 != digest {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "body_mismatch",
+            "body_sha256 does not match",
+        ));
+    }
+    let payload: Value = serde_json::from_slice(body)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, "malformed", e.to_string()))?;
+    check_payload(route, &payload).map_err(|d| error(StatusCode::BAD_REQUEST, "malformed", d))?;
+    Ok((claims, alg, payload))
+}
+
+/// Field checks per CONTRACT.md (unknown fields ignored, required ones must be there).
+fn check_payload(route: &str, p: &Value) -> Result<(), String> {
+    let obj = p.as_object().ok_or("body is not an object")?;
+    let string = |k: &str| -> Result<&str, String> {
+        obj.get(k)
+            .and_then(Value::as_str)
+            .ok_or(format!("{k}: missing or not a string"))
+    };
+    let uint = |k: &str| -> Result<u64, String> {
+        obj.get(k)
+            .and_then(Value::as_u64)
+            .ok_or(format!("{k}: missing or not a whole number"))
+    };
+    let optional_uint = |k: &str| -> Result<Option<u64>, String> {
+        match obj.get(k) {
+            None => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or(format!("{k}: not a whole number")),
+        }
+    };
+    let boolean = |k: &str| -> Result<bool, String> {
+        obj.get(k)
+            .and_then(Value::as_bool)
+            .ok_or(format!("{k}: missing or not a bool"))
+    };
+    uuid::Uuid::parse_str(string("id")?).map_err(|e| format!("id: {e}"))?;
+    chrono::DateTime::parse_from_rfc3339(string("at")?).map_err(|e| format!("at: {e}"))?;
+    match route {
+        "/api/ups" => {
+            string("ups")?;
+            if string("type")?.is_empty() {
+                return Err("type: empty".into());
+            }
+            let status = string("status")?;
+            for token in status.split_whitespace() {
+                if !token.chars().all(|c| c.is_ascii_uppercase()) {
+                    return Err(format!("status: odd token {token:?}"));
+                }
+            }
+            if optional_uint("battery_charge")?.is_some_and(|c| c > 100) {
+                return Err("battery_charge: over 100".into());
+            }
+            optional_uint("battery_runtime_s")?;
+        }
+        "/api/heartbeat" => {
+            let ready = uint("nodes_ready")?;
+            let total = uint("nodes_total")?;
+            if ready > total {
+                return Err("nodes_ready > nodes_total".into());
+            }
+            if let Some(s) = obj.get("ups_status") {
+                s.as_str().ok_or("ups_status: not a string")?;
+            }
+            boolean("api_ok")?;
+        }
+        "/api/witness" => {
+            string("target")?;
+            boolean("reachable")?;
+            optional_uint("latency_ms")?;
+        }
+        _ => return Err(format!("no such route {route}")),
+    }
+    Ok(())
+}
