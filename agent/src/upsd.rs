@@ -277,7 +277,7 @@ impl UpsdClient {
             .map_err(|_| UpsdError::Timeout(limit))??;
         Ok(rows
             .into_iter()
-            .map(|mut w| (w.remove(2), w.remove(2)))
+            .map(|w| (w[2].clone(), w[3].clone())) // `list` checked the width
             .collect())
     }
 
@@ -289,7 +289,7 @@ impl UpsdClient {
             .map_err(|_| UpsdError::Timeout(limit))??;
         Ok(rows
             .into_iter()
-            .map(|mut w| (w.remove(1), w.remove(1)))
+            .map(|w| (w[1].clone(), w[2].clone())) // `list` checked the width
             .collect())
     }
 
@@ -313,7 +313,7 @@ impl UpsdClient {
         self.send(&format!("LIST {what}")).await?;
         let first = self.read_line().await?;
         if first != format!("BEGIN LIST {what}") {
-            return Err(self.unexpected(first));
+            return Err(UpsdError::Malformed(first));
         }
         let end = format!("END LIST {what}");
         let mut rows = Vec::new();
@@ -330,13 +330,6 @@ impl UpsdClient {
         }
     }
 
-    fn unexpected(&self, line: String) -> UpsdError {
-        match line.strip_prefix("ERR ") {
-            Some(rest) => UpsdError::from_err_code(rest.split_whitespace().next().unwrap_or("")),
-            None => UpsdError::Malformed(line),
-        }
-    }
-
     async fn send(&mut self, command: &str) -> Result<(), UpsdError> {
         let stream = self.stream.get_mut();
         stream.write_all(command.as_bytes()).await?;
@@ -344,7 +337,8 @@ impl UpsdClient {
         Ok(())
     }
 
-    /// One reply line without its line ending; an `ERR` line becomes the matching error.
+    /// One reply line without its line ending; an `ERR` line becomes the matching error
+    /// (for every command, so callers only see data lines).
     async fn read_line(&mut self) -> Result<String, UpsdError> {
         let mut buf = Vec::new();
         let n = (&mut self.stream)
@@ -363,10 +357,12 @@ impl UpsdClient {
             buf.pop();
         }
         let line = String::from_utf8_lossy(&buf).into_owned();
-        if line.starts_with("ERR ") {
-            return Err(self.unexpected(line));
+        match line.strip_prefix("ERR ") {
+            Some(rest) => Err(UpsdError::from_err_code(
+                rest.split_whitespace().next().unwrap_or(""),
+            )),
+            None => Ok(line),
         }
-        Ok(line)
     }
 }
 
