@@ -116,8 +116,14 @@ export function loadConfig(cfg: pulumi.Config, now: Date): StackConfig {
 
     // Secrets are read with getSecret (never get, which would warn and unwrap them);
     // presence is checked now, format when the value is resolved.
-    if (cfg.getSecret("agentEd25519PublicKey") === undefined && cfg.getSecret("agentHs256Secret") === undefined) {
+    const hasEd = cfg.getSecret("agentEd25519PublicKey") !== undefined;
+    const hasHs = cfg.getSecret("agentHs256Secret") !== undefined;
+    if (!hasEd && !hasHs) {
         fail(cfg, "agentEd25519PublicKey", "set it (preferred; `burst-agent keygen` prints the PEM) or agentHs256Secret, else no agent can authenticate");
+    }
+    if (hasEd && hasHs) {
+        // The function pins one algorithm and refuses to start with both configured.
+        fail(cfg, "agentHs256Secret", "set agentEd25519PublicKey or agentHs256Secret, not both (`pulumi config rm` one)");
     }
     const settings = new Map(readSettings(cfg));
     const check = (env: string, key: string, validate: (v: string) => string | undefined) => {

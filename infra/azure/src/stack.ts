@@ -303,7 +303,7 @@ export function createStack(cfg: StackConfig): Stack {
             timePeriod: { startDate: cfg.budgetStartDate },
             notifications: Object.fromEntries(
                 BUDGET_THRESHOLDS.map((t) => [
-                    `actual-${t}-percent`,
+                    `Actual_GreaterThanOrEqualTo_${t}_Percent`,
                     {
                         enabled: true,
                         operator: consumption.OperatorType.GreaterThanOrEqualTo,

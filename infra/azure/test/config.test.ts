@@ -29,9 +29,10 @@ describe("required keys", () => {
         test(`${key} missing → error naming it`, () => rejects({ [key]: undefined }, key));
     }
     test("no agent key at all → error", () => rejects({ agentEd25519PublicKey: undefined, agentHs256Secret: undefined }, "agentEd25519PublicKey", /burst-agent keygen/));
-    test("one agent key is enough", () => {
-        assert.doesNotThrow(() => load({ agentHs256Secret: undefined }));
-        assert.doesNotThrow(() => load({ agentEd25519PublicKey: undefined }));
+    test("exactly one agent credential", () => {
+        assert.doesNotThrow(() => load({}));
+        assert.doesNotThrow(() => load({ agentEd25519PublicKey: undefined, agentHs256Secret: "x".repeat(32) }));
+        rejects({ agentHs256Secret: "x".repeat(32) }, "agentHs256Secret", /not both/);
     });
 });
 

@@ -135,16 +135,6 @@ export function valueOf<T>(o: pulumi.Output<T>): Promise<T> {
     return new Promise((resolve) => o.apply((v) => resolve(v)));
 }
 
-export function ofType(type: string): Recorded[] {
-    return recorded.filter((r) => r.type === `azure-native:${type}`);
-}
-
-export function one(type: string): Recorded {
-    const rs = ofType(type);
-    if (rs.length !== 1) throw new Error(`expected exactly one ${type}, found ${rs.length}`);
-    return rs[0]!;
-}
-
 /** Stack config as `pulumi config set` would store it (all values are strings). */
 export const ED25519_PEM = [
     "-----BEGIN PUBLIC KEY-----",
@@ -157,7 +147,6 @@ export const BASE_CONFIG: Record<string, string> = {
     "hybrid-burst:location": "westeurope",
     "hybrid-burst:siteId": "home",
     "hybrid-burst:agentEd25519PublicKey": ED25519_PEM,
-    "hybrid-burst:agentHs256Secret": "hs256-shared-secret-at-least-32-chars",
     "hybrid-burst:tailscaleWebhookSecret": "tswebhook-secret-value",
     "hybrid-burst:discordWebhookUrl": "https://discord.example/api/webhooks/1/token",
     "hybrid-burst:tailscaleApiKey": "tskey-api-value",

@@ -4,7 +4,9 @@ import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import * as yaml from "js-yaml";
 
-import { BASE_CONFIG, type Built, runProgram } from "./harness";
+import { BASE_CONFIG, SECRET_KEYS, type Built, runProgram } from "./harness";
+
+const HS256 = "hs256-shared-secret-at-least-32-chars";
 import { POLLING_ACTIONS } from "../src/roles";
 
 let built: Built;
@@ -17,8 +19,9 @@ before(async () => {
         "hybrid-burst:pricePerNodeHour": "0.04",
         "hybrid-burst:probeSchedule": "0 * * * * *",
     };
-    for (const k of ["tailscaleApiKey", "homeKubeToken", "cloudKubeToken", "nodeJoinScript", "agentHs256Secret"]) delete c[`hybrid-burst:${k}`];
-    built = await runProgram(c);
+    for (const k of ["tailscaleApiKey", "homeKubeToken", "cloudKubeToken", "nodeJoinScript", "agentEd25519PublicKey"]) delete c[`hybrid-burst:${k}`];
+    c["hybrid-burst:agentHs256Secret"] = HS256;
+    built = await runProgram(c, [...SECRET_KEYS, "hybrid-burst:agentHs256Secret"]);
 });
 
 const all = (t: string) => built.resources.filter((r) => r.type === `azure-native:${t}`);
@@ -50,10 +53,15 @@ test("budget, price and schedule follow config, in Azure and in the app alike", 
 
 test("unset optional settings are absent, not empty", () => {
     const s = settings();
-    for (const env of ["BURST_TAILSCALE_API_KEY", "BURST_HOME_KUBE_TOKEN", "BURST_CLOUD_KUBE_TOKEN", "BURST_AGENT_HS256_SECRET"]) {
+    for (const env of ["BURST_TAILSCALE_API_KEY", "BURST_HOME_KUBE_TOKEN", "BURST_CLOUD_KUBE_TOKEN", "BURST_AGENT_ED25519_PUBLIC_KEY"]) {
         assert.ok(!s.has(env), env);
     }
     for (const [k, v] of s) assert.notEqual(v, "", `${k} is empty`);
+});
+
+test("HS256 instead of Ed25519: the secret reaches the app, as a secret", () => {
+    assert.equal(settings().get("BURST_AGENT_HS256_SECRET"), HS256);
+    assert.ok(all("web:WebApp")[0]!.hasSecret);
 });
 
 test("without a join script the node still joins the tailnet", () => {
