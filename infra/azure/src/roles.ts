@@ -1,6 +1,8 @@
 // What the function's managed identity may do in Azure, and why each line is needed.
 // Everything is an exact action: no wildcards (a test enforces it).
 
+import { createHash } from "node:crypto";
+
 /**
  * Custom role assigned at the scale set's scope (not the resource group).
  *
@@ -40,4 +42,17 @@ export const STORAGE_BLOB_DATA_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b";
 
 export function builtInRoleId(subscriptionId: string, roleGuid: string): string {
     return `/subscriptions/${subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${roleGuid}`;
+}
+
+/**
+ * A name-based GUID (RFC 4122 version 5 layout over SHA-1), like ARM templates' guid():
+ * the same parts always give the same GUID, so role definitions and assignments get stable,
+ * tenant-unique names without a random provider and without depending on autonaming.
+ */
+export function stableGuid(...parts: string[]): string {
+    const h = createHash("sha1").update(parts.join("\u0000")).digest();
+    h[6] = (h[6]! & 0x0f) | 0x50; // version 5
+    h[8] = (h[8]! & 0x3f) | 0x80; // RFC 4122 variant
+    const x = h.subarray(0, 16).toString("hex");
+    return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
 }

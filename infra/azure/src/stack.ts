@@ -12,7 +12,7 @@ import * as web from "@pulumi/azure-native/web";
 
 import { renderCloudInit } from "./cloudInit";
 import type { StackConfig } from "./config";
-import { POLLING_ACTIONS, SCALE_SET_ACTIONS, STORAGE_BLOB_DATA_OWNER, builtInRoleId } from "./roles";
+import { POLLING_ACTIONS, SCALE_SET_ACTIONS, STORAGE_BLOB_DATA_OWNER, builtInRoleId, stableGuid } from "./roles";
 import { type AppSetting, buildAppSettings } from "./settings";
 
 export const VNET_PREFIX = "10.1.0.0/16";
@@ -246,7 +246,14 @@ export function createStack(cfg: StackConfig): Stack {
     });
 
     // --- least privilege: the scale set only.
+    // Stable GUID names, derived like ARM's guid(): unique per resource group (whose name
+    // carries a random suffix), unchanged across updates.
+    const roleDefinitionId = (what: string) => resourceGroup.id.apply((id) => stableGuid(id, "hybrid-burst", what));
+    const assignmentName = (scope: pulumi.Input<string>, role: pulumi.Input<string>) =>
+        pulumi.all([scope, role, principalId]).apply(([sc, r, p]) => stableGuid(sc, r, p));
+
     const scaleSetRole = new authorization.RoleDefinition("burst-scale-set-operator", {
+        roleDefinitionId: roleDefinitionId("scale-set-operator"),
         scope: resourceGroup.id,
         roleName: pulumi.interpolate`hybrid-burst scale set operator (${rg})`,
         description: "Read a hybrid-burst Spot scale set and write its capacity. Assigned at the scale set's scope only.",
@@ -257,6 +264,7 @@ export function createStack(cfg: StackConfig): Stack {
         assignableScopes: [resourceGroup.id],
     });
     const scaleSetRoleAssignment = new authorization.RoleAssignment("burst-functions-scale-set", {
+        roleAssignmentName: assignmentName(scaleSet.id, scaleSetRole.id),
         scope: scaleSet.id,
         roleDefinitionId: scaleSetRole.id,
         principalId,
@@ -265,9 +273,11 @@ export function createStack(cfg: StackConfig): Stack {
     });
 
     const client = authorization.getClientConfigOutput();
+    const blobOwner = client.subscriptionId.apply((sub) => builtInRoleId(sub, STORAGE_BLOB_DATA_OWNER));
     const storageRoleAssignment = new authorization.RoleAssignment("burst-functions-storage", {
+        roleAssignmentName: assignmentName(storageAccount.id, blobOwner),
         scope: storageAccount.id,
-        roleDefinitionId: client.subscriptionId.apply((sub) => builtInRoleId(sub, STORAGE_BLOB_DATA_OWNER)),
+        roleDefinitionId: blobOwner,
         principalId,
         principalType: authorization.PrincipalType.ServicePrincipal,
         description: "hybrid-burst functions: host storage (identity-based AzureWebJobsStorage), app package and state blobs",
@@ -276,6 +286,7 @@ export function createStack(cfg: StackConfig): Stack {
     let pollingRoleAssignment: authorization.RoleAssignment | undefined;
     if (cfg.allowAsyncOperationPolling) {
         const pollingRole = new authorization.RoleDefinition("burst-operation-reader", {
+            roleDefinitionId: roleDefinitionId("operation-reader"),
             scope: resourceGroup.id,
             roleName: pulumi.interpolate`hybrid-burst operation status reader (${rg})`,
             description: "Read the status of Compute long-running operations (Azure-AsyncOperation polling).",
@@ -284,6 +295,7 @@ export function createStack(cfg: StackConfig): Stack {
             assignableScopes: [resourceGroup.id],
         });
         pollingRoleAssignment = new authorization.RoleAssignment("burst-functions-operation-reader", {
+            roleAssignmentName: assignmentName(resourceGroup.id, pollingRole.id),
             scope: resourceGroup.id,
             roleDefinitionId: pollingRole.id,
             principalId,

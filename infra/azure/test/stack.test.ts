@@ -6,7 +6,7 @@ import * as yaml from "js-yaml";
 
 import { BASE_CONFIG, ED25519_PEM, PRINCIPAL, SUBSCRIPTION, type Built, type Recorded, runProgram } from "./harness";
 import { FLEX_FORBIDDEN_SETTINGS, HOST_STORAGE_SETTING, SETTINGS, isDerived } from "../src/settings";
-import { SCALE_SET_ACTIONS, STORAGE_BLOB_DATA_OWNER } from "../src/roles";
+import { SCALE_SET_ACTIONS, STORAGE_BLOB_DATA_OWNER, stableGuid } from "../src/roles";
 
 let built: Built;
 const ofType = (t: string): Recorded[] => built.resources.filter((r) => r.type === `azure-native:${t}`);
@@ -219,6 +219,18 @@ describe("least-privilege role", () => {
         assert.equal(a.scope, one("storage:StorageAccount").id);
         assert.equal(a.roleDefinitionId, `/subscriptions/${SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/${STORAGE_BLOB_DATA_OWNER}`);
         assert.equal(a.principalId, PRINCIPAL);
+    });
+    test("role definition and assignments have stable GUID names", () => {
+        const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+        const rg = one("resources:ResourceGroup").id;
+        const role = one("authorization:RoleDefinition");
+        assert.equal(role.inputs.roleDefinitionId, stableGuid(rg, "hybrid-burst", "scale-set-operator"));
+        const names = ofType("authorization:RoleAssignment").map((a) => a.inputs.roleAssignmentName as string);
+        for (const n of [role.inputs.roleDefinitionId, ...names]) assert.match(n, GUID);
+        assert.equal(new Set(names).size, names.length);
+        const a = one("authorization:RoleAssignment", "burst-functions-scale-set").inputs;
+        assert.equal(a.roleAssignmentName, stableGuid(a.scope, a.roleDefinitionId, a.principalId));
+        assert.notEqual(stableGuid("a", "bc"), stableGuid("ab", "c"));
     });
     test("no operation-polling role unless asked for", () => {
         assert.equal(ofType("authorization:RoleAssignment").length, 2);
