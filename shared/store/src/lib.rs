@@ -1,1 +1,31 @@
-//! State documents with compare-and-swap: a local file store and Azure Blob Storage
+//! State documents with compare-and-swap: a local file store and Azure Blob Storage.
+//!
+//! The function bodies keep one JSON document per site and update it with optimistic
+//! concurrency: load → step the decision core → save with the version tag that was loaded; a
+//! [`StoreError::Conflict`] means someone else wrote first, so the caller reloads, re-decides
+//! and tries again. This crate implements [`StateStore`] for
+//!
+//! - [`FileStore`]: one file per site in a local folder (`BURST_STATE_URL=file:///dir`), safe
+//!   across tasks and processes (lock file, write to a temp file, fsync, atomic rename);
+//! - [`BlobStore`]: one block blob per site in an Azure Blob Storage container or Azurite
+//!   (`BURST_STATE_URL=https://<account>.blob.core.windows.net/<container>` with managed
+//!   identity, or any `http(s)` container URL with a SAS query);
+//! - `sim::MemoryStore` (feature `sim`): the same semantics in memory, with failure injection,
+//!   for tests and the emulator; `sim::azurite` starts the real Azure Storage emulator.
+//!
+//! The store never interprets the bytes: a corrupt or foreign document is returned as it is and
+//! the caller decides what to do with it.
+
+mod blob;
+mod config;
+mod file;
+mod site;
+
+#[cfg(feature = "sim")]
+pub mod sim;
+
+pub use blob::{BlobAuth, BlobStore, DEFAULT_TIMEOUT};
+pub use burst_ports::{StateStore, StoreError, Versioned};
+pub use config::{ConfigError, STATE_TIMEOUT_MS, STATE_URL, StoreConfig, from_settings};
+pub use file::FileStore;
+pub use site::{MAX_DOCUMENT_BYTES, document_name, validate_site};
