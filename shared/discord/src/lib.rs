@@ -1,1 +1,21 @@
-//! Discord webhook client for incident messages, plus a simulated Discord
+//! Discord webhook adapter: the owner's channel ([`burst_ports::Notifier`]).
+//!
+//! One message per incident: created with `?wait=true` (the id is kept by the core), then
+//! edited in place as the incident evolves; short separate posts for what must ping. Texts are
+//! fitted to Discord's limits (code points, middle truncation), mentions are off unless a role
+//! ping is configured, and every HTTP answer is classified into the core's
+//! [`burst_core::NotifyResult`] — 429 with Discord's wait, 401/404 as a gone webhook, 400 as a
+//! refused message, 5xx and transport errors as retryable. Nothing here retries or sleeps.
+//!
+//! With the `sim` feature, [`sim`] is a simulated Discord webhook API that validates requests
+//! the way Discord does, for tests and the local emulator.
+
+pub mod client;
+pub mod config;
+pub mod limits;
+pub mod message;
+#[cfg(feature = "sim")]
+pub mod sim;
+
+pub use client::{BuildError, DiscordWebhook, classify};
+pub use config::{ConfigError, DiscordConfig, UrlError, WebhookUrl};

@@ -1,0 +1,495 @@
+//! The real webhook client: one HTTP call per notification, classified into the core's
+//! [`NotifyResult`]. It never retries and never sleeps: a 429 comes back as `RateLimited` with
+//! Discord's wait, and the core keeps the update and delivers it later.
+
+use crate::config::DiscordConfig;
+use crate::limits::truncate_middle;
+use crate::message::{self, MessageOptions};
+use async_trait::async_trait;
+use burst_core::{Delivery, Notification, NotifyResult};
+use burst_ports::Notifier;
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+
+/// Discord's JSON error codes we act on.
+pub mod codes {
+    /// 404: the webhook was deleted.
+    pub const UNKNOWN_WEBHOOK: u64 = 10015;
+    /// 404 on an edit: the message was deleted.
+    pub const UNKNOWN_MESSAGE: u64 = 10008;
+    /// 401: the token is wrong (regenerated or mistyped).
+    pub const INVALID_WEBHOOK_TOKEN: u64 = 50027;
+    /// 400: a field broke a rule; `errors` says which.
+    pub const INVALID_FORM_BODY: u64 = 50035;
+}
+
+/// Wait used when a 429 carries neither `retry_after` nor `Retry-After` (e.g. an HTML page from
+/// the CDN in front of Discord).
+pub const DEFAULT_RETRY_AFTER_MS: u64 = 60_000;
+/// Longest wait we pass on (a day); anything longer is treated as this.
+pub const MAX_RETRY_AFTER_MS: u64 = 86_400_000;
+/// Failure details are kept short: they end up in the state document and the status page.
+const DETAIL_MAX: usize = 600;
+
+/// The HTTP client could not be built (TLS initialisation failed): the adapter cannot run.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client: {0}")]
+pub struct BuildError(String);
+
+/// Sends notifications to one Discord webhook.
+#[derive(Debug, Clone)]
+pub struct DiscordWebhook {
+    http: reqwest::Client,
+    config: DiscordConfig,
+}
+
+impl DiscordWebhook {
+    pub fn new(config: DiscordConfig) -> Result<Self, BuildError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            // A redirect would resend the token elsewhere, and retries are the core's job.
+            .redirect(reqwest::redirect::Policy::none())
+            .retry(reqwest::retry::never())
+            .user_agent(concat!("hybrid-burst/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| BuildError(e.without_url().to_string()))?;
+        Ok(DiscordWebhook { http, config })
+    }
+
+    pub fn config(&self) -> &DiscordConfig {
+        &self.config
+    }
+
+    /// The JSON body this client sends for `notification` (with the given timestamp).
+    pub fn body(&self, notification: &Notification, timestamp: Option<&str>) -> Value {
+        message::body(
+            notification,
+            &MessageOptions {
+                username: &self.config.username,
+                role_id: self.config.role_id.as_deref(),
+                timestamp,
+            },
+        )
+    }
+
+    fn redact(&self, text: &str) -> String {
+        text.replace(self.config.webhook.token(), "***")
+    }
+
+    async fn deliver(&self, notification: &Notification) -> NotifyResult {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let body = self.body(notification, Some(&now));
+        let webhook = &self.config.webhook;
+        let thread = webhook
+            .thread_id()
+            .map(|t| format!("thread_id={t}"))
+            .unwrap_or_default();
+        let request = match &notification.delivery {
+            Delivery::Create | Delivery::Post => {
+                // wait=true: a 200 with the message (and its id) instead of a silent 204.
+                let sep = if thread.is_empty() { "" } else { "&" };
+                self.http
+                    .post(format!("{}?wait=true{sep}{thread}", webhook.execute_url()))
+            }
+            Delivery::Edit { message_id } => {
+                if message_id.is_empty() || !message_id.bytes().all(|b| b.is_ascii_digit()) {
+                    return NotifyResult::Failed {
+                        detail: "the stored message id is not a Discord snowflake".into(),
+                        retryable: false,
+                    };
+                }
+                let query = if thread.is_empty() {
+                    String::new()
+                } else {
+                    format!("?{thread}")
+                };
+                self.http
+                    .patch(format!("{}{query}", webhook.message_url(message_id)))
+            }
+        };
+        let response = match request.json(&body).send().await {
+            Ok(r) => r,
+            Err(e) => return self.transport_failure(e),
+        };
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => return self.transport_failure(e),
+        };
+        match classify(&notification.delivery, status, &headers, &bytes) {
+            NotifyResult::Failed { detail, retryable } => NotifyResult::Failed {
+                detail: self.redact(&detail),
+                retryable,
+            },
+            NotifyResult::WebhookGone { detail } => NotifyResult::WebhookGone {
+                detail: self.redact(&detail),
+            },
+            other => other,
+        }
+    }
+
+    fn transport_failure(&self, error: reqwest::Error) -> NotifyResult {
+        let error = error.without_url();
+        let what = if error.is_timeout() {
+            format!("timed out after {} ms", self.config.timeout.as_millis())
+        } else if error.is_connect() {
+            "connection failed".to_string()
+        } else {
+            "request failed".to_string()
+        };
+        let mut detail = format!("Discord unreachable: {what}");
+        let mut source = std::error::Error::source(&error);
+        while let Some(s) = source {
+            detail.push_str(": ");
+            detail.push_str(&s.to_string());
+            source = s.source();
+        }
+        NotifyResult::Failed {
+            detail: truncate_middle(&self.redact(&detail), DETAIL_MAX),
+            retryable: true,
+        }
+    }
+}
+
+#[async_trait]
+impl Notifier for DiscordWebhook {
+    async fn send(&self, notification: &Notification) -> NotifyResult {
+        let result = self.deliver(notification).await;
+        match &result {
+            NotifyResult::Delivered { .. } => tracing::debug!(
+                key = %notification.key,
+                delivery = notification.delivery.as_str(),
+                "discord message delivered"
+            ),
+            other => tracing::warn!(
+                key = %notification.key,
+                delivery = notification.delivery.as_str(),
+                webhook = %self.config.webhook.redacted(),
+                result = ?other,
+                "discord message not delivered"
+            ),
+        }
+        result
+    }
+}
+
+fn seconds_to_ms(seconds: f64) -> Option<u64> {
+    if !seconds.is_finite() || seconds < 0.0 {
+        return None;
+    }
+    let ms = (seconds * 1000.0).ceil();
+    Some(if ms >= MAX_RETRY_AFTER_MS as f64 {
+        MAX_RETRY_AFTER_MS
+    } else {
+        ms as u64
+    })
+}
+
+fn header_seconds(headers: &HeaderMap, name: &str) -> Option<f64> {
+    headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok()
+}
+
+/// Flattens Discord's nested `errors` object into `path: message` lines.
+fn flatten_errors(prefix: &str, value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                if key == "_errors" {
+                    if let Value::Array(items) = child {
+                        for item in items {
+                            let message = item
+                                .get("message")
+                                .and_then(Value::as_str)
+                                .or_else(|| item.as_str())
+                                .unwrap_or("invalid");
+                            out.push(format!("{prefix}: {message}"));
+                        }
+                    }
+                } else {
+                    let path = if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    flatten_errors(&path, child, out);
+                }
+            }
+        }
+        // Older API versions answer `{"embeds": ["0"]}`-style lists.
+        Value::Array(items) => {
+            for item in items {
+                match item {
+                    Value::String(s) => out.push(format!("{prefix}: {s}")),
+                    other => flatten_errors(prefix, other, out),
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Classifies Discord's answer. Pure, so every case is tested with real bodies.
+pub fn classify(
+    delivery: &Delivery,
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> NotifyResult {
+    let json: Option<Value> = serde_json::from_slice(body).ok();
+    let field = |name: &str| json.as_ref().and_then(|j| j.get(name));
+    let code = field("code").and_then(Value::as_u64);
+    let message = field("message").and_then(Value::as_str).unwrap_or("");
+    let summary = || {
+        let mut s = format!("HTTP {status}");
+        if !message.is_empty() {
+            s.push_str(&format!(": {message}"));
+        }
+        if let Some(c) = code {
+            s.push_str(&format!(" (code {c})"));
+        }
+        s
+    };
+
+    match status {
+        200..=299 => match delivery {
+            Delivery::Edit { .. } => NotifyResult::Delivered { message_id: None },
+            Delivery::Create | Delivery::Post => {
+                let id = field("id").and_then(|v| match v {
+                    Value::String(s) if !s.is_empty() => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                });
+                if id.is_none() {
+                    // Posted, but we cannot edit it later: the next update creates a new one.
+                    tracing::warn!(status, "discord accepted the message but sent no id");
+                }
+                NotifyResult::Delivered { message_id: id }
+            }
+        },
+        429 => {
+            let retry_after_ms = field("retry_after")
+                .and_then(Value::as_f64)
+                .and_then(seconds_to_ms)
+                .or_else(|| header_seconds(headers, "retry-after").and_then(seconds_to_ms))
+                .or_else(|| {
+                    header_seconds(headers, "x-ratelimit-reset-after").and_then(seconds_to_ms)
+                })
+                .unwrap_or(DEFAULT_RETRY_AFTER_MS);
+            NotifyResult::RateLimited { retry_after_ms }
+        }
+        404 if code == Some(codes::UNKNOWN_MESSAGE)
+            && matches!(delivery, Delivery::Edit { .. }) =>
+        {
+            // The message was deleted in Discord; editing it again cannot work.
+            NotifyResult::Failed {
+                detail: format!("{}: the message was deleted", summary()),
+                retryable: false,
+            }
+        }
+        401 | 404 => NotifyResult::WebhookGone { detail: summary() },
+        400 => {
+            let mut lines = Vec::new();
+            if let Some(errors) = field("errors") {
+                flatten_errors("", errors, &mut lines);
+            } else if let Some(Value::Object(map)) = &json {
+                // Some 400s are only `{"field": ["problem"]}`.
+                for (k, v) in map {
+                    if k != "message" && k != "code" {
+                        flatten_errors(k, v, &mut lines);
+                    }
+                }
+            }
+            let mut detail = summary();
+            if !lines.is_empty() {
+                detail.push_str(": ");
+                detail.push_str(&lines.join("; "));
+            }
+            NotifyResult::Failed {
+                detail: truncate_middle(&detail, DETAIL_MAX),
+                retryable: false,
+            }
+        }
+        500..=599 => NotifyResult::Failed {
+            detail: summary(),
+            retryable: true,
+        },
+        // 403 (no permission, or a CDN ban), 405, 413 ...: sending the same again cannot help.
+        _ => NotifyResult::Failed {
+            detail: summary(),
+            retryable: false,
+        },
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn no_headers() -> HeaderMap {
+        HeaderMap::new()
+    }
+
+    fn edit() -> Delivery {
+        Delivery::Edit {
+            message_id: "1".into(),
+        }
+    }
+
+    #[test]
+    fn created_message_id_is_returned() {
+        let body = br#"{"id":"1301234567890123456","type":0,"content":"","channel_id":"5"}"#;
+        assert_eq!(
+            classify(&Delivery::Create, 200, &no_headers(), body),
+            NotifyResult::Delivered {
+                message_id: Some("1301234567890123456".into())
+            }
+        );
+        assert_eq!(
+            classify(&edit(), 200, &no_headers(), body),
+            NotifyResult::Delivered { message_id: None }
+        );
+        assert_eq!(
+            classify(&Delivery::Post, 204, &no_headers(), b""),
+            NotifyResult::Delivered { message_id: None }
+        );
+    }
+
+    #[test]
+    fn rate_limit_from_body_header_or_default() {
+        let body =
+            br#"{"message": "You are being rate limited.", "retry_after": 64.57, "global": false}"#;
+        assert_eq!(
+            classify(&Delivery::Create, 429, &no_headers(), body),
+            NotifyResult::RateLimited {
+                retry_after_ms: 64_570
+            }
+        );
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("3"));
+        assert_eq!(
+            classify(&Delivery::Create, 429, &h, b"<html>slow down</html>"),
+            NotifyResult::RateLimited {
+                retry_after_ms: 3000
+            }
+        );
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-reset-after", HeaderValue::from_static("0.25"));
+        assert_eq!(
+            classify(&Delivery::Create, 429, &h, b""),
+            NotifyResult::RateLimited {
+                retry_after_ms: 250
+            }
+        );
+        assert_eq!(
+            classify(&Delivery::Create, 429, &no_headers(), b""),
+            NotifyResult::RateLimited {
+                retry_after_ms: DEFAULT_RETRY_AFTER_MS
+            }
+        );
+        assert_eq!(
+            classify(
+                &Delivery::Create,
+                429,
+                &no_headers(),
+                br#"{"retry_after": 1e300}"#
+            ),
+            NotifyResult::RateLimited {
+                retry_after_ms: MAX_RETRY_AFTER_MS
+            }
+        );
+    }
+
+    #[test]
+    fn gone_webhook() {
+        assert_eq!(
+            classify(
+                &Delivery::Create,
+                404,
+                &no_headers(),
+                br#"{"message": "Unknown Webhook", "code": 10015}"#
+            ),
+            NotifyResult::WebhookGone {
+                detail: "HTTP 404: Unknown Webhook (code 10015)".into()
+            }
+        );
+        assert_eq!(
+            classify(
+                &edit(),
+                401,
+                &no_headers(),
+                br#"{"message": "Invalid Webhook Token", "code": 50027}"#
+            ),
+            NotifyResult::WebhookGone {
+                detail: "HTTP 401: Invalid Webhook Token (code 50027)".into()
+            }
+        );
+    }
+
+    #[test]
+    fn deleted_message_on_edit_is_not_retried() {
+        assert_eq!(
+            classify(
+                &edit(),
+                404,
+                &no_headers(),
+                br#"{"message": "Unknown Message", "code": 10008}"#
+            ),
+            NotifyResult::Failed {
+                detail: "HTTP 404: Unknown Message (code 10008): the message was deleted".into(),
+                retryable: false
+            }
+        );
+    }
+
+    #[test]
+    fn invalid_form_body_names_the_fields() {
+        let body = br#"{"message": "Invalid Form Body", "code": 50035, "errors": {"embeds": {"0": {"description": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 4096 or fewer in length."}]}}}}}"#;
+        assert_eq!(
+            classify(&Delivery::Create, 400, &no_headers(), body),
+            NotifyResult::Failed {
+                detail: "HTTP 400: Invalid Form Body (code 50035): embeds.0.description: Must be 4096 or fewer in length.".into(),
+                retryable: false
+            }
+        );
+        let old_style = br#"{"embeds": ["0"]}"#;
+        assert_eq!(
+            classify(&Delivery::Create, 400, &no_headers(), old_style),
+            NotifyResult::Failed {
+                detail: "HTTP 400: embeds: 0".into(),
+                retryable: false
+            }
+        );
+    }
+
+    #[test]
+    fn server_errors_are_retryable_others_not() {
+        assert_eq!(
+            classify(
+                &Delivery::Post,
+                502,
+                &no_headers(),
+                b"<html>bad gateway</html>"
+            ),
+            NotifyResult::Failed {
+                detail: "HTTP 502".into(),
+                retryable: true
+            }
+        );
+        assert_eq!(
+            classify(
+                &Delivery::Post,
+                403,
+                &no_headers(),
+                br#"{"message": "Missing Access", "code": 50001}"#
+            ),
+            NotifyResult::Failed {
+                detail: "HTTP 403: Missing Access (code 50001)".into(),
+                retryable: false
+            }
+        );
+    }
+}

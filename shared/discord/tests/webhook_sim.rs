@@ -1,0 +1,698 @@
+//! The real client against the simulated Discord: create → edit → post, pings, rate limits, a
+//! gone webhook, refused messages, and secrets kept out of errors.
+#![allow(clippy::unwrap_used)]
+
+use burst_core::{Delivery, Notification, NotifyResult, Severity};
+use burst_discord::sim::{self, RateLimit, SimConfig, SimHandle};
+use burst_discord::{DiscordConfig, DiscordWebhook, WebhookUrl};
+use burst_ports::Notifier;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+async fn sim_with(config: SimConfig) -> SimHandle {
+    sim::start(config).await.unwrap()
+}
+
+async fn sim_default() -> SimHandle {
+    sim_with(SimConfig {
+        rate_limit: None,
+        ..SimConfig::default()
+    })
+    .await
+}
+
+fn client_for(sim: &SimHandle, role: Option<&str>) -> DiscordWebhook {
+    let mut config = DiscordConfig::new(WebhookUrl::parse(&sim.webhook_url()).unwrap());
+    config.role_id = role.map(str::to_string);
+    DiscordWebhook::new(config).unwrap()
+}
+
+fn note(delivery: Delivery, severity: Severity, lines: &[&str], ping: bool) -> Notification {
+    Notification {
+        key: "home-1".into(),
+        delivery,
+        title: "Outage at home".into(),
+        severity,
+        lines: lines.iter().map(|s| s.to_string()).collect(),
+        ping,
+    }
+}
+
+fn created_id(result: NotifyResult) -> String {
+    match result {
+        NotifyResult::Delivered {
+            message_id: Some(id),
+        } => id,
+        other => panic!("not created: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn create_then_edit_changes_the_same_message() {
+    let sim = sim_default().await;
+    let client = client_for(&sim, None);
+
+    let first = note(
+        Delivery::Create,
+        Severity::Trouble,
+        &["12:00:00 on battery"],
+        true,
+    );
+    let id = created_id(client.send(&first).await);
+
+    let msgs = sim.messages();
+    assert_eq!(msgs.len(), 1);
+    let m = &msgs[0];
+    assert_eq!(m.id, id);
+    assert_eq!(m.username, "hybrid-burst");
+    assert_eq!(m.content, "");
+    assert_eq!(m.allowed_mentions, Some(json!({"parse": []})));
+    assert_eq!(m.embeds.len(), 1);
+    let e = &m.embeds[0];
+    assert_eq!(e["title"], json!("Outage at home"));
+    assert_eq!(e["description"], json!("12:00:00 on battery"));
+    assert_eq!(e["color"], json!(0xED4245));
+    assert_eq!(e["footer"], json!({"text": "home-1"}));
+    assert!(chrono::DateTime::parse_from_rfc3339(e["timestamp"].as_str().unwrap()).is_ok());
+
+    let req = &sim.requests()[0];
+    assert_eq!(req.method, "POST");
+    assert_eq!(
+        req.path,
+        format!("/api/v10/webhooks/{}/{}", sim.webhook_id(), sim.token())
+    );
+    assert_eq!(req.query.as_deref(), Some("wait=true"));
+    assert_eq!(req.content_type.as_deref(), Some("application/json"));
+    assert_eq!(req.status, 200);
+
+    let mut resolved = note(
+        Delivery::Edit {
+            message_id: id.clone(),
+        },
+        Severity::Resolved,
+        &["12:00:00 on battery", "12:40:00 power back"],
+        false,
+    );
+    resolved.title = "Resolved: home back to normal after 40 min".into();
+    assert_eq!(
+        client.send(&resolved).await,
+        NotifyResult::Delivered { message_id: None }
+    );
+
+    let msgs = sim.messages();
+    assert_eq!(msgs.len(), 1, "an edit must not post a new message");
+    let m = &msgs[0];
+    assert_eq!(m.id, id);
+    assert_eq!(m.edits, 1);
+    assert_eq!(m.history.len(), 1);
+    assert_eq!(m.history[0]["embeds"][0]["color"], json!(0xED4245));
+    assert_eq!(m.embeds[0]["color"], json!(0x57F287));
+    assert_eq!(
+        m.embeds[0]["description"],
+        json!("12:00:00 on battery\n12:40:00 power back")
+    );
+    assert_eq!(
+        m.embeds[0]["title"],
+        json!("Resolved: home back to normal after 40 min")
+    );
+    assert_eq!(m.username, "hybrid-burst", "the author stays");
+
+    let req = &sim.requests()[1];
+    assert_eq!(req.method, "PATCH");
+    assert_eq!(
+        req.path,
+        format!(
+            "/api/v10/webhooks/{}/{}/messages/{id}",
+            sim.webhook_id(),
+            sim.token()
+        )
+    );
+    assert_eq!(req.query, None);
+    assert!(req.body.as_ref().unwrap().get("username").is_none());
+}
+
+#[tokio::test]
+async fn post_creates_a_separate_message() {
+    let sim = sim_default().await;
+    let client = client_for(&sim, None);
+    let a = created_id(
+        client
+            .send(&note(Delivery::Create, Severity::Trouble, &["a"], false))
+            .await,
+    );
+    let b = created_id(
+        client
+            .send(&note(
+                Delivery::Post,
+                Severity::Warning,
+                &["budget 80 %"],
+                false,
+            ))
+            .await,
+    );
+    assert_ne!(a, b);
+    let msgs = sim.messages();
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(msgs[1].id, b);
+    assert_eq!(msgs[1].embeds[0]["color"], json!(0xFEE75C));
+}
+
+#[tokio::test]
+async fn role_ping_only_when_configured_and_asked() {
+    let sim = sim_default().await;
+    let with_role = client_for(&sim, Some("998877665544332211"));
+    let without_role = client_for(&sim, None);
+
+    created_id(
+        with_role
+            .send(&note(Delivery::Post, Severity::Trouble, &["x"], true))
+            .await,
+    );
+    created_id(
+        with_role
+            .send(&note(Delivery::Post, Severity::Info, &["y"], false))
+            .await,
+    );
+    created_id(
+        without_role
+            .send(&note(Delivery::Post, Severity::Trouble, &["z"], true))
+            .await,
+    );
+
+    let msgs = sim.messages();
+    assert_eq!(msgs[0].content, "<@&998877665544332211>");
+    assert_eq!(
+        msgs[0].allowed_mentions,
+        Some(json!({"roles": ["998877665544332211"]}))
+    );
+    assert_eq!(msgs[0].pinged_roles, vec!["998877665544332211".to_string()]);
+
+    for m in &msgs[1..] {
+        assert_eq!(m.content, "");
+        assert_eq!(m.allowed_mentions, Some(json!({"parse": []})));
+        assert!(m.pinged_roles.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn mentions_in_timeline_text_never_ping() {
+    let sim = sim_default().await;
+    let client = client_for(&sim, None);
+    // Text from the outside world (device names, UPS names) could hold mentions.
+    let n = note(
+        Delivery::Post,
+        Severity::Info,
+        &["@everyone <@&123> node joined"],
+        false,
+    );
+    created_id(client.send(&n).await);
+    let m = &sim.messages()[0];
+    assert!(!m.mention_everyone);
+    assert!(m.pinged_roles.is_empty());
+    for r in sim.requests() {
+        assert!(
+            r.body.unwrap().get("allowed_mentions").is_some(),
+            "allowed_mentions always present"
+        );
+    }
+}
+
+#[tokio::test]
+async fn forced_429_gives_rate_limited_with_discords_wait() {
+    let sim = sim_default().await;
+    let client = client_for(&sim, None);
+    sim.force_rate_limit(1, 1.5);
+    let n = note(Delivery::Create, Severity::Trouble, &["x"], false);
+    assert_eq!(
+        client.send(&n).await,
+        NotifyResult::RateLimited {
+            retry_after_ms: 1500
+        }
+    );
+    assert!(sim.messages().is_empty());
+    // Only one forced: the next one goes through (the client itself never retried).
+    created_id(client.send(&n).await);
+    let statuses: Vec<u16> = sim.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, vec![429, 200]);
+}
+
+#[tokio::test]
+async fn bucket_limit_gives_rate_limited() {
+    let sim = sim_with(SimConfig {
+        rate_limit: Some(RateLimit {
+            requests: 2,
+            per: Duration::from_secs(600),
+        }),
+        ..SimConfig::default()
+    })
+    .await;
+    let client = client_for(&sim, None);
+    let n = note(Delivery::Post, Severity::Info, &["x"], false);
+    created_id(client.send(&n).await);
+    created_id(client.send(&n).await);
+    match client.send(&n).await {
+        NotifyResult::RateLimited { retry_after_ms } => {
+            assert!(
+                retry_after_ms > 0 && retry_after_ms <= 600_000,
+                "{retry_after_ms}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(sim.messages().len(), 2);
+}
+
+#[tokio::test]
+async fn rate_limit_headers_and_429_body_are_discords() {
+    let sim = sim_with(SimConfig {
+        rate_limit: Some(RateLimit {
+            requests: 1,
+            per: Duration::from_secs(600),
+        }),
+        ..SimConfig::default()
+    })
+    .await;
+    let url = format!(
+        "{}/api/v10/webhooks/{}/{}?wait=true",
+        sim.base_url(),
+        sim.webhook_id(),
+        sim.token()
+    );
+    let http = reqwest::Client::new();
+    let ok = http
+        .post(&url)
+        .json(&json!({"content": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.headers()["x-ratelimit-limit"], "1");
+    assert_eq!(ok.headers()["x-ratelimit-remaining"], "0");
+    assert!(ok.headers().contains_key("x-ratelimit-reset"));
+    assert!(ok.headers().contains_key("x-ratelimit-reset-after"));
+    assert!(ok.headers().contains_key("x-ratelimit-bucket"));
+
+    let limited = http
+        .post(&url)
+        .json(&json!({"content": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(limited.status(), 429);
+    assert!(limited.headers().contains_key("retry-after"));
+    assert_eq!(limited.headers()["x-ratelimit-scope"], "user");
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["message"], json!("You are being rate limited."));
+    assert_eq!(body["global"], json!(false));
+    assert!(body["retry_after"].as_f64().unwrap() > 0.0);
+}
+
+#[tokio::test]
+async fn deleted_webhook_is_gone() {
+    let sim = sim_default().await;
+    let client = client_for(&sim, None);
+    let id = created_id(
+        client
+            .send(&note(Delivery::Create, Severity::Trouble, &["x"], false))
+            .await,
+    );
+    sim.delete_webhook();
+    assert_eq!(
+        client
+            .send(&note(Delivery::Post, Severity::Info, &["y"], false))
+            .await,
+        NotifyResult::WebhookGone {
+            detail: "HTTP 404: Unknown Webhook (code 10015)".into()
+        }
+    );
+    assert_eq!(
+        client
+            .send(&note(
+                Delivery::Edit { message_id: id },
+                Severity::Info,
+                &["y"],
+                false
+            ))
+            .await,
+        NotifyResult::WebhookGone {
+            detail: "HTTP 404: Unknown Webhook (code 10015)".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn wrong_token_or_id_is_gone() {
+    let sim = sim_default().await;
+    let wrong_token = format!(
+        "{}/api/webhooks/{}/AnotherToken_123",
+        sim.base_url(),
+        sim.webhook_id()
+    );
+    let client =
+        DiscordWebhook::new(DiscordConfig::new(WebhookUrl::parse(&wrong_token).unwrap())).unwrap();
+    let n = note(Delivery::Post, Severity::Info, &["x"], false);
+    assert_eq!(
+        client.send(&n).await,
+        NotifyResult::WebhookGone {
+            detail: "HTTP 401: Invalid Webhook Token (code 50027)".into()
+        }
+    );
+    let wrong_id = format!("{}/api/webhooks/42/{}", sim.base_url(), sim.token());
+    let client =
+        DiscordWebhook::new(DiscordConfig::new(WebhookUrl::parse(&wrong_id).unwrap())).unwrap();
+    assert!(matches!(
+        client.send(&n).await,
+        NotifyResult::WebhookGone { .. }
+    ));
+    assert!(sim.messages().is_empty());
+}
+
+#[tokio::test]
+async fn edit_of_a_deleted_message_is_not_retryable() {
+    let sim = sim_default().await;
+    let client = client_for(&sim, None);
+    let id = created_id(
+        client
+            .send(&note(Delivery::Create, Severity::Trouble, &["x"], false))
+            .await,
+    );
+    assert!(sim.delete_message(&id));
+    let result = client
+        .send(&note(
+            Delivery::Edit { message_id: id },
+            Severity::Trouble,
+            &["x", "y"],
+            false,
+        ))
+        .await;
+    assert_eq!(
+        result,
+        NotifyResult::Failed {
+            detail: "HTTP 404: Unknown Message (code 10008): the message was deleted".into(),
+            retryable: false
+        }
+    );
+}
+
+#[tokio::test]
+async fn server_errors_and_transport_errors_are_retryable() {
+    let sim = sim_default().await;
+    let client = client_for(&sim, None);
+    sim.force_server_errors(1, 502);
+    let n = note(Delivery::Post, Severity::Info, &["x"], false);
+    assert_eq!(
+        client.send(&n).await,
+        NotifyResult::Failed {
+            detail: "HTTP 502: 502: Bad Gateway (code 0)".into(),
+            retryable: true
+        }
+    );
+
+    let token = sim.token();
+    let url = sim.webhook_url();
+    sim.shutdown().await;
+    // Nothing listens on that port any more.
+    let client = DiscordWebhook::new(DiscordConfig::new(WebhookUrl::parse(&url).unwrap())).unwrap();
+    match client.send(&n).await {
+        NotifyResult::Failed { detail, retryable } => {
+            assert!(retryable);
+            assert!(
+                detail.starts_with("Discord unreachable: connection failed"),
+                "{detail}"
+            );
+            assert!(!detail.contains(&token), "{detail}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn huge_emoji_heavy_notification_is_accepted() {
+    let sim = sim_default().await;
+    let client = client_for(&sim, Some("123456789"));
+    let lines: Vec<String> = (0..400)
+        .map(|i| format!("{i:03} 🔥👩‍👩‍👧 ünïcödé 中文 {}", "⚡".repeat(i % 50)))
+        .collect();
+    let n = Notification {
+        key: "k🔑".repeat(3000),
+        delivery: Delivery::Create,
+        title: format!("   {}   ", "🏠 power lost ".repeat(100)),
+        severity: Severity::Trouble,
+        lines,
+        ping: true,
+    };
+    let id = created_id(client.send(&n).await);
+    let m = sim.message(&id).unwrap();
+    let e = &m.embeds[0];
+    let desc = e["description"].as_str().unwrap();
+    assert!(
+        desc.starts_with("000 🔥"),
+        "the start of the timeline is kept"
+    );
+    assert!(desc.contains("399 🔥"), "the newest line is kept");
+    assert!(desc.ends_with(&"⚡".repeat(399 % 50)));
+    assert!(e["title"].as_str().unwrap().starts_with("🏠 power lost"));
+    assert_eq!(m.content, "<@&123456789>");
+
+    // Edits of the same message with the same huge content are accepted too.
+    let mut edit = n.clone();
+    edit.delivery = Delivery::Edit { message_id: id };
+    assert_eq!(
+        client.send(&edit).await,
+        NotifyResult::Delivered { message_id: None }
+    );
+}
+
+#[tokio::test]
+async fn the_sim_refuses_what_discord_refuses() {
+    let sim = sim_default().await;
+    let http = reqwest::Client::new();
+    let url = format!(
+        "{}/api/v10/webhooks/{}/{}?wait=true",
+        sim.base_url(),
+        sim.webhook_id(),
+        sim.token()
+    );
+    let post = |body: Value| http.post(&url).json(&body).send();
+
+    let r = post(json!({"embeds": [{"description": "x".repeat(4097)}]}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], json!(50035));
+    assert_eq!(body["message"], json!("Invalid Form Body"));
+    assert_eq!(
+        body["errors"]["embeds"]["0"]["description"]["_errors"][0]["code"],
+        json!("BASE_TYPE_MAX_LENGTH")
+    );
+
+    let r = post(json!({"content": "x", "username": "clyde"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    let r = post(json!({})).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"message": "Cannot send an empty message", "code": 50006})
+    );
+
+    let r = http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], json!(50109));
+
+    let r = http
+        .post(&url)
+        .header("content-type", "text/plain")
+        .body(r#"{"content":"x"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], json!(50006));
+
+    let big = json!({"content": "x", "pad": "y".repeat(1 << 20)});
+    let r = post(big).await.unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], json!(40005));
+
+    let r = http
+        .post(format!("{url}&thread_id=abc"))
+        .json(&json!({"content": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    let r = http
+        .post(format!(
+            "{}/api/v10/webhooks/notanid/{}",
+            sim.base_url(),
+            sim.token()
+        ))
+        .json(&json!({"content": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    let r = http
+        .post(format!("{}/api/webhooks/1/x", sim.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "only v10 is served");
+
+    let r = http
+        .put(&url)
+        .json(&json!({"content": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+
+    assert!(sim.messages().is_empty());
+    let codes: Vec<Option<u64>> = sim.requests().iter().map(|r| r.code).collect();
+    assert_eq!(
+        codes,
+        vec![
+            Some(50035),
+            Some(50035),
+            Some(50006),
+            Some(50109),
+            Some(50006),
+            Some(40005),
+            Some(50035),
+            Some(50035),
+            Some(0),
+            Some(0)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn without_wait_discord_answers_204_and_messages_api_works() {
+    let sim = sim_default().await;
+    let http = reqwest::Client::new();
+    let base = format!(
+        "{}/api/v10/webhooks/{}/{}",
+        sim.base_url(),
+        sim.webhook_id(),
+        sim.token()
+    );
+    let r = http
+        .post(&base)
+        .json(&json!({"content": "silent"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.bytes().await.unwrap().len(), 0);
+    let id = sim.messages()[0].id.clone();
+
+    let r = http
+        .get(format!("{base}/messages/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let m: Value = r.json().await.unwrap();
+    assert_eq!(m["content"], json!("silent"));
+    assert_eq!(m["webhook_id"], json!(sim.webhook_id()));
+
+    // An edit that would leave the message empty is refused.
+    let r = http
+        .patch(format!("{base}/messages/{id}"))
+        .json(&json!({"content": ""}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], json!(50006));
+
+    let r = http
+        .delete(format!("{base}/messages/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = http
+        .get(format!("{base}/messages/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"message": "Unknown Message", "code": 10008})
+    );
+
+    let r = http.get(&base).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["type"], json!(1));
+}
+
+#[tokio::test]
+async fn thread_id_from_the_url_is_used() {
+    let sim = sim_default().await;
+    let url = format!("{}?thread_id=5555", sim.webhook_url());
+    let client = DiscordWebhook::new(DiscordConfig::new(WebhookUrl::parse(&url).unwrap())).unwrap();
+    let id = created_id(
+        client
+            .send(&note(Delivery::Create, Severity::Trouble, &["x"], false))
+            .await,
+    );
+    assert_eq!(sim.message(&id).unwrap().channel_id, "5555");
+    client
+        .send(&note(
+            Delivery::Edit { message_id: id },
+            Severity::Trouble,
+            &["x"],
+            false,
+        ))
+        .await;
+    let log = sim.requests();
+    assert_eq!(log[0].query.as_deref(), Some("wait=true&thread_id=5555"));
+    assert_eq!(log[1].query.as_deref(), Some("thread_id=5555"));
+}
+
+#[tokio::test]
+async fn secrets_never_appear_in_errors_or_debug() {
+    let sim = sim_default().await;
+    let token = sim.token();
+    let client = client_for(&sim, None);
+    let shown = format!("{client:?} {:?}", client.config());
+    assert!(!shown.contains(&token), "{shown}");
+
+    sim.delete_webhook();
+    let results = [
+        client
+            .send(&note(Delivery::Post, Severity::Info, &["x"], false))
+            .await,
+        client
+            .send(&note(
+                Delivery::Edit {
+                    message_id: "1".into(),
+                },
+                Severity::Info,
+                &["x"],
+                false,
+            ))
+            .await,
+    ];
+    for r in results {
+        let text = format!("{r:?}");
+        assert!(!text.contains(&token), "{text}");
+    }
+    let bad = format!("http://10.0.0.1/api/webhooks/1/{token}");
+    let err = WebhookUrl::parse(&bad).unwrap_err();
+    assert!(!err.to_string().contains(&token));
+}
