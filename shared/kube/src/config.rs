@@ -1,0 +1,525 @@
+//! Settings of the two cluster connections (home probe, cloud migrator), read from the
+//! function app's settings and checked before any request is made.
+//!
+//! Errors name the setting and what is wrong with it, never its value when the value is a
+//! secret (the token) or key material (the CA).
+
+use base64::Engine as _;
+use std::fmt;
+use std::time::Duration;
+
+/// A setting that is present but unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The setting's value cannot be used: fix the app setting named here and restart.
+    #[error("{setting}: {reason}")]
+    Invalid {
+        setting: &'static str,
+        reason: String,
+    },
+}
+
+fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        reason: reason.into(),
+    }
+}
+
+/// Default overall timeout of one home probe.
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_millis(3000);
+/// Default overall timeout of one migration.
+pub const DEFAULT_MIGRATE_TIMEOUT: Duration = Duration::from_millis(10_000);
+
+/// How to reach one Kubernetes API server.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClusterConnection {
+    /// `https://host[:port][/base-path]`, or `http://` to a loopback address (tests, local runs).
+    pub url: http::Uri,
+    /// Bearer token (a service account token), if any.
+    pub token: Option<String>,
+    /// DER certificates of the cluster CA; `None` uses the platform's trust store.
+    pub ca_certs: Option<Vec<Vec<u8>>>,
+    /// Skip TLS certificate verification (tests and local use only).
+    pub insecure: bool,
+    /// Overall time allowed for one probe or one migration.
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for ClusterConnection {
+    // The token is a credential: never print it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterConnection")
+            .field("url", &self.url)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("ca_certs", &self.ca_certs.as_ref().map(Vec::len))
+            .field("insecure", &self.insecure)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// The names of one connection's settings.
+struct Names {
+    url: &'static str,
+    token: &'static str,
+    ca: &'static str,
+    insecure: &'static str,
+    timeout: &'static str,
+}
+
+const HOME: Names = Names {
+    url: "BURST_HOME_KUBE_URL",
+    token: "BURST_HOME_KUBE_TOKEN",
+    ca: "BURST_HOME_KUBE_CA",
+    insecure: "BURST_HOME_KUBE_INSECURE",
+    timeout: "BURST_HOME_PROBE_TIMEOUT_MS",
+};
+
+const CLOUD: Names = Names {
+    url: "BURST_CLOUD_KUBE_URL",
+    token: "BURST_CLOUD_KUBE_TOKEN",
+    ca: "BURST_CLOUD_KUBE_CA",
+    insecure: "BURST_CLOUD_KUBE_INSECURE",
+    timeout: "BURST_CLOUD_KUBE_TIMEOUT_MS",
+};
+
+/// The setting naming the cloud namespaces to search (comma list; empty = all).
+pub const CLOUD_NAMESPACES: &str = "BURST_CLOUD_NAMESPACES";
+
+/// Settings of the home cluster probe.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HomeProbeConfig {
+    pub connection: ClusterConnection,
+}
+
+impl HomeProbeConfig {
+    /// Reads `BURST_HOME_KUBE_*` and `BURST_HOME_PROBE_TIMEOUT_MS`; `Ok(None)` when
+    /// `BURST_HOME_KUBE_URL` is not set (the probe is off and reports `Unknown`).
+    pub fn from_settings(
+        get: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<Self>, ConfigError> {
+        Ok(read_connection(get, &HOME, DEFAULT_PROBE_TIMEOUT)?
+            .map(|connection| Self { connection }))
+    }
+
+    /// A configuration for tests and local runs: `url`, an optional token, default timeout.
+    pub fn new(url: http::Uri, token: Option<String>) -> Self {
+        Self {
+            connection: ClusterConnection {
+                url,
+                token,
+                ca_certs: None,
+                insecure: false,
+                timeout: DEFAULT_PROBE_TIMEOUT,
+            },
+        }
+    }
+}
+
+/// Settings of the cloud cluster migrator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloudMigratorConfig {
+    pub connection: ClusterConnection,
+    /// Namespaces to search; empty means all namespaces.
+    pub namespaces: Vec<String>,
+}
+
+impl CloudMigratorConfig {
+    /// Reads `BURST_CLOUD_KUBE_*` and `BURST_CLOUD_NAMESPACES`; `Ok(None)` when
+    /// `BURST_CLOUD_KUBE_URL` is not set.
+    pub fn from_settings(
+        get: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<Self>, ConfigError> {
+        let Some(connection) = read_connection(get, &CLOUD, DEFAULT_MIGRATE_TIMEOUT)? else {
+            return Ok(None);
+        };
+        let namespaces = match non_empty(get(CLOUD_NAMESPACES)) {
+            None => Vec::new(),
+            Some(list) => parse_namespaces(&list)?,
+        };
+        Ok(Some(Self {
+            connection,
+            namespaces,
+        }))
+    }
+
+    /// A configuration for tests and local runs: all namespaces, default timeout.
+    pub fn new(url: http::Uri, token: Option<String>) -> Self {
+        Self {
+            connection: ClusterConnection {
+                url,
+                token,
+                ca_certs: None,
+                insecure: false,
+                timeout: DEFAULT_MIGRATE_TIMEOUT,
+            },
+            namespaces: Vec::new(),
+        }
+    }
+}
+
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+fn read_connection(
+    get: &dyn Fn(&str) -> Option<String>,
+    names: &Names,
+    default_timeout: Duration,
+) -> Result<Option<ClusterConnection>, ConfigError> {
+    let Some(url) = non_empty(get(names.url)) else {
+        return Ok(None);
+    };
+    let url = parse_url(names.url, &url)?;
+    let token = match non_empty(get(names.token)) {
+        None => None,
+        Some(t) => {
+            // It ends up in an HTTP header; say what is wrong without echoing it.
+            if t.bytes().any(|b| b.is_ascii_control() || !b.is_ascii()) {
+                return Err(invalid(
+                    names.token,
+                    "contains characters that cannot be sent in an HTTP header",
+                ));
+            }
+            Some(t)
+        }
+    };
+    let ca_certs = match get(names.ca).filter(|s| !s.trim().is_empty()) {
+        None => None,
+        Some(pem) => Some(parse_ca(names.ca, &pem)?),
+    };
+    let insecure = match non_empty(get(names.insecure)) {
+        None => false,
+        Some(v) => parse_bool(names.insecure, &v)?,
+    };
+    let timeout = match non_empty(get(names.timeout)) {
+        None => default_timeout,
+        Some(v) => parse_timeout(names.timeout, &v)?,
+    };
+    Ok(Some(ClusterConnection {
+        url,
+        token,
+        ca_certs,
+        insecure,
+        timeout,
+    }))
+}
+
+/// `https://...` anywhere; `http://` only to loopback (a token must not cross a network in
+/// clear text).
+pub(crate) fn parse_url(setting: &'static str, raw: &str) -> Result<http::Uri, ConfigError> {
+    let uri: http::Uri = raw
+        .parse()
+        .map_err(|e| invalid(setting, format!("not a URL: {e}")))?;
+    let host = uri.host().ok_or_else(|| {
+        invalid(
+            setting,
+            "needs a scheme and a host, e.g. https://home.example:6443",
+        )
+    })?;
+    match uri.scheme_str() {
+        Some("https") => {}
+        Some("http") => {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let loopback = host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if !loopback {
+                return Err(invalid(
+                    setting,
+                    "plain http is only allowed to a loopback address; use https",
+                ));
+            }
+        }
+        _ => {
+            return Err(invalid(
+                setting,
+                "the scheme must be https (or http to loopback)",
+            ));
+        }
+    }
+    if uri.query().is_some() {
+        return Err(invalid(setting, "must not have a query string"));
+    }
+    // kube joins request paths onto the base path; a trailing slash would double it.
+    let path = uri.path().trim_end_matches('/');
+    if path.is_empty() {
+        let authority = uri.authority().map(|a| a.as_str()).unwrap_or(host);
+        let scheme = uri.scheme_str().unwrap_or("https");
+        return format!("{scheme}://{authority}")
+            .parse()
+            .map_err(|e| invalid(setting, format!("not a URL: {e}")));
+    }
+    Ok(uri)
+}
+
+/// The cluster CA: PEM text, PEM with `\n` escapes (settings that cannot hold newlines), or
+/// base64 of PEM (a kubeconfig's `certificate-authority-data`).
+pub(crate) fn parse_ca(setting: &'static str, raw: &str) -> Result<Vec<Vec<u8>>, ConfigError> {
+    let raw = raw.trim();
+    let pem_text: Vec<u8> = if raw.contains("-----BEGIN") {
+        raw.replace("\\n", "\n").into_bytes()
+    } else {
+        let compact: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(compact.as_bytes())
+            .map_err(|_| {
+                invalid(
+                    setting,
+                    "neither PEM (-----BEGIN CERTIFICATE-----) nor base64 of PEM",
+                )
+            })?
+    };
+    let blocks = pem::parse_many(&pem_text)
+        .map_err(|e| invalid(setting, format!("PEM does not parse: {e}")))?;
+    let certs: Vec<Vec<u8>> = blocks
+        .into_iter()
+        .filter(|b| b.tag() == "CERTIFICATE")
+        .map(|b| b.into_contents())
+        .collect();
+    if certs.is_empty() {
+        return Err(invalid(setting, "contains no CERTIFICATE block"));
+    }
+    Ok(certs)
+}
+
+pub(crate) fn parse_bool(setting: &'static str, raw: &str) -> Result<bool, ConfigError> {
+    match raw.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(invalid(
+            setting,
+            format!("expected true or false, got {raw:?}"),
+        )),
+    }
+}
+
+pub(crate) fn parse_timeout(setting: &'static str, raw: &str) -> Result<Duration, ConfigError> {
+    match raw.parse::<u64>() {
+        Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
+        _ => Err(invalid(
+            setting,
+            format!("expected a positive number of milliseconds, got {raw:?}"),
+        )),
+    }
+}
+
+/// A namespace name is a DNS-1123 label.
+pub(crate) fn is_dns1123_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn parse_namespaces(list: &str) -> Result<Vec<String>, ConfigError> {
+    let mut out: Vec<String> = Vec::new();
+    for ns in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if !is_dns1123_label(ns) {
+            return Err(invalid(
+                CLOUD_NAMESPACES,
+                format!("{ns:?} is not a namespace name (lowercase letters, digits, '-')"),
+            ));
+        }
+        if !out.iter().any(|n| n == ns) {
+            out.push(ns.to_string());
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    // A self-signed certificate, only its PEM framing and DER content matter here.
+    const CA_PEM: &str =
+        "-----BEGIN CERTIFICATE-----\nMIIBdzCCAR2gAwIBAgIUQ2Fs\n-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn unset_url_means_not_configured() {
+        assert_eq!(
+            HomeProbeConfig::from_settings(&settings(&[])).unwrap(),
+            None
+        );
+        let get = settings(&[
+            ("BURST_HOME_KUBE_URL", "  "),
+            ("BURST_HOME_KUBE_TOKEN", "t"),
+        ]);
+        assert_eq!(HomeProbeConfig::from_settings(&get).unwrap(), None);
+        assert_eq!(
+            CloudMigratorConfig::from_settings(&settings(&[])).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn home_settings_are_read_with_defaults() {
+        let get = settings(&[("BURST_HOME_KUBE_URL", "https://home.example:6443/")]);
+        let c = HomeProbeConfig::from_settings(&get)
+            .unwrap()
+            .unwrap()
+            .connection;
+        assert_eq!(c.url.to_string(), "https://home.example:6443/");
+        assert_eq!(c.url.path(), "/");
+        assert_eq!(c.token, None);
+        assert_eq!(c.ca_certs, None);
+        assert!(!c.insecure);
+        assert_eq!(c.timeout, Duration::from_millis(3000));
+
+        let get = settings(&[
+            ("BURST_HOME_KUBE_URL", "http://127.0.0.1:8080"),
+            ("BURST_HOME_KUBE_TOKEN", " abc.def "),
+            ("BURST_HOME_KUBE_CA", CA_PEM),
+            ("BURST_HOME_KUBE_INSECURE", "TRUE"),
+            ("BURST_HOME_PROBE_TIMEOUT_MS", "250"),
+        ]);
+        let c = HomeProbeConfig::from_settings(&get)
+            .unwrap()
+            .unwrap()
+            .connection;
+        assert_eq!(c.token.as_deref(), Some("abc.def"));
+        assert_eq!(c.ca_certs.as_ref().map(Vec::len), Some(1));
+        assert!(c.insecure);
+        assert_eq!(c.timeout, Duration::from_millis(250));
+        assert!(
+            !format!("{c:?}").contains("abc.def"),
+            "the token is redacted"
+        );
+    }
+
+    #[test]
+    fn ca_in_three_spellings_gives_the_same_der() {
+        let plain = parse_ca("X", CA_PEM).unwrap();
+        let escaped = parse_ca("X", &CA_PEM.replace('\n', "\\n")).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(CA_PEM);
+        let data = parse_ca("X", &b64).unwrap();
+        assert_eq!(plain, escaped);
+        assert_eq!(plain, data);
+        assert_eq!(
+            plain[0],
+            base64::engine::general_purpose::STANDARD
+                .decode("MIIBdzCCAR2gAwIBAgIUQ2Fs")
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_setting_and_never_echo_secrets() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("BURST_HOME_KUBE_URL", "home.example")],
+                "BURST_HOME_KUBE_URL",
+            ),
+            (
+                &[("BURST_HOME_KUBE_URL", "ftp://home.example")],
+                "BURST_HOME_KUBE_URL",
+            ),
+            (
+                &[("BURST_HOME_KUBE_URL", "http://10.0.0.5:6443")],
+                "BURST_HOME_KUBE_URL",
+            ),
+            (
+                &[("BURST_HOME_KUBE_URL", "https://h/?x=1")],
+                "BURST_HOME_KUBE_URL",
+            ),
+            (
+                &[
+                    ("BURST_HOME_KUBE_URL", "https://h"),
+                    ("BURST_HOME_KUBE_INSECURE", "maybe"),
+                ],
+                "BURST_HOME_KUBE_INSECURE",
+            ),
+            (
+                &[
+                    ("BURST_HOME_KUBE_URL", "https://h"),
+                    ("BURST_HOME_PROBE_TIMEOUT_MS", "0"),
+                ],
+                "BURST_HOME_PROBE_TIMEOUT_MS",
+            ),
+            (
+                &[
+                    ("BURST_HOME_KUBE_URL", "https://h"),
+                    ("BURST_HOME_PROBE_TIMEOUT_MS", "3s"),
+                ],
+                "BURST_HOME_PROBE_TIMEOUT_MS",
+            ),
+            (
+                &[
+                    ("BURST_HOME_KUBE_URL", "https://h"),
+                    ("BURST_HOME_KUBE_CA", "secret-not-pem!"),
+                ],
+                "BURST_HOME_KUBE_CA",
+            ),
+            (
+                &[
+                    ("BURST_HOME_KUBE_URL", "https://h"),
+                    ("BURST_HOME_KUBE_TOKEN", "secret\u{7}x"),
+                ],
+                "BURST_HOME_KUBE_TOKEN",
+            ),
+        ];
+        for (pairs, setting) in cases {
+            let err = HomeProbeConfig::from_settings(&settings(pairs)).unwrap_err();
+            let ConfigError::Invalid { setting: s, reason } = &err;
+            assert_eq!(s, setting, "{pairs:?}");
+            assert!(!reason.contains("secret"), "{reason}");
+        }
+    }
+
+    #[test]
+    fn loopback_http_is_allowed() {
+        for url in [
+            "http://127.0.0.1:1",
+            "http://localhost:8080",
+            "http://[::1]:9",
+        ] {
+            assert!(parse_url("X", url).is_ok(), "{url}");
+        }
+    }
+
+    #[test]
+    fn cloud_namespaces_are_validated_and_deduplicated() {
+        let get = settings(&[
+            ("BURST_CLOUD_KUBE_URL", "https://cloud.example"),
+            ("BURST_CLOUD_NAMESPACES", " apps, web ,,apps "),
+            ("BURST_CLOUD_KUBE_TIMEOUT_MS", "1500"),
+        ]);
+        let c = CloudMigratorConfig::from_settings(&get).unwrap().unwrap();
+        assert_eq!(c.namespaces, vec!["apps".to_string(), "web".to_string()]);
+        assert_eq!(c.connection.timeout, Duration::from_millis(1500));
+
+        let get = settings(&[("BURST_CLOUD_KUBE_URL", "https://cloud.example")]);
+        let c = CloudMigratorConfig::from_settings(&get).unwrap().unwrap();
+        assert!(c.namespaces.is_empty());
+        assert_eq!(c.connection.timeout, Duration::from_millis(10_000));
+
+        let get = settings(&[
+            ("BURST_CLOUD_KUBE_URL", "https://cloud.example"),
+            ("BURST_CLOUD_NAMESPACES", "apps,Bad_Name"),
+        ]);
+        let err = CloudMigratorConfig::from_settings(&get).unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::Invalid {
+                setting: "BURST_CLOUD_NAMESPACES",
+                reason: "\"Bad_Name\" is not a namespace name (lowercase letters, digits, '-')"
+                    .into()
+            }
+        );
+    }
+}
