@@ -1,1 +1,37 @@
-//! Azure Resource Manager: tokens and the VM Scale Set capacity client, plus a simulated ARM
+//! Azure Resource Manager: tokens and the VM Scale Set capacity client, plus a simulated ARM.
+//!
+//! - [`token`]: bearer tokens for ARM from the App Service managed identity endpoint or a
+//!   service principal, cached until shortly before expiry.
+//! - [`ArmScaleSet`]: the [`burst_ports::Scaler`] for one scale set — `observe` reads
+//!   `sku.capacity` and the running VMs, `set_capacity` reads then writes a sparse
+//!   `{"sku":{"capacity":n}}` with `If-Match`, and classifies what happened into the core's
+//!   [`burst_core::ScaleResult`]. It never sleeps and never retries on its own.
+//! - [`ArmConfig::from_settings`]: the `BURST_ARM_*` / identity settings.
+//! - `sim` (feature `sim`): a simulated ARM and identity endpoint on 127.0.0.1 that checks
+//!   requests like Azure does, for tests and the local emulator.
+
+mod client;
+mod http_util;
+pub mod resource_id;
+pub mod settings;
+pub mod token;
+pub mod wire;
+
+#[cfg(feature = "sim")]
+pub mod sim;
+
+pub use client::{ArmError, ArmScaleSet, RATE_LIMIT_HEADER, ScaleSetView};
+pub use resource_id::{ResourceIdError, ScaleSetId};
+pub use settings::{ArmConfig, ConfigError};
+pub use token::{AccessToken, Credential, Secret, TokenError, TokenSource};
+
+impl ArmScaleSet {
+    /// Reads the settings and builds the client; `Ok(None)` when no scale set is configured.
+    pub fn from_settings(
+        get: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<Self>, ConfigError> {
+        ArmConfig::from_settings(get)?
+            .map(ArmScaleSet::new)
+            .transpose()
+    }
+}

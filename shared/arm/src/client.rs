@@ -1,0 +1,464 @@
+//! `ArmScaleSet`: reads and writes one VM Scale Set's capacity over ARM REST.
+//!
+//! The write is `GET` (capacity + etag) then a sparse `PATCH {"sku":{"capacity":n}}` with
+//! `If-Match`; never a PUT of the GET body (re-sending `identity` fails with
+//! LinkedAuthorizationFailed), never a write after a failed read, never a sleep: a 429 comes
+//! back as `Throttled` with ARM's wait, a 202 as `Accepted` without waiting for the
+//! long-running operation (the next `observe` shows how it went).
+
+use crate::http_util::{describe_transport, read_body_capped, short_text};
+use crate::resource_id::ScaleSetId;
+use crate::settings::{ArmConfig, ConfigError};
+use crate::token::{TokenError, TokenSource};
+use crate::wire::{self, ScaleSetBody, ScaleSetInstanceView};
+use async_trait::async_trait;
+use burst_core::{ScaleResult, ScaleSetProbe};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use std::sync::Arc;
+use std::time::SystemTime;
+use url::Url;
+
+/// The header ARM uses to say how much of a throttling budget is left.
+pub const RATE_LIMIT_HEADER: &str = "x-ms-ratelimit-remaining-resource";
+
+/// Why an ARM call failed; `ArmScaleSet` turns these into the core's outcome types.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ArmError {
+    /// No token (see [`TokenError`]): a refused token is a configuration problem to report,
+    /// an unavailable endpoint is worth another try later.
+    #[error("no ARM token: {0}")]
+    Token(#[from] TokenError),
+    /// ARM could not be reached or timed out: try again later. For a write, whether it was
+    /// applied is unknown: re-read before deciding again.
+    #[error("ARM unreachable: {0}")]
+    Transport(String),
+    /// 429: ask again after `retry_after_s`, not before.
+    #[error("ARM throttled the request (retry after {retry_after_s} s): {detail}")]
+    Throttled { retry_after_s: u64, detail: String },
+    /// ARM answered with an error status: 409/412 mean re-read and re-decide, 401/403 are a
+    /// permission problem to report, 5xx is worth another try later.
+    #[error("HTTP {status} {code}: {message}")]
+    Http {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// ARM answered 200 with a body the client cannot use: report it (wrong endpoint or
+    /// api-version?).
+    #[error("unexpected ARM response: {0}")]
+    Malformed(String),
+}
+
+/// What one `GET` of the scale set says.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScaleSetView {
+    /// `sku.capacity`: what was asked for.
+    pub capacity: u32,
+    /// The resource version to send in `If-Match` (including its quotes, e.g. `"3"`).
+    pub etag: Option<String>,
+    pub provisioning_state: Option<String>,
+    pub priority: Option<String>,
+    pub eviction_policy: Option<String>,
+    pub max_price: Option<f64>,
+}
+
+impl ScaleSetView {
+    /// Interprets a scale set body. A missing, negative or oversized capacity is refused: a
+    /// capacity computed from a guess is how clusters lose their nodes.
+    pub fn from_body(body: &ScaleSetBody) -> Result<Self, ArmError> {
+        let raw =
+            body.sku.as_ref().and_then(|s| s.capacity).ok_or_else(|| {
+                ArmError::Malformed("the scale set body has no sku.capacity".into())
+            })?;
+        let capacity = u32::try_from(raw)
+            .map_err(|_| ArmError::Malformed(format!("sku.capacity {raw} is out of range")))?;
+        let props = body.properties.as_ref();
+        let profile = props.and_then(|p| p.virtual_machine_profile.as_ref());
+        Ok(Self {
+            capacity,
+            etag: body.etag.clone(),
+            provisioning_state: props.and_then(|p| p.provisioning_state.clone()),
+            priority: profile.and_then(|p| p.priority.clone()),
+            eviction_policy: profile.and_then(|p| p.eviction_policy.clone()),
+            max_price: profile
+                .and_then(|p| p.billing_profile.as_ref())
+                .and_then(|b| b.max_price),
+        })
+    }
+}
+
+/// The real scale set client.
+#[derive(Debug)]
+pub struct ArmScaleSet {
+    http: reqwest::Client,
+    tokens: Arc<TokenSource>,
+    scale_set: ScaleSetId,
+    endpoint: Url,
+    api_version: String,
+}
+
+impl ArmScaleSet {
+    /// A client with its own token source.
+    pub fn new(config: ArmConfig) -> Result<Self, ConfigError> {
+        let http = crate::http_util::client(config.timeout)
+            .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
+        let tokens = Arc::new(TokenSource::with_client(
+            http.clone(),
+            config.credential.clone(),
+        ));
+        Ok(Self::with_tokens(config, http, tokens))
+    }
+
+    /// A client sharing a token source (and HTTP client) with others.
+    pub fn with_tokens(config: ArmConfig, http: reqwest::Client, tokens: Arc<TokenSource>) -> Self {
+        Self {
+            http,
+            tokens,
+            scale_set: config.scale_set,
+            endpoint: config.endpoint,
+            api_version: config.api_version,
+        }
+    }
+
+    pub fn scale_set(&self) -> &ScaleSetId {
+        &self.scale_set
+    }
+
+    pub fn tokens(&self) -> &Arc<TokenSource> {
+        &self.tokens
+    }
+
+    /// `GET` the scale set.
+    pub async fn read(&self) -> Result<ScaleSetView, ArmError> {
+        let (status, headers, body) = self.send(Method::GET, "", None, None).await?;
+        if status != StatusCode::OK {
+            return Err(error_from(status, &headers, &body));
+        }
+        let parsed: ScaleSetBody = serde_json::from_slice(&body)
+            .map_err(|e| ArmError::Malformed(format!("scale set body: {e}")))?;
+        ScaleSetView::from_body(&parsed)
+    }
+
+    /// `GET .../instanceView`: the VMs whose power state is running.
+    pub async fn running(&self) -> Result<u32, ArmError> {
+        let (status, headers, body) = self.send(Method::GET, "/instanceView", None, None).await?;
+        if status != StatusCode::OK {
+            return Err(error_from(status, &headers, &body));
+        }
+        let view: ScaleSetInstanceView = serde_json::from_slice(&body)
+            .map_err(|e| ArmError::Malformed(format!("instance view body: {e}")))?;
+        Ok(u32::try_from(view.running()).unwrap_or(u32::MAX))
+    }
+
+    /// `POST .../virtualMachines/{id}/simulateEviction` (Spot drills against a real or
+    /// simulated scale set). 204 = the eviction was scheduled.
+    pub async fn simulate_eviction(&self, instance_id: &str) -> Result<(), ArmError> {
+        if instance_id.is_empty() || !instance_id.chars().all(|c| c.is_ascii_digit()) {
+            return Err(ArmError::Malformed(format!(
+                "instance id {} is not a number",
+                short_text(instance_id)
+            )));
+        }
+        let suffix = format!("/virtualMachines/{instance_id}/simulateEviction");
+        let (status, headers, body) = self.send(Method::POST, &suffix, None, None).await?;
+        match status {
+            StatusCode::NO_CONTENT | StatusCode::OK | StatusCode::ACCEPTED => Ok(()),
+            _ => Err(error_from(status, &headers, &body)),
+        }
+    }
+
+    fn url(&self, suffix: &str) -> Result<Url, ArmError> {
+        let raw = format!(
+            "{}{}{}",
+            self.endpoint.as_str().trim_end_matches('/'),
+            self.scale_set.path(),
+            suffix
+        );
+        let mut url =
+            Url::parse(&raw).map_err(|e| ArmError::Malformed(format!("request URL: {e}")))?;
+        url.query_pairs_mut()
+            .append_pair("api-version", &self.api_version);
+        Ok(url)
+    }
+
+    /// One request with a bearer token; the body and headers of any answer are returned for
+    /// the caller to classify. A 401 drops the cached token so the next call fetches a new one.
+    async fn send(
+        &self,
+        method: Method,
+        suffix: &str,
+        json_body: Option<String>,
+        if_match: Option<&str>,
+    ) -> Result<(StatusCode, HeaderMap, Vec<u8>), ArmError> {
+        let url = self.url(suffix)?;
+        let token = self.tokens.token().await?;
+        let mut req = self
+            .http
+            .request(method.clone(), url)
+            .bearer_auth(token.token.expose())
+            .header("Accept", "application/json");
+        if let Some(etag) = if_match {
+            req = req.header("If-Match", etag);
+        }
+        req = match json_body {
+            Some(b) => req.header("Content-Type", "application/json").body(b),
+            // An empty POST still says how long it is (ARM wants Content-Length on POST).
+            None if method == Method::POST => req.header("Content-Length", "0"),
+            None => req,
+        };
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| ArmError::Transport(describe_transport(&e)))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        if let Some(v) = headers.get(RATE_LIMIT_HEADER).and_then(|v| v.to_str().ok()) {
+            tracing::debug!(remaining = v, %method, path = suffix, "ARM rate limit");
+        }
+        let body = read_body_capped(resp).await.map_err(ArmError::Transport)?;
+        if status == StatusCode::UNAUTHORIZED {
+            self.tokens.invalidate().await;
+        }
+        Ok((status, headers, body))
+    }
+
+    async fn write_capacity(&self, capacity: u32, etag: &str, running: Option<u32>) -> ScaleResult {
+        // Built by hand so the bytes on the wire are exactly the sparse body, nothing more.
+        let body = format!("{{\"sku\":{{\"capacity\":{capacity}}}}}");
+        let sent = self.send(Method::PATCH, "", Some(body), Some(etag)).await;
+        let (status, headers, resp_body) = match sent {
+            Ok(r) => r,
+            Err(ArmError::Transport(detail)) => {
+                return ScaleResult::Failed {
+                    detail: format!(
+                        "PATCH capacity {capacity}: {detail}; it may or may not have been applied"
+                    ),
+                };
+            }
+            Err(e) => {
+                return ScaleResult::Failed {
+                    detail: format!("PATCH capacity {capacity}: {e}"),
+                };
+            }
+        };
+        match status {
+            StatusCode::OK | StatusCode::CREATED | StatusCode::ACCEPTED => {
+                tracing::info!(
+                    capacity,
+                    status = status.as_u16(),
+                    operation = headers.contains_key("azure-asyncoperation"),
+                    "scale set capacity write accepted"
+                );
+                ScaleResult::Accepted { capacity, running }
+            }
+            _ => classify_write_error(status, &headers, &resp_body),
+        }
+    }
+}
+
+/// A failed write, as the core should treat it.
+fn classify_write_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ScaleResult {
+    match error_from(status, headers, body) {
+        ArmError::Throttled { retry_after_s, .. } => ScaleResult::Throttled { retry_after_s },
+        e @ ArmError::Http { .. }
+            if status == StatusCode::CONFLICT
+                || status == StatusCode::PRECONDITION_FAILED
+                || wire::parse_error_body(body)
+                    .is_some_and(|d| d.has_code("OperationPreempted")) =>
+        {
+            ScaleResult::Conflict {
+                detail: e.to_string(),
+            }
+        }
+        e => ScaleResult::Failed {
+            detail: e.to_string(),
+        },
+    }
+}
+
+/// An ARM error status with its code and message (either body shape); 429 with its wait.
+fn error_from(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ArmError {
+    let detail = wire::parse_error_body(body);
+    let (code, message) = match &detail {
+        Some(d) => {
+            let mut message = short_text(&d.message);
+            if let Some(t) = d.target.as_deref().filter(|t| !t.is_empty()) {
+                message = format!("{message} (target {})", short_text(t));
+            }
+            (short_text(&d.code), message)
+        }
+        None => (
+            status
+                .canonical_reason()
+                .unwrap_or("Error")
+                .replace(' ', ""),
+            if body.is_empty() {
+                "no error body".to_string()
+            } else {
+                short_text(&String::from_utf8_lossy(body))
+            },
+        ),
+    };
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        let retry = headers.get("retry-after").and_then(|v| v.to_str().ok());
+        return ArmError::Throttled {
+            retry_after_s: wire::retry_after_s(retry, SystemTime::now()),
+            detail: format!("{code}: {message}"),
+        };
+    }
+    ArmError::Http {
+        status: status.as_u16(),
+        code,
+        message,
+    }
+}
+
+#[async_trait]
+impl burst_ports::Scaler for ArmScaleSet {
+    async fn observe(&self) -> ScaleSetProbe {
+        let (view, running) = tokio::join!(self.read(), self.running());
+        match (view, running) {
+            (Ok(view), Ok(running)) => ScaleSetProbe::Seen {
+                capacity: view.capacity,
+                running,
+            },
+            (Err(e), _) => ScaleSetProbe::Unknown {
+                detail: format!("reading the scale set: {e}"),
+            },
+            (_, Err(e)) => ScaleSetProbe::Unknown {
+                detail: format!("reading the instance view: {e}"),
+            },
+        }
+    }
+
+    async fn set_capacity(&self, capacity: u32) -> ScaleResult {
+        // The instance view only adds the running count to the result; its failure does not
+        // block the write. The scale set read does: never write blind.
+        let (view, running) = tokio::join!(self.read(), self.running());
+        let running = running.ok();
+        let view = match view {
+            Ok(v) => v,
+            // A throttled read is still a throttle: waiting is the answer, nothing was written.
+            Err(ArmError::Throttled { retry_after_s, .. }) => {
+                return ScaleResult::Throttled { retry_after_s };
+            }
+            Err(e) => {
+                return ScaleResult::ReadFailed {
+                    detail: e.to_string(),
+                };
+            }
+        };
+        if view.capacity == capacity {
+            return ScaleResult::Accepted { capacity, running };
+        }
+        if view
+            .provisioning_state
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("deleting"))
+        {
+            return ScaleResult::Failed {
+                detail: "the scale set is being deleted; not writing".into(),
+            };
+        }
+        let Some(etag) = view.etag.as_deref() else {
+            return ScaleResult::ReadFailed {
+                detail:
+                    "the scale set has no etag (api-version too old?); not writing without If-Match"
+                        .into(),
+            };
+        };
+        tracing::info!(
+            from = view.capacity,
+            to = capacity,
+            provisioning_state = view.provisioning_state.as_deref().unwrap_or("?"),
+            "writing scale set capacity"
+        );
+        self.write_capacity(capacity, etag, running).await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn write_errors_map_to_outcomes() {
+        let none = HeaderMap::new();
+        let conflict = br#"{"error":{"code":"Conflict","message":"busy"}}"#;
+        assert_eq!(
+            classify_write_error(StatusCode::CONFLICT, &none, conflict),
+            ScaleResult::Conflict {
+                detail: "HTTP 409 Conflict: busy".into()
+            }
+        );
+        let not_allowed =
+            br#"{"error":{"code":"OperationNotAllowed","message":"marked for deletion"}}"#;
+        assert!(matches!(
+            classify_write_error(StatusCode::CONFLICT, &none, not_allowed),
+            ScaleResult::Conflict { .. }
+        ));
+        assert_eq!(
+            classify_write_error(StatusCode::PRECONDITION_FAILED, &none, b""),
+            ScaleResult::Conflict {
+                detail: "HTTP 412 PreconditionFailed: no error body".into()
+            }
+        );
+        let preempted = br#"{"error":{"code":"OperationPreempted","message":"Operation execution has been preempted by a more recent operation."}}"#;
+        assert!(matches!(
+            classify_write_error(StatusCode::BAD_REQUEST, &none, preempted),
+            ScaleResult::Conflict { .. }
+        ));
+        let bare = br#"{"code":"OperationNotAllowed","message":"too many"}"#;
+        assert_eq!(
+            classify_write_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                &headers(&[("retry-after", "1200")]),
+                bare
+            ),
+            ScaleResult::Throttled {
+                retry_after_s: 1200
+            }
+        );
+        assert_eq!(
+            classify_write_error(StatusCode::TOO_MANY_REQUESTS, &none, bare),
+            ScaleResult::Throttled { retry_after_s: 60 }
+        );
+        let invalid = br#"{"error":{"code":"InvalidParameter","message":"bad capacity","target":"sku.capacity"}}"#;
+        assert_eq!(
+            classify_write_error(StatusCode::BAD_REQUEST, &none, invalid),
+            ScaleResult::Failed {
+                detail: "HTTP 400 InvalidParameter: bad capacity (target sku.capacity)".into()
+            }
+        );
+        assert_eq!(
+            classify_write_error(StatusCode::BAD_GATEWAY, &none, b"<html>oops</html>"),
+            ScaleResult::Failed {
+                detail: "HTTP 502 BadGateway: <html>oops</html>".into()
+            }
+        );
+    }
+
+    #[test]
+    fn view_refuses_unusable_capacity() {
+        let body = |cap: &str| -> ScaleSetBody {
+            serde_json::from_str(&format!(r#"{{"sku":{{"capacity":{cap}}},"etag":"\"1\""}}"#))
+                .unwrap()
+        };
+        assert_eq!(ScaleSetView::from_body(&body("4")).unwrap().capacity, 4);
+        assert!(ScaleSetView::from_body(&body("-1")).is_err());
+        assert!(ScaleSetView::from_body(&body("4294967296")).is_err());
+        assert!(ScaleSetView::from_body(&body("null")).is_err());
+        assert!(serde_json::from_str::<ScaleSetBody>(r#"{"sku":{"capacity":1.5}}"#).is_err());
+    }
+}

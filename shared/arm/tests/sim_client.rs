@@ -1,0 +1,598 @@
+//! The real client (`ArmScaleSet`, `TokenSource`) against the simulated ARM.
+#![allow(clippy::unwrap_used)]
+
+use burst_arm::sim::{
+    self, Fault, LoggedRequest, SimConfig, SimHandle, SimServicePrincipal, Target,
+};
+use burst_arm::{ArmScaleSet, Credential, Secret, TokenError, TokenSource};
+use burst_core::{ScaleResult, ScaleSetProbe};
+use burst_ports::Scaler;
+use std::time::Duration;
+use url::Url;
+
+/// Every test's own bound on a call that must not wait out a throttle (not a timing
+/// assertion: a call that returns at all within it did not sleep 1200 s).
+const CALL_BOUND: Duration = Duration::from_secs(120);
+
+async fn sim_with(capacity: u32, boot: Duration, op: Duration) -> SimHandle {
+    sim::start(SimConfig {
+        initial_capacity: capacity,
+        boot_time: boot,
+        operation_duration: op,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn client(sim: &SimHandle) -> ArmScaleSet {
+    ArmScaleSet::new(sim.arm_config()).unwrap()
+}
+
+/// The ARM requests (token requests left out).
+fn arm_requests(sim: &SimHandle) -> Vec<LoggedRequest> {
+    sim.requests()
+        .into_iter()
+        .filter(|r| !r.is_token_request())
+        .collect()
+}
+
+fn patches(sim: &SimHandle) -> Vec<LoggedRequest> {
+    arm_requests(sim)
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .collect()
+}
+
+async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(CALL_BOUND, f)
+        .await
+        .expect("the call returned within the test's bound")
+}
+
+#[tokio::test]
+async fn observe_reads_capacity_and_running() {
+    let sim = sim_with(3, Duration::ZERO, Duration::ZERO).await;
+    let arm = client(&sim);
+    assert_eq!(
+        arm.observe().await,
+        ScaleSetProbe::Seen {
+            capacity: 3,
+            running: 3
+        }
+    );
+    // New instances that have not booted yet count in the capacity, not as running.
+    sim.set_boot_time(Duration::from_secs(3600));
+    assert!(matches!(
+        arm.set_capacity(5).await,
+        ScaleResult::Accepted { capacity: 5, .. }
+    ));
+    assert_eq!(
+        arm.observe().await,
+        ScaleSetProbe::Seen {
+            capacity: 5,
+            running: 3
+        }
+    );
+    let snap = sim.snapshot();
+    assert_eq!((snap.capacity, snap.running, snap.starting), (5, 3, 2));
+    // Both observe reads carry the api-version and a bearer token.
+    for r in arm_requests(&sim).iter().filter(|r| r.method == "GET") {
+        assert_eq!(r.query, "api-version=2025-11-01");
+        assert_eq!(r.header("authorization"), Some("Bearer ***"));
+        assert_eq!(r.status, 200);
+    }
+}
+
+#[tokio::test]
+async fn set_capacity_reads_then_patches_sparse_body_with_if_match() {
+    let sim = sim_with(1, Duration::ZERO, Duration::ZERO).await;
+    let id = sim.scale_set_id().to_string();
+    let arm = client(&sim);
+    assert_eq!(
+        arm.set_capacity(3).await,
+        ScaleResult::Accepted {
+            capacity: 3,
+            running: Some(1)
+        }
+    );
+    let reqs = arm_requests(&sim);
+    let methods_paths: Vec<(String, String)> = reqs
+        .iter()
+        .map(|r| (r.method.clone(), r.path.clone()))
+        .collect();
+    // The two reads run concurrently (either order), the write comes last.
+    assert_eq!(reqs.len(), 3, "{methods_paths:?}");
+    assert!(methods_paths[..2].contains(&("GET".into(), id.clone())));
+    assert!(methods_paths[..2].contains(&("GET".into(), format!("{id}/instanceView"))));
+    let patch = &reqs[2];
+    assert_eq!(
+        (patch.method.as_str(), patch.path.as_str()),
+        ("PATCH", id.as_str())
+    );
+    assert_eq!(patch.query, "api-version=2025-11-01");
+    assert_eq!(patch.body, br#"{"sku":{"capacity":3}}"#);
+    assert_eq!(patch.header("if-match"), Some("\"1\""));
+    assert_eq!(patch.header("content-type"), Some("application/json"));
+    assert_eq!(patch.header("authorization"), Some("Bearer ***"));
+    assert_eq!(patch.status, 200);
+    let snap = sim.snapshot();
+    assert_eq!((snap.capacity, snap.etag), (3, 2));
+}
+
+#[tokio::test]
+async fn no_write_when_capacity_already_equal() {
+    let sim = sim_with(2, Duration::ZERO, Duration::ZERO).await;
+    let arm = client(&sim);
+    assert_eq!(
+        arm.set_capacity(2).await,
+        ScaleResult::Accepted {
+            capacity: 2,
+            running: Some(2)
+        }
+    );
+    assert!(patches(&sim).is_empty());
+    assert_eq!(sim.snapshot().etag, 1);
+}
+
+#[tokio::test]
+async fn stale_etag_is_a_conflict() {
+    let sim = sim_with(1, Duration::ZERO, Duration::ZERO).await;
+    let arm = client(&sim);
+    // Someone else writes between our read and our write.
+    sim.inject(Target::Write, 1, Fault::ConcurrentWrite);
+    let r = arm.set_capacity(4).await;
+    let ScaleResult::Conflict { detail } = r else {
+        panic!("expected a conflict, got {r:?}");
+    };
+    assert!(
+        detail.starts_with("HTTP 412 PreconditionFailed"),
+        "{detail}"
+    );
+    let p = patches(&sim);
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].status, 412);
+    assert_eq!(p[0].header("if-match"), Some("\"1\""));
+    assert_eq!(sim.capacity(), 1, "the stale write was not applied");
+    // Re-read and re-decide: the next call reads the new etag and succeeds.
+    assert!(matches!(
+        arm.set_capacity(4).await,
+        ScaleResult::Accepted { capacity: 4, .. }
+    ));
+    assert_eq!(patches(&sim)[1].header("if-match"), Some("\"2\""));
+}
+
+#[tokio::test]
+async fn write_during_a_running_operation_is_a_conflict() {
+    let sim = sim_with(0, Duration::ZERO, Duration::from_secs(3600)).await;
+    let arm = client(&sim);
+    assert_eq!(
+        arm.set_capacity(2).await,
+        ScaleResult::Accepted {
+            capacity: 2,
+            running: Some(0)
+        }
+    );
+    assert_eq!(patches(&sim)[0].status, 202);
+    let snap = sim.snapshot();
+    assert!(snap.operation_in_progress);
+    assert_eq!(snap.provisioning_state, "Updating");
+    let r = arm.set_capacity(4).await;
+    let ScaleResult::Conflict { detail } = r else {
+        panic!("expected a conflict, got {r:?}");
+    };
+    assert!(detail.starts_with("HTTP 409 Conflict"), "{detail}");
+    assert!(detail.contains("in progress"), "{detail}");
+    assert_eq!(sim.capacity(), 2);
+}
+
+#[tokio::test]
+async fn injected_conflicts_and_preemption_are_conflicts() {
+    let sim = sim_with(1, Duration::ZERO, Duration::ZERO).await;
+    let arm = client(&sim);
+    sim.inject(Target::Write, 1, Fault::conflict());
+    sim.inject(Target::Write, 1, Fault::operation_not_allowed());
+    sim.inject(
+        Target::Write,
+        1,
+        Fault::Error {
+            status: 400,
+            code: "OperationPreempted".into(),
+            message: "Operation execution has been preempted by a more recent operation.".into(),
+        },
+    );
+    for want in [
+        "409 Conflict",
+        "409 OperationNotAllowed",
+        "400 OperationPreempted",
+    ] {
+        match arm.set_capacity(2).await {
+            ScaleResult::Conflict { detail } => assert!(detail.contains(want), "{detail}"),
+            other => panic!("expected a conflict ({want}), got {other:?}"),
+        }
+    }
+    assert_eq!(sim.capacity(), 1);
+    assert_eq!(patches(&sim).len(), 3);
+}
+
+#[tokio::test]
+async fn throttled_write_returns_the_wait_without_sleeping() {
+    let sim = sim_with(1, Duration::ZERO, Duration::ZERO).await;
+    let arm = client(&sim);
+    sim.inject(
+        Target::Write,
+        1,
+        Fault::Throttle {
+            retry_after: Some("1200".into()),
+            bare_body: true,
+        },
+    );
+    assert_eq!(
+        bounded(arm.set_capacity(3)).await,
+        ScaleResult::Throttled {
+            retry_after_s: 1200
+        }
+    );
+    assert_eq!(patches(&sim).len(), 1, "one PATCH, no retry");
+    assert_eq!(patches(&sim)[0].status, 429);
+    // Without Retry-After: 60 s; wrapped body shape.
+    sim.inject(
+        Target::Write,
+        1,
+        Fault::Throttle {
+            retry_after: None,
+            bare_body: false,
+        },
+    );
+    assert_eq!(
+        bounded(arm.set_capacity(3)).await,
+        ScaleResult::Throttled { retry_after_s: 60 }
+    );
+    assert_eq!(sim.capacity(), 1);
+}
+
+#[tokio::test]
+async fn throttled_read_is_throttled_and_writes_nothing() {
+    let sim = sim_with(1, Duration::ZERO, Duration::ZERO).await;
+    let arm = client(&sim);
+    // Both reads of set_capacity are throttled (Compute's HighCostGet budget is shared).
+    sim.inject(Target::Read, 2, Fault::throttle(1200));
+    assert_eq!(
+        bounded(arm.set_capacity(3)).await,
+        ScaleResult::Throttled {
+            retry_after_s: 1200
+        }
+    );
+    assert!(patches(&sim).is_empty());
+    // observe reports it as unknown, with the wait in the detail.
+    sim.inject(Target::Read, 2, Fault::throttle(1200));
+    match bounded(arm.observe()).await {
+        ScaleSetProbe::Unknown { detail } => assert!(detail.contains("1200"), "{detail}"),
+        other => panic!("expected unknown, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn failed_read_never_writes() {
+    let sim = sim_with(1, Duration::ZERO, Duration::ZERO).await;
+    let arm = client(&sim);
+    sim.inject(Target::Read, 2, Fault::server_error());
+    match arm.set_capacity(3).await {
+        ScaleResult::ReadFailed { detail } => {
+            assert!(detail.contains("500 InternalServerError"), "{detail}")
+        }
+        other => panic!("expected ReadFailed, got {other:?}"),
+    }
+    assert!(patches(&sim).is_empty());
+    assert_eq!(sim.capacity(), 1);
+}
+
+#[tokio::test]
+async fn stopped_arm_is_read_failed_and_unknown() {
+    let sim = sim_with(1, Duration::ZERO, Duration::ZERO).await;
+    let arm = client(&sim);
+    // A token is cached, so the failure is ARM itself being gone.
+    assert!(matches!(arm.observe().await, ScaleSetProbe::Seen { .. }));
+    let base = sim.base_url();
+    sim.shutdown().await;
+    match bounded(arm.set_capacity(3)).await {
+        ScaleResult::ReadFailed { detail } => {
+            assert!(detail.contains("ARM unreachable"), "{detail}")
+        }
+        other => panic!("expected ReadFailed, got {other:?}"),
+    }
+    assert!(matches!(
+        bounded(arm.observe()).await,
+        ScaleSetProbe::Unknown { .. }
+    ));
+    // Nothing answers there any more.
+    assert!(reqwest::get(base).await.is_err());
+}
+
+#[tokio::test]
+async fn stopped_sim_log_shows_no_patch() {
+    let sim = sim_with(1, Duration::ZERO, Duration::ZERO).await;
+    let arm = client(&sim);
+    sim.inject(Target::Read, 1, Fault::server_error());
+    let _ = arm.set_capacity(2).await;
+    assert!(patches(&sim).is_empty());
+    // A token-less start (the whole sim gone) is a failed read as well.
+    let cfg = sim.arm_config();
+    sim.shutdown().await;
+    let fresh = ArmScaleSet::new(cfg).unwrap();
+    match bounded(fresh.set_capacity(2)).await {
+        ScaleResult::ReadFailed { detail } => assert!(detail.contains("no ARM token"), "{detail}"),
+        other => panic!("expected ReadFailed, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn one_token_for_many_calls() {
+    let sim = sim_with(1, Duration::ZERO, Duration::ZERO).await;
+    let arm = client(&sim);
+    for _ in 0..3 {
+        assert!(matches!(arm.observe().await, ScaleSetProbe::Seen { .. }));
+    }
+    assert!(matches!(
+        arm.set_capacity(2).await,
+        ScaleResult::Accepted { .. }
+    ));
+    assert_eq!(sim.tokens_issued(), 1);
+    let token_req = sim
+        .requests()
+        .into_iter()
+        .find(|r| r.is_token_request())
+        .unwrap();
+    assert_eq!(token_req.method, "GET");
+    assert_eq!(
+        token_req.query,
+        "resource=https%3A%2F%2Fmanagement.azure.com%2F&api-version=2019-08-01"
+    );
+    assert_eq!(token_req.header("x-identity-header"), Some("***"));
+}
+
+#[tokio::test]
+async fn short_lived_token_is_refreshed() {
+    let sim = sim_with(1, Duration::ZERO, Duration::ZERO).await;
+    // Lives less than twice the 5-minute margin: replaced halfway through (≤ 3 s here;
+    // `expires_on` is whole seconds).
+    sim.set_token_lifetime(Duration::from_secs(6));
+    let arm = client(&sim);
+    assert!(matches!(arm.observe().await, ScaleSetProbe::Seen { .. }));
+    assert_eq!(sim.tokens_issued(), 1);
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    assert!(matches!(arm.observe().await, ScaleSetProbe::Seen { .. }));
+    assert_eq!(sim.tokens_issued(), 2);
+}
+
+#[tokio::test]
+async fn revoked_token_is_dropped_after_401() {
+    let sim = sim_with(1, Duration::ZERO, Duration::ZERO).await;
+    let arm = client(&sim);
+    assert!(matches!(arm.observe().await, ScaleSetProbe::Seen { .. }));
+    sim.revoke_tokens();
+    match arm.observe().await {
+        ScaleSetProbe::Unknown { detail } => {
+            assert!(
+                detail.contains("401 InvalidAuthenticationToken"),
+                "{detail}"
+            )
+        }
+        other => panic!("expected unknown, got {other:?}"),
+    }
+    // The 401 dropped the cached token: the next call fetches a new one and works.
+    assert!(matches!(arm.observe().await, ScaleSetProbe::Seen { .. }));
+    assert_eq!(sim.tokens_issued(), 2);
+}
+
+#[tokio::test]
+async fn managed_identity_header_is_required() {
+    let sim = sim_with(1, Duration::ZERO, Duration::ZERO).await;
+    // Wrong header value: 401 from the identity endpoint, Refused (tell the owner).
+    let wrong = TokenSource::new(
+        Credential::ManagedIdentity {
+            endpoint: Url::parse(&sim.identity_endpoint()).unwrap(),
+            header: Secret::new("not-the-header"),
+            client_id: None,
+        },
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    match wrong.token().await {
+        Err(TokenError::Refused {
+            status: 401,
+            detail,
+            ..
+        }) => {
+            assert!(detail.contains("X-IDENTITY-HEADER"), "{detail}")
+        }
+        other => panic!("expected refused, got {other:?}"),
+    }
+    // No header at all: 400, as App Service answers.
+    let resp = reqwest::get(format!(
+        "{}?resource=https://management.azure.com/&api-version=2019-08-01",
+        sim.identity_endpoint()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["statusCode"], 400);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("X-IDENTITY-HEADER")
+    );
+    // Through the scaler: unknown, never a panic, and ARM never called.
+    let mut cfg = sim.arm_config();
+    cfg.credential = wrong.credential().clone();
+    let arm = ArmScaleSet::new(cfg).unwrap();
+    match arm.observe().await {
+        ScaleSetProbe::Unknown { detail } => assert!(
+            detail.contains("managed identity token request refused (HTTP 401)"),
+            "{detail}"
+        ),
+        other => panic!("expected unknown, got {other:?}"),
+    }
+    assert!(arm_requests(&sim).is_empty());
+    // Nothing secret in what the sim recorded or in the error.
+    assert!(!format!("{:?}", sim.requests()).contains("not-the-header"));
+}
+
+#[tokio::test]
+async fn user_assigned_identity_sends_client_id() {
+    let sim = sim::start(SimConfig {
+        initial_capacity: 1,
+        boot_time: Duration::ZERO,
+        operation_duration: Duration::ZERO,
+        user_assigned_client_ids: vec!["11111111-2222-3333-4444-555555555555".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut cfg = sim.arm_config();
+    cfg.credential = Credential::ManagedIdentity {
+        endpoint: Url::parse(&sim.identity_endpoint()).unwrap(),
+        header: Secret::new(sim.identity_header()),
+        client_id: Some("11111111-2222-3333-4444-555555555555".into()),
+    };
+    let arm = ArmScaleSet::new(cfg.clone()).unwrap();
+    assert!(matches!(arm.observe().await, ScaleSetProbe::Seen { .. }));
+    let token_req = sim
+        .requests()
+        .into_iter()
+        .find(|r| r.is_token_request())
+        .unwrap();
+    assert!(
+        token_req
+            .query
+            .ends_with("&client_id=11111111-2222-3333-4444-555555555555"),
+        "{}",
+        token_req.query
+    );
+    // An identity the app does not have: 400.
+    cfg.credential = Credential::ManagedIdentity {
+        endpoint: Url::parse(&sim.identity_endpoint()).unwrap(),
+        header: Secret::new(sim.identity_header()),
+        client_id: Some("99999999-2222-3333-4444-555555555555".into()),
+    };
+    let other = ArmScaleSet::new(cfg).unwrap();
+    assert!(matches!(
+        other.tokens().token().await,
+        Err(TokenError::Refused { status: 400, .. })
+    ));
+}
+
+#[tokio::test]
+async fn service_principal_tokens() {
+    let sp = SimServicePrincipal {
+        tenant_id: "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee".into(),
+        client_id: "11111111-2222-3333-4444-555555555555".into(),
+        client_secret: "s3cret-value".into(),
+    };
+    let sim = sim::start(SimConfig {
+        initial_capacity: 2,
+        boot_time: Duration::ZERO,
+        operation_duration: Duration::ZERO,
+        service_principal: Some(sp.clone()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let credential = |secret: &str| Credential::ServicePrincipal {
+        authority: Url::parse(&sim.base_url()).unwrap(),
+        tenant_id: sp.tenant_id.clone(),
+        client_id: sp.client_id.clone(),
+        client_secret: Secret::new(secret),
+    };
+    let mut cfg = sim.arm_config();
+    cfg.credential = credential("s3cret-value");
+    let arm = ArmScaleSet::new(cfg.clone()).unwrap();
+    assert_eq!(
+        arm.observe().await,
+        ScaleSetProbe::Seen {
+            capacity: 2,
+            running: 2
+        }
+    );
+    let token_req = sim
+        .requests()
+        .into_iter()
+        .find(|r| r.is_token_request())
+        .unwrap();
+    assert_eq!(token_req.method, "POST");
+    assert_eq!(
+        token_req.path,
+        "/aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee/oauth2/v2.0/token"
+    );
+    assert_eq!(
+        token_req.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(
+        String::from_utf8(token_req.body.clone()).unwrap(),
+        "client_id=11111111-2222-3333-4444-555555555555&client_secret=***&grant_type=client_credentials&scope=https%3A%2F%2Fmanagement.azure.com%2F.default"
+    );
+    // A wrong secret: 401 invalid_client, reported without the secret.
+    cfg.credential = credential("wrong-secret");
+    let bad = ArmScaleSet::new(cfg).unwrap();
+    match bad.tokens().token().await {
+        Err(e @ TokenError::Refused { status: 401, .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("invalid_client: AADSTS7000215"), "{text}");
+            assert!(!text.contains("wrong-secret"));
+        }
+        other => panic!("expected refused, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn evictions_show_in_observe() {
+    let sim = sim_with(4, Duration::ZERO, Duration::ZERO).await;
+    let arm = client(&sim);
+    assert_eq!(sim.evict(2), vec![3, 2]);
+    assert_eq!(
+        arm.observe().await,
+        ScaleSetProbe::Seen {
+            capacity: 2,
+            running: 2
+        }
+    );
+    // The drill endpoint, through the client: 204, and the capacity drops again.
+    arm.simulate_eviction("0").await.unwrap();
+    assert_eq!(
+        arm.observe().await,
+        ScaleSetProbe::Seen {
+            capacity: 1,
+            running: 1
+        }
+    );
+    let post = arm_requests(&sim)
+        .into_iter()
+        .find(|r| r.method == "POST")
+        .unwrap();
+    assert_eq!(
+        post.path,
+        format!("{}/virtualMachines/0/simulateEviction", sim.scale_set_id())
+    );
+    assert_eq!(post.status, 204);
+    assert_eq!(post.header("content-length"), Some("0"));
+    // An instance that is gone: 404 with an ARM error.
+    match arm.simulate_eviction("0").await {
+        Err(burst_arm::ArmError::Http {
+            status: 404, code, ..
+        }) => assert_eq!(code, "NotFound"),
+        other => panic!("expected 404, got {other:?}"),
+    }
+    assert_eq!(sim.snapshot().evicted, 3);
+    // Restoring the capacity after evictions is an ordinary write.
+    assert!(matches!(
+        arm.set_capacity(4).await,
+        ScaleResult::Accepted {
+            capacity: 4,
+            running: Some(1)
+        }
+    ));
+    assert_eq!(sim.capacity(), 4);
+}
