@@ -124,6 +124,9 @@ pub enum Fault {
     /// Another writer changes the scale set just before the request is handled (the etag
     /// moves on), so a PATCH carrying the etag read before meets a real 412.
     ConcurrentWrite,
+    /// The request is carried out, but the answer comes only after this delay (a slow ARM:
+    /// a client with a shorter timeout gives up although the write happened).
+    Slow { delay: Duration },
     /// Any status with an ARM error body.
     Error {
         status: u16,
@@ -234,14 +237,20 @@ impl Operation {
     fn status(&self, now: Instant) -> OpStatus {
         if self.failed.is_some() {
             OpStatus::Failed
-        } else if now >= self.started + self.duration {
+        } else if self
+            .started
+            .checked_add(self.duration)
+            .is_some_and(|end| now >= end)
+        {
             OpStatus::Succeeded
         } else {
             OpStatus::InProgress
         }
     }
     fn end_wall(&self) -> SystemTime {
-        self.started_wall + self.duration
+        self.started_wall
+            .checked_add(self.duration)
+            .unwrap_or(self.started_wall)
     }
 }
 
@@ -585,13 +594,18 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             Bytes::new(),
         ),
     };
-    let mut w = shared.world();
     let logged = log_entry(&parts, &body, resp.status());
-    // Bounded so a long emulator run does not grow without end; the oldest go first.
-    if w.log.len() >= MAX_LOG {
-        w.log.drain(..MAX_LOG / 2);
+    {
+        let mut w = shared.world();
+        // Bounded so a long emulator run does not grow without end; the oldest go first.
+        if w.log.len() >= MAX_LOG {
+            w.log.drain(..MAX_LOG / 2);
+        }
+        w.log.push(logged);
     }
-    w.log.push(logged);
+    if let Some(AnswerDelay(d)) = resp.extensions().get::<AnswerDelay>().copied() {
+        tokio::time::sleep(d).await;
+    }
     resp
 }
 
@@ -793,10 +807,16 @@ fn identity_error(status: StatusCode, message: &str) -> Response {
 fn issue(w: &mut World, audience: &str) -> (String, SystemTime) {
     let now = SystemTime::now();
     // Tokens long expired are forgotten (ARM then calls them invalid rather than expired).
-    w.tokens
-        .retain(|_, t| t.expires + Duration::from_secs(3600) > now);
+    w.tokens.retain(|_, t| {
+        t.expires
+            .checked_add(Duration::from_secs(3600))
+            .is_none_or(|forget| forget > now)
+    });
     let token = format!("sim.{}", random_hex(40));
-    let expires = now + w.cfg.token_lifetime;
+    // Durations from the control API may be absurd; cap instead of overflowing.
+    let expires = now
+        .checked_add(w.cfg.token_lifetime)
+        .unwrap_or(now + Duration::from_secs(10 * 365 * 86400));
     w.tokens.insert(
         token.clone(),
         IssuedToken {
@@ -1131,11 +1151,32 @@ fn scale_set_route(
     } else {
         target
     };
+    let mut delay = None;
     match w.take_fault(target) {
         Some(Fault::ConcurrentWrite) => w.etag += 1,
+        Some(Fault::Slow { delay: d }) => delay = Some(d),
         Some(fault) => return fault_response(&fault),
         None => {}
     }
+    let mut resp = scale_set_answer(shared, w, req, rest, now);
+    if let Some(d) = delay {
+        resp.extensions_mut().insert(AnswerDelay(d));
+    }
+    resp
+}
+
+/// Tells `handle` to hold the answer back (fault `Slow`).
+#[derive(Clone, Copy, Debug)]
+struct AnswerDelay(Duration);
+
+fn scale_set_answer(
+    shared: &Shared,
+    w: &mut World,
+    req: &Req<'_>,
+    rest: &[&str],
+    now: Instant,
+) -> Response {
+    let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
     match rest {
         [] if *req.method == Method::GET => {
             let mut resp = json_response(StatusCode::OK, &scale_set_body(w, now));
@@ -1222,7 +1263,10 @@ fn fault_response(fault: &Fault) -> Response {
             );
             resp
         }
-        Fault::ConcurrentWrite => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        // Handled before answering; never turned into a response of their own.
+        Fault::ConcurrentWrite | Fault::Slow { .. } => {
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
         Fault::Error {
             status,
             code,
@@ -1345,7 +1389,9 @@ fn patch(shared: &Shared, w: &mut World, req: &Req<'_>, now: Instant) -> Respons
             ),
         );
     }
-    let ready_at = now + w.cfg.boot_time;
+    let ready_at = now
+        .checked_add(w.cfg.boot_time)
+        .unwrap_or(now + Duration::from_secs(10 * 365 * 86400));
     w.resize(n, ready_at);
     let duration = w.cfg.operation_duration;
     let op = Operation {

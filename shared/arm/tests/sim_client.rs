@@ -596,3 +596,39 @@ async fn evictions_show_in_observe() {
     ));
     assert_eq!(sim.capacity(), 4);
 }
+
+#[tokio::test]
+async fn timed_out_write_is_failed_and_the_next_read_sees_it() {
+    let sim = sim_with(1, Duration::ZERO, Duration::ZERO).await;
+    let mut cfg = sim.arm_config();
+    cfg.timeout = Duration::from_secs(5);
+    let arm = ArmScaleSet::new(cfg).unwrap();
+    // ARM applies the write but answers after the client has given up.
+    sim.inject(
+        Target::Write,
+        1,
+        Fault::Slow {
+            delay: Duration::from_secs(60),
+        },
+    );
+    match bounded(arm.set_capacity(3)).await {
+        ScaleResult::Failed { detail } => {
+            assert!(detail.contains("timed out"), "{detail}");
+            assert!(
+                detail.contains("may or may not have been applied"),
+                "{detail}"
+            );
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    assert_eq!(sim.capacity(), 3);
+    // The level-triggered retry re-reads and finds nothing left to write.
+    assert_eq!(
+        arm.set_capacity(3).await,
+        ScaleResult::Accepted {
+            capacity: 3,
+            running: Some(3)
+        }
+    );
+    assert_eq!(patches(&sim).len(), 1);
+}
