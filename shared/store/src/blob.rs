@@ -279,6 +279,8 @@ fn classify(op: Op, site: &str, e: &azure_core::Error, secret: Option<&str>) -> 
             match n {
                 412 => StoreError::Conflict,
                 409 if code == "BlobAlreadyExists" => StoreError::Conflict,
+                // A conditional write to a blob that was deleted since it was read.
+                404 if op == Op::Save && code == "BlobNotFound" => StoreError::Conflict,
                 // Missing container, bad SAS, no role assignment, a version the service does
                 // not speak: the owner has to fix the setup.
                 401 | 403 | 404 => StoreError::Refused(msg),
@@ -352,6 +354,10 @@ mod tests {
         assert_eq!(
             c(StatusCode::Unauthorized, None),
             StoreError::Refused("save of site home: HTTP 401".into())
+        );
+        assert_eq!(
+            c(StatusCode::NotFound, Some("BlobNotFound")),
+            StoreError::Conflict
         );
         assert_eq!(
             c(StatusCode::NotFound, Some("ContainerNotFound")),

@@ -3,11 +3,16 @@
 //! - [`MemoryStore`]: a [`StateStore`] in memory with exactly the file and blob stores'
 //!   compare-and-swap rules, plus failure injection and inspection, for tests of other crates
 //!   and the emulator's simulated cloud.
+//! - [`blob::BlobSim`]: a simulated Azure Blob service (the subset the store uses) on a
+//!   loopback port, with failure injection (5xx, 429, latency) and request inspection;
 //! - [`azurite`]: starts the real Azure Storage emulator (npm `azurite`, pinned in
 //!   `tests/azurite/`) on a free loopback port and signs account SASes for its well-known dev
 //!   account, so [`crate::BlobStore`] is tested against the real protocol.
 
 pub mod azurite;
+pub mod blob;
+
+pub use blob::{BlobSim, Injected, SimBlob, SimRequest};
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
