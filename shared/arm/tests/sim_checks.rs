@@ -413,6 +413,29 @@ async fn routes_methods_and_names() {
         vms[0]["properties"]["instanceView"]["statuses"][1],
         json!({"code": "PowerState/running", "level": "Info", "displayStatus": "VM running"})
     );
+    // One VM, always with its instance view; an unknown one is 404.
+    let (s, _, v) = e
+        .call(
+            Method::GET,
+            &format!("{}/virtualMachines/0{q}", e.url),
+            t,
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["name"], "vmss-burst_0");
+    assert_eq!(v["properties"]["provisioningState"], "Succeeded");
+    let (s, _, v) = e
+        .call(
+            Method::GET,
+            &format!("{}/virtualMachines/7{q}", e.url),
+            t,
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "NotFound"));
     // Every error body above is the ARM shape, logged with its status.
     assert!(e.sim.requests().iter().any(|r| r.status == 405));
 }

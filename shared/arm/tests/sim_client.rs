@@ -76,6 +76,15 @@ async fn observe_reads_capacity_and_running() {
     );
     let snap = sim.snapshot();
     assert_eq!((snap.capacity, snap.running, snap.starting), (5, 3, 2));
+    // The control API sets a capacity as if it had always been so: all running.
+    sim.set_capacity(2);
+    assert_eq!(
+        arm.observe().await,
+        ScaleSetProbe::Seen {
+            capacity: 2,
+            running: 2
+        }
+    );
     // Both observe reads carry the api-version and a bearer token.
     for r in arm_requests(&sim).iter().filter(|r| r.method == "GET") {
         assert_eq!(r.query, "api-version=2025-11-01");
