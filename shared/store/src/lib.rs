@@ -26,6 +26,8 @@ pub mod sim;
 
 pub use blob::{BlobAuth, BlobStore, DEFAULT_TIMEOUT};
 pub use burst_ports::{StateStore, StoreError, Versioned};
-pub use config::{ConfigError, STATE_TIMEOUT_MS, STATE_URL, StoreConfig, from_settings};
+pub use config::{
+    AZURE_CLIENT_ID, ConfigError, STATE_TIMEOUT_MS, STATE_URL, StoreConfig, from_settings,
+};
 pub use file::FileStore;
 pub use site::{MAX_DOCUMENT_BYTES, document_name, validate_site};
