@@ -291,3 +291,57 @@ async fn kubectl_with_a_wrong_token_is_refused() {
     );
     assert!(sim.requests().iter().all(|r| r.status == 401));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_prints_the_sims_tables() {
+    let Some(bin) = kubectl() else { return };
+    let sim = cluster().await;
+    let k = Kubectl::new(bin, &sim);
+    let out = k.run(TOKEN, &["get", "nodes"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Vec<String>> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect();
+    let status: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| (r[0].clone(), r[1].clone(), r[4].clone()))
+        .collect();
+    let want: Vec<(String, String, String)> = [
+        ("NAME", "STATUS", "VERSION"),
+        ("cp-1", "Ready", "v1.33.0"),
+        ("cp-2", "Ready", "v1.33.0"),
+        ("w-1", "NotReady", "v1.33.0"),
+        ("w-2", "Ready", "v1.33.0"),
+    ]
+    .iter()
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+    .collect();
+    assert_eq!(status, want);
+
+    let out = k.run(TOKEN, &["get", "deployments", "-A"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Vec<String>> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().take(3).map(str::to_string).collect())
+        .collect();
+    let want: Vec<Vec<String>> = [
+        ["NAMESPACE", "NAME", "READY"],
+        ["apps", "api", "1/1"],
+        ["apps", "batch", "1/1"],
+        ["apps", "web", "0/0"],
+        ["edge", "proxy", "0/0"],
+    ]
+    .iter()
+    .map(|r| r.iter().map(|s| s.to_string()).collect())
+    .collect();
+    assert_eq!(rows, want);
+}

@@ -301,3 +301,48 @@ async fn configured_from_settings() {
     );
     assert_eq!(replicas(&sim), vec![0, 1, 0, 1, 4]);
 }
+
+#[tokio::test]
+async fn a_failed_scale_write_fails_the_migration() {
+    let sim = cloud().await;
+    sim.set_scale_writes_failing(true);
+    let m = migrator(&sim);
+    let report = m.migrate_report(Tier::Critical, Direction::ToCloud).await;
+    assert!(report.scaled.is_empty());
+    let failed: Vec<String> = report
+        .errors
+        .iter()
+        .map(|(w, e)| format!("{}: {e}", w.as_ref().unwrap()))
+        .collect();
+    assert_eq!(
+        failed,
+        vec![
+            "apps/deployment/api: HTTP 500: etcdserver: request timed out",
+            "apps/deployment/web: HTTP 500: etcdserver: request timed out",
+            "queue/statefulset/broker: HTTP 500: etcdserver: request timed out",
+        ]
+    );
+    assert!(matches!(report.result(), MigrateResult::Failed { .. }));
+
+    // The retry after the fault heals converges.
+    sim.set_scale_writes_failing(false);
+    assert_eq!(
+        m.migrate(Tier::Critical, Direction::ToCloud).await,
+        MigrateResult::Done { workloads: 3 }
+    );
+    let states: Vec<(String, i32)> = sim
+        .workloads()
+        .into_iter()
+        .map(|w| (format!("{}/{}", w.namespace, w.name), w.replicas))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            ("apps/api".to_string(), 3),
+            ("apps/web".to_string(), 2),
+            ("tools/batch".to_string(), 1),
+            ("apps/db-replica".to_string(), 0),
+            ("queue/broker".to_string(), 4),
+        ]
+    );
+}

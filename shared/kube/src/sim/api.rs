@@ -3,6 +3,7 @@
 
 use super::objects::{self, status};
 use super::selector::Selector;
+use super::table::{Repr, Rows, TABLE_CONTENT_TYPE, negotiate, table};
 use super::{Cluster, Readyz, RecordedRequest, Shared, WorkloadKind};
 use axum::Router;
 use axum::body::{Body, Bytes, to_bytes};
@@ -47,6 +48,11 @@ impl Reply {
     fn ok<T: Serialize>(value: &T) -> Reply {
         Reply::json(StatusCode::OK, value)
     }
+    fn table(value: &Value) -> Reply {
+        let mut r = Reply::ok(value);
+        r.content_type = TABLE_CONTENT_TYPE;
+        r
+    }
     fn text(code: StatusCode, text: &str) -> Reply {
         Reply {
             code,
@@ -86,6 +92,8 @@ struct Ctx {
     query: Vec<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
+    /// Plain JSON or a Table, from `Accept`.
+    repr: Repr,
 }
 
 impl Ctx {
@@ -147,12 +155,13 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         });
         log.len() - 1
     };
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         method: parts.method.clone(),
         path: parts.uri.path().to_string(),
         query: query_pairs(parts.uri.query()),
         headers: parts.headers.clone(),
         body,
+        repr: Repr::Json,
     };
     let reply = if too_large {
         Reply::error(
@@ -162,7 +171,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             None,
         )
     } else {
-        answer(&shared, &ctx).await
+        answer(&shared, &mut ctx).await
     };
     {
         let mut log = shared.log();
@@ -261,7 +270,7 @@ fn target(path: &str) -> Option<Target> {
     })
 }
 
-async fn answer(shared: &Shared, ctx: &Ctx) -> Reply {
+async fn answer(shared: &Shared, ctx: &mut Ctx) -> Reply {
     if let Some(token) = &shared.options.token
         && bearer(&ctx.headers).as_deref() != Some(token.as_str())
     {
@@ -276,14 +285,22 @@ async fn answer(shared: &Shared, ctx: &Ctx) -> Reply {
         }
         return health(shared, ctx, which).await;
     }
-    if !accepts_json(ctx.header(header::ACCEPT)) {
-        return Reply::error(
-            406,
-            "NotAcceptable",
-            "only the following media types are accepted: application/json",
-            None,
-        );
+    let table_ok = matches!(
+        target,
+        Target::Nodes(_) | Target::Namespaces(_) | Target::Workloads { scale: false, .. }
+    );
+    match negotiate(ctx.header(header::ACCEPT), table_ok) {
+        Some(repr) => ctx.repr = repr,
+        None => {
+            return Reply::error(
+                406,
+                "NotAcceptable",
+                "only the following media types are accepted: application/json",
+                None,
+            );
+        }
     }
+    let ctx = &*ctx;
     match target {
         Target::Health(_) => Reply::not_found_path(),
         Target::Version => get_only(ctx, || Reply::ok(&objects::version())),
@@ -307,7 +324,7 @@ async fn answer(shared: &Shared, ctx: &Ctx) -> Reply {
             match name {
                 None => list(ctx, c.nodes.values().cloned().collect(), c.resource_version),
                 Some(n) => match c.nodes.get(&n) {
-                    Some(node) => Reply::ok(node),
+                    Some(node) => one(ctx, node, c.resource_version),
                     None => not_found("nodes", "", &n),
                 },
             }
@@ -328,7 +345,7 @@ async fn answer(shared: &Shared, ctx: &Ctx) -> Reply {
                     c.resource_version,
                 ),
                 Some(n) => match c.namespaces.get(&n) {
-                    Some(ns) => Reply::ok(ns),
+                    Some(ns) => one(ctx, ns, c.resource_version),
                     None => not_found("namespaces", "", &n),
                 },
             }
@@ -348,22 +365,6 @@ fn get_only(ctx: &Ctx, f: impl FnOnce() -> Reply) -> Reply {
     } else {
         Reply::method_not_allowed()
     }
-}
-
-/// Whether an `Accept` header allows a plain JSON answer (kubectl lists aggregated discovery
-/// and Table first, then plain JSON as the fallback the sim picks).
-fn accepts_json(accept: Option<&str>) -> bool {
-    let Some(accept) = accept else { return true };
-    accept.split(',').any(|entry| {
-        let mut parts = entry.split(';').map(str::trim);
-        let media = parts.next().unwrap_or("").to_ascii_lowercase();
-        let plain = parts.all(|p| !p.starts_with("as=") && !p.starts_with("g="));
-        plain
-            && matches!(
-                media.as_str(),
-                "application/json" | "application/*" | "*/*" | ""
-            )
-    })
 }
 
 async fn health(shared: &Shared, ctx: &Ctx, which: &'static str) -> Reply {
@@ -479,7 +480,7 @@ fn not_found(resource: &str, group: &str, name: &str) -> Reply {
 /// `limit` and `continue`, as the API server pages it.
 fn list<T>(ctx: &Ctx, items: Vec<T>, resource_version: u64) -> Reply
 where
-    T: ListableResource + Metadata<Ty = ObjectMeta> + Serialize + Clone,
+    T: ListableResource + Metadata<Ty = ObjectMeta> + Serialize + Clone + Rows,
 {
     if matches!(ctx.param("watch"), Some("true" | "1")) {
         return Reply::bad_request("watch is not supported by this API server");
@@ -523,6 +524,14 @@ where
         .take(end.saturating_sub(offset))
         .collect();
     let more = end < total;
+    if ctx.repr == Repr::Table {
+        let mut meta = json!({ "resourceVersion": resource_version.to_string() });
+        if more {
+            meta["continue"] = json!(encode_continue(end));
+            meta["remainingItemCount"] = json!(total - end);
+        }
+        return Reply::table(&table(&page, meta));
+    }
     let list = k8s_openapi::List {
         items: page,
         metadata: ListMeta {
@@ -533,6 +542,17 @@ where
         },
     };
     Reply::ok(&list)
+}
+
+/// One object, as itself or as a one-row Table.
+fn one<T: Serialize + Rows>(ctx: &Ctx, obj: &T, resource_version: u64) -> Reply {
+    match ctx.repr {
+        Repr::Json => Reply::ok(obj),
+        Repr::Table => Reply::table(&table(
+            std::slice::from_ref(obj),
+            json!({ "resourceVersion": resource_version.to_string() }),
+        )),
+    }
 }
 
 fn encode_continue(offset: usize) -> String {
@@ -692,6 +712,9 @@ fn workloads(
     ) {
         return r;
     }
+    if scale && ctx.method != Method::GET && guard.scale_writes_failing {
+        return Reply::error(500, "InternalError", "etcdserver: request timed out", None);
+    }
     let Cluster {
         deployments,
         statefulsets,
@@ -735,7 +758,7 @@ fn one_kind<T>(
     scale: bool,
 ) -> Reply
 where
-    T: Scalable + ListableResource + Metadata<Ty = ObjectMeta> + Serialize,
+    T: Scalable + ListableResource + Metadata<Ty = ObjectMeta> + Serialize + Rows,
 {
     let Some(name) = name else {
         let items: Vec<T> = map
@@ -750,7 +773,7 @@ where
         return not_found(resource, "apps", &name);
     };
     if !scale {
-        return Reply::ok(&*obj);
+        return one(ctx, &*obj, rv);
     }
     let current = objects::scale(
         obj.meta(),
@@ -958,19 +981,6 @@ mod tests {
         assert!(target("/apis/apps/v1/replicasets").is_none());
         assert!(target("/api/v1/pods").is_none());
         assert!(target("/").is_none());
-    }
-
-    #[test]
-    fn accept_negotiation() {
-        assert!(accepts_json(None));
-        assert!(accepts_json(Some("application/json, */*")));
-        assert!(accepts_json(Some(
-            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
-        )));
-        assert!(!accepts_json(Some(
-            "application/json;as=Table;v=v1;g=meta.k8s.io"
-        )));
-        assert!(!accepts_json(Some("application/vnd.kubernetes.protobuf")));
     }
 
     #[test]

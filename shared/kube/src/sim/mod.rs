@@ -10,11 +10,12 @@
 //! refusing connections (and coming back on the same port).
 //!
 //! What it does not do: watches, create/update/delete of objects, JSON patch and server-side
-//! apply, Table output, authentication other than one bearer token.
+//! apply, protobuf, pods, authentication other than one bearer token.
 
 mod api;
 mod objects;
 mod selector;
+mod table;
 mod tls;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -110,6 +111,18 @@ impl SimWorkload {
     }
 }
 
+/// A workload as the sim holds it now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkloadState {
+    pub kind: WorkloadKind,
+    pub namespace: String,
+    pub name: String,
+    /// `spec.replicas`.
+    pub replicas: i32,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
 /// One request as the sim received it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordedRequest {
@@ -146,6 +159,7 @@ pub(crate) struct Cluster {
     pub(crate) deployments: BTreeMap<(String, String), Deployment>,
     pub(crate) statefulsets: BTreeMap<(String, String), StatefulSet>,
     pub(crate) forbidden: bool,
+    pub(crate) scale_writes_failing: bool,
     pub(crate) next_uid: u64,
 }
 
@@ -205,6 +219,7 @@ pub async fn start(options: SimOptions) -> std::io::Result<SimHandle> {
             deployments: BTreeMap::new(),
             statefulsets: BTreeMap::new(),
             forbidden: false,
+            scale_writes_failing: false,
             next_uid: 0,
         }),
         log: Mutex::new(Vec::new()),
@@ -347,6 +362,11 @@ impl SimHandle {
         self.shared.cluster().forbidden = forbidden;
     }
 
+    /// Scale writes (PATCH/PUT on `.../scale`) fail with 500 `etcdserver: request timed out`.
+    pub fn set_scale_writes_failing(&self, failing: bool) {
+        self.shared.cluster().scale_writes_failing = failing;
+    }
+
     /// Replaces the node list: names and whether each node is Ready.
     pub fn set_nodes(&self, nodes: &[(&str, bool)]) {
         let mut c = self.shared.cluster();
@@ -403,6 +423,31 @@ impl SimHandle {
                 .get(&key)
                 .map(|s| s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)),
         }
+    }
+
+    /// Every Deployment and StatefulSet, by kind, namespace and name.
+    pub fn workloads(&self) -> Vec<WorkloadState> {
+        let c = self.shared.cluster();
+        let state =
+            |kind, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, replicas| {
+                WorkloadState {
+                    kind,
+                    namespace: meta.namespace.clone().unwrap_or_default(),
+                    name: meta.name.clone().unwrap_or_default(),
+                    replicas,
+                    labels: meta.labels.clone().unwrap_or_default(),
+                    annotations: meta.annotations.clone().unwrap_or_default(),
+                }
+            };
+        let deployments = c.deployments.values().map(|d| {
+            let n = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            state(WorkloadKind::Deployment, &d.metadata, n)
+        });
+        let statefulsets = c.statefulsets.values().map(|s| {
+            let n = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            state(WorkloadKind::StatefulSet, &s.metadata, n)
+        });
+        deployments.chain(statefulsets).collect()
     }
 
     /// Every request received so far, oldest first.
