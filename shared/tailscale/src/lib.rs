@@ -1,1 +1,21 @@
-//! Tailscale: webhook signature verification, the devices API client, plus a simulated devices API
+//! Tailscale adapters.
+//!
+//! - [`signature`]: `Tailscale-Webhook-Signature` verification (and signing, for the emulator);
+//! - [`payload`]: webhook bodies (a JSON array of events) → the core's
+//!   [`burst_core::TailscaleEvent`]s with a stable dedupe hash;
+//! - [`devices`]: the devices API client implementing [`burst_ports::DeviceList`] (how many
+//!   on-prem devices are connected to Tailscale's control server; errors are Unknown);
+//! - [`config`]: the settings of all of the above;
+//! - `sim` (feature `sim`): a simulated devices API and OAuth endpoint.
+
+pub mod config;
+pub mod devices;
+pub mod payload;
+pub mod signature;
+#[cfg(feature = "sim")]
+pub mod sim;
+
+pub use config::{Auth, ConfigError, Secret, TailscaleConfig, WebhookSecret};
+pub use devices::{Device, DevicesError, TailscaleDevices};
+pub use payload::{PayloadError, WebhookEvent, parse_events};
+pub use signature::{SignatureError, sign, verify};
