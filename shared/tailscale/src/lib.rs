@@ -19,3 +19,8 @@ pub use config::{Auth, ConfigError, Secret, TailscaleConfig, WebhookSecret};
 pub use devices::{Device, DevicesError, TailscaleDevices};
 pub use payload::{PayloadError, WebhookEvent, parse_events};
 pub use signature::{SignatureError, sign, verify};
+
+/// The devices client's configuration, by its role.
+pub type DevicesConfig = TailscaleConfig;
+/// The devices client, by its role.
+pub type DevicesClient = TailscaleDevices;
