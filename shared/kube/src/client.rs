@@ -3,48 +3,14 @@
 
 use crate::config::ClusterConnection;
 use secrecy::SecretString;
-use tokio::sync::OnceCell;
 
-/// A kube client built on first use: building one spawns a task, so it needs the Tokio
-/// runtime, which a constructor called at start-up may not have yet.
-pub(crate) struct LazyClient {
-    connection: ClusterConnection,
-    /// Retry 429/503/504 inside kube (fine for the migrator, not for a short probe).
-    retry: bool,
-    cell: OnceCell<kube::Client>,
-}
-
-impl std::fmt::Debug for LazyClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LazyClient")
-            .field("connection", &self.connection)
-            .field("retry", &self.retry)
-            .field("built", &self.cell.initialized())
-            .finish()
-    }
-}
-
-impl LazyClient {
-    pub(crate) fn new(connection: ClusterConnection, retry: bool) -> Self {
-        Self {
-            connection,
-            retry,
-            cell: OnceCell::new(),
-        }
-    }
-
-    pub(crate) fn connection(&self) -> &ClusterConnection {
-        &self.connection
-    }
-
-    pub(crate) async fn get(&self) -> Result<&kube::Client, kube::Error> {
-        self.cell
-            .get_or_try_init(|| async { build(&self.connection, self.retry) })
-            .await
-    }
-}
-
-fn build(c: &ClusterConnection, retry: bool) -> Result<kube::Client, kube::Error> {
+/// Builds a client for one probe or migration.
+///
+/// A fresh client per operation: a `kube::Client` runs a worker task on the runtime that built
+/// it, and a client kept beyond that runtime would fail every request as if home were
+/// unreachable. Building one is cheap next to the network round trips, and a fresh connection
+/// is what the probe should measure anyway.
+pub(crate) fn build(c: &ClusterConnection, retry: bool) -> Result<kube::Client, kube::Error> {
     let mut config = kube::Config::new(c.url.clone());
     config.auth_info.token = c.token.clone().map(|t| SecretString::new(t.into()));
     config.root_cert = c.ca_certs.clone();
@@ -53,8 +19,6 @@ fn build(c: &ClusterConnection, retry: bool) -> Result<kube::Client, kube::Error
     config.connect_timeout = Some(c.timeout);
     config.read_timeout = Some(c.timeout);
     config.write_timeout = Some(c.timeout);
-    // Count the read timeout from the request, not from when a pooled connection went idle.
-    config.reset_reader_on_write = true;
     config.default_retry = retry;
     kube::Client::try_from(config)
 }

@@ -282,6 +282,18 @@ pub(crate) fn parse_ca(setting: &'static str, raw: &str) -> Result<Vec<Vec<u8>>,
     if certs.is_empty() {
         return Err(invalid(setting, "contains no CERTIFICATE block"));
     }
+    // The TLS stack would refuse it at the first request; say so now.
+    let mut roots = rustls::RootCertStore::empty();
+    for (i, der) in certs.iter().enumerate() {
+        roots
+            .add(rustls::pki_types::CertificateDer::from(der.as_slice()))
+            .map_err(|e| {
+                invalid(
+                    setting,
+                    format!("certificate {} is not usable as a CA: {e}", i + 1),
+                )
+            })?;
+    }
     Ok(certs)
 }
 
@@ -346,9 +358,8 @@ mod tests {
         move |k| map.get(k).cloned()
     }
 
-    // A self-signed certificate, only its PEM framing and DER content matter here.
-    const CA_PEM: &str =
-        "-----BEGIN CERTIFICATE-----\nMIIBdzCCAR2gAwIBAgIUQ2Fs\n-----END CERTIFICATE-----\n";
+    // A self-signed P-256 CA certificate (made with openssl for these tests; no key kept).
+    const CA_PEM: &str = include_str!("../tests/fixtures/cluster-ca.pem");
 
     #[test]
     fn unset_url_means_not_configured() {
@@ -410,11 +421,35 @@ mod tests {
         let data = parse_ca("X", &b64).unwrap();
         assert_eq!(plain, escaped);
         assert_eq!(plain, data);
+        let body: String = CA_PEM.lines().filter(|l| !l.starts_with("-----")).collect();
         assert_eq!(
-            plain[0],
-            base64::engine::general_purpose::STANDARD
-                .decode("MIIBdzCCAR2gAwIBAgIUQ2Fs")
-                .unwrap()
+            plain,
+            vec![
+                base64::engine::general_purpose::STANDARD
+                    .decode(body)
+                    .unwrap()
+            ]
+        );
+    }
+
+    #[test]
+    fn a_pem_block_that_is_not_a_certificate_is_refused() {
+        let garbage =
+            "-----BEGIN CERTIFICATE-----\nMIIBdzCCAR2gAwIBAgIUQ2Fs\n-----END CERTIFICATE-----\n";
+        let err = parse_ca("BURST_CLOUD_KUBE_CA", garbage).unwrap_err();
+        let ConfigError::Invalid { setting, reason } = err;
+        assert_eq!(setting, "BURST_CLOUD_KUBE_CA");
+        assert!(
+            reason.starts_with("certificate 1 is not usable as a CA"),
+            "{reason}"
+        );
+        let key = "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n";
+        assert_eq!(
+            parse_ca("X", key).unwrap_err(),
+            ConfigError::Invalid {
+                setting: "X",
+                reason: "contains no CERTIFICATE block".into()
+            }
         );
     }
 

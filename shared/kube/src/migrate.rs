@@ -5,8 +5,8 @@
 //! cloud with the annotation [`CLOUD_REPLICAS_ANNOTATION`]. Only the `scale` subresource is
 //! written, so the migrator's role needs no rights over the workloads' specs.
 
-use crate::client::{LazyClient, classify};
-use crate::config::CloudMigratorConfig;
+use crate::client::{build, classify};
+use crate::config::{CloudMigratorConfig, ClusterConnection};
 use async_trait::async_trait;
 use burst_core::{Direction, MigrateResult, Tier};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -147,26 +147,27 @@ pub fn cloud_replicas(meta: &ObjectMeta) -> Result<i32, String> {
 /// [`burst_ports::Migrator`] against a real (or simulated) cloud Kubernetes API server.
 #[derive(Debug)]
 pub struct CloudClusterMigrator {
-    client: LazyClient,
+    connection: ClusterConnection,
     namespaces: Vec<String>,
 }
 
 impl CloudClusterMigrator {
-    /// No request is made here; the client is built on the first migration.
+    /// No request is made here and no runtime is needed.
     pub fn new(config: CloudMigratorConfig) -> Self {
         Self {
-            client: LazyClient::new(config.connection, true),
+            connection: config.connection,
             namespaces: config.namespaces,
         }
     }
 
     /// Moves `tier` and reports workload by workload, within the configured timeout.
     pub async fn migrate_report(&self, tier: Tier, direction: Direction) -> MigrationReport {
-        let limit = self.client.connection().timeout;
+        let limit = self.connection.timeout;
         let deadline = Deadline::now() + limit;
         let mut report = MigrationReport::default();
-        let client = match self.client.get().await {
-            Ok(c) => c.clone(),
+        // kube retries 429/503/504 with backoff here, within the overall deadline.
+        let client = match build(&self.connection, true) {
+            Ok(c) => c,
             Err(e) => {
                 report.errors.push((
                     None,

@@ -4,8 +4,8 @@
 //! It only reads (`GET /readyz`, `GET /api/v1/nodes`) and classifies what it saw into
 //! [`ApiProbe`]; what that means for the site is the decision core's business.
 
-use crate::client::{Failure, LazyClient, classify, short};
-use crate::config::HomeProbeConfig;
+use crate::client::{Failure, build, classify, short};
+use crate::config::{ClusterConnection, HomeProbeConfig};
 use async_trait::async_trait;
 use burst_core::{ApiProbe, NodeCount};
 use k8s_openapi::api::core::v1::Node;
@@ -19,24 +19,24 @@ const NODE_PAGE: u32 = 500;
 /// [`burst_ports::HomeProbe`] against a real (or simulated) Kubernetes API server.
 #[derive(Debug)]
 pub struct HomeClusterProbe {
-    client: LazyClient,
+    connection: ClusterConnection,
 }
 
 impl HomeClusterProbe {
-    /// No request is made here; the client is built on the first probe.
+    /// No request is made here and no runtime is needed.
     pub fn new(config: HomeProbeConfig) -> Self {
-        // No retries inside kube: a probe that retries a 503 for seconds hides what it saw.
         Self {
-            client: LazyClient::new(config.connection, false),
+            connection: config.connection,
         }
     }
 
     /// Runs one probe within the configured timeout.
     pub async fn probe(&self) -> ApiProbe {
-        let limit = self.client.connection().timeout;
+        let limit = self.connection.timeout;
         let deadline = Deadline::now() + limit;
-        let client = match self.client.get().await {
-            Ok(c) => c.clone(),
+        // No retries inside kube: a probe that retries a 503 for seconds hides what it saw.
+        let client = match build(&self.connection, false) {
+            Ok(c) => c,
             Err(e) => {
                 return ApiProbe::Unknown {
                     detail: format!(

@@ -213,3 +213,21 @@ async fn https_with_the_cluster_ca() {
     let p = HomeClusterProbe::new(config).observe().await;
     assert_eq!(nodes_of(&p), Some(NodeCount { ready: 2, total: 2 }));
 }
+
+/// One probe value serves invocations on different runtimes (a client kept from a finished
+/// runtime would report home unreachable).
+#[test]
+fn a_probe_outlives_the_runtime_it_first_ran_on() {
+    let server_rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = server_rt.block_on(home(&[("cp-1", true), ("w-1", true)]));
+    let probe = probe_for(&sim, TOKEN);
+    for _ in 0..2 {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let p = rt.block_on(probe.observe());
+        assert_eq!(nodes_of(&p), Some(NodeCount { ready: 2, total: 2 }));
+    }
+    drop(sim);
+}

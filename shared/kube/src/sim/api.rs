@@ -140,9 +140,16 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         Err(_) => (Bytes::new(), true),
     };
     // Recorded on arrival (status 0) so a request that hangs is visible too.
-    let index = {
+    let seq = shared
+        .next_seq
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    {
         let mut log = shared.log();
-        log.push(RecordedRequest {
+        if log.len() >= super::REQUEST_LOG_MAX {
+            log.pop_front();
+        }
+        log.push_back(RecordedRequest {
+            seq,
             method: parts.method.to_string(),
             path: parts.uri.path().to_string(),
             query: parts.uri.query().map(str::to_string),
@@ -153,8 +160,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             body: String::from_utf8_lossy(&body).into_owned(),
             status: 0,
         });
-        log.len() - 1
-    };
+    }
     let mut ctx = Ctx {
         method: parts.method.clone(),
         path: parts.uri.path().to_string(),
@@ -173,16 +179,8 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     } else {
         answer(&shared, &mut ctx).await
     };
-    {
-        let mut log = shared.log();
-        // The log may have been cleared meanwhile; only fill in our own entry.
-        if let Some(entry) = log.get_mut(index)
-            && entry.status == 0
-            && entry.path == ctx.path
-            && entry.method == ctx.method.as_str()
-        {
-            entry.status = reply.code.as_u16();
-        }
+    if let Some(entry) = shared.log().iter_mut().rev().find(|e| e.seq == seq) {
+        entry.status = reply.code.as_u16();
     }
     (
         reply.code,

@@ -123,9 +123,15 @@ pub struct WorkloadState {
     pub annotations: BTreeMap<String, String>,
 }
 
+/// The request log keeps this many entries (oldest dropped): a sim running for days inside
+/// `func-emulator` must not grow without bound.
+pub const REQUEST_LOG_MAX: usize = 10_000;
+
 /// One request as the sim received it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordedRequest {
+    /// Arrival order, from 1, never reused (also after `clear_requests`).
+    pub seq: u64,
     pub method: String,
     pub path: String,
     /// The raw query string, if any.
@@ -178,7 +184,8 @@ impl Cluster {
 pub(crate) struct Shared {
     pub(crate) options: SimOptions,
     pub(crate) cluster: Mutex<Cluster>,
-    pub(crate) log: Mutex<Vec<RecordedRequest>>,
+    pub(crate) log: Mutex<std::collections::VecDeque<RecordedRequest>>,
+    pub(crate) next_seq: std::sync::atomic::AtomicU64,
     pub(crate) readyz: watch::Sender<Readyz>,
     pub(crate) tls: Option<tls::SimTls>,
 }
@@ -188,7 +195,7 @@ impl Shared {
         // A panicking handler must not take the sim down with a poisoned lock.
         self.cluster.lock().unwrap_or_else(|p| p.into_inner())
     }
-    pub(crate) fn log(&self) -> MutexGuard<'_, Vec<RecordedRequest>> {
+    pub(crate) fn log(&self) -> MutexGuard<'_, std::collections::VecDeque<RecordedRequest>> {
         self.log.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -222,7 +229,8 @@ pub async fn start(options: SimOptions) -> std::io::Result<SimHandle> {
             scale_writes_failing: false,
             next_uid: 0,
         }),
-        log: Mutex::new(Vec::new()),
+        log: Mutex::new(std::collections::VecDeque::new()),
+        next_seq: std::sync::atomic::AtomicU64::new(1),
         readyz,
     });
     {
@@ -452,7 +460,7 @@ impl SimHandle {
 
     /// Every request received so far, oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.log().clone()
+        self.shared.log().iter().cloned().collect()
     }
 
     /// Forgets the recorded requests.
