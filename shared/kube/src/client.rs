@@ -28,7 +28,8 @@ pub(crate) fn build(c: &ClusterConnection, retry: bool) -> Result<kube::Client, 
 pub(crate) enum Failure {
     /// The server answered with this HTTP status.
     Answered { code: u16, message: String },
-    /// 401/403: our credentials or permissions are wrong.
+    /// 401/403 (or 0: kube's auth layer failed before sending): our credentials or
+    /// permissions are wrong.
     Refused { code: u16, message: String },
     /// No usable answer: connect refused, timeout, DNS, TLS.
     Transport(String),
@@ -39,6 +40,8 @@ pub(crate) enum Failure {
 impl Failure {
     pub(crate) fn detail(&self) -> String {
         match self {
+            // Code 0: refused by kube's own auth layer before any request was sent.
+            Failure::Refused { code: 0, message } => short(message),
             Failure::Answered { code, message } | Failure::Refused { code, message } => {
                 format!("HTTP {code}: {}", short(message))
             }

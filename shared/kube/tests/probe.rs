@@ -121,12 +121,12 @@ async fn slow_readyz_beyond_the_timeout_is_unreachable() {
     let mut config = HomeProbeConfig::new(sim.uri(), Some(TOKEN.into()));
     config.connection.timeout = Duration::from_millis(300);
     let p = HomeClusterProbe::new(config).observe().await;
-    assert_eq!(
-        p,
-        ApiProbe::Unreachable {
-            detail: "/readyz: no answer within 300 ms".into()
-        }
-    );
+    // Usually the probe's own deadline ("no answer within 300 ms"); on a busy machine kube's
+    // read timeout of the same length may fire first. Either way: unreachable.
+    let ApiProbe::Unreachable { detail } = &p else {
+        panic!("expected Unreachable, got {p:?}")
+    };
+    assert!(detail.starts_with("/readyz: "), "{detail}");
     let r = &sim.requests()[0];
     assert_eq!((r.path.as_str(), r.status), ("/readyz", 0), "still hanging");
 }
