@@ -1,1 +1,13 @@
-//! The hybrid-burst function bodies and their Azure Functions custom-handler wrapper (burst-handler)
+//! hybrid-burst's functions: the bodies (platform-free) and their Azure Functions custom-handler
+//! wrapper. See CONTRACT.md for routes, auth and payloads.
+
+pub mod azure;
+pub mod bodies;
+pub mod deps;
+pub mod engine;
+pub mod http;
+pub mod jwt;
+pub mod logging;
+pub mod payloads;
+pub mod settings;
+pub mod wiring;

@@ -1,0 +1,204 @@
+//! Prints burst-handler's figures: request → response latency (median, p99) and requests/s at
+//! concurrency 16 for signed agent heartbeats (JWT verify + file-store CAS + step), the time
+//! from process start to the first successful `GET /`, peak RSS under that load, and the
+//! binary's size. `cargo bench -p burst-functions --bench handler`.
+//!
+//! Targets: p99 < 5 ms, ≥ 3000 req/s, ready < 50 ms, RSS < 30 MB, binary < 15 MB.
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const KEY: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIClZzOJsgg0Jpj93h7yYhz52I3fF8pzdm0Ul57cvvVZ7\n-----END PRIVATE KEY-----\n";
+const PUB: &str = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA61EeDC3b9sWDUu2KPsf925Q48itt0YuS3s4QjGOrQPk=\n-----END PUBLIC KEY-----\n";
+const CONCURRENCY: usize = 16;
+const REQUESTS: usize = 16_000;
+/// One site per connection: sites are independent documents (one site's heartbeats arrive
+/// every 30 s; 16 writers racing on one document is not the load this measures).
+const SITES: usize = CONCURRENCY;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(18080)
+}
+
+struct Proc(std::process::Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(port: u16, state: &std::path::Path, sites: &str) -> Proc {
+    let child = Command::new(env!("CARGO_BIN_EXE_burst-handler"))
+        .env_clear()
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .env("BURST_STATE_URL", format!("file://{}", state.display()))
+        .env("BURST_AGENT_ED25519_PUBLIC_KEY", PUB)
+        .env("BURST_SITES", sites)
+        .env("BURST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn burst-handler");
+    Proc(child)
+}
+
+fn ready(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut buf = [0u8; 12];
+    s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1 200")
+}
+
+fn peak_rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn body_and_token(site: &str, i: usize, key: &EncodingKey) -> (Vec<u8>, String) {
+    let body = serde_json::to_vec(&json!({
+        "id": uuid::Uuid::new_v4().to_string(),
+        "at": chrono::Utc::now().to_rfc3339(),
+        "nodes_ready": 7, "nodes_total": 7, "ups_status": "OL", "api_ok": true,
+    }))
+    .unwrap_or_default();
+    let now = chrono::Utc::now().timestamp();
+    let hash: String = Sha256::digest(&body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let claims = json!({"iss": site, "aud": "hybrid-burst", "iat": now, "exp": now + 290,
+        "jti": format!("bench-{i}-{}", uuid::Uuid::new_v4()), "body_sha256": hash});
+    let token = encode(&Header::new(Algorithm::EdDSA), &claims, key).unwrap_or_default();
+    (body, token)
+}
+
+fn main() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sites: Vec<String> = (0..SITES).map(|i| format!("site{i}")).collect();
+    let site_list = sites.join(",");
+
+    // Start-to-ready, like the host's 25 ms poll but finer.
+    let mut readies = Vec::new();
+    for k in 0..10 {
+        let port = free_port();
+        let started = Instant::now();
+        let _p = spawn(port, &dir.path().join(format!("ready{k}")), &site_list);
+        while !ready(port) {
+            if started.elapsed() > Duration::from_secs(30) {
+                eprintln!("not ready in 30 s");
+                std::process::exit(1);
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        readies.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    readies.sort_by(f64::total_cmp);
+
+    let port = free_port();
+    let proc = spawn(port, &dir.path().join("state"), &site_list);
+    while !ready(port) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let key = EncodingKey::from_ed_pem(KEY.as_bytes()).expect("key");
+    // Sign everything before the clock starts: the agent signs, not the function.
+    let work: Vec<(String, Vec<u8>, String)> = (0..REQUESTS)
+        .map(|i| {
+            let site = &sites[i % SITES];
+            let (b, t) = body_and_token(site, i, &key);
+            (site.clone(), b, t)
+        })
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let url = format!("http://127.0.0.1:{port}/api/heartbeat");
+    let (lat, elapsed, errors) = rt.block_on(async move {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(CONCURRENCY)
+            .build()
+            .expect("client");
+        let work = Arc::new(work);
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for c in 0..CONCURRENCY {
+            let client = client.clone();
+            let work = work.clone();
+            let url = url.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut errors = 0usize;
+                // Connection c handles the requests of site c, in order.
+                for (_, body, token) in work.iter().skip(c).step_by(CONCURRENCY) {
+                    let t = Instant::now();
+                    let r = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .header("authorization", format!("Bearer {token}"))
+                        .body(body.clone())
+                        .send()
+                        .await;
+                    match r {
+                        Ok(resp) if resp.status().as_u16() == 200 => {
+                            let _ = resp.bytes().await;
+                        }
+                        _ => errors += 1,
+                    }
+                    lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                (lat, errors)
+            }));
+        }
+        let mut all = Vec::new();
+        let mut errors = 0;
+        for t in tasks {
+            if let Ok((l, e)) = t.await {
+                all.extend(l);
+                errors += e;
+            }
+        }
+        (all, started.elapsed(), errors)
+    });
+    let mut lat = lat;
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    let rss_mb = peak_rss_kb(proc.0.id()) as f64 / 1024.0;
+    let size_mb = std::fs::metadata(env!("CARGO_BIN_EXE_burst-handler"))
+        .map(|m| m.len() as f64 / 1_048_576.0)
+        .unwrap_or(0.0);
+    println!(
+        "handler: {} signed heartbeats at concurrency {CONCURRENCY} over {SITES} sites: median {:.2} ms, p99 {:.2} ms, {:.0} req/s, {} errors",
+        lat.len(),
+        pct(0.5),
+        pct(0.99),
+        lat.len() as f64 / elapsed.as_secs_f64(),
+        errors
+    );
+    println!(
+        "handler: start-to-ready median {:.1} ms (min {:.1}, max {:.1}, 10 starts); peak RSS under load {:.1} MB; binary {:.1} MB",
+        readies[readies.len() / 2],
+        readies[0],
+        readies[readies.len() - 1],
+        rss_mb,
+        size_mb
+    );
+}

@@ -1,0 +1,262 @@
+//! The Azure Functions custom handler (specs/functions-host.md): one HTTP server for every
+//! function, answering both ways the host may call it.
+//!
+//! - Forwarding mode (HTTP-only functions, `enableForwardingHttpRequest`): the original request
+//!   arrives at `/api/<route>`; our status, headers and body go back to the caller as they are.
+//! - JSON mode (the timer always; HTTP when forwarding is off): `POST /<FunctionName>` with
+//!   `{"Data","Metadata"}`; we always answer 200 with a JSON object, the HTTP response inside
+//!   `Outputs.res` (a non-2xx or non-JSON reply would turn into an empty 500 at the host).
+//! - `GET /` answers for the host's readiness poll.
+//!
+//! A small typed module plus axum instead of the old `azure_functions` crates: those implement
+//! the 2019 gRPC worker protocol, not custom handlers, and are unmaintained.
+
+use crate::bodies::{self, Function};
+use crate::deps::Deps;
+use crate::http::{BODY_LIMIT, Request as FnRequest, Response as FnResponse};
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::response::Response;
+use base64::Engine as _;
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+/// JSON-mode envelopes carry headers and (for binary types) base64 bodies around the request.
+const ENVELOPE_LIMIT: usize = 4 * BODY_LIMIT;
+
+pub fn router(deps: Arc<Deps>) -> axum::Router {
+    axum::Router::new().fallback(dispatch).with_state(deps)
+}
+
+fn reply(r: FnResponse) -> Response {
+    let mut b = Response::builder().status(r.status);
+    for (k, v) in &r.headers {
+        b = b.header(k.as_str(), v.as_str());
+    }
+    b.body(Body::from(r.body))
+        .unwrap_or_else(|_| Response::new(Body::empty()))
+}
+
+async fn dispatch(State(deps): State<Arc<Deps>>, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let method = req.method().as_str().to_ascii_uppercase();
+    let segments: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    match segments.as_slice() {
+        [] if method == "GET" || method == "HEAD" => {
+            reply(FnResponse::json(200, &json!({"ok": true})))
+        }
+        [prefix, name] if prefix.eq_ignore_ascii_case("api") => {
+            forwarded(&deps, name, &method, req).await
+        }
+        [name] if method == "POST" => json_mode(&deps, name, req).await,
+        _ => reply(FnResponse::error(
+            404,
+            "not_found",
+            &format!("no function at {path}"),
+        )),
+    }
+}
+
+fn headers_of(req: &Request) -> Vec<(String, String)> {
+    req.headers()
+        .iter()
+        .filter_map(|(k, v)| {
+            v.to_str()
+                .ok()
+                .map(|v| (k.as_str().to_ascii_lowercase(), v.to_string()))
+        })
+        .collect()
+}
+
+/// Forwarding mode: the raw request, raw body bytes (signatures depend on them).
+async fn forwarded(deps: &Arc<Deps>, name: &str, method: &str, req: Request) -> Response {
+    let Some(f) = Function::from_name(name).filter(|f| f.method().is_some()) else {
+        return reply(FnResponse::error(
+            404,
+            "not_found",
+            &format!("no HTTP function {name:?}"),
+        ));
+    };
+    if Some(method) != f.method() {
+        let mut r = FnResponse::error(
+            405,
+            "method_not_allowed",
+            &format!("{} takes {}", f.name(), f.method().unwrap_or("")),
+        );
+        r.headers
+            .push(("allow".into(), f.method().unwrap_or("").into()));
+        return reply(r);
+    }
+    let headers = headers_of(&req);
+    let body = match to_bytes(req.into_body(), BODY_LIMIT).await {
+        Ok(b) => b.to_vec(),
+        Err(_) => {
+            return reply(FnResponse::error(
+                413,
+                "body_too_large",
+                "request body is over 64 KiB (or was cut off)",
+            ));
+        }
+    };
+    let fr = FnRequest {
+        method: method.to_string(),
+        path: format!("/api/{}", f.name()),
+        headers,
+        body,
+    };
+    reply(bodies::http(deps, f, &fr).await)
+}
+
+fn invocation_reply(outputs: Value, logs: Vec<String>) -> Response {
+    reply(FnResponse::json(
+        200,
+        &json!({"Outputs": outputs, "Logs": logs, "ReturnValue": null}),
+    ))
+}
+
+fn http_output(r: &FnResponse) -> Value {
+    let headers: Map<String, Value> = r
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    json!({"res": {
+        "statusCode": r.status,
+        "headers": headers,
+        "body": String::from_utf8_lossy(&r.body),
+    }})
+}
+
+/// JSON mode: `POST /<FunctionName>` with the host's invocation payload.
+async fn json_mode(deps: &Arc<Deps>, name: &str, req: Request) -> Response {
+    let Some(f) = Function::from_name(name) else {
+        return reply(FnResponse::error(
+            404,
+            "not_found",
+            &format!("no function {name:?}"),
+        ));
+    };
+    let bytes = match to_bytes(req.into_body(), ENVELOPE_LIMIT).await {
+        Ok(b) => b,
+        Err(_) => {
+            let r = FnResponse::error(413, "body_too_large", "invocation payload too large");
+            return invocation_reply(http_output(&r), vec![]);
+        }
+    };
+    let payload: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            let r = FnResponse::error(
+                400,
+                "invalid_invocation",
+                &format!("invocation payload is not JSON: {e}"),
+            );
+            return invocation_reply(http_output(&r), vec![]);
+        }
+    };
+    if f == Function::Probe {
+        let past_due = payload
+            .pointer("/Data/timer/IsPastDue")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let log = match bodies::probe(deps).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "probe failed");
+                e
+            }
+        };
+        let log = if past_due {
+            format!("{log} (past due)")
+        } else {
+            log
+        };
+        return invocation_reply(json!({}), vec![log]);
+    }
+    let fr = match http_trigger_request(&payload) {
+        Ok(r) => r,
+        Err(detail) => {
+            let r = FnResponse::error(400, "invalid_invocation", &detail);
+            return invocation_reply(http_output(&r), vec![]);
+        }
+    };
+    if Some(fr.method.as_str()) != f.method() {
+        let r = FnResponse::error(
+            405,
+            "method_not_allowed",
+            &format!("{} takes {}", f.name(), f.method().unwrap_or("")),
+        );
+        return invocation_reply(http_output(&r), vec![]);
+    }
+    let r = bodies::http(deps, f, &fr).await;
+    invocation_reply(http_output(&r), vec![])
+}
+
+/// Builds a request from `Data.<trigger>`: headers are arrays of strings, `Body` is present
+/// only when the request had one (a string; base64 for octet-stream and multipart).
+pub fn http_trigger_request(payload: &Value) -> Result<FnRequest, String> {
+    let data = payload
+        .get("Data")
+        .and_then(Value::as_object)
+        .ok_or("invocation has no Data object")?;
+    let trigger = data
+        .get("req")
+        .or_else(|| data.values().find(|v| v.get("Method").is_some()))
+        .ok_or("Data has no HTTP trigger (no object with Method)")?;
+    let method = trigger
+        .get("Method")
+        .and_then(Value::as_str)
+        .ok_or("HTTP trigger has no Method")?
+        .to_ascii_uppercase();
+    let url = trigger.get("Url").and_then(Value::as_str).unwrap_or("");
+    let path = url
+        .split_once("://")
+        .map(|(_, rest)| rest.find('/').map(|i| &rest[i..]).unwrap_or("/"))
+        .unwrap_or(url);
+    let path = path.split('?').next().unwrap_or("/").to_string();
+    let mut headers = Vec::new();
+    if let Some(h) = trigger.get("Headers").and_then(Value::as_object) {
+        for (k, v) in h {
+            match v {
+                Value::Array(vals) => {
+                    for val in vals.iter().filter_map(Value::as_str) {
+                        headers.push((k.to_ascii_lowercase(), val.to_string()));
+                    }
+                }
+                Value::String(s) => headers.push((k.to_ascii_lowercase(), s.clone())),
+                _ => {}
+            }
+        }
+    }
+    let content_type = headers
+        .iter()
+        .find(|(k, _)| k == "content-type")
+        .map(|(_, v)| v.to_ascii_lowercase())
+        .unwrap_or_default();
+    let body = match trigger.get("Body") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) => {
+            if content_type.starts_with("application/octet-stream")
+                || content_type.starts_with("multipart/")
+            {
+                base64::engine::general_purpose::STANDARD
+                    .decode(s)
+                    .map_err(|_| "Body is not valid base64".to_string())?
+            } else {
+                s.as_bytes().to_vec()
+            }
+        }
+        // Older hosts may hand JSON bodies over as objects: serialise them back.
+        Some(other) => serde_json::to_vec(other).map_err(|e| e.to_string())?,
+    };
+    Ok(FnRequest {
+        method,
+        path,
+        headers,
+        body,
+    })
+}

@@ -1,0 +1,289 @@
+//! The function bodies (CONTRACT's functions): authenticate → parse → load state → step →
+//! compare-and-swap save → carry out actions → feed results back. No platform types here: the
+//! Azure custom handler and the Lambda wrappers call these with [`Request`]s.
+
+use crate::deps::Deps;
+use crate::engine::{self, Applied, EngineError, Token};
+use crate::http::{Reject, Request, Response, require_json};
+use crate::jwt::{self, LEEWAY_S};
+use crate::payloads;
+use burst_core::{ApiProbe, DevicesProbe, Input, ProbeReport, ScaleSetProbe, SiteState, Timestamp};
+use serde_json::json;
+use std::sync::Arc;
+
+/// The functions, by name (the Azure function folder names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Function {
+    Ups,
+    Heartbeat,
+    Witness,
+    Tailscale,
+    Status,
+    Probe,
+}
+
+impl Function {
+    pub const ALL: [Function; 6] = [
+        Function::Ups,
+        Function::Heartbeat,
+        Function::Witness,
+        Function::Tailscale,
+        Function::Status,
+        Function::Probe,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Function::Ups => "ups",
+            Function::Heartbeat => "heartbeat",
+            Function::Witness => "witness",
+            Function::Tailscale => "tailscale",
+            Function::Status => "status",
+            Function::Probe => "probe",
+        }
+    }
+
+    /// Case-insensitive, like the host's routing.
+    pub fn from_name(name: &str) -> Option<Function> {
+        Function::ALL
+            .into_iter()
+            .find(|f| f.name().eq_ignore_ascii_case(name))
+    }
+
+    /// The HTTP method of an HTTP-triggered function (`None` for the timer).
+    pub fn method(self) -> Option<&'static str> {
+        match self {
+            Function::Status => Some("GET"),
+            Function::Probe => None,
+            _ => Some("POST"),
+        }
+    }
+}
+
+/// Serves one HTTP function.
+pub async fn http(deps: &Arc<Deps>, f: Function, req: &Request) -> Response {
+    let result = match f {
+        Function::Ups => agent(deps, req, payloads::ups).await,
+        Function::Heartbeat => agent(deps, req, payloads::heartbeat).await,
+        Function::Witness => agent(deps, req, payloads::witness).await,
+        Function::Tailscale => tailscale(deps, req).await,
+        Function::Status => status(deps).await,
+        Function::Probe => Err(Reject::new(404, "not_found", "probe is a timer function")),
+    };
+    result.unwrap_or_else(|r| {
+        tracing::info!(function = f.name(), status = r.status, error = r.code, detail = %r.detail, "refused");
+        r.response()
+    })
+}
+
+fn engine_error(e: EngineError) -> Reject {
+    match e {
+        EngineError::Replay => Reject::new(
+            409,
+            "replayed_token",
+            "this token (jti) was already used; sign a new one",
+        ),
+        EngineError::Store(s) => {
+            tracing::error!(error = %s, "state store");
+            Reject::new(
+                503,
+                "state_unavailable",
+                "the state store is unavailable; retry later",
+            )
+        }
+        EngineError::Corrupt(d) => {
+            tracing::error!(error = %d, "state document");
+            Reject::new(
+                500,
+                "state_unreadable",
+                "the stored state cannot be read; nothing was changed",
+            )
+        }
+    }
+}
+
+fn accepted(applied: &Applied, extra: serde_json::Value) -> Response {
+    let s = &applied.state;
+    let mut body = json!({
+        "ok": true,
+        "duplicate": applied.duplicate,
+        "site": s.site,
+        "mode": s.mode.as_str(),
+        "capacity": s.capacity.desired,
+    });
+    if let (Some(b), serde_json::Value::Object(e)) = (body.as_object_mut(), extra) {
+        b.extend(e);
+    }
+    Response::json(200, &body)
+}
+
+async fn agent(
+    deps: &Arc<Deps>,
+    req: &Request,
+    parse: fn(&[u8]) -> Result<Input, Reject>,
+) -> Result<Response, Reject> {
+    require_json(req)?;
+    let key = deps.settings.agent_key.as_ref().ok_or_else(|| {
+        Reject::new(503, "not_configured", "agent authentication is not configured (BURST_AGENT_ED25519_PUBLIC_KEY or BURST_AGENT_HS256_SECRET)")
+    })?;
+    let now = deps.now();
+    let unauthorized = |e: jwt::AuthError| Reject::new(401, e.code(), e.to_string());
+    let token = jwt::bearer(req.header("authorization")).map_err(unauthorized)?;
+    let claims = jwt::verify(key, token, &req.body, now.millis() / 1000).map_err(unauthorized)?;
+    if !deps.settings.sites.contains(&claims.iss) {
+        return Err(unauthorized(jwt::AuthError::UnknownSite(claims.iss)));
+    }
+    let input = parse(&req.body)?;
+    let token = Token {
+        jti: claims.jti,
+        until: Timestamp::from_secs(claims.exp + LEEWAY_S + 1),
+    };
+    let applied = engine::apply(deps, &claims.iss, input, Some(token))
+        .await
+        .map_err(engine_error)?;
+    Ok(accepted(&applied, json!({})))
+}
+
+async fn tailscale(deps: &Arc<Deps>, req: &Request) -> Result<Response, Reject> {
+    let secret =
+        deps.settings.tailscale_secret.as_ref().ok_or_else(|| {
+            Reject::new(503, "not_configured", "TAILSCALE_WEBHOOK_SECRET is not set")
+        })?;
+    if req.body.len() > crate::http::BODY_LIMIT {
+        return Err(Reject::new(
+            413,
+            "body_too_large",
+            "request body is over 64 KiB",
+        ));
+    }
+    let header = req.header("tailscale-webhook-signature").ok_or_else(|| {
+        Reject::new(
+            401,
+            "missing_signature",
+            "Tailscale-Webhook-Signature header is missing",
+        )
+    })?;
+    let now = deps.now();
+    // The signature covers the exact bytes received; only then is the body parsed.
+    burst_tailscale::verify(&secret.0, header, &req.body, now.millis() / 1000)
+        .map_err(|e| Reject::new(401, e.code(), e.to_string()))?;
+    require_json(req)?;
+    let events = burst_tailscale::parse_events(&req.body)
+        .map_err(|e| Reject::new(400, "invalid_payload", e.to_string()))?;
+    let site = deps.settings.default_site().to_string();
+    let mut duplicates = 0;
+    let mut last = None;
+    for ev in &events {
+        let applied = engine::apply(deps, &site, Input::Tailscale(ev.clone()), None)
+            .await
+            .map_err(engine_error)?;
+        duplicates += usize::from(applied.duplicate);
+        last = Some(applied);
+    }
+    let mut body =
+        json!({"ok": true, "events": events.len(), "duplicates": duplicates, "site": site});
+    if let Some(a) = last {
+        body["mode"] = json!(a.state.mode.as_str());
+    }
+    Ok(Response::json(200, &body))
+}
+
+/// A summary for the owner: mode, capacity and why, incident, webhook state, budget, signals.
+pub fn summary(s: &SiteState) -> serde_json::Value {
+    let incident = s.incidents.last().map(|i| {
+        json!({
+            "id": i.id,
+            "title": i.title,
+            "opened_at": i.opened_at.rfc3339(),
+            "resolved_at": i.resolved_at.map(|t| t.rfc3339()),
+            "message_id": i.message_id,
+            "undelivered_updates": i.revision - i.delivered.min(i.revision),
+            "lines": i.lines,
+        })
+    });
+    json!({
+        "site": s.site,
+        "mode": s.mode.as_str(),
+        "mode_since": s.mode_since.rfc3339(),
+        "capacity": {
+            "desired": s.capacity.desired,
+            "current": s.capacity.current,
+            "reason": s.capacity.reason,
+            "retry_at": s.capacity.retry_at.map(|t| t.rfc3339()),
+        },
+        "placement": {
+            "critical": s.placement.critical.side,
+            "stateful": s.placement.stateful.side,
+        },
+        "incident": incident,
+        "pending_posts": s.posts.len(),
+        "discord_webhook": match &s.webhook_gone {
+            Some(d) => json!({"ok": false, "gone": d}),
+            None => json!({"ok": true}),
+        },
+        "budget": {
+            "spent_usd": (s.budget.spent_usd * 100.0).round() / 100.0,
+            "period": s.budget.period,
+            "alerted_percent": s.budget.alerted,
+            "capped": s.budget.capped,
+        },
+        "signals": s.signals,
+        "warnings": s.warnings,
+        "audit": s.audit.iter().rev().take(20).collect::<Vec<_>>(),
+    })
+}
+
+async fn status(deps: &Arc<Deps>) -> Result<Response, Reject> {
+    let mut sites = Vec::new();
+    for site in &deps.settings.sites {
+        let s = engine::peek(deps, site).await.map_err(engine_error)?;
+        sites.push(summary(&s));
+    }
+    Ok(Response::json(200, &json!({ "sites": sites })))
+}
+
+/// The timer probe: pull the home API, Tailscale's device list and the scale set, then let the
+/// core reconcile (level-triggered: retries, evictions, undelivered messages).
+pub async fn probe(deps: &Arc<Deps>) -> Result<String, String> {
+    let not_configured = |what: &str| format!("{what} not configured");
+    let home = async {
+        match &deps.home {
+            Some(h) => h.observe().await,
+            None => ApiProbe::Unknown {
+                detail: not_configured("home API probe (BURST_HOME_KUBE_URL)"),
+            },
+        }
+    };
+    let devices = async {
+        match &deps.devices {
+            Some(d) => d.observe().await,
+            None => DevicesProbe::Unknown {
+                detail: not_configured("Tailscale devices API"),
+            },
+        }
+    };
+    let scale_set = async {
+        match &deps.scaler {
+            Some(s) => s.observe().await,
+            None => ScaleSetProbe::Unknown {
+                detail: not_configured("scale set"),
+            },
+        }
+    };
+    let (home_api, devices, scale_set) = tokio::join!(home, devices, scale_set);
+    let report = ProbeReport {
+        home_api,
+        devices,
+        scale_set,
+    };
+    let site = deps.settings.default_site().to_string();
+    match engine::apply(deps, &site, Input::Probe(report), None).await {
+        Ok(a) => Ok(format!(
+            "probe {site}: mode {}, capacity {} ({} action(s))",
+            a.state.mode,
+            a.state.capacity.desired,
+            a.actions.len()
+        )),
+        Err(e) => Err(format!("probe {site}: {e}")),
+    }
+}

@@ -1,0 +1,44 @@
+//! What the function bodies need from the outside world, behind the ports' traits.
+
+use crate::settings::Settings;
+use burst_core::{Policy, Timestamp};
+use burst_ports::{DeviceList, HomeProbe, Migrator, Notifier, Scaler, StateStore};
+use std::sync::Arc;
+
+/// The wall clock, injectable (tests, drills at a different pace).
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(|| Timestamp::from_millis(chrono::Utc::now().timestamp_millis()))
+}
+
+pub struct Deps {
+    pub settings: Settings,
+    pub policy: Policy,
+    pub store: Arc<dyn StateStore>,
+    pub scaler: Option<Arc<dyn Scaler>>,
+    pub notifier: Option<Arc<dyn Notifier>>,
+    pub home: Option<Arc<dyn HomeProbe>>,
+    pub devices: Option<Arc<dyn DeviceList>>,
+    pub migrator: Option<Arc<dyn Migrator>>,
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for Deps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deps")
+            .field("settings", &self.settings)
+            .field("scaler", &self.scaler.is_some())
+            .field("notifier", &self.notifier.is_some())
+            .field("home", &self.home.is_some())
+            .field("devices", &self.devices.is_some())
+            .field("migrator", &self.migrator.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Deps {
+    pub fn now(&self) -> Timestamp {
+        (self.clock)()
+    }
+}

@@ -1,0 +1,222 @@
+//! The shell around the decision core: load the site's state → `step` → compare-and-swap save
+//! → carry out the actions → feed each outcome back (again under CAS). A lost race reloads and
+//! redoes the step, so concurrent invocations never lose an update; actions run only after the
+//! state that issued them was saved, so a lost race never runs an action twice.
+
+use crate::deps::Deps;
+use burst_core::{
+    Action, Direction, Input, MigrateResult, NotifyResult, Outcome, ScaleResult, SiteState, Step,
+    Timestamp, dedupe, remember_token, step,
+};
+use burst_ports::StoreError;
+use std::sync::Arc;
+
+/// Attempts at one compare-and-swap before giving up (each attempt reloads).
+const CAS_ATTEMPTS: usize = 16;
+/// Rounds of action → outcome → step per invocation (the core settles in 2–3).
+const MAX_ROUNDS: usize = 6;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EngineError {
+    /// The JWT id was seen before: a replayed request.
+    #[error("this token was already used")]
+    Replay,
+    /// The state store failed; the caller answers 503 so the sender retries later.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The stored document is unreadable; nothing is overwritten.
+    #[error("state document unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// What an invocation did.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub state: SiteState,
+    /// The input was seen before (same event id / hash): nothing changed.
+    pub duplicate: bool,
+    pub actions: Vec<Action>,
+}
+
+/// A replay key to remember (the JWT id) until the token's expiry.
+#[derive(Debug, Clone)]
+pub struct Token {
+    pub jti: String,
+    pub until: Timestamp,
+}
+
+async fn load(
+    deps: &Deps,
+    site: &str,
+    now: Timestamp,
+) -> Result<(SiteState, Option<String>), EngineError> {
+    match deps.store.load(site).await? {
+        None => Ok((SiteState::new(site, now), None)),
+        Some(v) => {
+            let state =
+                SiteState::from_json(&v.bytes).map_err(|e| EngineError::Corrupt(e.to_string()))?;
+            Ok((state, Some(v.etag)))
+        }
+    }
+}
+
+/// Runs one step under CAS: `f` gets the freshly loaded state (and may refuse).
+async fn transact(
+    deps: &Deps,
+    site: &str,
+    mut f: impl FnMut(SiteState, Timestamp) -> Result<(Step, bool), EngineError>,
+) -> Result<(Step, bool), EngineError> {
+    let mut last = EngineError::Store(StoreError::Conflict);
+    for _ in 0..CAS_ATTEMPTS {
+        let now = deps.now();
+        let (state, etag) = load(deps, site, now).await?;
+        let (out, changed) = f(state, now)?;
+        if !changed {
+            return Ok((out, false));
+        }
+        match deps
+            .store
+            .save(site, &out.state.to_json(), etag.as_deref())
+            .await
+        {
+            Ok(_) => return Ok((out, true)),
+            Err(StoreError::Conflict) => {
+                last = EngineError::Store(StoreError::Conflict);
+                tokio::task::yield_now().await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(last)
+}
+
+/// Applies one input for `site`, then carries out what it asks for.
+pub async fn apply(
+    deps: &Arc<Deps>,
+    site: &str,
+    input: Input,
+    token: Option<Token>,
+) -> Result<Applied, EngineError> {
+    let policy = deps.policy.clone();
+    let mut duplicate = false;
+    let (out, _) = transact(deps, site, |mut state, now| {
+        if let Some(t) = &token
+            && !remember_token(&mut state, &t.jti, t.until, now, &policy)
+        {
+            return Err(EngineError::Replay);
+        }
+        duplicate = input
+            .dedupe_key()
+            .is_some_and(|(k, _)| dedupe::seen(&state, &k, now));
+        let out = step(state, &input, now, &policy);
+        // A duplicate without a token to remember changes nothing: no write needed.
+        let changed = !duplicate || token.is_some();
+        Ok((out, changed))
+    })
+    .await?;
+    let mut state = out.state;
+    let mut all_actions = out.actions.clone();
+    let mut actions = out.actions;
+    for _ in 0..MAX_ROUNDS {
+        if actions.is_empty() {
+            break;
+        }
+        let outcomes = execute_all(deps, &actions).await;
+        actions = Vec::new();
+        for outcome in outcomes {
+            let input = Input::Outcome(outcome);
+            let (out, _) = transact(deps, site, |s, now| {
+                Ok((step(s, &input, now, &policy), true))
+            })
+            .await?;
+            actions.extend(out.actions.iter().cloned());
+            state = out.state;
+        }
+        all_actions.extend(actions.iter().cloned());
+    }
+    Ok(Applied {
+        state,
+        duplicate,
+        actions: all_actions,
+    })
+}
+
+/// Reads the state without changing it (the status function).
+pub async fn peek(deps: &Deps, site: &str) -> Result<SiteState, EngineError> {
+    Ok(load(deps, site, deps.now()).await?.0)
+}
+
+/// Carries out actions concurrently; outcomes come back in the actions' order.
+async fn execute_all(deps: &Arc<Deps>, actions: &[Action]) -> Vec<Outcome> {
+    let mut set = tokio::task::JoinSet::new();
+    for (i, a) in actions.iter().cloned().enumerate() {
+        let deps = deps.clone();
+        set.spawn(async move { (i, execute(&deps, &a).await) });
+    }
+    let mut out: Vec<(usize, Outcome)> = Vec::with_capacity(actions.len());
+    while let Some(r) = set.join_next().await {
+        match r {
+            Ok(v) => out.push(v),
+            Err(e) => tracing::error!(error = %e, "an action task panicked"),
+        }
+    }
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, o)| o).collect()
+}
+
+async fn execute(deps: &Deps, action: &Action) -> Outcome {
+    match action {
+        Action::SetCapacity { capacity, reason } => {
+            let result = match &deps.scaler {
+                Some(s) => s.set_capacity(*capacity).await,
+                None => ScaleResult::Failed {
+                    detail: "no scale set configured (BURST_ARM_SCALE_SET_ID)".into(),
+                },
+            };
+            tracing::info!(capacity, reason = %reason, result = ?result, "set capacity");
+            Outcome::Scale {
+                requested: *capacity,
+                result,
+            }
+        }
+        Action::Notify(n) => {
+            let result = match &deps.notifier {
+                Some(d) => d.send(n).await,
+                None => {
+                    // Without a webhook, messages go to the log (and count as delivered).
+                    tracing::info!(key = %n.key, delivery = n.delivery.as_str(), title = %n.title, lines = ?n.lines, "message (no Discord webhook configured)");
+                    NotifyResult::Delivered {
+                        message_id: Some(format!("log-{}", n.key)),
+                    }
+                }
+            };
+            tracing::info!(key = %n.key, delivery = n.delivery.as_str(), result = ?result, "notify");
+            Outcome::Notify {
+                key: n.key.clone(),
+                result,
+            }
+        }
+        Action::Migrate {
+            tier,
+            direction,
+            reason,
+        } => {
+            let result = match &deps.migrator {
+                Some(m) => m.migrate(*tier, *direction).await,
+                None => MigrateResult::Failed {
+                    detail: "no cloud cluster configured (BURST_CLOUD_KUBE_URL)".into(),
+                },
+            };
+            tracing::info!(tier = tier.as_str(), direction = dir(*direction), reason = %reason, result = ?result, "migrate");
+            Outcome::Migrate {
+                tier: *tier,
+                direction: *direction,
+                result,
+            }
+        }
+    }
+}
+
+fn dir(d: Direction) -> &'static str {
+    d.as_str()
+}

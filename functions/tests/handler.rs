@@ -1,0 +1,508 @@
+//! `burst-handler` as a process: forwarding and JSON mode, and every bad-input case answered
+//! with the right 4xx JSON while the process stays alive.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use serde_json::{Value, json};
+use support::*;
+
+async fn post(h: &Handler, path: &str, body: &[u8], headers: &[(&str, String)]) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let mut req = client.post(format!("{}{path}", h.base)).body(body.to_vec());
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let text = resp.text().await.unwrap();
+    let v: Value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+    if status >= 400 {
+        assert_eq!(ct, "application/json", "errors carry JSON");
+        assert!(v["error"].is_string() && v["detail"].is_string(), "{v}");
+    }
+    (status, v)
+}
+
+fn agent_headers(token: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("content-type", "application/json".to_string()),
+        ("authorization", format!("Bearer {token}")),
+    ]
+}
+
+#[tokio::test]
+async fn agent_events_are_authenticated_deduplicated_and_stored() {
+    let mut h = Handler::start(&[]);
+    let id = uuid::Uuid::new_v4().to_string();
+    let body = ups_body(&id, "ONBATT", "OB DISCHRG");
+    let c = claims(&body);
+    let token = sign_ed(&c, AGENT_PRIVATE_PEM);
+    let (status, v) = post(&h, "/api/ups", &body, &agent_headers(&token)).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["duplicate"], false);
+    assert_eq!(v["mode"], "suspect");
+    assert!(h.state_dir.path().join("state").read_dir().unwrap().count() >= 1);
+
+    // The same token again: a replay.
+    let (status, v) = post(&h, "/api/ups", &body, &agent_headers(&token)).await;
+    assert_eq!((status, v["error"].as_str()), (409, Some("replayed_token")));
+
+    // The same event with a fresh token (the agent re-sent it): accepted as a duplicate.
+    let token2 = sign_ed(&claims(&body), AGENT_PRIVATE_PEM);
+    let (status, v) = post(&h, "/api/ups", &body, &agent_headers(&token2)).await;
+    assert_eq!(status, 200);
+    assert_eq!(v["duplicate"], true);
+
+    // Heartbeat and witness.
+    let hb = serde_json::to_vec(
+        &json!({"id": uuid::Uuid::new_v4().to_string(), "at": chrono::Utc::now().to_rfc3339(),
+        "nodes_ready": 7, "nodes_total": 7, "ups_status": "OB DISCHRG", "api_ok": true}),
+    )
+    .unwrap();
+    let (status, _) = post(
+        &h,
+        "/api/heartbeat",
+        &hb,
+        &agent_headers(&sign_ed(&claims(&hb), AGENT_PRIVATE_PEM)),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let w = serde_json::to_vec(
+        &json!({"id": uuid::Uuid::new_v4().to_string(), "at": chrono::Utc::now().to_rfc3339(),
+        "target": "https://home:6443/readyz", "reachable": true, "latency_ms": 20}),
+    )
+    .unwrap();
+    let (status, _) = post(
+        &h,
+        "/api/witness",
+        &w,
+        &agent_headers(&sign_ed(&claims(&w), AGENT_PRIVATE_PEM)),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let status_resp: Value = reqwest::get(format!("{}/api/status", h.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let site = &status_resp["sites"][0];
+    assert_eq!(site["site"], "home");
+    assert_eq!(site["mode"], "suspect");
+    assert_eq!(site["signals"]["power"]["health"], "down");
+    assert!(h.alive());
+}
+
+#[tokio::test]
+async fn bad_agent_requests_get_the_right_4xx_and_the_process_stays_up() {
+    let mut h = Handler::start(&[]);
+    let body = ups_body(&uuid::Uuid::new_v4().to_string(), "ONBATT", "OB");
+    let ok_claims = claims(&body);
+    let cases: Vec<(&str, Vec<u8>, Vec<(&str, String)>, u16, &str)> = vec![
+        (
+            "no token",
+            body.clone(),
+            vec![("content-type", "application/json".into())],
+            401,
+            "missing_token",
+        ),
+        (
+            "forged",
+            body.clone(),
+            agent_headers(&sign_ed(&ok_claims, OTHER_PRIVATE_PEM)),
+            401,
+            "invalid_token",
+        ),
+        (
+            "wrong algorithm HS256",
+            body.clone(),
+            agent_headers(&sign_hs(&ok_claims, "0123456789abcdef0123456789abcdef")),
+            401,
+            "wrong_algorithm",
+        ),
+        (
+            "alg none",
+            body.clone(),
+            agent_headers(&{
+                use base64::Engine as _;
+                let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+                format!(
+                    "{}.{}.",
+                    e.encode(br#"{"alg":"none","typ":"JWT"}"#),
+                    e.encode(serde_json::to_vec(&ok_claims).unwrap())
+                )
+            }),
+            401,
+            "invalid_token",
+        ),
+        (
+            "expired",
+            body.clone(),
+            agent_headers(&sign_ed(
+                &{
+                    let mut c = ok_claims.clone();
+                    c["iat"] = json!(now_unix() - 900);
+                    c["exp"] = json!(now_unix() - 700);
+                    c
+                },
+                AGENT_PRIVATE_PEM,
+            )),
+            401,
+            "token_expired",
+        ),
+        (
+            "issued in the future",
+            body.clone(),
+            agent_headers(&sign_ed(
+                &{
+                    let mut c = ok_claims.clone();
+                    c["iat"] = json!(now_unix() + 600);
+                    c["exp"] = json!(now_unix() + 700);
+                    c
+                },
+                AGENT_PRIVATE_PEM,
+            )),
+            401,
+            "token_not_yet_valid",
+        ),
+        (
+            "lifetime over 300 s",
+            body.clone(),
+            agent_headers(&sign_ed(
+                &{
+                    let mut c = ok_claims.clone();
+                    c["exp"] = json!(now_unix() + 3600);
+                    c
+                },
+                AGENT_PRIVATE_PEM,
+            )),
+            401,
+            "token_lifetime_too_long",
+        ),
+        (
+            "wrong audience",
+            body.clone(),
+            agent_headers(&sign_ed(
+                &{
+                    let mut c = ok_claims.clone();
+                    c["aud"] = json!("someone-else");
+                    c
+                },
+                AGENT_PRIVATE_PEM,
+            )),
+            401,
+            "wrong_audience",
+        ),
+        (
+            "unknown site",
+            body.clone(),
+            agent_headers(&sign_ed(
+                &{
+                    let mut c = ok_claims.clone();
+                    c["iss"] = json!("elsewhere");
+                    c
+                },
+                AGENT_PRIVATE_PEM,
+            )),
+            401,
+            "unknown_site",
+        ),
+        (
+            "missing jti",
+            body.clone(),
+            agent_headers(&sign_ed(
+                &{
+                    let mut c = ok_claims.clone();
+                    c.as_object_mut().unwrap().remove("jti");
+                    c
+                },
+                AGENT_PRIVATE_PEM,
+            )),
+            401,
+            "invalid_claims",
+        ),
+        (
+            "body hash mismatch",
+            ups_body(&uuid::Uuid::new_v4().to_string(), "ONLINE", "OL"),
+            agent_headers(&sign_ed(&ok_claims, AGENT_PRIVATE_PEM)),
+            401,
+            "body_hash_mismatch",
+        ),
+        (
+            "wrong content type",
+            body.clone(),
+            vec![
+                ("content-type", "text/plain".into()),
+                (
+                    "authorization",
+                    format!("Bearer {}", sign_ed(&ok_claims, AGENT_PRIVATE_PEM)),
+                ),
+            ],
+            415,
+            "unsupported_media_type",
+        ),
+    ];
+    for (what, b, headers, want_status, want_code) in cases {
+        let (status, v) = post(&h, "/api/ups", &b, &headers).await;
+        assert_eq!(
+            (status, v["error"].as_str().unwrap()),
+            (want_status, want_code),
+            "{what}: {v}"
+        );
+    }
+
+    // Truncated JSON, correctly signed: the body is refused, not the token.
+    let truncated = &body[..body.len() / 2];
+    let (status, v) = post(
+        &h,
+        "/api/ups",
+        truncated,
+        &agent_headers(&sign_ed(&claims(truncated), AGENT_PRIVATE_PEM)),
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"].as_str().unwrap()),
+        (400, "invalid_payload"),
+        "{v}"
+    );
+
+    // A missing field is named.
+    let missing = br#"{"at":"2026-01-10T12:00:00Z","ups":"u","type":"ONBATT","status":"OB"}"#;
+    let (status, v) = post(
+        &h,
+        "/api/ups",
+        missing,
+        &agent_headers(&sign_ed(&claims(missing), AGENT_PRIVATE_PEM)),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(v["detail"].as_str().unwrap().contains("`id`"), "{v}");
+
+    // Oversized.
+    let big = vec![b' '; 70 * 1024];
+    let (status, v) = post(
+        &h,
+        "/api/ups",
+        &big,
+        &agent_headers(&sign_ed(&claims(&big), AGENT_PRIVATE_PEM)),
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"].as_str().unwrap()),
+        (413, "body_too_large")
+    );
+
+    // Unknown route and wrong method.
+    let (status, _) = post(&h, "/api/nope", b"{}", &[]).await;
+    assert_eq!(status, 404);
+    let resp = reqwest::get(format!("{}/api/ups", h.base)).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+    let (status, _) = post(&h, "/api/status", b"{}", &[]).await;
+    assert_eq!(status, 405);
+
+    assert!(h.alive(), "the handler died");
+    let ready = reqwest::get(format!("{}/", h.base)).await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn tailscale_webhooks_are_verified_over_the_raw_bytes() {
+    let mut h = Handler::start(&[]);
+    let body = br#"[{"timestamp":"2026-01-10T12:00:00Z","version":1,"type":"nodeKeyExpiringInOneDay","tailnet":"example.com","message":"key expiring","data":{"nodeID":"n1","deviceName":"k8s-w1.tail.ts.net"}},{"timestamp":"2026-01-10T12:00:01Z","version":1,"type":"brandNewEventType","tailnet":"example.com","message":"?","data":null}]"#;
+    let now = now_unix();
+    let ok = ts_signature(TS_SECRET, now, body);
+    let headers = |sig: String| {
+        vec![
+            ("content-type", "application/json".to_string()),
+            ("tailscale-webhook-signature", sig),
+        ]
+    };
+    let (status, v) = post(&h, "/api/tailscale", body, &headers(ok.clone())).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["events"], 2);
+    assert_eq!(v["duplicates"], 0);
+    // A redelivery is accepted and recognised.
+    let (status, v) = post(&h, "/api/tailscale", body, &headers(ok)).await;
+    assert_eq!((status, v["duplicates"].as_u64()), (200, Some(2)));
+
+    let cases = vec![
+        ("stale", ts_signature(TS_SECRET, now - 400, body)),
+        ("future", ts_signature(TS_SECRET, now + 400, body)),
+        (
+            "wrong secret",
+            ts_signature("tskey-webhook-other", now, body),
+        ),
+        ("malformed", "t=12,v1".to_string()),
+        ("no v1", format!("t={now}")),
+        ("not a number", "t=abc,v1=00".to_string()),
+    ];
+    for (what, sig) in cases {
+        let (status, v) = post(&h, "/api/tailscale", body, &headers(sig)).await;
+        assert_eq!(status, 401, "{what}: {v}");
+    }
+    // Tampered body: the signature was over other bytes.
+    let sig = ts_signature(TS_SECRET, now, body);
+    let mut tampered = body.to_vec();
+    tampered[3] = b'X';
+    let (status, _) = post(&h, "/api/tailscale", &tampered, &headers(sig)).await;
+    assert_eq!(status, 401);
+    // Signed but not an array.
+    let obj = br#"{"type":"test"}"#;
+    let (status, v) = post(
+        &h,
+        "/api/tailscale",
+        obj,
+        &headers(ts_signature(TS_SECRET, now, obj)),
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"].as_str().unwrap()),
+        (400, "invalid_payload")
+    );
+    assert!(h.alive());
+}
+
+#[tokio::test]
+async fn json_mode_invocations_follow_the_host_protocol() {
+    let mut h = Handler::start(&[]);
+    let body = ups_body(&uuid::Uuid::new_v4().to_string(), "ONBATT", "OB DISCHRG");
+    let token = sign_ed(&claims(&body), AGENT_PRIVATE_PEM);
+    // As the host builds it: headers as arrays of strings, Body as a string, Metadata strings
+    // double-quoted.
+    let invocation = json!({
+        "Data": {"req": {
+            "Url": "https://app.azurewebsites.net/api/ups?code=K1",
+            "Method": "POST",
+            "Query": {"code": "K1"},
+            "Headers": {"Content-Type": ["application/json"], "Authorization": [format!("Bearer {token}")], "Host": ["app.azurewebsites.net"]},
+            "Params": {},
+            "Identities": [{"AuthenticationType": "WebJobsAuthLevel", "IsAuthenticated": true}],
+            "Body": String::from_utf8(body.clone()).unwrap(),
+        }},
+        "Metadata": {"Query": {"code": "K1"}, "Headers": {"Content-Type": "application/json"}, "id": "\"x\"",
+            "sys": {"MethodName": "ups", "UtcNow": "2026-01-10T12:05:00.0204711Z", "RandGuid": "9d0f2c1e-0000-0000-0000-000000000000"}}
+    });
+    let resp = reqwest::Client::new()
+        .post(format!("{}/ups", h.base))
+        .header("content-type", "application/json; charset=utf-8")
+        .header(
+            "x-azure-functions-invocationid",
+            uuid::Uuid::new_v4().to_string(),
+        )
+        .body(serde_json::to_vec(&invocation).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["ReturnValue"], Value::Null);
+    assert!(v["Logs"].is_array());
+    let res = &v["Outputs"]["res"];
+    assert_eq!(res["statusCode"], 200, "{v}");
+    assert_eq!(res["headers"]["content-type"], "application/json");
+    let inner: Value = serde_json::from_str(res["body"].as_str().unwrap()).unwrap();
+    assert_eq!(inner["ok"], true);
+
+    // A refused request still answers 200 at the host protocol level, with the 4xx inside.
+    let mut bad = invocation.clone();
+    bad["Data"]["req"]["Headers"]["Authorization"] = json!(["Bearer nope"]);
+    let v: Value = reqwest::Client::new()
+        .post(format!("{}/ups", h.base))
+        .json(&bad)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["Outputs"]["res"]["statusCode"], 401);
+
+    // The timer: ScheduleStatus null (sub-minute schedules), lenient dates.
+    let timer = json!({"Data": {"timer": {"Schedule": {"AdjustForDST": true}, "ScheduleStatus": null, "IsPastDue": false}},
+        "Metadata": {"sys": {"MethodName": "probe", "UtcNow": "2026-01-10T12:05:00.0204711Z", "RandGuid": "9d0f2c1e"}}});
+    let resp = reqwest::Client::new()
+        .post(format!("{}/probe", h.base))
+        .json(&timer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["Outputs"], json!({}));
+    assert!(
+        v["Logs"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("probe home: mode"),
+        "{v}"
+    );
+    assert_eq!(v["ReturnValue"], Value::Null);
+
+    // Garbage from the host: still a JSON object, never a 5xx.
+    let resp = reqwest::Client::new()
+        .post(format!("{}/ups", h.base))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["Outputs"]["res"]["statusCode"], 400);
+    assert!(h.alive());
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_logs() {
+    let hs = "hs256-secret-that-must-never-be-logged-0123456789";
+    let mut h = Handler::start(&[
+        ("BURST_AGENT_ED25519_PUBLIC_KEY", ""),
+        ("BURST_AGENT_HS256_SECRET", hs),
+    ]);
+    let body = ups_body(&uuid::Uuid::new_v4().to_string(), "ONBATT", "OB");
+    let good = sign_hs(&claims(&body), hs);
+    let (status, _) = post(&h, "/api/ups", &body, &agent_headers(&good)).await;
+    assert_eq!(status, 200);
+    let bad = sign_hs(&claims(&body), "0123456789abcdef0123456789abcdef-wrong");
+    let (status, _) = post(&h, "/api/ups", &body, &agent_headers(&bad)).await;
+    assert_eq!(status, 401);
+    let tsbody = b"[]";
+    let (status, _) = post(
+        &h,
+        "/api/tailscale",
+        tsbody,
+        &[
+            ("content-type", "application/json".into()),
+            (
+                "tailscale-webhook-signature",
+                ts_signature(TS_SECRET, now_unix(), tsbody),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(h.alive());
+    let logs = h.logs();
+    assert!(
+        logs.contains("burst-handler ready"),
+        "logs were captured: {logs}"
+    );
+    for secret in [hs, TS_SECRET, good.as_str()] {
+        assert!(!logs.contains(secret), "a secret appeared in the logs");
+    }
+    // Every log line is JSON on stdout (stderr lines would be errors in Azure).
+    for line in logs.lines() {
+        assert!(
+            serde_json::from_str::<Value>(line).is_ok(),
+            "not a JSON log line: {line}"
+        );
+    }
+}
