@@ -1,4 +1,5 @@
-//! `func-emulator drill SCENARIO... [--virtual] [--json]` (CONTRACT.md).
+//! `func-emulator drill SCENARIO... [--virtual] [--json]` (CONTRACT.md) and
+//! `func-emulator start [APP_DIR] [--port N] [--settings FILE] [--set NAME=VALUE] [--no-auth]`.
 
 use clap::{Parser, Subcommand};
 use func_emulator::drill::simulated;
@@ -32,6 +33,106 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a function app like the Azure Functions host (custom handlers).
+    Start {
+        /// The app folder (host.json + one folder per function).
+        #[arg(default_value = ".")]
+        app_dir: PathBuf,
+        #[arg(long, default_value_t = 7071)]
+        port: u16,
+        /// A local.settings.json-style file (default: APP_DIR/local.settings.json if present).
+        #[arg(long)]
+        settings: Option<PathBuf>,
+        /// An app setting, NAME=VALUE (repeatable; wins over the settings file).
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+        /// Do not check keys (like Core Tools locally).
+        #[arg(long)]
+        no_auth: bool,
+        /// Where timer status is kept (default APP_DIR/.func-emulator).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start(
+    app_dir: PathBuf,
+    port: u16,
+    settings: Option<PathBuf>,
+    set: Vec<String>,
+    no_auth: bool,
+    state_dir: Option<PathBuf>,
+) -> ExitCode {
+    use func_emulator::host::{Host, HostConfig, read_settings_file};
+    let file = settings.or_else(|| {
+        let p = app_dir.join("local.settings.json");
+        p.is_file().then_some(p)
+    });
+    let mut config = HostConfig::new(app_dir);
+    config.port = port;
+    config.auth = !no_auth;
+    config.state_dir = state_dir;
+    config.print_logs = true;
+    if let Some(f) = file {
+        match read_settings_file(&f) {
+            Ok(s) => config.settings = s,
+            Err(e) => {
+                eprintln!("func-emulator: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    for kv in set {
+        match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                config.settings.insert(k.to_string(), v.to_string());
+            }
+            _ => {
+                eprintln!("func-emulator: --set {kv:?}: expected NAME=VALUE");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("func-emulator: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(async move {
+        let handle = match Host::start(config).await {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("func-emulator: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        // SIGINT (Ctrl-C) or SIGTERM: stop the handler too, then exit.
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut t) => {
+                    t.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {
+                handle.shutdown().await;
+                ExitCode::SUCCESS
+            }
+            _ = term => {
+                handle.shutdown().await;
+                ExitCode::SUCCESS
+            }
+            _ = handle.stopped() => {
+                eprintln!("func-emulator: the host stopped (see the errors above)");
+                ExitCode::from(1)
+            }
+        }
+    })
 }
 
 fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
@@ -116,5 +217,13 @@ fn main() -> ExitCode {
             virtual_time,
             json,
         } => drill(&scenarios, virtual_time, json),
+        Command::Start {
+            app_dir,
+            port,
+            settings,
+            set,
+            no_auth,
+            state_dir,
+        } => start(app_dir, port, settings, set, no_auth, state_dir),
     }
 }

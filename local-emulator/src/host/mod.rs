@@ -1,0 +1,578 @@
+//! `func-emulator start`: the Azure Functions host, locally, for custom-handler apps
+//! (specs/functions-host.md). It reads the app folder, starts the handler process, serves the
+//! functions' HTTP routes with key checks, calls the handler in forwarding or JSON mode, and
+//! fires timers. Quirks of the real host are reproduced on purpose (see README.md), so what
+//! passes here passes in Azure.
+//!
+//! Library use (real-time drills embed it): [`Host::start`] → [`HostHandle`].
+
+pub mod app;
+mod http;
+pub mod log;
+pub mod payload;
+pub mod schedule;
+pub mod timer;
+pub mod worker;
+
+use app::{App, AppError, Trigger};
+use base64::Engine as _;
+use log::{HostLog, Level};
+use schedule::{Schedule, ScheduleError};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use timer::{Clock, SystemClock, Timer, TimerSpec};
+use tokio::sync::{Notify, watch};
+use worker::{LaunchSpec, Worker, WorkerState};
+
+/// Settings naming the host's keys (read from the settings file / `--set`; never passed to
+/// the handler). Absent keys are generated at start.
+pub const MASTER_KEY_SETTING: &str = "FUNC_EMULATOR_MASTER_KEY";
+pub const HOST_KEY_SETTING: &str = "FUNC_EMULATOR_HOST_KEY";
+/// The default function key of every function; `FUNC_EMULATOR_FUNCTION_KEY_<name>` for one.
+pub const FUNCTION_KEY_SETTING: &str = "FUNC_EMULATOR_FUNCTION_KEY";
+
+/// Default functionTimeout when host.json has none (Consumption plan).
+pub const DEFAULT_FUNCTION_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long an invocation waits for the handler to become ready before the host gives up.
+pub const READY_WAIT: Duration = Duration::from_secs(120);
+
+/// Why the host cannot start. Fix what the message names, then start again.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// host.json or a function.json is wrong.
+    #[error(transparent)]
+    App(#[from] AppError),
+    /// The settings file cannot be read or is not `{"IsEncrypted":false,"Values":{...}}`.
+    #[error("settings file {path}: {problem}")]
+    Settings { path: PathBuf, problem: String },
+    /// A timer's schedule is invalid or names a setting that does not exist.
+    #[error("function {function}: {problem}")]
+    Schedule { function: String, problem: String },
+    /// The listening port is taken or not allowed: choose another `--port`.
+    #[error("cannot listen on 127.0.0.1:{port}: {detail}")]
+    Bind { port: u16, detail: String },
+}
+
+/// How to run the host.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    pub app_dir: PathBuf,
+    /// 0 = any free port.
+    pub port: u16,
+    /// App settings (the handler's environment on top of ours).
+    pub settings: BTreeMap<String, String>,
+    /// Check keys (default). `false` behaves like Core Tools locally: every level passes.
+    pub auth: bool,
+    /// Where timer status lives; default `<app>/.func-emulator`.
+    pub state_dir: Option<PathBuf>,
+    pub clock: Arc<dyn Clock>,
+    /// Print log lines to stdout (they are kept for [`HostHandle::logs`] either way).
+    pub print_logs: bool,
+}
+
+impl HostConfig {
+    pub fn new(app_dir: impl Into<PathBuf>) -> HostConfig {
+        HostConfig {
+            app_dir: app_dir.into(),
+            port: 0,
+            settings: BTreeMap::new(),
+            auth: true,
+            state_dir: None,
+            clock: Arc::new(SystemClock),
+            print_logs: false,
+        }
+    }
+}
+
+/// Reads a `local.settings.json`-style file: `{"IsEncrypted":false,"Values":{...}}`.
+pub fn read_settings_file(path: &Path) -> Result<BTreeMap<String, String>, HostError> {
+    let err = |problem: String| HostError::Settings {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let v: Value = serde_json::from_str(text.trim_start_matches('\u{feff}'))
+        .map_err(|e| err(format!("not valid JSON: {e}")))?;
+    if v.get("IsEncrypted").and_then(Value::as_bool) == Some(true) {
+        return Err(err(
+            "IsEncrypted is true; the emulator reads plain values only".into(),
+        ));
+    }
+    let mut out = BTreeMap::new();
+    match v.get("Values") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(values)) => {
+            for (k, v) in values {
+                let s = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    Value::Null => String::new(),
+                    _ => return Err(err(format!("Values.{k}: must be a string"))),
+                };
+                out.insert(k.clone(), s);
+            }
+        }
+        Some(_) => return Err(err("Values must be an object".into())),
+    }
+    Ok(out)
+}
+
+/// Replaces `%NAME%` with the setting (or environment variable); unresolved ones vanish.
+pub fn substitute(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(start) = rest.find('%') {
+        let after = &rest[start + 1..];
+        match after.find('%') {
+            Some(end) => {
+                out.push_str(&rest[..start]);
+                let name = &after[..end];
+                if let Some(v) = lookup(name) {
+                    out.push_str(&v);
+                }
+                rest = &after[end + 1..];
+            }
+            None => break,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn random_key() -> String {
+    let mut bytes = Vec::with_capacity(32);
+    bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The host's keys.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    pub master: String,
+    pub host: String,
+    /// Function name (lower-case) → its default key.
+    pub functions: BTreeMap<String, String>,
+}
+
+fn is_key_setting(name: &str) -> bool {
+    name.to_ascii_uppercase().starts_with("FUNC_EMULATOR_")
+        && name.to_ascii_uppercase().contains("KEY")
+}
+
+fn is_disabled(settings: &BTreeMap<String, String>, function: &str) -> bool {
+    let want = format!("AzureWebJobs.{function}.Disabled");
+    settings.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case(&want) && (v.trim().eq_ignore_ascii_case("true") || v.trim() == "1")
+    })
+}
+
+/// Everything the request handlers and timers share.
+pub(crate) struct Inner {
+    pub(crate) app: App,
+    pub(crate) keys: Keys,
+    pub(crate) auth: bool,
+    pub(crate) disabled: Vec<String>,
+    pub(crate) worker: Worker,
+    pub(crate) log: HostLog,
+    pub(crate) client: reqwest::Client,
+    pub(crate) function_timeout: Duration,
+    pub(crate) timers: BTreeMap<String, Arc<Timer>>,
+    pub(crate) fatal: Arc<Notify>,
+}
+
+impl Inner {
+    pub(crate) fn is_disabled(&self, function: &str) -> bool {
+        self.disabled
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(function))
+    }
+}
+
+/// The Functions host.
+#[derive(Debug)]
+pub struct Host;
+
+/// A running host. Stops on [`HostHandle::shutdown`] (or by itself after too many handler
+/// errors; see [`HostHandle::stopped`]).
+pub struct HostHandle {
+    inner: Arc<Inner>,
+    base_url: String,
+    stop: watch::Sender<bool>,
+    stopped: watch::Receiver<bool>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for HostHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostHandle")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Host {
+    /// Loads the app, binds the port, starts the handler and the timers. Returns as soon as
+    /// the host listens; invocations wait for the handler to be ready.
+    pub async fn start(config: HostConfig) -> Result<HostHandle, HostError> {
+        let app = App::load(&config.app_dir)?;
+        let settings = config.settings.clone();
+        let lookup = |name: &str| -> Option<String> {
+            settings
+                .get(name)
+                .cloned()
+                .or_else(|| std::env::var(name).ok())
+        };
+        let log = HostLog::new(config.print_logs);
+
+        // Keys: from settings, else random.
+        let master = lookup(MASTER_KEY_SETTING).unwrap_or_else(random_key);
+        let host_key = lookup(HOST_KEY_SETTING).unwrap_or_else(random_key);
+        let shared_fn_key = lookup(FUNCTION_KEY_SETTING);
+        let mut fn_keys = BTreeMap::new();
+        for f in &app.functions {
+            let own = settings
+                .iter()
+                .find(|(k, _)| {
+                    k.eq_ignore_ascii_case(&format!("{FUNCTION_KEY_SETTING}_{}", f.name))
+                })
+                .map(|(_, v)| v.clone());
+            let key = own
+                .or_else(|| shared_fn_key.clone())
+                .unwrap_or_else(random_key);
+            fn_keys.insert(f.name.to_ascii_lowercase(), key);
+        }
+        let keys = Keys {
+            master,
+            host: host_key,
+            functions: fn_keys,
+        };
+
+        let disabled: Vec<String> = app
+            .functions
+            .iter()
+            .filter(|f| is_disabled(&settings, &f.name))
+            .map(|f| f.name.clone())
+            .collect();
+
+        // Timer schedules must resolve and parse before anything starts.
+        let mut timer_specs = Vec::new();
+        let state_dir = config
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| app.root.join(".func-emulator"));
+        for f in &app.functions {
+            let Trigger::Timer(t) = &f.trigger else {
+                continue;
+            };
+            let expr =
+                if t.schedule.starts_with('%') && t.schedule.ends_with('%') && t.schedule.len() > 2
+                {
+                    let name = &t.schedule[1..t.schedule.len() - 1];
+                    lookup(name).ok_or_else(|| HostError::Schedule {
+                        function: f.name.clone(),
+                        problem: format!("schedule {:?}: setting {name} is not set", t.schedule),
+                    })?
+                } else {
+                    t.schedule.clone()
+                };
+            let schedule =
+                Schedule::parse(&expr).map_err(|e: ScheduleError| HostError::Schedule {
+                    function: f.name.clone(),
+                    problem: e.to_string(),
+                })?;
+            if disabled.contains(&f.name) {
+                continue;
+            }
+            timer_specs.push(TimerSpec {
+                function: f.name.clone(),
+                trigger: t.name.clone(),
+                schedule,
+                use_monitor: t.use_monitor,
+                run_on_startup: t.run_on_startup,
+                max_retry_count: t.max_retry_count,
+                status_path: state_dir.join("timers").join(&f.name).join("status"),
+            });
+        }
+
+        // The handler's environment: ours, then the settings (keys withheld).
+        let mut env: BTreeMap<String, String> = std::env::vars().collect();
+        for (k, v) in &settings {
+            if !is_key_setting(k) {
+                env.insert(k.clone(), v.clone());
+            }
+        }
+        let lookup_env = |name: &str| env.get(name).cloned();
+        let arguments: Vec<String> = app
+            .host
+            .arguments
+            .iter()
+            .map(|a| substitute(a, &lookup_env))
+            .filter(|a| !a.is_empty())
+            .collect();
+        let working_directory = if app.host.working_directory.trim().is_empty() {
+            app.root.clone()
+        } else {
+            app.root.join(app.host.working_directory.trim())
+        };
+        let spec = LaunchSpec {
+            program: worker::resolve_program(&app.root, &app.host.executable),
+            arguments,
+            working_directory,
+            env,
+            app_root: app.root.clone(),
+        };
+
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
+            .await
+            .map_err(|e| HostError::Bind {
+                port: config.port,
+                detail: e.to_string(),
+            })?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| HostError::Bind {
+                port: config.port,
+                detail: e.to_string(),
+            })?
+            .port();
+        let base_url = format!("http://127.0.0.1:{port}");
+
+        let fatal = Arc::new(Notify::new());
+        let worker = Worker::spawn(spec, log.clone(), fatal.clone());
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(|e| HostError::Bind {
+                port,
+                detail: format!("HTTP client: {e}"),
+            })?;
+        let function_timeout = app
+            .host
+            .function_timeout
+            .unwrap_or(DEFAULT_FUNCTION_TIMEOUT);
+
+        // Timers call back into the host; the Arc cycle is cut by a Weak.
+        let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
+            let mut timers = BTreeMap::new();
+            for spec in timer_specs {
+                let weak = weak.clone();
+                let function = spec.function.clone();
+                let invoke: timer::Invoker =
+                    Arc::new(move |body: payload::Ordered, reason: String| {
+                        let weak = weak.clone();
+                        let function = function.clone();
+                        Box::pin(async move {
+                            match weak.upgrade() {
+                                Some(inner) => {
+                                    http::invoke_timer(&inner, &function, body, &reason).await
+                                }
+                                None => false,
+                            }
+                        })
+                    });
+                timers.insert(
+                    spec.function.to_ascii_lowercase(),
+                    Arc::new(Timer::new(spec, config.clock.clone(), invoke)),
+                );
+            }
+            Inner {
+                app,
+                keys,
+                auth: config.auth,
+                disabled,
+                worker,
+                log: log.clone(),
+                client,
+                function_timeout,
+                timers,
+                fatal: fatal.clone(),
+            }
+        });
+
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (stopped_tx, stopped_rx) = watch::channel(false);
+
+        // Too many handler errors (or no readiness within 120 s): stop the whole host.
+        {
+            let stop_tx = stop_tx.clone();
+            let fatal = fatal.clone();
+            let mut stop_rx = stop_rx.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = fatal.notified() => { stop_tx.send_replace(true); }
+                    _ = stop_rx.changed() => {}
+                }
+            });
+        }
+        for t in inner.timers.values() {
+            tokio::spawn(t.clone().run(stop_rx.clone()));
+        }
+
+        let router = http::router(inner.clone());
+        let server = {
+            let mut stop_rx = stop_rx.clone();
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                let graceful = async move {
+                    while !*stop_rx.borrow_and_update() {
+                        if stop_rx.changed().await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                let _ = axum::serve(listener, router)
+                    .with_graceful_shutdown(graceful)
+                    .await;
+                inner.worker.stop();
+                // Let the supervisor kill the child before we report stopped.
+                let _ = inner.worker.wait_stopped(Duration::from_secs(10)).await;
+                inner.log.host(Level::Information, "Host stopped");
+                stopped_tx.send_replace(true);
+            })
+        };
+
+        let handle = HostHandle {
+            inner,
+            base_url,
+            stop: stop_tx,
+            stopped: stopped_rx,
+            server,
+        };
+        handle.announce();
+        Ok(handle)
+    }
+}
+
+impl HostHandle {
+    /// `http://127.0.0.1:{port}`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub fn master_key(&self) -> &str {
+        &self.inner.keys.master
+    }
+
+    pub fn host_key(&self) -> &str {
+        &self.inner.keys.host
+    }
+
+    /// The default key of a function (case-insensitive name).
+    pub fn function_key(&self, name: &str) -> Option<&str> {
+        self.inner
+            .keys
+            .functions
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    /// Everything logged so far (host lines and the handler's output).
+    pub fn logs(&self) -> Vec<log::LogLine> {
+        self.inner.log.lines()
+    }
+
+    pub fn worker_state(&self) -> WorkerState {
+        self.inner.worker.state()
+    }
+
+    /// A timer's current schedule status (None when monitoring is off or unknown function).
+    pub fn timer_status(&self, function: &str) -> Option<payload::ScheduleStatus> {
+        self.inner
+            .timers
+            .get(&function.to_ascii_lowercase())
+            .and_then(|t| t.status())
+    }
+
+    /// True once the host stopped (after `shutdown`, or by itself).
+    pub fn is_stopped(&self) -> bool {
+        *self.stopped.borrow()
+    }
+
+    /// Waits until the host stops by itself (too many handler errors) or is shut down.
+    pub async fn stopped(&self) {
+        let mut rx = self.stopped.clone();
+        while !*rx.borrow_and_update() {
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Stops serving, stops timers, kills the handler.
+    pub async fn shutdown(self) {
+        self.stop.send_replace(true);
+        let _ = self.server.await;
+    }
+
+    fn announce(&self) {
+        let log = &self.inner.log;
+        let app = &self.inner.app;
+        log.host(
+            Level::Information,
+            &format!(
+                "Host listening on {} (app {})",
+                self.base_url,
+                app.root.display()
+            ),
+        );
+        log.host(
+            Level::Information,
+            &format!("Master key: {}", self.inner.keys.master),
+        );
+        log.host(
+            Level::Information,
+            &format!("Host key: {}", self.inner.keys.host),
+        );
+        if !self.inner.auth {
+            log.host(Level::Warning, "Key checks are off (--no-auth)");
+        }
+        log.host(Level::Information, "Functions:");
+        for f in &app.functions {
+            let disabled = if self.inner.is_disabled(&f.name) {
+                " (disabled)"
+            } else {
+                ""
+            };
+            match &f.trigger {
+                Trigger::Http(h) => {
+                    let prefix = if app.host.route_prefix.is_empty() {
+                        String::new()
+                    } else {
+                        format!("/{}", app.host.route_prefix)
+                    };
+                    let methods = h
+                        .methods
+                        .as_ref()
+                        .map(|m| m.join(","))
+                        .unwrap_or_else(|| "*".into());
+                    let mode = if app.host.forwarding && f.http_only {
+                        "forwarding"
+                    } else {
+                        "JSON"
+                    };
+                    log.host(
+                        Level::Information,
+                        &format!(
+                            "  {}: [{methods}] {}{prefix}/{} ({mode} mode, key {}){disabled}",
+                            f.name,
+                            self.base_url,
+                            h.route.template,
+                            self.function_key(&f.name).unwrap_or("")
+                        ),
+                    );
+                }
+                Trigger::Timer(t) => log.host(
+                    Level::Information,
+                    &format!("  {}: timerTrigger ({}){disabled}", f.name, t.schedule),
+                ),
+            }
+        }
+    }
+}
