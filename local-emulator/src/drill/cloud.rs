@@ -195,9 +195,8 @@ impl Cloud {
                     m.1 += 1;
                     NotifyResult::Delivered { message_id: None }
                 }
-                None => NotifyResult::Failed {
+                None => NotifyResult::MessageGone {
                     detail: "404 Unknown Message (10008)".into(),
-                    retryable: false,
                 },
             },
         }

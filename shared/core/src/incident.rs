@@ -170,6 +170,16 @@ pub fn apply_outcome(
             state.notify_retry_at = Some(now.plus_millis(wait));
             format!("Discord rate limit: message {key} kept, retry in {wait} ms")
         }
+        NotifyResult::MessageGone { detail } => {
+            // Someone deleted the message: the update is not lost, it goes out as a new one.
+            // (Only an edit can meet a deleted message; anything else waits like a failure,
+            // so a confused adapter cannot make us spin.)
+            match state.incidents.iter_mut().find(|i| i.id == key) {
+                Some(inc) if inc.message_id.is_some() => inc.message_id = None,
+                _ => state.notify_retry_at = Some(now.plus_secs(policy.notify_retry_s)),
+            }
+            format!("message of {key} was deleted ({detail}): the next update creates a new one")
+        }
         NotifyResult::WebhookGone { detail } => {
             state.webhook_gone = Some(detail.clone());
             format!("Discord webhook gone ({detail}): messages kept, shown by status")

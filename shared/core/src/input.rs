@@ -195,6 +195,8 @@ pub enum NotifyResult {
     RateLimited { retry_after_ms: u64 },
     /// 401/404: the webhook is gone; stop using it.
     WebhookGone { detail: String },
+    /// The incident's message was deleted in the channel: post a new one for the next update.
+    MessageGone { detail: String },
     /// 400 (our message was refused) or a transport error.
     Failed { detail: String, retryable: bool },
 }

@@ -315,6 +315,10 @@ fn migrate_outcome(
             );
         }
         MigrateResult::Failed { detail } => {
+            if direction == Direction::ToCloud {
+                // Some workloads may have been scaled before the failure.
+                place.side = Side::Unsure;
+            }
             place.failures = place.failures.saturating_add(1);
             place.retry_at = Some(now.plus_secs(policy.action_retry_s));
             let first = place.failures == 1;
@@ -547,6 +551,8 @@ fn wanted_side(state: &SiteState, tier: Tier, a: &Assessment) -> Side {
         (Mode::Suspect, _) => current,
         (Mode::Outage | Mode::Recovering, Tier::Critical) => Side::Cloud,
         (Mode::Outage, Tier::Stateful) if a.quorum() => Side::Cloud,
+        // An unsure stateful tier stays unsure until home is healthy: without quorum it must
+        // not be pushed further to the cloud.
         (Mode::Outage | Mode::Recovering, Tier::Stateful) => current,
     }
 }
@@ -580,6 +586,8 @@ fn plan_migrations(
                 },
             ),
             Side::Home => (Direction::ToHome, "home healthy again".to_string()),
+            // Never wanted: an unsure tier is only ever kept as it is (skipped above).
+            Side::Unsure => continue,
         };
         audit::record(
             state,

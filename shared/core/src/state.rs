@@ -289,6 +289,9 @@ pub enum Side {
     #[default]
     Home,
     Cloud,
+    /// A move failed part-way: some workloads may run in the cloud. Treated as "maybe in the
+    /// cloud" (capacity held, moved home on recovery) and retried towards where it should be.
+    Unsure,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -318,7 +321,7 @@ impl Placements {
         }
     }
     pub fn any_in_cloud(&self) -> bool {
-        self.critical.side == Side::Cloud || self.stateful.side == Side::Cloud
+        self.critical.side != Side::Home || self.stateful.side != Side::Home
     }
 }
 

@@ -304,3 +304,94 @@ fn malformed_or_foreign_state_is_refused() {
     let s = SiteState::new("home", T0);
     assert_eq!(SiteState::from_json(&s.to_json()).unwrap(), s);
 }
+
+#[test]
+fn a_deleted_incident_message_is_replaced_by_a_new_one() {
+    let (s, p, t) = outage();
+    let key = s.incidents[0].id.clone();
+    let s = step(
+        s,
+        &Input::Outcome(Outcome::Notify {
+            key: key.clone(),
+            result: NotifyResult::Delivered {
+                message_id: Some("111".into()),
+            },
+        }),
+        t,
+        &p,
+    )
+    .state;
+    let out = step(
+        s,
+        &ups("e2", "FSD", "FSD OB LB", t.plus_secs(5)),
+        t.plus_secs(5),
+        &p,
+    );
+    let out = step(
+        out.state,
+        &Input::Outcome(Outcome::Notify {
+            key: key.clone(),
+            result: NotifyResult::MessageGone {
+                detail: "10008".into(),
+            },
+        }),
+        t.plus_secs(5),
+        &p,
+    );
+    let deliveries: Vec<_> = out
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Notify(n) => Some(n.delivery.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        deliveries,
+        vec![Delivery::Create],
+        "the update goes out as a new message"
+    );
+}
+
+#[test]
+fn a_half_done_move_to_the_cloud_is_brought_home_on_recovery() {
+    use burst_core::state::Side;
+    use burst_core::{Direction, MigrateResult, Tier};
+    let (s, p, t) = outage();
+    let out = step(
+        s,
+        &Input::Outcome(Outcome::Migrate {
+            tier: Tier::Critical,
+            direction: Direction::ToCloud,
+            result: MigrateResult::Failed {
+                detail: "one scale write failed".into(),
+            },
+        }),
+        t,
+        &p,
+    );
+    assert_eq!(out.state.placement.critical.side, Side::Unsure);
+    let mut s = out.state;
+    let mut now = t.plus_secs(10);
+    s = step(s, &ups("e9", "ONLINE", "OL", now), now, &p).state;
+    let mut moved_home = false;
+    for _ in 0..80 {
+        now = now.plus_secs(30);
+        let out = step(s, &probe_ok(2), now, &p);
+        moved_home |= out.actions.iter().any(|a| {
+            matches!(
+                a,
+                Action::Migrate {
+                    tier: Tier::Critical,
+                    direction: Direction::ToHome,
+                    ..
+                }
+            )
+        });
+        s = out.state;
+        if moved_home {
+            break;
+        }
+    }
+    assert!(moved_home, "mode {:?}", s.mode);
+}

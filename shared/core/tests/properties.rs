@@ -200,6 +200,9 @@ fn answer(action: &Action, choice: u8) -> Outcome {
                 2 if choice > 200 => NotifyResult::WebhookGone {
                     detail: "404".into(),
                 },
+                3 if choice > 100 => NotifyResult::MessageGone {
+                    detail: "10008".into(),
+                },
                 _ => NotifyResult::Delivered {
                     message_id: Some("m1".into()),
                 },

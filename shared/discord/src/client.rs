@@ -282,10 +282,10 @@ pub fn classify(
         404 if code == Some(codes::UNKNOWN_MESSAGE)
             && matches!(delivery, Delivery::Edit { .. }) =>
         {
-            // The message was deleted in Discord; editing it again cannot work.
-            NotifyResult::Failed {
+            // The message was deleted in Discord; editing it again cannot work: the core
+            // posts a new message with the update instead.
+            NotifyResult::MessageGone {
                 detail: format!("{}: the message was deleted", summary()),
-                retryable: false,
             }
         }
         401 | 404 => NotifyResult::WebhookGone { detail: summary() },
@@ -438,9 +438,8 @@ mod tests {
                 &no_headers(),
                 br#"{"message": "Unknown Message", "code": 10008}"#
             ),
-            NotifyResult::Failed {
+            NotifyResult::MessageGone {
                 detail: "HTTP 404: Unknown Message (code 10008): the message was deleted".into(),
-                retryable: false
             }
         );
     }

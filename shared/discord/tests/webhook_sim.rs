@@ -368,7 +368,7 @@ async fn wrong_token_or_id_is_gone() {
 }
 
 #[tokio::test]
-async fn edit_of_a_deleted_message_is_not_retryable() {
+async fn edit_of_a_deleted_message_reports_the_message_gone() {
     let sim = sim_default().await;
     let client = client_for(&sim, None);
     let id = created_id(
@@ -387,9 +387,8 @@ async fn edit_of_a_deleted_message_is_not_retryable() {
         .await;
     assert_eq!(
         result,
-        NotifyResult::Failed {
+        NotifyResult::MessageGone {
             detail: "HTTP 404: Unknown Message (code 10008): the message was deleted".into(),
-            retryable: false
         }
     );
 }
