@@ -468,15 +468,18 @@ async fn function_timeout_restarts_the_handler() {
     let h = start(&app, &[]).await;
     let c = client();
     let key = h.function_key("echo").unwrap().to_string();
-    let resp = c
-        .post(format!("{}/ups/x", h.base_url()))
-        .header("x-functions-key", &key)
-        .header("x-echo", "sleep=60000")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 500);
-    assert!(resp.bytes().await.unwrap().is_empty());
+    // Two invocations time out on the same handler: it is restarted once.
+    let slow = || {
+        c.post(format!("{}/ups/x", h.base_url()))
+            .header("x-functions-key", &key)
+            .header("x-echo", "sleep=60000")
+            .send()
+    };
+    let (a, b) = tokio::join!(slow(), slow());
+    for resp in [a.unwrap(), b.unwrap()] {
+        assert_eq!(resp.status(), 500);
+        assert!(resp.bytes().await.unwrap().is_empty());
+    }
     wait_for("a second handler start", || starts(&app) == 2).await;
     assert!(h.logs().iter().any(|l| {
         l.text
@@ -500,6 +503,10 @@ async fn function_timeout_restarts_the_handler() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+    assert!(matches!(
+        h.worker_state(),
+        func_emulator::host::worker::WorkerState::Ready { generation: 3, .. }
+    ));
     h.shutdown().await;
 }
 

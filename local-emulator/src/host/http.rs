@@ -5,6 +5,7 @@ use super::Inner;
 use super::app::{AuthLevel, Function, Trigger};
 use super::log::Level;
 use super::payload::{self, HttpOut, HttpRequestInfo, KeyUsed, Ordered, Reply};
+use super::worker::Ready;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -207,6 +208,7 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     let out = if inner.app.host.forwarding && f.http_only {
         forward(
             &inner,
+            &f.name,
             &parts,
             &path,
             &query,
@@ -289,7 +291,7 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
 }
 
 /// Waits for the handler; after 120 s without readiness the host shuts down.
-async fn ready_port(inner: &Inner) -> Result<u16, String> {
+async fn ready_port(inner: &Inner) -> Result<Ready, String> {
     match inner.worker.wait_ready(super::READY_WAIT).await {
         Ok(p) => Ok(p),
         Err(e) if e == "timeout" => {
@@ -309,18 +311,19 @@ async fn with_timeout<T>(
     inner: &Inner,
     function: &str,
     invocation: uuid::Uuid,
+    generation: u64,
     fut: impl std::future::Future<Output = Result<T, String>>,
 ) -> Result<T, String> {
     match tokio::time::timeout(inner.function_timeout, fut).await {
         Ok(r) => r,
         Err(_) => {
-            timed_out(inner, function, invocation);
+            timed_out(inner, function, invocation, generation);
             Err("functionTimeout exceeded".into())
         }
     }
 }
 
-fn timed_out(inner: &Inner, function: &str, invocation: uuid::Uuid) {
+fn timed_out(inner: &Inner, function: &str, invocation: uuid::Uuid, generation: u64) {
     let t = inner.function_timeout.as_secs();
     inner.log.host(
         Level::Error,
@@ -331,12 +334,13 @@ fn timed_out(inner: &Inner, function: &str, invocation: uuid::Uuid) {
             t % 60
         ),
     );
-    inner.worker.restart();
+    inner.worker.restart(generation);
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn forward(
     inner: &Inner,
+    function: &str,
     parts: &axum::http::request::Parts,
     path: &str,
     query: &[(String, String)],
@@ -344,7 +348,7 @@ async fn forward(
     content_length: u64,
     invocation: uuid::Uuid,
 ) -> Result<HttpOut, String> {
-    let port = ready_port(inner).await?;
+    let Ready { port, generation } = ready_port(inner).await?;
     let mut url = format!("http://127.0.0.1:{port}{path}");
     if !query.is_empty() {
         url.push('?');
@@ -384,8 +388,7 @@ async fn forward(
     if content_length > 0 {
         rb = rb.body(body);
     }
-    let function = parts.uri.path().to_string();
-    with_timeout(inner, &function, invocation, async move {
+    with_timeout(inner, function, invocation, generation, async move {
         let r = rb
             .send()
             .await
@@ -421,7 +424,7 @@ async fn invoke_json(
     payload: Ordered,
     invocation: uuid::Uuid,
 ) -> Result<Option<HttpOut>, String> {
-    let port = ready_port(inner).await?;
+    let Ready { port, generation } = ready_port(inner).await?;
     let url = format!("http://127.0.0.1:{port}/{}", f.name);
     let body = payload.to_json_string();
     let rb = inner
@@ -436,7 +439,7 @@ async fn invoke_json(
         )
         .body(body);
     let started = tokio::time::Instant::now();
-    let reply = with_timeout(inner, &f.name, invocation, async move {
+    let reply = with_timeout(inner, &f.name, invocation, generation, async move {
         let r = rb
             .send()
             .await
@@ -475,7 +478,7 @@ async fn invoke_json(
                 .saturating_sub(started.elapsed())
                 .max(Duration::from_millis(1));
             tokio::time::sleep(left).await;
-            timed_out(inner, &f.name, invocation);
+            timed_out(inner, &f.name, invocation, generation);
             Err("handler replied without a JSON object; functionTimeout exceeded".into())
         }
     }

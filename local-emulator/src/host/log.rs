@@ -1,6 +1,7 @@
 //! The host's log: printed to the emulator's stdout like the Functions host prints it, and kept
 //! in memory so tests (and drills) can read what was logged.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +28,7 @@ pub struct LogLine {
 /// Shared log; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct HostLog {
-    lines: Arc<Mutex<Vec<LogLine>>>,
+    lines: Arc<Mutex<VecDeque<LogLine>>>,
     print: bool,
 }
 
@@ -37,7 +38,7 @@ const KEEP: usize = 20_000;
 impl HostLog {
     pub fn new(print: bool) -> HostLog {
         HostLog {
-            lines: Arc::new(Mutex::new(Vec::new())),
+            lines: Arc::new(Mutex::new(VecDeque::new())),
             print,
         }
     }
@@ -57,9 +58,9 @@ impl HostLog {
         }
         if let Ok(mut l) = self.lines.lock() {
             if l.len() >= KEEP {
-                l.remove(0);
+                l.pop_front();
             }
-            l.push(LogLine {
+            l.push_back(LogLine {
                 level,
                 source,
                 text: text.to_string(),
@@ -76,6 +77,9 @@ impl HostLog {
     }
 
     pub fn lines(&self) -> Vec<LogLine> {
-        self.lines.lock().map(|l| l.clone()).unwrap_or_default()
+        self.lines
+            .lock()
+            .map(|l| l.iter().cloned().collect())
+            .unwrap_or_default()
     }
 }

@@ -58,15 +58,30 @@ pub fn resolve_program(app_root: &Path, exe: &str) -> PathBuf {
 #[derive(Debug, Clone)]
 pub struct Worker {
     state: watch::Receiver<WorkerState>,
-    restart: Arc<Notify>,
+    restart: Arc<Restart>,
     stop: Arc<Notify>,
+}
+
+/// A restart request for one generation of the handler: several invocations timing out on the
+/// same process restart it once, and a request never hits its successor.
+#[derive(Debug, Default)]
+struct Restart {
+    generation: std::sync::atomic::AtomicU64,
+    notify: Notify,
+}
+
+/// The port of a ready handler and which start it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ready {
+    pub port: u16,
+    pub generation: u64,
 }
 
 impl Worker {
     /// Starts the supervisor; `on_fatal` is told when the host must shut down.
     pub fn spawn(spec: LaunchSpec, log: HostLog, fatal: Arc<Notify>) -> Worker {
         let (tx, rx) = watch::channel(WorkerState::Starting);
-        let restart = Arc::new(Notify::new());
+        let restart = Arc::new(Restart::default());
         let stop = Arc::new(Notify::new());
         tokio::spawn(supervise(
             spec,
@@ -89,12 +104,14 @@ impl Worker {
 
     /// Waits until the handler is ready; `Err` with the reason when it will not be (stopped,
     /// exited) or `Err("timeout")` after `limit`.
-    pub async fn wait_ready(&self, limit: Duration) -> Result<u16, String> {
+    pub async fn wait_ready(&self, limit: Duration) -> Result<Ready, String> {
         let mut rx = self.state.clone();
         let wait = async {
             loop {
                 match rx.borrow_and_update().clone() {
-                    WorkerState::Ready { port, .. } => return Ok(port),
+                    WorkerState::Ready { port, generation } => {
+                        return Ok(Ready { port, generation });
+                    }
                     WorkerState::Exited => return Err("the handler exited (code 0)".to_string()),
                     WorkerState::Stopped(why) => return Err(why),
                     WorkerState::Starting => {}
@@ -125,9 +142,13 @@ impl Worker {
         tokio::time::timeout(limit, wait).await.is_ok()
     }
 
-    /// Kills and restarts the handler (functionTimeout exceeded).
-    pub fn restart(&self) {
-        self.restart.notify_one();
+    /// Kills and restarts the handler started as `generation` (functionTimeout exceeded);
+    /// ignored when that process is already gone.
+    pub fn restart(&self, generation: u64) {
+        self.restart
+            .generation
+            .store(generation, std::sync::atomic::Ordering::SeqCst);
+        self.restart.notify.notify_one();
     }
 
     /// Kills the handler for good.
@@ -222,7 +243,7 @@ async fn supervise(
     spec: LaunchSpec,
     log: HostLog,
     state: watch::Sender<WorkerState>,
-    restart: Arc<Notify>,
+    restart: Arc<Restart>,
     stop: Arc<Notify>,
     fatal: Arc<Notify>,
 ) {
@@ -277,10 +298,17 @@ async fn supervise(
             None => {
                 log.host(Level::Information, &format!("Handler ready on port {port}"));
                 let _ = state.send(WorkerState::Ready { port, generation });
-                tokio::select! {
-                    s = child.wait() => Outcome::Exited(s.ok().and_then(|s| s.code())),
-                    _ = restart.notified() => Outcome::RestartRequested,
-                    _ = stop.notified() => Outcome::Stop,
+                loop {
+                    tokio::select! {
+                        s = child.wait() => break Outcome::Exited(s.ok().and_then(|s| s.code())),
+                        _ = restart.notify.notified() => {
+                            let wanted = restart.generation.load(std::sync::atomic::Ordering::SeqCst);
+                            if wanted == generation {
+                                break Outcome::RestartRequested;
+                            }
+                        }
+                        _ = stop.notified() => break Outcome::Stop,
+                    }
                 }
             }
         };
