@@ -2,7 +2,8 @@
 //! `func-emulator start [APP_DIR] [--port N] [--settings FILE] [--set NAME=VALUE] [--no-auth]`.
 
 use clap::{Parser, Subcommand};
-use func_emulator::drill::simulated;
+use func_emulator::drill::realtime::{self, RealtimeOptions};
+use func_emulator::drill::{report, simulated};
 use func_emulator::scenario::Scenario;
 use std::io::Write;
 use std::path::PathBuf;
@@ -32,6 +33,21 @@ enum Command {
         /// One JSON object per line instead of the readable timeline.
         #[arg(long)]
         json: bool,
+        /// Write a self-contained HTML page with a timeline chart (one per scenario).
+        #[arg(long, value_name = "FILE.html")]
+        report: Option<PathBuf>,
+        /// Real-time drills: the function app folder.
+        #[arg(long, default_value = "functions/app")]
+        app: PathBuf,
+        /// Real-time drills: the burst-handler executable (default: next to func-emulator).
+        #[arg(long)]
+        handler: Option<PathBuf>,
+        /// Real-time drills: run this many times faster than the scenario's clock.
+        #[arg(long)]
+        speedup: Option<f64>,
+        /// Real-time drills: print the host's and the handler's logs.
+        #[arg(long)]
+        verbose: bool,
     },
     /// Run a function app like the Azure Functions host (custom handlers).
     Start {
@@ -159,7 +175,17 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
-fn drill(paths: &[PathBuf], virtual_time: bool, json: bool) -> ExitCode {
+/// Options of `drill` beyond the scenario list.
+#[derive(Debug)]
+struct DrillOptions {
+    report: Option<PathBuf>,
+    app: PathBuf,
+    handler: Option<PathBuf>,
+    speedup: Option<f64>,
+    verbose: bool,
+}
+
+fn drill(paths: &[PathBuf], virtual_time: bool, json: bool, opts: &DrillOptions) -> ExitCode {
     let files = match scenario_files(paths) {
         Ok(f) => f,
         Err(e) => {
@@ -177,17 +203,58 @@ fn drill(paths: &[PathBuf], virtual_time: bool, json: bool) -> ExitCode {
             }
         }
     }
-    if !virtual_time {
-        eprintln!(
-            "func-emulator: real-time drills need the function app (burst-handler), which this build does not have yet; use --virtual"
-        );
-        return ExitCode::from(2);
-    }
+    let runtime = if virtual_time {
+        None
+    } else {
+        match tokio::runtime::Runtime::new() {
+            Ok(rt) => Some(rt),
+            Err(e) => {
+                eprintln!("func-emulator: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    };
+    let handler = opts.handler.clone().unwrap_or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.join("burst-handler")))
+            .unwrap_or_else(|| PathBuf::from("burst-handler"))
+    });
+    let rt_opts = RealtimeOptions {
+        app_dir: opts.app.clone(),
+        handler,
+        speedup: opts.speedup,
+        verbose: opts.verbose,
+    };
     let mut passed = 0;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for s in &scenarios {
-        let run = simulated::run(s);
+        let (run, samples) = match &runtime {
+            None => (simulated::run(s), Vec::new()),
+            Some(rt) => match rt.block_on(realtime::run(s, &rt_opts)) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("func-emulator: {}: {e}", s.name);
+                    return ExitCode::from(1);
+                }
+            },
+        };
+        if let Some(path) = &opts.report {
+            let path = if scenarios.len() == 1 {
+                path.clone()
+            } else {
+                let stem = path
+                    .file_stem()
+                    .and_then(|x| x.to_str())
+                    .unwrap_or("report");
+                path.with_file_name(format!("{stem}-{}.html", s.name))
+            };
+            if let Err(e) = std::fs::write(&path, report::html(&run, &s.description, &samples)) {
+                eprintln!("func-emulator: {}: {e}", path.display());
+                return ExitCode::from(1);
+            }
+        }
         passed += usize::from(run.summary.passed);
         let text = if json {
             run.json_lines().join("\n") + "\n"
@@ -216,7 +283,23 @@ fn main() -> ExitCode {
             scenarios,
             virtual_time,
             json,
-        } => drill(&scenarios, virtual_time, json),
+            report,
+            app,
+            handler,
+            speedup,
+            verbose,
+        } => drill(
+            &scenarios,
+            virtual_time,
+            json,
+            &DrillOptions {
+                report,
+                app,
+                handler,
+                speedup,
+                verbose,
+            },
+        ),
         Command::Start {
             app_dir,
             port,

@@ -64,8 +64,18 @@ impl Home {
     }
 
     /// The agent can reach the cloud.
-    fn online(&self) -> bool {
+    pub fn online(&self) -> bool {
         !self.dark && self.internet
+    }
+
+    /// The cloud's probe can reach the home API (network-wise).
+    pub fn reachable_from_cloud(&self) -> bool {
+        self.online() && self.cloud_path
+    }
+
+    /// On-prem devices connected to Tailscale's control plane while home is online.
+    pub fn devices_online(&self) -> u32 {
+        self.devices_online
     }
 
     /// Applies the home-side parts of a timeline event; returns a UPS event if one fired.

@@ -3,7 +3,9 @@
 pub mod cloud;
 pub mod expect;
 pub mod home;
+pub mod realtime;
 pub mod record;
+pub mod report;
 pub mod simulated;
 
 use record::{Record, Summary};

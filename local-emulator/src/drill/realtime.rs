@@ -1,0 +1,890 @@
+//! Real-time drills: the same scenario files as the virtual drills, run through the real
+//! processes — this emulator's Functions host, the real `burst-handler`, and the simulated
+//! cloud (ARM + managed identity, Discord, Tailscale devices, the home and cloud Kubernetes
+//! APIs), each a real HTTP server on loopback. Events reach the function as the agent, the
+//! witness and Tailscale would send them: signed, over HTTP, through the host's keys.
+//!
+//! Time runs faster: the handler's clock (`BURST_CLOCK_SCALE`) and this runner share one
+//! speed-up, so a 3-hour scenario takes about a minute. The handler reaches the simulated
+//! cloud only through its ordinary settings (base URLs, credentials).
+
+use super::DrillRun;
+use super::expect::{Observed, check_interval, check_point};
+use super::home::Home;
+use super::record::{Kind, Record, Summary};
+use super::simulated::describe;
+use crate::host::{Host, HostConfig, HostHandle};
+use crate::scenario::{Event, Scenario, UpDown};
+use burst_core::{Input, Timestamp};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Where the function app and the handler binary are.
+#[derive(Clone, Debug)]
+pub struct RealtimeOptions {
+    /// The app folder (host.json + function folders), e.g. `functions/app`.
+    pub app_dir: PathBuf,
+    /// The `burst-handler` executable.
+    pub handler: PathBuf,
+    /// Overrides the scenario's speed-up.
+    pub speedup: Option<f64>,
+    /// Print the host's and handler's log lines.
+    pub verbose: bool,
+}
+
+/// A scenario's wall-clock budget when it sets no speed-up.
+const TARGET_REAL_SECS: f64 = 50.0;
+/// How far (scenario time) the runner may fall behind its schedule before the run fails.
+const MAX_LAG_MS: i64 = 45_000;
+const SITE_TAG: &str = "tag:onprem";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RealtimeError {
+    #[error("cannot start the simulated cloud: {0}")]
+    Sim(String),
+    #[error("cannot start the Functions host: {0}")]
+    Host(String),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// One sample of the world, for the report's chart.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Sample {
+    pub t: f64,
+    pub mode: String,
+    pub desired: u32,
+    pub capacity: u32,
+    pub running: u32,
+    pub on_battery: bool,
+    pub home_dark: bool,
+    pub cost_usd: f64,
+}
+
+/// The simulated cloud, started for one drill.
+struct Cloud {
+    arm: burst_arm::sim::SimHandle,
+    discord: burst_discord::sim::SimHandle,
+    tailscale: burst_tailscale::sim::SimHandle,
+    home_kube: burst_kube::sim::SimHandle,
+    cloud_kube: burst_kube::sim::SimHandle,
+    devices: Vec<String>,
+    nodes_total: u32,
+}
+
+impl Cloud {
+    async fn start(scenario: &Scenario, scale: f64) -> Result<Cloud, RealtimeError> {
+        let w = &scenario.world;
+        let sim = |e: std::io::Error| RealtimeError::Sim(e.to_string());
+        let arm = burst_arm::sim::start(burst_arm::sim::SimConfig {
+            boot_time: Duration::from_secs_f64(w.boot_time.0.as_secs_f64() / scale),
+            operation_duration: Duration::ZERO,
+            ..burst_arm::sim::SimConfig::default()
+        })
+        .await
+        .map_err(sim)?;
+        let discord = burst_discord::sim::start(burst_discord::sim::SimConfig::default())
+            .await
+            .map_err(sim)?;
+        let tailscale = burst_tailscale::sim::start(burst_tailscale::sim::SimConfig::default())
+            .await
+            .map_err(sim)?;
+        let devices = tailscale.add_devices("k8s-home", w.devices_total as usize, &[SITE_TAG]);
+        let home_kube =
+            burst_kube::sim::start(burst_kube::sim::SimOptions::with_token("home-probe-token"))
+                .await
+                .map_err(sim)?;
+        let cloud_kube = burst_kube::sim::start(burst_kube::sim::SimOptions::with_token(
+            "cloud-migrator-token",
+        ))
+        .await
+        .map_err(sim)?;
+        for i in 0..w.critical_workloads {
+            cloud_kube.add_deployment(
+                burst_kube::sim::SimWorkload::new("apps", &format!("critical-{i}"))
+                    .tier("critical", "2")
+                    .replicas(0),
+            );
+        }
+        for i in 0..w.stateful_workloads {
+            cloud_kube.add_statefulset(
+                burst_kube::sim::SimWorkload::new("data", &format!("stateful-{i}"))
+                    .tier("stateful", "1")
+                    .replicas(0),
+            );
+        }
+        let cloud = Cloud {
+            arm,
+            discord,
+            tailscale,
+            home_kube,
+            cloud_kube,
+            devices,
+            nodes_total: w.nodes_total,
+        };
+        cloud.set_nodes_ready(w.nodes_total);
+        Ok(cloud)
+    }
+
+    fn set_nodes_ready(&self, ready: u32) {
+        let names: Vec<String> = (0..self.nodes_total).map(|i| format!("home-{i}")).collect();
+        let nodes: Vec<(&str, bool)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), (i as u32) < ready))
+            .collect();
+        self.home_kube.set_nodes(&nodes);
+    }
+
+    /// The handler's settings that point it at this simulated cloud.
+    fn settings(&self) -> BTreeMap<String, String> {
+        let mut s: BTreeMap<String, String> = self
+            .arm
+            .settings()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        s.insert("DISCORD_WEBHOOK_URL".into(), self.discord.webhook_url());
+        s.insert(
+            "BURST_TAILSCALE_API_URL".into(),
+            self.tailscale.base_url().to_string(),
+        );
+        s.insert("BURST_TAILSCALE_API_KEY".into(), self.tailscale.api_key());
+        s.insert("BURST_TAILSCALE_TAGS".into(), SITE_TAG.into());
+        s.insert("BURST_HOME_KUBE_URL".into(), self.home_kube.base_url());
+        s.insert("BURST_HOME_KUBE_TOKEN".into(), "home-probe-token".into());
+        s.insert("BURST_HOME_PROBE_TIMEOUT_MS".into(), "1000".into());
+        s.insert("BURST_CLOUD_KUBE_URL".into(), self.cloud_kube.base_url());
+        s.insert(
+            "BURST_CLOUD_KUBE_TOKEN".into(),
+            "cloud-migrator-token".into(),
+        );
+        s
+    }
+
+    fn tier_in_cloud(&self, tier: &str) -> bool {
+        self.cloud_kube.workloads().iter().any(|w| {
+            w.labels.get(burst_kube::TIER_LABEL).map(String::as_str) == Some(tier) && w.replicas > 0
+        })
+    }
+
+    async fn shutdown(self) {
+        self.arm.shutdown().await;
+        self.discord.shutdown().await;
+        self.home_kube.shutdown().await;
+        self.cloud_kube.shutdown().await;
+        drop(self.tailscale);
+    }
+}
+
+/// Signs like the agent: EdDSA is the production default, HS256 keeps the drill's setup free
+/// of key files; the handler pins whichever is configured.
+struct Signer {
+    secret: String,
+    site: String,
+}
+
+impl Signer {
+    fn token(&self, body: &[u8], now: Timestamp) -> String {
+        let iat = now.millis() / 1000;
+        let hash: String = Sha256::digest(body)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let claims = json!({
+            "iss": self.site, "aud": "hybrid-burst", "iat": iat, "exp": iat + 120,
+            "jti": uuid::Uuid::new_v4().to_string(), "body_sha256": hash,
+        });
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(self.secret.as_bytes()),
+        )
+        .unwrap_or_default()
+    }
+}
+
+/// Scenario time ↔ wall time at a fixed speed-up, shared with the handler's clock.
+#[derive(Clone, Copy)]
+struct Pace {
+    start_ms: i64,
+    start_real: Instant,
+    scale: f64,
+}
+
+impl Pace {
+    /// The scenario clock now (ms since the scenario's start).
+    fn t_ms(&self) -> i64 {
+        (self.start_real.elapsed().as_secs_f64() * 1000.0 * self.scale) as i64
+    }
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.start_ms + self.t_ms())
+    }
+    fn real_at(&self, t_ms: i64) -> Instant {
+        self.start_real + Duration::from_secs_f64(t_ms.max(0) as f64 / 1000.0 / self.scale)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Due {
+    Event(usize),
+    Probe,
+    Heartbeat,
+    Witness,
+    Expect(usize),
+}
+
+struct Runner<'a> {
+    scenario: &'a Scenario,
+    cloud: Cloud,
+    host: HostHandle,
+    client: reqwest::Client,
+    home: Home,
+    signer: Signer,
+    ts_secret: String,
+    pace: Pace,
+    records: Vec<Record>,
+    samples: Vec<Sample>,
+    // What was last seen, to turn observations into timeline records.
+    last_mode: String,
+    last_capacity: u32,
+    messages_seen: BTreeMap<String, u32>,
+    tiers_in_cloud: BTreeMap<&'static str, bool>,
+    home_dark: bool,
+    on_battery: bool,
+    cost_usd: f64,
+    cost_at: i64,
+    last_status: Value,
+    max_lag_ms: i64,
+}
+
+/// Runs one scenario in real time. Returns the run, and the samples for a report.
+pub async fn run(
+    scenario: &Scenario,
+    opts: &RealtimeOptions,
+) -> Result<(DrillRun, Vec<Sample>), RealtimeError> {
+    let wall_started = Instant::now();
+    let duration_s = scenario.duration.0.as_secs_f64();
+    let scale = opts
+        .speedup
+        .or(scenario.world.speedup)
+        .unwrap_or_else(|| (duration_s / TARGET_REAL_SECS).clamp(30.0, 600.0));
+    let cloud = Cloud::start(scenario, scale).await?;
+
+    // The app folder with the handler next to host.json, as in the deployed zip.
+    let app = tempdir_app(&opts.app_dir, &opts.handler)?;
+    let state_dir = app.join(".state");
+    let agent_secret = format!("drill-{}-{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let ts_secret = format!("tskey-webhook-drill{}", uuid::Uuid::new_v4().simple());
+    // The scenario starts a little after the host is up; the clocks agree from then on.
+    let setup_ms: i64 = 4000;
+    let start_ms = chrono::Utc::now().timestamp_millis() + setup_ms;
+    let mut settings = cloud.settings();
+    settings.extend(policy_settings(scenario));
+    for (k, v) in [
+        ("BURST_STATE_URL", format!("file://{}", state_dir.display())),
+        ("BURST_SITE_ID", scenario.world.site.clone()),
+        ("BURST_AGENT_HS256_SECRET", agent_secret.clone()),
+        ("TAILSCALE_WEBHOOK_SECRET", ts_secret.clone()),
+        ("BURST_CLOCK_SCALE", format!("{scale}")),
+        ("BURST_CLOCK_START_MS", start_ms.to_string()),
+        // The drill triggers the probe itself at the scenario's pace (admin endpoint).
+        ("BURST_PROBE_SCHEDULE", "0 0 0 1 1 *".to_string()),
+        ("BURST_LOG", "info".to_string()),
+    ] {
+        settings.insert(k.to_string(), v);
+    }
+    let mut config = HostConfig::new(&app);
+    config.settings = settings;
+    config.print_logs = opts.verbose;
+    config.state_dir = Some(app.join(".func-emulator"));
+    let host = Host::start(config)
+        .await
+        .map_err(|e| RealtimeError::Host(e.to_string()))?;
+    let wait = Duration::from_millis(setup_ms as u64)
+        .checked_sub(wall_started.elapsed())
+        .unwrap_or_default();
+    // Align our scenario clock with the handler's: both read start_ms at the same wall time.
+    let until_start =
+        Duration::from_millis((start_ms - chrono::Utc::now().timestamp_millis()).max(0) as u64)
+            .min(wait + Duration::from_secs(1));
+    tokio::time::sleep(until_start).await;
+    let pace = Pace {
+        start_ms,
+        start_real: Instant::now()
+            - Duration::from_millis(
+                (chrono::Utc::now().timestamp_millis() - start_ms).max(0) as u64
+            ),
+        scale,
+    };
+    let mut runner = Runner {
+        scenario,
+        home: Home::new(&scenario.world),
+        signer: Signer {
+            secret: agent_secret,
+            site: scenario.world.site.clone(),
+        },
+        ts_secret,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| RealtimeError::Setup(e.to_string()))?,
+        cloud,
+        host,
+        pace,
+        records: Vec::new(),
+        samples: Vec::new(),
+        last_mode: "healthy".into(),
+        last_capacity: 0,
+        messages_seen: BTreeMap::new(),
+        tiers_in_cloud: BTreeMap::new(),
+        home_dark: false,
+        on_battery: false,
+        cost_usd: 0.0,
+        cost_at: 0,
+        last_status: Value::Null,
+        max_lag_ms: 0,
+    };
+    let result = runner.drive().await;
+    let end = scenario.duration.millis();
+    // A runner that falls behind checks the world later than the scenario says: say so.
+    let lag_s = runner.max_lag_ms as f64 / 1000.0;
+    let lag_ok = runner.max_lag_ms <= MAX_LAG_MS;
+    runner.records.push(Record {
+        t_ms: end,
+        kind: Kind::Expect {
+            ok: lag_ok,
+            what: format!(
+                "kept pace at {scale:.0}× (worst lag {lag_s:.1} s of scenario time, limit {} s)",
+                MAX_LAG_MS / 1000
+            ),
+        },
+    });
+    let mut passed = result.is_ok()
+        && lag_ok
+        && runner
+            .records
+            .iter()
+            .all(|r| !matches!(r.kind, Kind::Expect { ok: false, .. }));
+    if let Err(e) = &result {
+        runner.records.push(Record {
+            t_ms: runner.pace.t_ms().min(end),
+            kind: Kind::Expect {
+                ok: false,
+                what: format!("drill ran to the end ({e})"),
+            },
+        });
+    }
+    for x in scenario.expectations.iter().filter(|x| x.at.is_none()) {
+        for (ok, what) in check_interval(x, &runner.records, end, runner.cost_usd) {
+            passed &= ok;
+            runner.records.push(Record {
+                t_ms: end,
+                kind: Kind::Expect { ok, what },
+            });
+        }
+    }
+    let summary = Summary {
+        passed,
+        max_capacity: super::expect::max_capacity(&runner.records, 0, end),
+        scale_writes: runner
+            .records
+            .iter()
+            .filter(|r| matches!(r.kind, Kind::Scale { .. }))
+            .count(),
+        notifications: runner
+            .records
+            .iter()
+            .filter(|r| matches!(r.kind, Kind::Notify { .. }))
+            .count(),
+        cost_usd: runner.cost_usd,
+        duration_s: end as f64 / 1000.0,
+        wall_ms: wall_started.elapsed().as_secs_f64() * 1000.0,
+    };
+    let Runner {
+        records,
+        samples,
+        host,
+        cloud,
+        ..
+    } = runner;
+    host.shutdown().await;
+    cloud.shutdown().await;
+    let _ = std::fs::remove_dir_all(&app);
+    Ok((
+        DrillRun {
+            scenario: scenario.name.clone(),
+            records,
+            summary,
+            steps: 0,
+        },
+        samples,
+    ))
+}
+
+/// The scenario's `[policy]` as the handler's `BURST_*` settings.
+fn policy_settings(scenario: &Scenario) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    if let Ok(Value::Object(map)) = serde_json::to_value(&scenario.policy) {
+        for (k, v) in map {
+            let value = match v {
+                Value::Null => "none".to_string(),
+                Value::Number(n) => n.to_string(),
+                other => other.to_string(),
+            };
+            out.insert(format!("BURST_{}", k.to_ascii_uppercase()), value);
+        }
+    }
+    out
+}
+
+/// Copies the app folder to a temporary one with the handler binary inside.
+fn tempdir_app(app_dir: &Path, handler: &Path) -> Result<PathBuf, RealtimeError> {
+    let setup = |e: std::io::Error| RealtimeError::Setup(format!("preparing the app folder: {e}"));
+    if !handler.is_file() {
+        return Err(RealtimeError::Setup(format!(
+            "{} not found: build it with `cargo build -p burst-functions --bin burst-handler`",
+            handler.display()
+        )));
+    }
+    let host_json = app_dir.join("host.json");
+    let text = std::fs::read_to_string(&host_json).map_err(setup)?;
+    let host: Value = serde_json::from_str(&text)
+        .map_err(|e| RealtimeError::Setup(format!("{}: {e}", host_json.display())))?;
+    let exe = host
+        .pointer("/customHandler/description/defaultExecutablePath")
+        .and_then(Value::as_str)
+        .unwrap_or("burst-handler")
+        .to_string();
+    let dir = std::env::temp_dir().join(format!(
+        "func-emulator-drill-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).map_err(setup)?;
+    for entry in std::fs::read_dir(app_dir).map_err(setup)? {
+        let entry = entry.map_err(setup)?;
+        let path = entry.path();
+        let target = dir.join(entry.file_name());
+        if path.is_dir() {
+            if path.join("function.json").is_file() {
+                std::fs::create_dir_all(&target).map_err(setup)?;
+                std::fs::copy(path.join("function.json"), target.join("function.json"))
+                    .map_err(setup)?;
+            }
+        } else if path.extension().is_some_and(|x| x == "json") {
+            std::fs::copy(&path, &target).map_err(setup)?;
+        }
+    }
+    std::os::unix::fs::symlink(handler, dir.join(exe)).map_err(setup)?;
+    Ok(dir)
+}
+
+impl Runner<'_> {
+    fn schedule(&self) -> Vec<(i64, Due)> {
+        let w = &self.scenario.world;
+        let end = self.scenario.duration.millis();
+        let mut items: Vec<(i64, Due)> = Vec::new();
+        for (i, e) in self.scenario.events.iter().enumerate() {
+            items.push((e.t.millis(), Due::Event(i)));
+        }
+        for (i, x) in self.scenario.expectations.iter().enumerate() {
+            if let Some(at) = x.at {
+                items.push((at.millis(), Due::Expect(i)));
+            }
+        }
+        let mut periodic = vec![
+            (w.probe_interval.millis(), Due::Probe),
+            (w.heartbeat_interval.millis(), Due::Heartbeat),
+        ];
+        if let Some(wi) = w.witness_interval {
+            periodic.push((wi.millis(), Due::Witness));
+        }
+        for (every, due) in periodic {
+            let mut t = 0;
+            while t <= end {
+                items.push((t, due));
+                t += every.max(1);
+            }
+        }
+        items.sort();
+        items
+    }
+
+    async fn drive(&mut self) -> Result<(), String> {
+        for (t, due) in self.schedule() {
+            tokio::time::sleep_until(self.pace.real_at(t).into()).await;
+            // How far behind the scenario's clock this item runs (the handler's clock does
+            // not wait for us).
+            self.max_lag_ms = self.max_lag_ms.max(self.pace.t_ms() - t);
+            if self.host.is_stopped() {
+                return Err("the Functions host stopped".into());
+            }
+            match due {
+                Due::Event(i) => {
+                    let e = self.scenario.events[i].clone();
+                    self.world_event(t, &e).await?;
+                }
+                Due::Probe => self.probe().await?,
+                Due::Heartbeat => self.heartbeat().await?,
+                Due::Witness => {
+                    let w = self.home.witness(self.pace.now());
+                    self.send_agent("witness", &Input::Witness(w)).await?;
+                }
+                Due::Expect(i) => {
+                    let o = self.observe().await?;
+                    let x = &self.scenario.expectations[i];
+                    for (ok, what) in check_point(x, &o) {
+                        self.records.push(Record {
+                            t_ms: t,
+                            kind: Kind::Expect { ok, what },
+                        });
+                    }
+                }
+            }
+            self.note_changes().await?;
+        }
+        tokio::time::sleep_until(self.pace.real_at(self.scenario.duration.millis()).into()).await;
+        self.note_changes().await
+    }
+
+    fn function_key(&self, name: &str) -> String {
+        self.host
+            .function_key(name)
+            .unwrap_or(self.host.master_key())
+            .to_string()
+    }
+
+    /// POSTs a payload like the agent: function key, Bearer JWT over the exact body.
+    async fn send_agent(&mut self, function: &str, input: &Input) -> Result<(), String> {
+        let body = agent_body(input);
+        let token = self.signer.token(&body, self.pace.now());
+        let resp = self
+            .client
+            .post(format!("{}/api/{function}", self.host.base_url()))
+            .header("x-functions-key", self.function_key(function))
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| format!("POST /api/{function}: {e}"))?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            let text = resp.text().await.unwrap_or_default();
+            return Err(format!("POST /api/{function} answered {status}: {text}"));
+        }
+        Ok(())
+    }
+
+    async fn heartbeat(&mut self) -> Result<(), String> {
+        // The agent's heartbeat delivers its spool first.
+        for ev in self.home.flush() {
+            self.send_agent("ups", &Input::Ups(ev)).await?;
+        }
+        if let Some(hb) = self.home.heartbeat(self.pace.now()) {
+            self.send_agent("heartbeat", &Input::Heartbeat(hb)).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs the timer function now (admin endpoint, master key), like the host's schedule would.
+    async fn probe(&mut self) -> Result<(), String> {
+        let resp = self
+            .client
+            .post(format!("{}/admin/functions/probe", self.host.base_url()))
+            .header("x-functions-key", self.host.master_key())
+            .json(&json!({"input": ""}))
+            .send()
+            .await
+            .map_err(|e| format!("admin probe: {e}"))?;
+        if resp.status().as_u16() != 202 {
+            return Err(format!("admin probe answered {}", resp.status()));
+        }
+        Ok(())
+    }
+
+    async fn status(&mut self) -> Result<Value, String> {
+        let resp = self
+            .client
+            .get(format!("{}/api/status", self.host.base_url()))
+            .header("x-functions-key", self.function_key("status"))
+            .send()
+            .await
+            .map_err(|e| format!("GET /api/status: {e}"))?;
+        if resp.status().as_u16() != 200 {
+            return Err(format!("GET /api/status answered {}", resp.status()));
+        }
+        let v: Value = resp.json().await.map_err(|e| format!("status JSON: {e}"))?;
+        let site = v.pointer("/sites/0").cloned().unwrap_or(Value::Null);
+        self.last_status = site.clone();
+        Ok(site)
+    }
+
+    async fn world_event(&mut self, t: i64, e: &Event) -> Result<(), String> {
+        self.records.push(Record {
+            t_ms: t,
+            kind: Kind::Event { text: describe(e) },
+        });
+        let c = &self.cloud;
+        if let Some(secs) = e.arm_throttle {
+            c.arm.inject(
+                burst_arm::sim::Target::Write,
+                1,
+                burst_arm::sim::Fault::throttle(secs),
+            );
+        }
+        if let Some(n) = e.arm_conflicts {
+            c.arm.inject(
+                burst_arm::sim::Target::Write,
+                n,
+                burst_arm::sim::Fault::conflict(),
+            );
+        }
+        if let Some(secs) = e.discord_rate_limit {
+            c.discord.force_rate_limit(1, secs);
+        }
+        if e.discord_gone == Some(true) {
+            c.discord.delete_webhook();
+        }
+        if let Some(n) = e.evict {
+            let evicted = c.arm.evict(n).len() as u32;
+            self.records.push(Record {
+                t_ms: t,
+                kind: Kind::Evict {
+                    evicted,
+                    capacity: self.cloud.arm.capacity(),
+                },
+            });
+            self.last_capacity = self.cloud.arm.capacity();
+        }
+        let ups = self.home.apply(e, self.pace.now());
+        self.apply_home_to_sims(e).await;
+        if let Some(ev) = ups {
+            self.on_battery = ev.status.has("OB");
+            for ev in self.home.send_ups(ev) {
+                self.send_agent("ups", &Input::Ups(ev)).await?;
+            }
+        }
+        if let Some(kind) = &e.tailscale {
+            let now_s = self.pace.now().millis() / 1000;
+            let body = serde_json::to_vec(&json!([{
+                "timestamp": self.pace.now().rfc3339(), "version": 1, "type": kind,
+                "tailnet": "example.com", "message": format!("{kind} (drill)"),
+                "data": {"nodeID": "nDrill1CNTRL", "deviceName": e.device.clone().unwrap_or_else(|| "k8s-home-0".into())}
+            }]))
+            .unwrap_or_default();
+            let sig = burst_tailscale::sign(&self.ts_secret, now_s, &body);
+            let resp = self
+                .client
+                .post(format!("{}/api/tailscale", self.host.base_url()))
+                .header("x-functions-key", self.function_key("tailscale"))
+                .header("content-type", "application/json")
+                .header("tailscale-webhook-signature", sig)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| format!("POST /api/tailscale: {e}"))?;
+            if resp.status().as_u16() != 200 {
+                return Err(format!("POST /api/tailscale answered {}", resp.status()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Mirrors the home's state into the simulated home API and tailnet.
+    async fn apply_home_to_sims(&mut self, e: &Event) {
+        if let Some(h) = e.home {
+            self.home_dark = h == UpDown::Down;
+        }
+        let c = &self.cloud;
+        if e.home.is_some() || e.internet.is_some() || e.cloud_path.is_some() {
+            let reachable = self.home.reachable_from_cloud();
+            if reachable && !c.home_kube.is_listening() {
+                let _ = c.home_kube.resume_listening().await;
+            } else if !reachable && c.home_kube.is_listening() {
+                c.home_kube.stop_listening().await;
+            }
+            let online = self.home.online();
+            for (i, d) in c.devices.iter().enumerate() {
+                c.tailscale
+                    .set_online(d, online && (i as u32) < self.home.devices_online());
+            }
+        }
+        if let Some(a) = e.home_api {
+            c.home_kube.set_readyz(if a == UpDown::Up {
+                burst_kube::sim::Readyz::Ok
+            } else {
+                burst_kube::sim::Readyz::Failing
+            });
+        }
+        if let Some(n) = e.nodes_ready {
+            c.set_nodes_ready(n);
+        }
+        if let Some(n) = e.devices_online {
+            let online = self.home.online();
+            for (i, d) in c.devices.iter().enumerate() {
+                c.tailscale.set_online(d, online && (i as u32) < n);
+            }
+        }
+    }
+
+    async fn observe(&mut self) -> Result<Observed, String> {
+        let s = self.status().await?;
+        Ok(Observed {
+            mode: s["mode"].as_str().unwrap_or_default().to_string(),
+            capacity: self.cloud.arm.capacity(),
+            running: self.cloud.arm.running(),
+            critical_in_cloud: self.cloud.tier_in_cloud("critical"),
+            stateful_in_cloud: self.cloud.tier_in_cloud("stateful"),
+            incident_open: s["incident"].is_object() && s["incident"]["resolved_at"].is_null(),
+            webhook_gone: s["discord_webhook"]["ok"] == json!(false),
+            undelivered: s["pending_posts"].as_u64().unwrap_or(0) as usize
+                + usize::from(s["incident"]["undelivered_updates"].as_u64().unwrap_or(0) > 0),
+        })
+    }
+
+    /// Turns what changed in the status and the simulated cloud into timeline records.
+    async fn note_changes(&mut self) -> Result<(), String> {
+        let t = self.pace.t_ms().min(self.scenario.duration.millis());
+        let s = self.status().await?;
+        let mode = s["mode"].as_str().unwrap_or_default().to_string();
+        if mode != self.last_mode {
+            let why = s["audit"]
+                .as_array()
+                .and_then(|a| {
+                    a.iter()
+                        .find(|e| e["what"].as_str().is_some_and(|w| w.starts_with("mode ")))
+                })
+                .and_then(|e| e["why"].as_str())
+                .unwrap_or_default()
+                .to_string();
+            self.records.push(Record {
+                t_ms: t,
+                kind: Kind::Mode {
+                    from: std::mem::replace(&mut self.last_mode, mode.clone()),
+                    to: mode.clone(),
+                    why,
+                },
+            });
+        }
+        let capacity = self.cloud.arm.capacity();
+        if capacity != self.last_capacity {
+            self.records.push(Record {
+                t_ms: t,
+                kind: Kind::Scale {
+                    from: self.last_capacity,
+                    capacity,
+                    reason: s["capacity"]["reason"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                },
+            });
+            self.last_capacity = capacity;
+        }
+        for m in self.cloud.discord.messages() {
+            let key = m
+                .embeds
+                .first()
+                .and_then(|e| e.pointer("/footer/text"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let title = m
+                .embeds
+                .first()
+                .and_then(|e| e["title"].as_str())
+                .unwrap_or_default()
+                .to_string();
+            let seen = self.messages_seen.get(&m.id).copied();
+            let (action, new_edits) = match seen {
+                None if key.contains("-post-") => ("post", 0),
+                None => ("create", 0),
+                Some(edits) if m.edits > edits => ("edit", m.edits),
+                Some(_) => continue,
+            };
+            let _ = new_edits;
+            self.messages_seen.insert(m.id.clone(), m.edits);
+            self.records.push(Record {
+                t_ms: t,
+                kind: Kind::Notify {
+                    incident: key.clone(),
+                    action: action.into(),
+                    title: title.clone(),
+                },
+            });
+            if action == "create" && m.edits > 0 {
+                self.records.push(Record {
+                    t_ms: t,
+                    kind: Kind::Notify {
+                        incident: key,
+                        action: "edit".into(),
+                        title,
+                    },
+                });
+            }
+        }
+        for tier in ["critical", "stateful"] {
+            let now = self.cloud.tier_in_cloud(tier);
+            let before = self.tiers_in_cloud.insert(tier, now).unwrap_or(false);
+            if now != before {
+                self.records.push(Record {
+                    t_ms: t,
+                    kind: Kind::Migrate {
+                        tier: tier.into(),
+                        direction: if now { "to_cloud" } else { "to_home" }.into(),
+                    },
+                });
+            }
+        }
+        // Bill what ran since the last look (spot: running instances).
+        let running = self.cloud.arm.running();
+        let dt_h = (t - self.cost_at).max(0) as f64 / 3_600_000.0;
+        self.cost_usd += f64::from(running) * self.scenario.policy.price_per_node_hour_usd * dt_h;
+        self.cost_at = t;
+        self.samples.push(Sample {
+            t: t as f64 / 1000.0,
+            mode,
+            desired: s["capacity"]["desired"].as_u64().unwrap_or(0) as u32,
+            capacity,
+            running,
+            on_battery: self.on_battery,
+            home_dark: self.home_dark,
+            cost_usd: self.cost_usd,
+        });
+        Ok(())
+    }
+}
+
+/// The JSON body the agent sends for an input (CONTRACT's agent payloads).
+fn agent_body(input: &Input) -> Vec<u8> {
+    let v = match input {
+        Input::Ups(e) => json!({
+            "id": uuid_of(&e.id), "at": e.at.rfc3339(), "ups": e.ups, "type": e.notify.as_str(),
+            "status": e.status.to_string(), "battery_charge": e.battery_charge, "battery_runtime_s": e.battery_runtime_s,
+        }),
+        Input::Heartbeat(h) => json!({
+            "id": uuid_of(&h.id), "at": h.at.rfc3339(), "nodes_ready": h.nodes_ready, "nodes_total": h.nodes_total,
+            "ups_status": h.ups_status.as_ref().map(|s| s.to_string()), "api_ok": h.api_ok,
+        }),
+        Input::Witness(w) => json!({
+            "id": uuid_of(&w.id), "at": w.at.rfc3339(), "target": w.target, "reachable": w.reachable, "latency_ms": w.latency_ms,
+        }),
+        _ => Value::Null,
+    };
+    serde_json::to_vec(&v).unwrap_or_default()
+}
+
+/// The simulated home names its events; the function wants UUIDs: derive one per name.
+fn uuid_of(name: &str) -> String {
+    let digest = Sha256::digest(name.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
+}
