@@ -103,7 +103,12 @@ impl Record {
     }
 
     pub fn to_text(&self) -> String {
-        let detail = match &self.kind {
+        format!("  {}  {:<8} {}", clock(self.t_ms), self.kind_name(), self.detail())
+    }
+
+    /// What happened, in words (the timeline's last column).
+    pub fn detail(&self) -> String {
+        match &self.kind {
             Kind::Event { text } => text.clone(),
             Kind::Mode { from, to, why } => format!("{from} → {to}: {why}"),
             Kind::Scale {
@@ -125,8 +130,7 @@ impl Record {
             Kind::Expect { ok, what } => {
                 format!("{}  {what}", if *ok { "ok  " } else { "FAIL" })
             }
-        };
-        format!("  {}  {:<8} {detail}", clock(self.t_ms), self.kind_name())
+        }
     }
 }
 

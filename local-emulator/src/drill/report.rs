@@ -305,7 +305,6 @@ pub fn html(run: &DrillRun, description: &str, samples: &[Sample]) -> String {
     let verdict = if s.passed { "PASS" } else { "FAIL" };
     let mut rows = String::new();
     for r in &run.records {
-        let line = r.to_text();
         let class = match &r.kind {
             Kind::Expect { ok: false, .. } => "fail",
             Kind::Expect { .. } => "ok",
@@ -317,7 +316,7 @@ pub fn html(run: &DrillRun, description: &str, samples: &[Sample]) -> String {
             r#"<tr class="{class}"><td>{}</td><td>{}</td><td>{}</td></tr>"#,
             clock(r.t_ms),
             r.kind_name(),
-            esc(line.get(22..).unwrap_or(&line).trim())
+            esc(&r.detail())
         );
     }
     format!(
