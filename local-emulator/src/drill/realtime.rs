@@ -777,7 +777,11 @@ impl Runner<'_> {
         // Scale-set writes the sim refused (429, 409, 412...): the calls a busy retry would make.
         let log = self.cloud.arm.requests();
         // (The sim drops the older half of a full log; then start over from its end.)
-        let from = if log.len() < self.arm_log_seen { log.len() } else { self.arm_log_seen };
+        let from = if log.len() < self.arm_log_seen {
+            log.len()
+        } else {
+            self.arm_log_seen
+        };
         for r in log.iter().skip(from) {
             if r.method == "PATCH" && !(200..300).contains(&r.status) {
                 self.records.push(Record {

@@ -103,7 +103,12 @@ impl Record {
     }
 
     pub fn to_text(&self) -> String {
-        format!("  {}  {:<8} {}", clock(self.t_ms), self.kind_name(), self.detail())
+        format!(
+            "  {}  {:<8} {}",
+            clock(self.t_ms),
+            self.kind_name(),
+            self.detail()
+        )
     }
 
     /// What happened, in words (the timeline's last column).
