@@ -62,6 +62,14 @@ pub fn apply_ups(power: &mut PowerSignal, event: &UpsEvent) -> bool {
         return false;
     }
     let (health, critical) = power_from(Some(&event.notify), &event.status);
+    if health == Health::Unknown
+        && !matches!(event.notify, NotifyType::CommBad | NotifyType::NoComm)
+    {
+        // No power reading at all (a TEST event, an unknown type while upsd did not answer):
+        // it says nothing about mains power, so what we knew stands.
+        power.last_type = Some(event.notify.clone());
+        return true;
+    }
     power.health = health;
     power.critical = critical;
     power.status = event.status.clone();
@@ -209,6 +217,19 @@ mod tests {
         assert_eq!(p.health, Health::Unknown);
         apply_ups(&mut p, &ev("NOCOMM", "OB", 3));
         assert_eq!(p.health, Health::Unknown);
+    }
+
+    #[test]
+    fn an_event_without_a_power_reading_keeps_what_we_knew() {
+        let mut p = PowerSignal::default();
+        apply_ups(&mut p, &ev("ONBATT", "OB DISCHRG", 1));
+        assert!(apply_ups(&mut p, &ev("TEST", "", 2)));
+        assert_eq!(p.health, Health::Down);
+        assert_eq!(p.status.to_string(), "OB DISCHRG");
+        assert_eq!(p.last_type, Some(NotifyType::Other("TEST".into())));
+        // A TEST with a live status is a reading like any other.
+        apply_ups(&mut p, &ev("TEST", "OL", 3));
+        assert_eq!(p.health, Health::Up);
     }
 
     #[test]
