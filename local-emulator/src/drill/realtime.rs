@@ -261,7 +261,6 @@ struct Runner<'a> {
     cost_at: i64,
     last_status: Value,
     max_lag_ms: i64,
-    arm_log_seen: usize,
 }
 
 /// Runs one scenario in real time. Returns the run, and the samples for a report.
@@ -274,7 +273,7 @@ pub async fn run(
     let scale = opts
         .speedup
         .or(scenario.world.speedup)
-        .unwrap_or_else(|| (duration_s / TARGET_REAL_SECS).clamp(30.0, 600.0));
+        .unwrap_or_else(|| (duration_s / TARGET_REAL_SECS).clamp(30.0, 240.0));
     let cloud = Cloud::start(scenario, scale).await?;
 
     // The app folder with the handler next to host.json, as in the deployed zip.
@@ -350,7 +349,6 @@ pub async fn run(
         cost_at: 0,
         last_status: Value::Null,
         max_lag_ms: 0,
-        arm_log_seen: 0,
     };
     let result = runner.drive().await;
     let end = scenario.duration.millis();
@@ -774,25 +772,21 @@ impl Runner<'_> {
                 },
             });
         }
-        // Scale-set writes the sim refused (429, 409, 412...): the calls a busy retry would make.
+        // Scale-set writes the sim refused (429, 409, 412...): the calls a busy retry would
+        // make. The log is read and emptied each time so it stays short.
         let log = self.cloud.arm.requests();
-        // (The sim drops the older half of a full log; then start over from its end.)
-        let from = if log.len() < self.arm_log_seen {
-            log.len()
-        } else {
-            self.arm_log_seen
-        };
-        for r in log.iter().skip(from) {
-            if r.method == "PATCH" && !(200..300).contains(&r.status) {
-                self.records.push(Record {
-                    t_ms: t,
-                    kind: Kind::ArmCall {
-                        result: format!("PATCH refused with HTTP {}", r.status),
-                    },
-                });
-            }
+        self.cloud.arm.clear_requests();
+        for r in log
+            .iter()
+            .filter(|r| r.method == "PATCH" && !(200..300).contains(&r.status))
+        {
+            self.records.push(Record {
+                t_ms: t,
+                kind: Kind::ArmCall {
+                    result: format!("PATCH refused with HTTP {}", r.status),
+                },
+            });
         }
-        self.arm_log_seen = log.len();
         let capacity = self.cloud.arm.capacity();
         if capacity != self.last_capacity {
             self.records.push(Record {
