@@ -86,7 +86,8 @@ fn defaults() {
 
 #[test]
 fn validation_errors_name_the_file_and_field() {
-    let cases: Vec<(String, Vec<(&str, String)>, &str)> = vec![
+    type Case<'a> = (String, Vec<(&'a str, String)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             r#"{"version":"2.0","customHandler":{"description":{"defaultExecutablePath":""}}}"#.into(),
             vec![],

@@ -19,7 +19,7 @@ fn free_port() -> u16 {
 async fn start_serves_the_app_and_stops_on_sigterm() {
     let app = app("json-app");
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_func-emulator"))
+    let child = Command::new(env!("CARGO_BIN_EXE_func-emulator"))
         .arg("start")
         .arg(app.root())
         .args(["--port", &port.to_string()])

@@ -120,7 +120,8 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         return empty(414);
     }
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    if let ["admin" | "Admin" | "ADMIN", f, name] = segments.as_slice()
+    if let [a, f, name] = segments.as_slice()
+        && a.eq_ignore_ascii_case("admin")
         && f.eq_ignore_ascii_case("functions")
     {
         return admin_invoke(&inner, name, req).await;
