@@ -106,7 +106,9 @@ async fn bad_agent_requests_get_the_right_4xx_and_the_process_stays_up() {
     let mut h = Handler::start(&[]);
     let body = ups_body(&uuid::Uuid::new_v4().to_string(), "ONBATT", "OB");
     let ok_claims = claims(&body);
-    let cases: Vec<(&str, Vec<u8>, Vec<(&str, String)>, u16, &str)> = vec![
+    // (what, body, headers, expected status, expected error code)
+    type Case<'a> = (&'a str, Vec<u8>, Vec<(&'a str, String)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "no token",
             body.clone(),

@@ -66,12 +66,12 @@ pub fn check_point(x: &Expectation, o: &Observed) -> Vec<(bool, String)> {
 fn capacity_before(records: &[Record], t: i64) -> u32 {
     records
         .iter()
+        .rev()
         .filter(|r| r.t_ms < t)
-        .filter_map(|r| match r.kind {
+        .find_map(|r| match r.kind {
             Kind::Scale { capacity, .. } | Kind::Evict { capacity, .. } => Some(capacity),
             _ => None,
         })
-        .last()
         .unwrap_or(0)
 }
 

@@ -213,7 +213,7 @@ fn answer(action: &Action, choice: u8) -> Outcome {
         } => Outcome::Migrate {
             tier: *tier,
             direction: *direction,
-            result: if choice % 5 == 0 {
+            result: if choice.is_multiple_of(5) {
                 MigrateResult::Failed {
                     detail: "forbidden".into(),
                 }
@@ -296,7 +296,7 @@ fn check(
     let d = s.capacity.desired;
     assert!(d <= policy.max_nodes, "desired {d} above max");
     if let Some(cap) = cap {
-        assert!(d <= cap.max(0), "desired {d} above the budget cap {cap}");
+        assert!(d <= cap, "desired {d} above the budget cap {cap}");
     }
     if cap.is_none_or(|c| c >= policy.min_nodes) {
         assert!(d >= policy.min_nodes, "desired {d} below min");

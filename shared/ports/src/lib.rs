@@ -8,7 +8,7 @@
 
 use async_trait::async_trait;
 use burst_core::{
-    ApiProbe, Direction, DevicesProbe, MigrateResult, NodeCount, Notification, NotifyResult,
+    ApiProbe, DevicesProbe, Direction, MigrateResult, NodeCount, Notification, NotifyResult,
     ScaleResult, ScaleSetProbe, Tier,
 };
 
@@ -78,7 +78,12 @@ pub trait StateStore: Send + Sync {
     async fn load(&self, site: &str) -> Result<Option<Versioned>, StoreError>;
     /// Writes the document if its version is still `expected` (`None` = create only if absent).
     /// Returns the new version tag.
-    async fn save(&self, site: &str, bytes: &[u8], expected: Option<&str>) -> Result<String, StoreError>;
+    async fn save(
+        &self,
+        site: &str,
+        bytes: &[u8],
+        expected: Option<&str>,
+    ) -> Result<String, StoreError>;
 }
 
 /// Handy for fakes: a node count.
