@@ -480,6 +480,8 @@ fn tempdir_app(app_dir: &Path, handler: &Path) -> Result<PathBuf, RealtimeError>
             std::fs::copy(&path, &target).map_err(setup)?;
         }
     }
+    // A relative path would dangle from the temporary folder.
+    let handler = handler.canonicalize().map_err(setup)?;
     std::os::unix::fs::symlink(handler, dir.join(exe)).map_err(setup)?;
     Ok(dir)
 }
@@ -522,7 +524,16 @@ impl Runner<'_> {
             // not wait for us).
             self.max_lag_ms = self.max_lag_ms.max(self.pace.t_ms() - t);
             if self.host.is_stopped() {
-                return Err("the Functions host stopped".into());
+                // Say why: the host's last words (handler failing to start, crashing...).
+                let logs = self.host.logs();
+                let tail: Vec<String> = logs
+                    .iter()
+                    .rev()
+                    .take(4)
+                    .rev()
+                    .map(|l| l.text.clone())
+                    .collect();
+                return Err(format!("the Functions host stopped: {}", tail.join(" | ")));
             }
             match due {
                 Due::Event(i) => {
