@@ -1,0 +1,53 @@
+//! `burst-lambda-probe`: the timer probe, invoked by an EventBridge schedule.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use burst_functions::{bodies, logging};
+use burst_lambda::{ProbeReply, deps_from_settings};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    logging::init();
+    let get = |name: &str| std::env::var(name).ok();
+    let deps = match deps_from_settings(&get).await {
+        Ok(d) => Arc::new(d),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start: bad configuration");
+            return Err(e.into());
+        }
+    };
+    tracing::info!(sites = ?deps.settings.sites, "burst-lambda-probe ready");
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<EventBridgeEvent>| {
+        let deps = deps.clone();
+        async move { handle(&deps, event).await }
+    }))
+    .await
+}
+
+async fn handle(
+    deps: &Arc<burst_functions::deps::Deps>,
+    event: LambdaEvent<EventBridgeEvent>,
+) -> Result<ProbeReply, Error> {
+    let e = event.payload;
+    if e.detail_type != "Scheduled Event" {
+        // A manual or test event still runs the probe (it is idempotent); say so.
+        tracing::info!(detail_type = %e.detail_type, source = %e.source, "probe invoked by a non-schedule event");
+    }
+    match bodies::probe(deps).await {
+        Ok(summary) => {
+            tracing::info!(%summary, "probe done");
+            Ok(ProbeReply {
+                ok: true,
+                summary,
+                event_id: e.id,
+            })
+        }
+        // An error result: Lambda counts it, EventBridge's retry policy applies, and the next
+        // tick reconciles anyway.
+        Err(err) => {
+            tracing::error!(error = %err, "probe failed");
+            Err(err.into())
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! AWS adapters for hybrid-burst: the Auto Scaling group as the cloud capacity
+//! ([`AsgScaler`], a `burst_ports::Scaler`) and S3 as the state store ([`S3Store`], a
+//! `burst_ports::StateStore` with conditional writes).
+//!
+//! A small hand-written client instead of the AWS SDK: two query-API actions and two S3 calls
+//! need SigV4 ([`sigv4`], written from the public spec), reqwest and a little XML; the SDK
+//! would add a few hundred crates to the Lambda build (numbers in `docs/aws.md`).
+//! With feature `sim`, [`sim`] serves a simulated Auto Scaling API and S3 on 127.0.0.1.
+
+pub mod asg;
+pub mod s3;
+pub mod settings;
+mod signed;
+pub mod sigv4;
+pub mod xml;
+
+#[cfg(feature = "sim")]
+pub mod sim;
+
+pub use asg::{AsgConfig, AsgError, AsgScaler};
+pub use s3::{S3Config, S3Store};
+pub use settings::ConfigError;
+pub use sigv4::Credentials;

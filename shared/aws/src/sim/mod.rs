@@ -1,0 +1,280 @@
+//! Simulated AWS services on 127.0.0.1 (feature `sim`): the Auto Scaling query API
+//! ([`asg`]) and S3 ([`s3`]). Both check what they receive as AWS does — the SigV4
+//! `Authorization` header is parsed and the signature recomputed with the secret the sim knows,
+//! `x-amz-date` must be well-formed and within 15 minutes, the session token must match — and
+//! answer with AWS's real response and error shapes. Failure injection and inspection through
+//! a Rust control API.
+
+pub mod asg;
+pub mod s3;
+
+use crate::sigv4::{self, Credentials, RequestParts};
+use axum::http::{HeaderMap, Method, Uri};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// The credentials the sims accept by default (and the ones to give the clients).
+pub fn test_credentials() -> Credentials {
+    Credentials {
+        access_key_id: "AKIDBURSTSIMEXAMPLE".into(),
+        secret_access_key: "burst/sim/secret/key/EXAMPLEKEY0123456789".into(),
+        session_token: Some("burst-sim-session-token".into()),
+    }
+}
+
+/// The region the sims sign for by default.
+pub const SIM_REGION: &str = "us-east-1";
+
+/// A signature problem: HTTP status, AWS error code, message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthFailure {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn fail(status: u16, code: &'static str, message: impl Into<String>) -> AuthFailure {
+    AuthFailure {
+        status,
+        code,
+        message: message.into(),
+    }
+}
+
+/// Which codes a service uses for the same problems.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AuthCodes {
+    pub service: &'static str,
+    pub missing: &'static str,
+    pub unknown_key: &'static str,
+    /// S3 requires `x-amz-content-sha256`.
+    pub content_sha256: bool,
+}
+
+/// Checks a request's SigV4 signature the way AWS does.
+pub(crate) fn verify(
+    codes: AuthCodes,
+    creds: &Credentials,
+    region: &str,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), AuthFailure> {
+    let Some(auth) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
+        return Err(fail(
+            403,
+            codes.missing,
+            "Request is missing Authentication Token",
+        ));
+    };
+    let parsed =
+        sigv4::parse_authorization(auth).map_err(|m| fail(400, "IncompleteSignature", m))?;
+    if parsed.access_key_id != creds.access_key_id {
+        return Err(fail(
+            403,
+            codes.unknown_key,
+            "The security token included in the request is invalid.",
+        ));
+    }
+    if parsed.service != codes.service {
+        return Err(fail(
+            403,
+            "SignatureDoesNotMatch",
+            format!(
+                "Credential should be scoped to correct service: '{}'.",
+                codes.service
+            ),
+        ));
+    }
+    if parsed.region != region {
+        return Err(fail(
+            403,
+            "SignatureDoesNotMatch",
+            format!("Credential should be scoped to a valid region, expected '{region}'."),
+        ));
+    }
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    let amz_date = header("x-amz-date").ok_or_else(|| {
+        fail(
+            400,
+            "IncompleteSignature",
+            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
+        )
+    })?;
+    let t = sigv4::parse_amz_date(amz_date).ok_or_else(|| {
+        fail(
+            400,
+            "IncompleteSignature",
+            format!("Date must be in ISO-8601 'basic format'. Got '{amz_date}'."),
+        )
+    })?;
+    if !amz_date.starts_with(&parsed.date) {
+        return Err(fail(
+            403,
+            "SignatureDoesNotMatch",
+            "Credential date does not match X-Amz-Date.",
+        ));
+    }
+    let skew = (chrono::Utc::now() - t).num_seconds().abs();
+    if skew > 15 * 60 {
+        return Err(fail(
+            403,
+            "SignatureDoesNotMatch",
+            "Signature expired: the request time is more than 15 minutes off.",
+        ));
+    }
+    for must in ["host", "x-amz-date"] {
+        if !parsed.signed_headers.iter().any(|h| h == must) {
+            return Err(fail(
+                403,
+                "SignatureDoesNotMatch",
+                format!("'{must}' must be a signed header."),
+            ));
+        }
+    }
+    if let Some(token) = &creds.session_token {
+        match header("x-amz-security-token") {
+            Some(t) if t == token => {}
+            _ => {
+                return Err(fail(
+                    403,
+                    codes.unknown_key,
+                    "The security token included in the request is invalid.",
+                ));
+            }
+        }
+        if !parsed
+            .signed_headers
+            .iter()
+            .any(|h| h == "x-amz-security-token")
+        {
+            return Err(fail(
+                403,
+                "SignatureDoesNotMatch",
+                "'x-amz-security-token' must be a signed header.",
+            ));
+        }
+    }
+    let body_hash = sigv4::sha256_hex(body);
+    let payload_hash = if codes.content_sha256 {
+        let Some(h) = header("x-amz-content-sha256") else {
+            return Err(fail(
+                400,
+                "InvalidRequest",
+                "Missing required header for this request: x-amz-content-sha256",
+            ));
+        };
+        if h != body_hash && h != "UNSIGNED-PAYLOAD" {
+            return Err(fail(
+                400,
+                "XAmzContentSHA256Mismatch",
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+            ));
+        }
+        h.to_string()
+    } else {
+        body_hash
+    };
+    let mut signed: Vec<(String, String)> = Vec::new();
+    for name in &parsed.signed_headers {
+        let values: Vec<&str> = headers
+            .get_all(name.as_str())
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if values.is_empty() {
+            return Err(fail(
+                403,
+                "SignatureDoesNotMatch",
+                format!("Signed header '{name}' is missing from the request."),
+            ));
+        }
+        for v in values {
+            signed.push((name.clone(), v.to_string()));
+        }
+    }
+    let query: Vec<(String, String)> =
+        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+    let parts = RequestParts {
+        method: method.as_str(),
+        canonical_uri: uri.path(),
+        query: &query,
+        headers: &signed,
+        payload_hash: &payload_hash,
+    };
+    let expected = sigv4::signature(
+        &creds.secret_access_key,
+        amz_date,
+        &parsed.region,
+        &parsed.service,
+        &parts,
+    );
+    if expected != parsed.signature {
+        return Err(fail(
+            403,
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided.",
+        ));
+    }
+    Ok(())
+}
+
+/// A running sim server; stops on drop or [`Server::shutdown`].
+#[derive(Debug)]
+pub(crate) struct Server {
+    pub base_url: String,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Server {
+    pub(crate) async fn start(router: axum::Router) -> std::io::Result<Server> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Ok(Server {
+            base_url: format!("http://{addr}"),
+            stop: Some(tx),
+        })
+    }
+
+    pub(crate) fn shutdown(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// A random request id, like AWS's.
+pub(crate) fn request_id() -> String {
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        fastrand::u32(..),
+        fastrand::u16(..),
+        fastrand::u16(..0x1000),
+        fastrand::u16(..0x1000),
+        fastrand::u64(..1 << 48)
+    )
+}
+
+pub(crate) type Shared<T> = Arc<std::sync::Mutex<T>>;
+
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock leaves consistent data here; keep serving.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

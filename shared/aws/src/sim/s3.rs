@@ -1,0 +1,321 @@
+//! A simulated S3 (path style: `/<bucket>/<key>`): `GET` and `PUT` objects with ETags,
+//! conditional writes (`If-Match`, `If-None-Match: *`) decided atomically, SigV4 and
+//! `x-amz-content-sha256` checked, S3's XML error bodies, and injectable `SlowDown` (503) and
+//! `ConditionalRequestConflict` (409).
+
+use super::{AuthCodes, Server, Shared, lock, request_id, verify};
+use crate::sigv4::{self, Credentials};
+use crate::xml::escape;
+use axum::body::to_bytes;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Objects above this are refused (`EntityTooLarge`); state documents are small.
+pub const MAX_OBJECT: usize = 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct S3SimConfig {
+    pub bucket: String,
+    pub region: String,
+    pub credentials: Credentials,
+}
+
+impl Default for S3SimConfig {
+    fn default() -> Self {
+        S3SimConfig {
+            bucket: "burst-state".into(),
+            region: super::SIM_REGION.into(),
+            credentials: super::test_credentials(),
+        }
+    }
+}
+
+/// A stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    pub bytes: Vec<u8>,
+    /// Quoted, as S3 sends it.
+    pub etag: String,
+}
+
+/// A request the sim answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Call {
+    pub method: String,
+    pub key: String,
+    pub status: u16,
+    pub code: String,
+}
+
+#[derive(Debug)]
+struct SimState {
+    config: S3SimConfig,
+    objects: BTreeMap<String, Object>,
+    generation: u64,
+    slowdown_next: u32,
+    conflict_next: u32,
+    calls: Vec<S3Call>,
+}
+
+#[derive(Debug)]
+pub struct S3Sim {
+    server: Server,
+    state: Shared<SimState>,
+}
+
+pub async fn start(config: S3SimConfig) -> std::io::Result<S3Sim> {
+    let state = Arc::new(std::sync::Mutex::new(SimState {
+        config,
+        objects: BTreeMap::new(),
+        generation: 0,
+        slowdown_next: 0,
+        conflict_next: 0,
+        calls: Vec::new(),
+    }));
+    let router = axum::Router::new()
+        .fallback(handle)
+        .with_state(state.clone());
+    Ok(S3Sim {
+        server: Server::start(router).await?,
+        state,
+    })
+}
+
+impl S3Sim {
+    /// `http://127.0.0.1:PORT` (the `BURST_AWS_S3_ENDPOINT`).
+    pub fn base_url(&self) -> String {
+        self.server.base_url.clone()
+    }
+    pub fn object(&self, key: &str) -> Option<Object> {
+        lock(&self.state).objects.get(key).cloned()
+    }
+    pub fn keys(&self) -> Vec<String> {
+        lock(&self.state).objects.keys().cloned().collect()
+    }
+    /// The next `n` requests get 503 `SlowDown`.
+    pub fn slowdown_next(&self, n: u32) {
+        lock(&self.state).slowdown_next = n;
+    }
+    /// The next `n` conditional PUTs get 409 `ConditionalRequestConflict`.
+    pub fn conflict_next(&self, n: u32) {
+        lock(&self.state).conflict_next = n;
+    }
+    pub fn calls(&self) -> Vec<S3Call> {
+        lock(&self.state).calls.clone()
+    }
+    pub fn shutdown(&mut self) {
+        self.server.shutdown();
+    }
+}
+
+fn error(status: u16, code: &str, message: &str, extra: &str) -> Response {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message>{extra}<RequestId>{}</RequestId><HostId>c2ltdWxhdGVk</HostId></Error>",
+        escape(code),
+        escape(message),
+        request_id()
+    );
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        [("content-type", "application/xml")],
+        body,
+    )
+        .into_response()
+}
+
+async fn handle(State(state): State<Shared<SimState>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let Ok(body) = to_bytes(body, MAX_OBJECT + 1).await else {
+        return error(
+            400,
+            "EntityTooLarge",
+            "Your proposed upload exceeds the maximum allowed size",
+            "",
+        );
+    };
+    let mut st = lock(&state);
+    let path = parts.uri.path().to_string();
+    let key_raw = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .map(|(_, k)| k)
+        .unwrap_or("");
+    let key = url::form_urlencoded::parse(format!("k={}", key_raw.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let (status, code, resp) = answer(
+        &mut st,
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+        &body,
+        &key,
+    );
+    st.calls.push(S3Call {
+        method: parts.method.to_string(),
+        key,
+        status,
+        code,
+    });
+    resp
+}
+
+fn answer(
+    st: &mut SimState,
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    key: &str,
+) -> (u16, String, Response) {
+    let e = |status: u16, code: &str, msg: &str, extra: &str| {
+        (status, code.to_string(), error(status, code, msg, extra))
+    };
+    let codes = AuthCodes {
+        service: "s3",
+        missing: "AccessDenied",
+        unknown_key: "InvalidAccessKeyId",
+        content_sha256: true,
+    };
+    if let Err(f) = verify(
+        codes,
+        &st.config.credentials,
+        &st.config.region,
+        method,
+        uri,
+        headers,
+        body,
+    ) {
+        return e(f.status, f.code, &f.message, "");
+    }
+    let bucket = uri
+        .path()
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("");
+    if bucket != st.config.bucket {
+        return e(
+            404,
+            "NoSuchBucket",
+            "The specified bucket does not exist",
+            &format!("<BucketName>{}</BucketName>", escape(bucket)),
+        );
+    }
+    if key.is_empty() {
+        return e(
+            405,
+            "MethodNotAllowed",
+            "Bucket operations are not simulated",
+            "",
+        );
+    }
+    if st.slowdown_next > 0 {
+        st.slowdown_next -= 1;
+        return e(503, "SlowDown", "Please reduce your request rate.", "");
+    }
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    match *method {
+        Method::GET => match st.objects.get(key) {
+            Some(o) => (
+                200,
+                String::new(),
+                (
+                    StatusCode::OK,
+                    [
+                        ("etag", o.etag.clone()),
+                        ("content-type", "application/json".to_string()),
+                    ],
+                    o.bytes.clone(),
+                )
+                    .into_response(),
+            ),
+            None => e(
+                404,
+                "NoSuchKey",
+                "The specified key does not exist.",
+                &format!("<Key>{}</Key>", escape(key)),
+            ),
+        },
+        Method::PUT => {
+            let if_match = header("if-match");
+            let if_none = header("if-none-match");
+            if if_none.is_some_and(|v| v != "*") {
+                return e(
+                    501,
+                    "NotImplemented",
+                    "A header you provided implies functionality that is not implemented",
+                    "<Header>If-None-Match</Header>",
+                );
+            }
+            if (if_match.is_some() || if_none.is_some()) && st.conflict_next > 0 {
+                st.conflict_next -= 1;
+                return e(
+                    409,
+                    "ConditionalRequestConflict",
+                    "A conflicting conditional operation is currently in progress against this resource. Please try again.",
+                    "",
+                );
+            }
+            let current = st.objects.get(key);
+            if if_none.is_some() && current.is_some() {
+                return e(
+                    412,
+                    "PreconditionFailed",
+                    "At least one of the pre-conditions you specified did not hold",
+                    "<Condition>If-None-Match</Condition>",
+                );
+            }
+            if let Some(want) = if_match {
+                match current {
+                    None => {
+                        return e(
+                            404,
+                            "NoSuchKey",
+                            "The specified key does not exist.",
+                            &format!("<Key>{}</Key>", escape(key)),
+                        );
+                    }
+                    Some(o) if o.etag != want && o.etag != format!("\"{want}\"") => {
+                        return e(
+                            412,
+                            "PreconditionFailed",
+                            "At least one of the pre-conditions you specified did not hold",
+                            "<Condition>If-Match</Condition>",
+                        );
+                    }
+                    Some(_) => {}
+                }
+            }
+            st.generation += 1;
+            // S3's ETag is the MD5 of a single-part object; any content-dependent tag serves
+            // here, with the generation so rewriting the same bytes still changes it.
+            let tag = sigv4::sha256_hex(
+                format!("{}:{}", st.generation, sigv4::sha256_hex(body)).as_bytes(),
+            );
+            let etag = format!("\"{}\"", &tag[..32]);
+            st.objects.insert(
+                key.to_string(),
+                Object {
+                    bytes: body.to_vec(),
+                    etag: etag.clone(),
+                },
+            );
+            (
+                200,
+                String::new(),
+                (StatusCode::OK, [("etag", etag)], "").into_response(),
+            )
+        }
+        _ => e(
+            405,
+            "MethodNotAllowed",
+            "The specified method is not allowed against this resource.",
+            "",
+        ),
+    }
+}
