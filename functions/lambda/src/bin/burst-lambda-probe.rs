@@ -18,7 +18,9 @@ async fn main() -> Result<(), Error> {
         }
     };
     tracing::info!(sites = ?deps.settings.sites, "burst-lambda-probe ready");
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<EventBridgeEvent>| {
+    // Any JSON is accepted: an EventBridge rule sends the "Scheduled Event" shape, EventBridge
+    // Scheduler sends whatever input it was given (often `{}`); both run the probe.
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let deps = deps.clone();
         async move { handle(&deps, event).await }
     }))
@@ -27,20 +29,25 @@ async fn main() -> Result<(), Error> {
 
 async fn handle(
     deps: &Arc<burst_functions::deps::Deps>,
-    event: LambdaEvent<EventBridgeEvent>,
+    event: LambdaEvent<serde_json::Value>,
 ) -> Result<ProbeReply, Error> {
-    let e = event.payload;
-    if e.detail_type != "Scheduled Event" {
+    let e = serde_json::from_value::<EventBridgeEvent>(event.payload).ok();
+    match &e {
+        Some(e) if e.detail_type == "Scheduled Event" => {}
         // A manual or test event still runs the probe (it is idempotent); say so.
-        tracing::info!(detail_type = %e.detail_type, source = %e.source, "probe invoked by a non-schedule event");
+        Some(e) => {
+            tracing::info!(detail_type = %e.detail_type, source = %e.source, "probe invoked by a non-schedule event")
+        }
+        None => tracing::info!("probe invoked without an EventBridge event"),
     }
+    let event_id = e.and_then(|e| e.id);
     match bodies::probe(deps).await {
         Ok(summary) => {
             tracing::info!(%summary, "probe done");
             Ok(ProbeReply {
                 ok: true,
                 summary,
-                event_id: e.id,
+                event_id,
             })
         }
         // An error result: Lambda counts it, EventBridge's retry policy applies, and the next
