@@ -177,6 +177,40 @@ pub async fn serve(
     bodies::http(deps, f, &req).await
 }
 
+/// A function-URL request (`lambda_http`) → [`serve`] → the response.
+pub async fn handle_http(
+    deps: &Arc<Deps>,
+    req: lambda_http::Request,
+) -> Result<lambda_http::Response<lambda_http::Body>, lambda_http::Error> {
+    use lambda_http::RequestExt;
+    // The path as the caller sent it (function URLs have no stage prefix).
+    let path = req.raw_http_path().to_string();
+    let method = req.method().as_str().to_string();
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| {
+            v.to_str()
+                .ok()
+                .map(|v| (k.as_str().to_ascii_lowercase(), v.to_string()))
+        })
+        .collect();
+    // Text bodies arrive as sent; base64 ones (isBase64Encoded) are already decoded: either
+    // way these are the bytes the sender signed.
+    let body = req.body().as_ref().to_vec();
+    let r = serve(deps, &method, &path, headers, body).await;
+    let mut b = lambda_http::Response::builder().status(r.status);
+    for (k, v) in &r.headers {
+        b = b.header(k.as_str(), v.as_str());
+    }
+    let body = match String::from_utf8(r.body) {
+        Ok(s) if s.is_empty() => lambda_http::Body::Empty,
+        Ok(s) => lambda_http::Body::Text(s),
+        Err(e) => lambda_http::Body::Binary(e.into_bytes()),
+    };
+    Ok(b.body(body)?)
+}
+
 /// What the probe answers to its invoker (the schedule ignores it; `cargo lambda invoke` and
 /// the console show it).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

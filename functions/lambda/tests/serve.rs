@@ -112,3 +112,93 @@ async fn platform_is_chosen_by_settings() {
         "set only one of BURST_AWS_ASG_NAME and BURST_ARM_SCALE_SET_ID"
     );
 }
+
+/// A function-URL event (payload 2.0) as Lambda delivers it, body base64-encoded.
+fn function_url_event(path: &str, method: &str, headers: serde_json::Value, body: &[u8]) -> String {
+    use base64::Engine as _;
+    serde_json::json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "anonymous",
+            "apiId": "abcdefghijklmnopqrstuvwxyz0123",
+            "domainName": "abcdefghijklmnopqrstuvwxyz0123.lambda-url.us-east-1.on.aws",
+            "domainPrefix": "abcdefghijklmnopqrstuvwxyz0123",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.7",
+                "userAgent": "burst-agent"
+            },
+            "requestId": "2f1e0b7a-0000-4000-8000-000000000001",
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "26/Nov/2026:08:00:00 +0000",
+            "timeEpoch": 1795680000000u64
+        },
+        "body": base64::engine::general_purpose::STANDARD.encode(body),
+        "isBase64Encoded": true
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn base64_bodies_reach_the_signature_check_as_sent_bytes() {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let d = deps(dir.path()).await;
+    // Odd spacing on purpose: re-serialising would change the hash.
+    let body = format!(
+        "{{ \"id\":\"{}\", \"at\":\"{}\",\"ups\":\"ups@nas\",\"type\":\"ONBATT\",\"status\":\"OB DISCHRG\" }}",
+        uuid::Uuid::new_v4(),
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    let now = chrono::Utc::now().timestamp();
+    let hash: String = sha2::Sha256::digest(body.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let claims = serde_json::json!({
+        "iss": "home", "aud": "hybrid-burst", "iat": now, "exp": now + 60,
+        "jti": uuid::Uuid::new_v4().to_string(), "body_sha256": hash,
+    });
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
+    )
+    .unwrap();
+    let event = function_url_event(
+        "/api/ups",
+        "POST",
+        serde_json::json!({
+            "content-type": "application/json",
+            "authorization": format!("Bearer {token}"),
+        }),
+        body.as_bytes(),
+    );
+    let req = lambda_http::request::from_str(&event).unwrap();
+    let resp = burst_lambda::handle_http(&d, req).await.unwrap();
+    let text = match resp.body() {
+        lambda_http::Body::Text(t) => t.clone(),
+        other => panic!("expected a text body, got {other:?}"),
+    };
+    assert_eq!(resp.status(), 200, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["site"], "home", "{text}");
+
+    // A different path through the same event shape: 404 with CONTRACT's error body.
+    let req = lambda_http::request::from_str(&function_url_event(
+        "/nope",
+        "GET",
+        serde_json::json!({}),
+        b"",
+    ))
+    .unwrap();
+    let resp = burst_lambda::handle_http(&d, req).await.unwrap();
+    assert_eq!(resp.status(), 404);
+}
