@@ -232,11 +232,11 @@ pub fn write_result(err: AsgError, capacity: u32, backoff_s: u64) -> ScaleResult
         AsgError::Throttled(_) => ScaleResult::Throttled {
             retry_after_s: backoff_s,
         },
-        AsgError::Api { code, .. }
+        AsgError::Api { code, message, .. }
             if code == "ScalingActivityInProgress" || code == "ResourceContention" =>
         {
             ScaleResult::Conflict {
-                detail: err_text(&code, &err_detail(&code)),
+                detail: format!("{code}: {message}"),
             }
         }
         AsgError::Transport(d) => ScaleResult::Failed {
@@ -248,17 +248,6 @@ pub fn write_result(err: AsgError, capacity: u32, backoff_s: u64) -> ScaleResult
             detail: format!("SetDesiredCapacity {capacity}: {e}"),
         },
     }
-}
-
-fn err_detail(code: &str) -> String {
-    match code {
-        "ScalingActivityInProgress" => "a scaling activity is in progress".into(),
-        _ => "another update to the group is pending".into(),
-    }
-}
-
-fn err_text(code: &str, detail: &str) -> String {
-    format!("{code}: {detail}")
 }
 
 #[async_trait]
@@ -340,7 +329,7 @@ mod tests {
                 60
             ),
             ScaleResult::Conflict {
-                detail: "ScalingActivityInProgress: a scaling activity is in progress".into()
+                detail: "ScalingActivityInProgress: busy".into()
             }
         );
         assert_eq!(

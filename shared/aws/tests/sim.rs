@@ -110,7 +110,9 @@ async fn asg_errors_map_to_results() {
     assert_eq!(
         c.set_capacity(2).await,
         ScaleResult::Conflict {
-            detail: "ScalingActivityInProgress: a scaling activity is in progress".into()
+            detail:
+                "ScalingActivityInProgress: Scaling activity is in progress and blocks this action."
+                    .into()
         }
     );
     assert_eq!(

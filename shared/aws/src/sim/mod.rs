@@ -278,3 +278,102 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock leaves consistent data here; keep serving.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    const S3: AuthCodes = AuthCodes {
+        service: "s3",
+        missing: "AccessDenied",
+        unknown_key: "InvalidAccessKeyId",
+        content_sha256: true,
+    };
+
+    /// A signed S3 PUT of `signed_body`, at `when`.
+    fn signed(when: chrono::DateTime<chrono::Utc>, signed_body: &[u8]) -> (Uri, HeaderMap) {
+        let creds = test_credentials();
+        let date = sigv4::amz_date(when);
+        let hash = sigv4::sha256_hex(signed_body);
+        let headers = vec![
+            ("host".to_string(), "127.0.0.1:9".to_string()),
+            ("x-amz-content-sha256".into(), hash.clone()),
+            ("x-amz-date".into(), date.clone()),
+            (
+                "x-amz-security-token".into(),
+                creds.session_token.clone().unwrap(),
+            ),
+        ];
+        let parts = RequestParts {
+            method: "PUT",
+            canonical_uri: "/burst-state/a%20b.json",
+            query: &[],
+            headers: &headers,
+            payload_hash: &hash,
+        };
+        let auth = sigv4::authorization(&creds, &date, SIM_REGION, "s3", &parts);
+        let mut map = HeaderMap::new();
+        for (k, v) in &headers {
+            map.insert(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        map.insert("authorization", HeaderValue::from_str(&auth).unwrap());
+        ("/burst-state/a%20b.json".parse().unwrap(), map)
+    }
+
+    fn check(uri: &Uri, h: &HeaderMap, body: &[u8]) -> Result<(), AuthFailure> {
+        verify(
+            S3,
+            &test_credentials(),
+            SIM_REGION,
+            &Method::PUT,
+            uri,
+            h,
+            body,
+        )
+    }
+
+    #[test]
+    fn a_correct_signature_passes() {
+        let (uri, h) = signed(chrono::Utc::now(), b"{}");
+        assert_eq!(check(&uri, &h, b"{}"), Ok(()));
+    }
+
+    #[test]
+    fn stale_dates_tampering_and_hash_mismatch_are_refused() {
+        let (uri, h) = signed(chrono::Utc::now() - chrono::Duration::hours(1), b"{}");
+        let f = check(&uri, &h, b"{}").unwrap_err();
+        assert_eq!((f.status, f.code), (403, "SignatureDoesNotMatch"));
+        assert!(f.message.starts_with("Signature expired"), "{}", f.message);
+
+        // The body differs from the signed hash header.
+        let (uri, h) = signed(chrono::Utc::now(), b"{}");
+        let f = check(&uri, &h, b"{\"x\":1}").unwrap_err();
+        assert_eq!((f.status, f.code), (400, "XAmzContentSHA256Mismatch"));
+
+        // Another path with the same signature.
+        let (_, h) = signed(chrono::Utc::now(), b"{}");
+        let other: Uri = "/burst-state/other.json".parse().unwrap();
+        let f = check(&other, &h, b"{}").unwrap_err();
+        assert_eq!((f.status, f.code), (403, "SignatureDoesNotMatch"));
+
+        // No x-amz-content-sha256 at all.
+        let (uri, mut h) = signed(chrono::Utc::now(), b"{}");
+        h.remove("x-amz-content-sha256");
+        let f = check(&uri, &h, b"{}").unwrap_err();
+        assert_eq!((f.status, f.code), (400, "InvalidRequest"));
+
+        // A malformed x-amz-date.
+        let (uri, mut h) = signed(chrono::Utc::now(), b"{}");
+        h.insert(
+            "x-amz-date",
+            HeaderValue::from_static("2026-11-26T08:00:00Z"),
+        );
+        let f = check(&uri, &h, b"{}").unwrap_err();
+        assert_eq!((f.status, f.code), (400, "IncompleteSignature"));
+    }
+}
