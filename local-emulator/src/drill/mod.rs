@@ -8,7 +8,8 @@ pub mod record;
 pub mod report;
 pub mod simulated;
 
-use record::{Record, Summary};
+use crate::scenario::Scenario;
+use record::{Kind, Record, Summary};
 
 /// The result of running one scenario.
 #[derive(Clone, Debug)]
@@ -44,5 +45,47 @@ impl DrillRun {
         out.push_str(&self.summary.to_text(&self.scenario));
         out.push('\n');
         out
+    }
+}
+
+/// Ends a run (virtual or real time): checks the scenario's interval expectations against the
+/// records and sums up. `ok_so_far` says whether everything before held.
+pub fn finish(
+    scenario: &Scenario,
+    mut records: Vec<Record>,
+    ok_so_far: bool,
+    cost_usd: f64,
+    wall_ms: f64,
+    steps: u64,
+) -> DrillRun {
+    let end = scenario.duration.millis();
+    let mut passed = ok_so_far
+        && records
+            .iter()
+            .all(|r| !matches!(r.kind, Kind::Expect { ok: false, .. }));
+    for x in scenario.expectations.iter().filter(|x| x.at.is_none()) {
+        for (ok, what) in expect::check_interval(x, &records, end, cost_usd) {
+            passed &= ok;
+            records.push(Record {
+                t_ms: end,
+                kind: Kind::Expect { ok, what },
+            });
+        }
+    }
+    let count = |f: fn(&Kind) -> bool| records.iter().filter(|r| f(&r.kind)).count();
+    let summary = Summary {
+        passed,
+        max_capacity: expect::max_capacity(&records, 0, end),
+        scale_writes: count(|k| matches!(k, Kind::Scale { .. })),
+        notifications: count(|k| matches!(k, Kind::Notify { .. })),
+        cost_usd,
+        duration_s: end as f64 / 1000.0,
+        wall_ms,
+    };
+    DrillRun {
+        scenario: scenario.name.clone(),
+        records,
+        summary,
+        steps,
     }
 }

@@ -9,9 +9,9 @@
 //! cloud only through its ordinary settings (base URLs, credentials).
 
 use super::DrillRun;
-use super::expect::{Observed, check_interval, check_point};
+use super::expect::{Observed, check_point};
 use super::home::Home;
-use super::record::{Kind, Record, Summary};
+use super::record::{Kind, Record};
 use super::simulated::describe;
 use crate::host::{Host, HostConfig, HostHandle};
 use crate::scenario::{Event, Scenario, UpDown};
@@ -365,12 +365,6 @@ pub async fn run(
             ),
         },
     });
-    let mut passed = result.is_ok()
-        && lag_ok
-        && runner
-            .records
-            .iter()
-            .all(|r| !matches!(r.kind, Kind::Expect { ok: false, .. }));
     if let Err(e) = &result {
         runner.records.push(Record {
             t_ms: runner.pace.t_ms().min(end),
@@ -380,51 +374,27 @@ pub async fn run(
             },
         });
     }
-    for x in scenario.expectations.iter().filter(|x| x.at.is_none()) {
-        for (ok, what) in check_interval(x, &runner.records, end, runner.cost_usd) {
-            passed &= ok;
-            runner.records.push(Record {
-                t_ms: end,
-                kind: Kind::Expect { ok, what },
-            });
-        }
-    }
-    let summary = Summary {
-        passed,
-        max_capacity: super::expect::max_capacity(&runner.records, 0, end),
-        scale_writes: runner
-            .records
-            .iter()
-            .filter(|r| matches!(r.kind, Kind::Scale { .. }))
-            .count(),
-        notifications: runner
-            .records
-            .iter()
-            .filter(|r| matches!(r.kind, Kind::Notify { .. }))
-            .count(),
-        cost_usd: runner.cost_usd,
-        duration_s: end as f64 / 1000.0,
-        wall_ms: wall_started.elapsed().as_secs_f64() * 1000.0,
-    };
+    let wall_ms = wall_started.elapsed().as_secs_f64() * 1000.0;
     let Runner {
         records,
         samples,
         host,
         cloud,
+        cost_usd,
         ..
     } = runner;
+    let run = super::finish(
+        scenario,
+        records,
+        result.is_ok() && lag_ok,
+        cost_usd,
+        wall_ms,
+        0,
+    );
     host.shutdown().await;
     cloud.shutdown().await;
     let _ = std::fs::remove_dir_all(&app);
-    Ok((
-        DrillRun {
-            scenario: scenario.name.clone(),
-            records,
-            summary,
-            steps: 0,
-        },
-        samples,
-    ))
+    Ok((run, samples))
 }
 
 /// The scenario's `[policy]` as the handler's `BURST_*` settings.

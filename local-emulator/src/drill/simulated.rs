@@ -4,9 +4,9 @@
 
 use super::DrillRun;
 use super::cloud::{Cloud, ScaleEffect};
-use super::expect::{Observed, check_interval, check_point};
+use super::expect::{Observed, check_point};
 use super::home::Home;
-use super::record::{Kind, Record, Summary};
+use super::record::{Kind, Record};
 use crate::scenario::{Event, Scenario};
 use burst_core::{
     Action, Input, NotifyResult, Outcome, Policy, SiteState, TailscaleEvent, Tier, Timestamp, step,
@@ -73,47 +73,9 @@ pub fn run(scenario: &Scenario) -> DrillRun {
         sim.handle(t, due);
     }
     sim.cloud.accrue(EPOCH.plus_millis(end));
-    let mut passed = sim
-        .records
-        .iter()
-        .all(|r| !matches!(r.kind, Kind::Expect { ok: false, .. }));
-    for x in scenario.expectations.iter().filter(|x| x.at.is_none()) {
-        for (ok, what) in check_interval(
-            x,
-            &sim.records,
-            scenario.duration.millis(),
-            sim.cloud.cost_usd(),
-        ) {
-            passed &= ok;
-            sim.records.push(Record {
-                t_ms: end,
-                kind: Kind::Expect { ok, what },
-            });
-        }
-    }
-    let summary = Summary {
-        passed,
-        max_capacity: super::expect::max_capacity(&sim.records, 0, end),
-        scale_writes: sim
-            .records
-            .iter()
-            .filter(|r| matches!(r.kind, Kind::Scale { .. }))
-            .count(),
-        notifications: sim
-            .records
-            .iter()
-            .filter(|r| matches!(r.kind, Kind::Notify { .. }))
-            .count(),
-        cost_usd: sim.cloud.cost_usd(),
-        duration_s: end as f64 / 1000.0,
-        wall_ms: started.elapsed().as_secs_f64() * 1000.0,
-    };
-    DrillRun {
-        scenario: scenario.name.clone(),
-        records: sim.records,
-        summary,
-        steps: sim.steps,
-    }
+    let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let cost = sim.cloud.cost_usd();
+    super::finish(scenario, sim.records, true, cost, wall_ms, sim.steps)
 }
 
 impl Sim<'_> {
