@@ -63,20 +63,96 @@ async fn layout_on_disk() {
         .save("home", br#"{"mode":"healthy"}"#, None)
         .await
         .unwrap();
-    // The document is the file's exact content; its tag is the content hash.
+    assert_eq!(tag.len(), 32);
+    assert!(tag.bytes().all(|b| b.is_ascii_hexdigit()));
+    let names = |dir: &Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    // The save is one journal record; no checkpoint yet.
+    assert_eq!(names(&dir), [".journal", ".journal.lock"]);
+    let journal = std::fs::read(dir.join(".journal")).unwrap();
+    assert!(journal.starts_with(b"BJR1"), "one journal record");
+    assert!(journal.windows(18).any(|w| w == br#"{"mode":"healthy"}"#));
+    // Compaction writes the checkpoint (the document's exact bytes; its tag is their hash)
+    // and empties the journal.
+    store.compact_blocking().unwrap();
+    assert_eq!(names(&dir), [".journal", ".journal.lock", "home.json"]);
     assert_eq!(
         std::fs::read(dir.join("home.json")).unwrap(),
         br#"{"mode":"healthy"}"#
     );
-    assert_eq!(tag.len(), 32);
-    assert!(tag.bytes().all(|b| b.is_ascii_hexdigit()));
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
+    assert_eq!(std::fs::metadata(dir.join(".journal")).unwrap().len(), 0);
+    let loaded = FileStore::new(&dir).load("home").await.unwrap().unwrap();
+    assert_eq!(loaded.etag, tag);
+}
+
+/// Saves, then "a crash": nothing but the journal was flushed, and the last append was torn.
+/// A new store (a new process) finds every acknowledged save in the journal.
+#[tokio::test]
+async fn a_new_store_finds_every_save_in_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path());
+    let v1 = store.save("home", b"{\"n\":1}", None).await.unwrap();
+    let v2 = store.save("home", b"{\"n\":2}", Some(&v1)).await.unwrap();
+    store.save("lab", b"{\"lab\":1}", None).await.unwrap();
+    drop(store);
+    // The first half of one more record (here: a copy of the last one's start): the append
+    // in flight when the power went.
+    let path = dir.path().join(".journal");
+    let mut journal = std::fs::read(&path).unwrap();
+    let last = journal.windows(4).rposition(|w| w == b"BJR1").unwrap();
+    let torn = journal[last..last + (journal.len() - last) / 2].to_vec();
+    journal.extend_from_slice(&torn);
+    std::fs::write(&path, &journal).unwrap();
+    // A checkpoint the journal does not know (written by hand) is used as it is.
+    std::fs::write(dir.path().join("shed.json"), b"{\"by hand\":true}").unwrap();
+
+    let again = FileStore::new(dir.path());
+    let home = again.load("home").await.unwrap().unwrap();
+    assert_eq!(home.bytes, b"{\"n\":2}");
+    assert_eq!(home.etag, v2);
+    assert_eq!(
+        again.load("lab").await.unwrap().unwrap().bytes,
+        b"{\"lab\":1}"
+    );
+    assert_eq!(
+        again.load("shed").await.unwrap().unwrap().bytes,
+        b"{\"by hand\":true}"
+    );
+    // Saves go on after the torn bytes and are found by the next process too.
+    let v3 = again.save("home", b"{\"n\":3}", Some(&v2)).await.unwrap();
+    assert_eq!(
+        again.save("home", b"{\"n\":4}", Some(&v2)).await,
+        Err(StoreError::Conflict)
+    );
+    drop(again);
+    let third = FileStore::new(dir.path());
+    assert_eq!(third.load("home").await.unwrap().unwrap().etag, v3);
+}
+
+/// With a small limit the journal is compacted while saves go on; nothing is lost and the
+/// journal stays bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_journal_is_compacted_past_its_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn StateStore> = Arc::new(FileStore::with_journal_limit(dir.path(), 2048));
+    let report = support::concurrent_appenders(store, "home", 8, 8).await;
+    assert_eq!(report.final_doc["ids"].as_array().unwrap().len(), 64);
+    let len = std::fs::metadata(dir.path().join(".journal"))
         .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    // The temp file was renamed away; the lock file stays (deleting it would race).
-    assert_eq!(names, ["home.json", "home.json.lock"]);
+        .len();
+    // The 64 records add up to ~30 KB; a record is under 1 KB, so the limit plus the 8 saves
+    // in flight bound a compacted journal well below that.
+    assert!(len < 2048 + 8 * 1024, "journal is {len} bytes");
+    let fresh = FileStore::new(dir.path());
+    let doc: serde_json::Value =
+        serde_json::from_slice(&fresh.load("home").await.unwrap().unwrap().bytes).unwrap();
+    assert_eq!(doc["ids"].as_array().unwrap().len(), 64);
 }
 
 #[tokio::test]
@@ -95,12 +171,9 @@ async fn foreign_and_corrupt_files_are_returned_as_bytes() {
     let fixed = store.save("home", b"{}", Some(&loaded.etag)).await.unwrap();
     assert_eq!(store.load("home").await.unwrap().unwrap().etag, fixed);
 
-    // Changed behind our back (an editor, another tool): the old tag no longer matches.
+    // Once the journal holds a save, it wins over the checkpoint file.
     std::fs::write(dir.path().join("home.json"), b"{\"edited\":true}").unwrap();
-    assert_eq!(
-        store.save("home", b"{}", Some(&fixed)).await,
-        Err(StoreError::Conflict)
-    );
+    assert_eq!(store.load("home").await.unwrap().unwrap().bytes, b"{}");
 
     // A folder where the document should be is an error, not a panic.
     std::fs::create_dir(dir.path().join("odd.json")).unwrap();
