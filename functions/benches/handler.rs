@@ -188,10 +188,13 @@ fn main() {
         .map(|m| m.len() as f64 / 1_048_576.0)
         .unwrap_or(0.0);
     println!(
-        "handler: {} signed heartbeats at concurrency {CONCURRENCY} over {SITES} sites: median {:.2} ms, p99 {:.2} ms, {:.0} req/s, {} errors",
+        "handler: {} signed heartbeats at concurrency {CONCURRENCY} over {SITES} sites: median {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms, {:.0} req/s, {} errors",
         lat.len(),
         pct(0.5),
+        pct(0.9),
         pct(0.99),
+        pct(0.999),
+        lat[lat.len() - 1],
         lat.len() as f64 / elapsed.as_secs_f64(),
         errors
     );

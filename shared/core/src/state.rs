@@ -76,13 +76,20 @@ impl SiteState {
     }
 
     pub fn from_json(bytes: &[u8]) -> Result<SiteState, StateError> {
-        let probe: serde_json::Value =
+        // The version first (skipping the rest without building it), so an old or newer
+        // document is reported as such rather than as a field error.
+        #[derive(serde::Deserialize)]
+        struct Version {
+            #[serde(default)]
+            schema: serde_json::Value,
+        }
+        let version: Version =
             serde_json::from_slice(bytes).map_err(|e| StateError::Malformed(e.to_string()))?;
-        let schema = probe.get("schema").and_then(|v| v.as_u64()).unwrap_or(0);
+        let schema = version.schema.as_u64().unwrap_or(0);
         if schema != u64::from(SCHEMA_VERSION) {
             return Err(StateError::Schema(schema));
         }
-        serde_json::from_value(probe).map_err(|e| StateError::Malformed(e.to_string()))
+        serde_json::from_slice(bytes).map_err(|e| StateError::Malformed(e.to_string()))
     }
 
     /// The open (unresolved) incident, if any.

@@ -14,9 +14,9 @@
 //! exclusive for the compare-and-append of a save (the critical section reads the journal's
 //! new bytes, compares and appends; the flush happens after it).
 //!
-//! When the journal passes its limit it is compacted: every document it holds is written to its
-//! checkpoint (temp file, fsync, rename), the folder is fsynced, and an empty journal is renamed
-//! over the old one. Other processes see the journal's inode change and rebuild their index.
+//! When the journal passes its limit it is compacted (on a thread of its own): every document it holds is written to its
+//! checkpoint (temp file, fsync, rename) while saves go on, the folder is fsynced, and a fresh
+//! journal holding only the records appended meanwhile is renamed over the old one. Other processes see the journal's inode change and rebuild their index.
 //! After a crash, a torn record at the end fails its checksum and is skipped; checkpoints are
 //! only replaced by complete, flushed files.
 //!
@@ -29,6 +29,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, Write};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -45,6 +46,7 @@ pub const DEFAULT_JOURNAL_LIMIT: u64 = 64 * 1024 * 1024;
 const JOURNAL: &str = ".journal";
 const JOURNAL_NEW: &str = ".journal.new";
 const JOURNAL_LOCK: &str = ".journal.lock";
+const COMPACT_LOCK: &str = ".compact.lock";
 
 /// Per-site JSON documents in a local folder (the embedded default store). Clones share the
 /// index and the group commit.
@@ -59,6 +61,8 @@ struct Inner {
     journal_limit: u64,
     index: Mutex<Index>,
     group: GroupSync,
+    /// A background compaction is running.
+    compacting: AtomicBool,
 }
 
 /// What this process knows of the journal.
@@ -102,6 +106,7 @@ impl FileStore {
                 journal_limit: bytes,
                 index: Mutex::new(Index::default()),
                 group: GroupSync::default(),
+                compacting: AtomicBool::new(false),
             }),
         }
     }
@@ -132,6 +137,29 @@ impl FileStore {
             })),
             None => read_checkpoint(&path),
         }
+    }
+
+    /// A load that runs now if it can take both locks without waiting (the usual case: the
+    /// index is in memory, the journal's new bytes in the page cache); `None` otherwise.
+    fn try_load_now(&self, site: &str) -> Option<Result<Option<Versioned>, StoreError>> {
+        let path = match self.path(site) {
+            Ok(p) => p,
+            Err(e) => return Some(Err(e)),
+        };
+        let index = self.inner.index.try_lock().ok()?;
+        index.lock.as_ref()?.try_lock_shared().ok()?;
+        let mut locked = Locked { index };
+        let index = &mut locked.index;
+        Some(
+            self.catch_up(index)
+                .and_then(|()| match index.docs.get(site) {
+                    Some((etag, bytes)) => Ok(Some(Versioned {
+                        bytes: bytes.to_vec(),
+                        etag: etag.clone(),
+                    })),
+                    None => read_checkpoint(&path),
+                }),
+        )
     }
 
     /// [`StateStore::save`] without the async wrapper (for blocking callers).
@@ -189,42 +217,91 @@ impl FileStore {
             .metadata()
             .is_ok_and(|m| m.len() > self.inner.journal_limit)
         {
-            self.compact_blocking()?;
+            self.compact_in_background();
         }
         Ok(etag)
     }
 
     /// Writes every document of the journal to its checkpoint and empties the journal. Runs by
     /// itself when the journal passes its limit.
+    ///
+    /// Saves go on meanwhile: the checkpoints are written from a snapshot without holding the
+    /// journal lock; then, under the lock, the records appended since the snapshot are copied
+    /// into a fresh journal that replaces the old one. One compaction at a time
+    /// (`.compact.lock`), so checkpoints never go back to an older snapshot.
     pub fn compact_blocking(&self) -> Result<(), StoreError> {
         let dir = &self.inner.dir;
         if !dir.join(JOURNAL_LOCK).exists() {
             return Ok(());
         }
-        let mut locked = self.lock(true)?;
-        let index = &mut locked.index;
-        self.catch_up(index)?;
-        if index.offset == 0 {
-            return Ok(());
-        }
-        for (site, (_, bytes)) in &index.docs {
+        let compact_lock_path = dir.join(COMPACT_LOCK);
+        let compact_lock = open_lock(&compact_lock_path)?;
+        compact_lock
+            .lock()
+            .map_err(|e| io_error("lock", &compact_lock_path, &e))?;
+        let (snapshot, ino, upto) = {
+            let mut locked = self.lock(false)?;
+            let index = &mut locked.index;
+            self.catch_up(index)?;
+            match &index.journal {
+                Some((_, ino)) if index.offset > 0 => (index.docs.clone(), *ino, index.offset),
+                _ => return Ok(()),
+            }
+        };
+        for (site, (_, bytes)) in &snapshot {
             let doc = dir.join(document_name(site)?);
             let tmp = with_suffix(&doc, ".tmp");
             write_synced(&tmp, bytes).map_err(|e| io_error("write", &tmp, &e))?;
             fs::rename(&tmp, &doc).map_err(|e| io_error("rename", &doc, &e))?;
         }
         sync_dir(dir)?;
+
+        let mut locked = self.lock(true)?;
+        let index = &mut locked.index;
+        self.catch_up(index)?;
+        let Some((file, now_ino)) = &index.journal else {
+            return Ok(());
+        };
+        if *now_ino != ino {
+            return Ok(()); // Not ours to replace (cannot happen under the compaction lock).
+        }
+        let path = dir.join(JOURNAL);
+        let mut tail = vec![0u8; (index.offset - upto) as usize];
+        file.read_exact_at(&mut tail, upto)
+            .map_err(|e| io_error("read", &path, &e))?;
         let fresh = dir.join(JOURNAL_NEW);
         File::create(&fresh)
-            .and_then(|f| f.sync_all())
+            .and_then(|mut f| {
+                f.write_all(&tail)?;
+                f.sync_all()
+            })
             .map_err(|e| io_error("create", &fresh, &e))?;
-        let path = dir.join(JOURNAL);
         fs::rename(&fresh, &path).map_err(|e| io_error("rename", &path, &e))?;
         sync_dir(dir)?;
         index.journal = None;
         index.offset = 0;
         index.docs.clear();
+        drop(locked);
+        drop(compact_lock);
         Ok(())
+    }
+
+    /// Starts a compaction on its own thread unless one is running: no save waits for the
+    /// checkpoints' flushes. A failed compaction is retried after the next save.
+    fn compact_in_background(&self) {
+        if self.inner.compacting.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let store = self.clone();
+        let started = std::thread::Builder::new()
+            .name("file-store-compact".into())
+            .spawn(move || {
+                let _ = store.compact_blocking();
+                store.inner.compacting.store(false, Ordering::SeqCst);
+            });
+        if started.is_err() {
+            self.inner.compacting.store(false, Ordering::SeqCst);
+        }
     }
 
     /// Takes the in-process mutex, then the OS lock (exclusive to save).
@@ -310,6 +387,9 @@ impl FileStore {
 #[async_trait]
 impl StateStore for FileStore {
     async fn load(&self, site: &str) -> Result<Option<Versioned>, StoreError> {
+        if let Some(done) = self.try_load_now(site) {
+            return done;
+        }
         let store = self.clone();
         let site = site.to_owned();
         tokio::task::spawn_blocking(move || store.load_blocking(&site))

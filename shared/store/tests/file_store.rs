@@ -81,7 +81,10 @@ async fn layout_on_disk() {
     // Compaction writes the checkpoint (the document's exact bytes; its tag is their hash)
     // and empties the journal.
     store.compact_blocking().unwrap();
-    assert_eq!(names(&dir), [".journal", ".journal.lock", "home.json"]);
+    assert_eq!(
+        names(&dir),
+        [".compact.lock", ".journal", ".journal.lock", "home.json"]
+    );
     assert_eq!(
         std::fs::read(dir.join("home.json")).unwrap(),
         br#"{"mode":"healthy"}"#
@@ -143,11 +146,19 @@ async fn the_journal_is_compacted_past_its_limit() {
     let store: Arc<dyn StateStore> = Arc::new(FileStore::with_journal_limit(dir.path(), 2048));
     let report = support::concurrent_appenders(store, "home", 8, 8).await;
     assert_eq!(report.final_doc["ids"].as_array().unwrap().len(), 64);
-    let len = std::fs::metadata(dir.path().join(".journal"))
-        .unwrap()
-        .len();
     // The 64 records add up to ~30 KB; a record is under 1 KB, so the limit plus the 8 saves
-    // in flight bound a compacted journal well below that.
+    // in flight bound a compacted journal well below that (once the background compaction
+    // that the last saves started is done).
+    let journal_len = || {
+        std::fs::metadata(dir.path().join(".journal"))
+            .unwrap()
+            .len()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while journal_len() >= 2048 + 8 * 1024 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let len = journal_len();
     assert!(len < 2048 + 8 * 1024, "journal is {len} bytes");
     let fresh = FileStore::new(dir.path());
     let doc: serde_json::Value =
@@ -214,6 +225,17 @@ async fn opened_from_settings() {
 /// counter; the final count is exact.
 #[test]
 fn processes_increment_without_losing_updates() {
+    increment_in_processes(None);
+}
+
+/// The same with a tiny journal limit: every few saves some process compacts while the others
+/// keep saving (and compacting).
+#[test]
+fn processes_increment_while_compacting() {
+    increment_in_processes(Some(200));
+}
+
+fn increment_in_processes(journal_limit: Option<u64>) {
     const PROCS: usize = 4;
     const EACH: u64 = 25;
     let dir = tempfile::tempdir().unwrap();
@@ -230,6 +252,12 @@ fn processes_increment_without_losing_updates() {
                 ])
                 .env("BURST_STORE_WORKER_DIR", dir.path())
                 .env("BURST_STORE_WORKER_COUNT", EACH.to_string())
+                .env(
+                    "BURST_STORE_WORKER_LIMIT",
+                    journal_limit
+                        .unwrap_or(burst_store::DEFAULT_JOURNAL_LIMIT)
+                        .to_string(),
+                )
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -260,8 +288,7 @@ fn processes_increment_without_losing_updates() {
     println!("file store: {PROCS} processes x {EACH} increments, {conflicts} conflicts retried");
 }
 
-/// Worker for `processes_increment_without_losing_updates` (run only by it, through the
-/// environment it sets).
+/// Worker for `increment_in_processes` (run only by it, through the environment it sets).
 #[test]
 #[ignore = "worker process of processes_increment_without_losing_updates"]
 fn worker_cas_increments() {
@@ -273,7 +300,11 @@ fn worker_cas_increments() {
         .unwrap()
         .parse()
         .unwrap();
-    let store = FileStore::new(dir);
+    let limit: u64 = std::env::var("BURST_STORE_WORKER_LIMIT")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let store = FileStore::with_journal_limit(dir, limit);
     let mut conflicts = 0u64;
     for _ in 0..count {
         loop {
