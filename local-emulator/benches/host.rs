@@ -224,6 +224,13 @@ async fn main() {
     println!("{n} x GET /api/status, concurrency {concurrency}");
     print("func-emulator -> burst-handler", &via);
     print("burst-handler directly", &straight);
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
+    println!(
+        "overhead (via / direct): p50 {:.2}x, p99 {:.2}x, throughput {:.2}x (target: latency <= 1.5x)",
+        ratio(via.p50, straight.p50),
+        ratio(via.p99, straight.p99),
+        straight.rps / via.rps.max(1e-9)
+    );
     println!(
         "func-emulator start -> first 200: {:.0} ms",
         startup.as_secs_f64() * 1000.0

@@ -110,7 +110,12 @@ fn start(
             }
         }
     }
-    let rt = match tokio::runtime::Runtime::new() {
+    // One thread: the host only routes and copies bytes, and on a small machine it shares the
+    // cores with the handler; a second worker mostly adds cross-thread wake-ups.
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("func-emulator: {e}");

@@ -261,8 +261,8 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             uuid::Uuid::new_v4(),
         );
         match invoke_json(&inner, f, payload, invocation).await {
-            Ok(Some(r)) => Ok(r),
-            Ok(None) => Ok(HttpOut::empty(200)),
+            Ok(Some(r)) => Ok(respond(r)),
+            Ok(None) => Ok(empty(200)),
             Err(e) => Err(e),
         }
     };
@@ -276,7 +276,7 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
                     f.name
                 ),
             );
-            respond(r)
+            r
         }
         Err(e) => {
             inner.log.host(
@@ -338,6 +338,16 @@ fn timed_out(inner: &Inner, function: &str, invocation: uuid::Uuid, generation: 
     inner.worker.restart(generation);
 }
 
+/// The forwarding-mode client: HTTP/1 to the handler on loopback, kept-alive connections.
+pub(crate) type Forwarder =
+    hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Body>;
+
+pub(crate) fn forwarder() -> Forwarder {
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_max_idle_per_host(64)
+        .build_http()
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn forward(
     inner: &Inner,
@@ -348,16 +358,15 @@ async fn forward(
     body: Vec<u8>,
     content_length: u64,
     invocation: uuid::Uuid,
-) -> Result<HttpOut, String> {
+) -> Result<Response, String> {
     let Ready { port, generation } = ready_port(inner).await?;
     let mut url = format!("http://127.0.0.1:{port}{path}");
     if !query.is_empty() {
         url.push('?');
         url.push_str(&payload::rebuild_query(query));
     }
-    let method =
-        reqwest::Method::from_bytes(parts.method.as_str().as_bytes()).map_err(|e| e.to_string())?;
-    let mut headers = reqwest::header::HeaderMap::new();
+    let uri: axum::http::Uri = url.parse().map_err(|e| format!("bad forward URL: {e}"))?;
+    let mut headers = HeaderMap::with_capacity(parts.headers.len() + 3);
     for (k, v) in &parts.headers {
         let name = k.as_str();
         if HOP_BY_HOP.contains(&name)
@@ -385,35 +394,35 @@ async fn forward(
     if let Ok(v) = HeaderValue::try_from(invocation.to_string()) {
         headers.insert("x-azure-functions-invocationid", v);
     }
-    let mut rb = inner.client.request(method, url).headers(headers);
-    if content_length > 0 {
-        rb = rb.body(body);
-    }
+    // Only a body that came with a Content-Length is passed on (a chunked one is dropped).
+    let body = if content_length > 0 {
+        if let Ok(v) = HeaderValue::try_from(body.len().to_string()) {
+            headers.insert("content-length", v);
+        }
+        Body::from(body)
+    } else {
+        Body::empty()
+    };
+    let mut request = axum::http::Request::new(body);
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    let client = inner.forwarder.clone();
     with_timeout(inner, function, invocation, generation, async move {
-        let r = rb
-            .send()
+        let r = client
+            .request(request)
             .await
             .map_err(|e| format!("handler unreachable: {e}"))?;
-        let status = r.status().as_u16();
-        let headers: Vec<(String, String)> = r
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        let body = r
-            .bytes()
+        let (mut head, incoming) = r.into_parts();
+        // The whole reply is read here, so a cut-off reply is a failed invocation.
+        let bytes = to_bytes(Body::new(incoming), BODY_LIMIT)
             .await
             .map_err(|e| format!("handler reply cut off: {e}"))?;
-        Ok(HttpOut {
-            status,
-            headers,
-            body: body.to_vec(),
-        })
+        for h in HOP_BY_HOP {
+            head.headers.remove(h);
+        }
+        head.headers.remove("content-length");
+        Ok(Response::from_parts(head, Body::from(bytes)))
     })
     .await
 }

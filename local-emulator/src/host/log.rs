@@ -45,7 +45,7 @@ impl HostLog {
 
     fn push(&self, level: Level, source: Source, text: &str) {
         if self.print {
-            let ts = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
+            let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             let tag = match (source, level) {
                 (Source::Worker, Level::Error) => "[handler:error] ",
                 (Source::Worker, Level::Warning) => "[handler:warn] ",
