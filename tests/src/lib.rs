@@ -265,7 +265,7 @@ impl Handler {
             .unwrap_or_else(|e| panic!("GET /api/status: {e}\n{}", self.logs()))
     }
 
-    /// The stored state document (`<state_dir>/<site>.json`).
+    /// The stored state document (read through the file store).
     pub fn state(&self) -> Value {
         stored_state(&self.state_dir)
     }
@@ -312,9 +312,9 @@ pub async fn site_status(client: &reqwest::Client, base: &str) -> Result<Value, 
 
 /// The state document in a file store directory (`Null` when nothing was saved yet).
 pub fn stored_state(dir: &Path) -> Value {
-    match std::fs::read(dir.join(format!("{SITE}.json"))) {
-        Ok(bytes) => serde_json::from_slice(&bytes).expect("state document is JSON"),
-        Err(_) => Value::Null,
+    match burst_store::FileStore::new(dir).load_blocking(SITE) {
+        Ok(Some(doc)) => serde_json::from_slice(&doc.bytes).expect("state document is JSON"),
+        _ => Value::Null,
     }
 }
 
