@@ -255,7 +255,13 @@ fn drill(paths: &[PathBuf], virtual_time: bool, json: bool, opts: &DrillOptions)
                     .unwrap_or("report");
                 path.with_file_name(format!("{stem}-{}.html", s.name))
             };
-            if let Err(e) = std::fs::write(&path, report::html(&run, &s.description, &samples)) {
+            // The report's folder is created if missing (e.g. `target/` before the first build).
+            let written = match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                Some(dir) => std::fs::create_dir_all(dir),
+                None => Ok(()),
+            }
+            .and_then(|()| std::fs::write(&path, report::html(&run, &s.description, &samples)));
+            if let Err(e) = written {
                 eprintln!("func-emulator: {}: {e}", path.display());
                 return ExitCode::from(1);
             }
