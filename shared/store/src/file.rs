@@ -129,13 +129,23 @@ impl FileStore {
             return read_checkpoint(&path);
         }
         let mut locked = self.lock(false)?;
-        self.catch_up(&mut locked.index)?;
-        match locked.index.docs.get(site) {
+        self.lookup(&mut locked.index, site, &path)
+    }
+
+    /// The latest document of `site`: the journal's (after catching up), else its checkpoint.
+    fn lookup(
+        &self,
+        index: &mut Index,
+        site: &str,
+        path: &Path,
+    ) -> Result<Option<Versioned>, StoreError> {
+        self.catch_up(index)?;
+        match index.docs.get(site) {
             Some((etag, bytes)) => Ok(Some(Versioned {
                 bytes: bytes.to_vec(),
                 etag: etag.clone(),
             })),
-            None => read_checkpoint(&path),
+            None => read_checkpoint(path),
         }
     }
 
@@ -149,17 +159,7 @@ impl FileStore {
         let index = self.inner.index.try_lock().ok()?;
         index.lock.as_ref()?.try_lock_shared().ok()?;
         let mut locked = Locked { index };
-        let index = &mut locked.index;
-        Some(
-            self.catch_up(index)
-                .and_then(|()| match index.docs.get(site) {
-                    Some((etag, bytes)) => Ok(Some(Versioned {
-                        bytes: bytes.to_vec(),
-                        etag: etag.clone(),
-                    })),
-                    None => read_checkpoint(&path),
-                }),
-        )
+        Some(self.lookup(&mut locked.index, site, &path))
     }
 
     /// [`StateStore::save`] without the async wrapper (for blocking callers).
@@ -179,7 +179,7 @@ impl FileStore {
         }
         let etag = etag_of(bytes);
         let journal_path = dir.join(JOURNAL);
-        let (file, seq) = {
+        let (file, seq, over_limit) = {
             let mut locked = self.lock(true)?;
             let index = &mut locked.index;
             self.catch_up(index)?;
@@ -205,7 +205,7 @@ impl FileStore {
             index
                 .docs
                 .insert(site.to_owned(), (etag.clone(), Arc::from(bytes)));
-            (file, seq)
+            (file, seq, index.offset > self.inner.journal_limit)
         };
         // Others may read and build on the new document now; their saves append after ours,
         // so the flush that makes theirs durable makes ours durable too.
@@ -213,10 +213,7 @@ impl FileStore {
             .group
             .wait_durable(&file, seq)
             .map_err(|e| io_error("sync", &journal_path, &e))?;
-        if file
-            .metadata()
-            .is_ok_and(|m| m.len() > self.inner.journal_limit)
-        {
+        if over_limit {
             self.compact_in_background();
         }
         Ok(etag)
@@ -336,23 +333,20 @@ impl FileStore {
             }
             Err(e) => return Err(io_error("read", &path, &e)),
         };
+        let mut len = meta.len();
         if index.journal.as_ref().map(|(_, ino)| *ino) != Some(meta.ino()) {
+            // Replaced by a compaction (or new): the opened file's own metadata counts, in
+            // case it was replaced again between the stat and the open.
             let file = open_journal(&path, false)?;
-            let ino = file
-                .metadata()
-                .map_err(|e| io_error("read", &path, &e))?
-                .ino();
-            index.journal = Some((Arc::new(file), ino));
+            let opened = file.metadata().map_err(|e| io_error("read", &path, &e))?;
+            len = opened.len();
+            index.journal = Some((Arc::new(file), opened.ino()));
             index.offset = 0;
             index.docs.clear();
         }
         let Some((file, _)) = &index.journal else {
             return Ok(());
         };
-        let len = file
-            .metadata()
-            .map_err(|e| io_error("read", &path, &e))?
-            .len();
         if len <= index.offset {
             return Ok(());
         }
