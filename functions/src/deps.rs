@@ -1,6 +1,7 @@
 //! What the function bodies need from the outside world, behind the ports' traits.
 
 use crate::settings::Settings;
+use crate::state_cache::StateCache;
 use burst_core::{Policy, Timestamp};
 use burst_ports::{DeviceList, HomeProbe, Migrator, Notifier, Scaler, StateStore};
 use std::sync::Arc;
@@ -22,6 +23,8 @@ pub struct Deps {
     pub devices: Option<Arc<dyn DeviceList>>,
     pub migrator: Option<Arc<dyn Migrator>>,
     pub clock: Clock,
+    /// Parsed states by version tag (saves the JSON parse on most loads).
+    pub parsed: StateCache,
 }
 
 impl std::fmt::Debug for Deps {

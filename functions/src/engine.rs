@@ -53,8 +53,12 @@ async fn load(
     match deps.store.load(site).await? {
         None => Ok((SiteState::new(site, now), None)),
         Some(v) => {
+            if let Some(state) = deps.parsed.get(site, &v.etag) {
+                return Ok((state, Some(v.etag)));
+            }
             let state =
                 SiteState::from_json(&v.bytes).map_err(|e| EngineError::Corrupt(e.to_string()))?;
+            deps.parsed.put(site, &v.etag, &state);
             Ok((state, Some(v.etag)))
         }
     }
@@ -79,7 +83,10 @@ async fn transact(
             .save(site, &out.state.to_json(), etag.as_deref())
             .await
         {
-            Ok(_) => return Ok((out, true)),
+            Ok(tag) => {
+                deps.parsed.put(site, &tag, &out.state);
+                return Ok((out, true));
+            }
             Err(StoreError::Conflict) => {
                 last = EngineError::Store(StoreError::Conflict);
                 tokio::task::yield_now().await;

@@ -10,4 +10,5 @@ pub mod jwt;
 pub mod logging;
 pub mod payloads;
 pub mod settings;
+pub mod state_cache;
 pub mod wiring;

@@ -71,6 +71,7 @@ pub async fn from_settings(get: Get<'_>) -> Result<Deps, WiringError> {
         devices,
         migrator,
         clock,
+        parsed: Default::default(),
     })
 }
 

@@ -78,6 +78,7 @@ pub async fn deps_from_settings(
         devices,
         migrator,
         clock,
+        parsed: Default::default(),
     })
 }
 

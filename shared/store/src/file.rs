@@ -25,18 +25,20 @@
 //! save computed from those bytes is as valid against one history as against the other.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, ErrorKind, Write};
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, ErrorKind, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use burst_ports::{StateStore, StoreError, Versioned};
 use sha2::{Digest, Sha256};
 
-use crate::journal::{self, GroupSync};
+use crate::group::GroupCommit;
+use crate::journal;
 use crate::site::{check_size, document_name, validate_site};
 
 /// The journal is compacted once it is larger than this (64 MiB: at a few saves a minute of
@@ -60,7 +62,7 @@ struct Inner {
     dir: PathBuf,
     journal_limit: u64,
     index: Mutex<Index>,
-    group: GroupSync,
+    group: GroupCommit,
     /// A background compaction is running.
     compacting: AtomicBool,
 }
@@ -76,6 +78,32 @@ struct Index {
     offset: u64,
     /// Sites with a record in the journal: their latest document and tag.
     docs: HashMap<String, (String, Arc<[u8]>)>,
+}
+
+/// A checked, framed save on its way to the journal.
+struct PendingSave {
+    site: String,
+    checkpoint: PathBuf,
+    expected: Option<String>,
+    etag: String,
+    bytes: Arc<[u8]>,
+    record: Vec<u8>,
+}
+
+/// A save in the journal, waiting for the flush numbered `seq`.
+struct Appended {
+    etag: String,
+    seq: u64,
+    over_limit: bool,
+}
+
+/// What [`FileStore::try_lock_now`] found.
+enum Now<'a> {
+    Locked(Locked<'a>),
+    /// Someone else holds the OS lock.
+    Busy,
+    /// No lock file: no save ever ran in this folder (shared attempts only).
+    NoJournal,
 }
 
 /// A locked index: the in-process mutex and the OS lock on `.journal.lock`.
@@ -105,7 +133,7 @@ impl FileStore {
                 dir: dir.into(),
                 journal_limit: bytes,
                 index: Mutex::new(Index::default()),
-                group: GroupSync::default(),
+                group: GroupCommit::default(),
                 compacting: AtomicBool::new(false),
             }),
         }
@@ -149,17 +177,20 @@ impl FileStore {
         }
     }
 
-    /// A load that runs now if it can take both locks without waiting (the usual case: the
-    /// index is in memory, the journal's new bytes in the page cache); `None` otherwise.
+    /// A load that runs now unless another process (or a compaction) holds the journal lock
+    /// (the usual case: the index is in memory, the journal's new bytes in the page cache).
     fn try_load_now(&self, site: &str) -> Option<Result<Option<Versioned>, StoreError>> {
         let path = match self.path(site) {
             Ok(p) => p,
             Err(e) => return Some(Err(e)),
         };
-        let index = self.inner.index.try_lock().ok()?;
-        index.lock.as_ref()?.try_lock_shared().ok()?;
-        let mut locked = Locked { index };
-        Some(self.lookup(&mut locked.index, site, &path))
+        match self.try_lock_now(false) {
+            Ok(Now::Locked(mut locked)) => Some(self.lookup(&mut locked.index, site, &path)),
+            // No save ever ran here: only checkpoints (written by hand) can exist.
+            Ok(Now::NoJournal) => Some(read_checkpoint(&path)),
+            Ok(Now::Busy) => None,
+            Err(e) => Some(Err(e)),
+        }
     }
 
     /// [`StateStore::save`] without the async wrapper (for blocking callers).
@@ -169,54 +200,94 @@ impl FileStore {
         bytes: &[u8],
         expected: Option<&str>,
     ) -> Result<String, StoreError> {
-        let path = self.path(site)?;
+        let save = self.prepare(site, bytes, expected)?;
+        let appended = {
+            let mut locked = self.lock(true)?;
+            self.append_locked(&mut locked.index, &save)?
+        };
+        self.inner
+            .group
+            .wait_blocking(appended.seq)
+            .map_err(|e| self.sync_error(&e))?;
+        Ok(self.saved(appended))
+    }
+
+    /// Checks and frames a save (no IO).
+    fn prepare(
+        &self,
+        site: &str,
+        bytes: &[u8],
+        expected: Option<&str>,
+    ) -> Result<PendingSave, StoreError> {
+        let checkpoint = self.path(site)?;
         check_size(bytes)?;
         let record = journal::encode(site, expected, bytes)
             .ok_or_else(|| StoreError::Refused("version tag too long".into()))?;
-        let dir = &self.inner.dir;
-        if !dir.is_dir() {
-            fs::create_dir_all(dir).map_err(|e| io_error("create", dir, &e))?;
+        Ok(PendingSave {
+            site: site.to_owned(),
+            checkpoint,
+            expected: expected.map(str::to_owned),
+            etag: etag_of(bytes),
+            bytes: Arc::from(bytes),
+            record,
+        })
+    }
+
+    /// An append that runs now unless another process (or a compaction) holds the journal
+    /// lock (`None` then).
+    fn try_append_now(&self, save: &PendingSave) -> Option<Result<Appended, StoreError>> {
+        match self.try_lock_now(true) {
+            Ok(Now::Locked(mut locked)) => Some(self.append_locked(&mut locked.index, save)),
+            Ok(Now::Busy | Now::NoJournal) => None,
+            Err(e) => Some(Err(e)),
         }
-        let etag = etag_of(bytes);
-        let journal_path = dir.join(JOURNAL);
-        let (file, seq, over_limit) = {
-            let mut locked = self.lock(true)?;
-            let index = &mut locked.index;
-            self.catch_up(index)?;
-            let current = match index.docs.get(site) {
-                Some((tag, _)) => Some(tag.clone()),
-                None => read_checkpoint(&path)?.map(|v| v.etag),
-            };
-            match (expected, current.as_deref()) {
-                (None, None) => {}
-                (Some(want), Some(have)) if want == have => {}
-                _ => return Err(StoreError::Conflict),
-            }
-            let file = match &index.journal {
-                Some((f, _)) => f.clone(),
-                None => self.create_journal(index)?,
-            };
-            let seq = self
-                .inner
-                .group
-                .append(&file, &record)
-                .map_err(|e| io_error("append to", &journal_path, &e))?;
-            index.offset += record.len() as u64;
-            index
-                .docs
-                .insert(site.to_owned(), (etag.clone(), Arc::from(bytes)));
-            (file, seq, index.offset > self.inner.journal_limit)
+    }
+
+    /// The compare-and-append, under both locks: the record is in the journal (and the
+    /// index) when this returns, not yet known to be on disk.
+    fn append_locked(&self, index: &mut Index, save: &PendingSave) -> Result<Appended, StoreError> {
+        self.catch_up(index)?;
+        let current = match index.docs.get(&save.site) {
+            Some((tag, _)) => Some(tag.clone()),
+            None => read_checkpoint(&save.checkpoint)?.map(|v| v.etag),
         };
+        match (save.expected.as_deref(), current.as_deref()) {
+            (None, None) => {}
+            (Some(want), Some(have)) if want == have => {}
+            _ => return Err(StoreError::Conflict),
+        }
+        let file = match &index.journal {
+            Some((f, _)) => f.clone(),
+            None => self.create_journal(index)?,
+        };
+        let seq = self
+            .inner
+            .group
+            .append(&file, &save.record)
+            .map_err(|e| io_error("append to", &self.inner.dir.join(JOURNAL), &e))?;
+        index.offset += save.record.len() as u64;
         // Others may read and build on the new document now; their saves append after ours,
         // so the flush that makes theirs durable makes ours durable too.
-        self.inner
-            .group
-            .wait_durable(&file, seq)
-            .map_err(|e| io_error("sync", &journal_path, &e))?;
-        if over_limit {
+        index
+            .docs
+            .insert(save.site.clone(), (save.etag.clone(), save.bytes.clone()));
+        Ok(Appended {
+            etag: save.etag.clone(),
+            seq,
+            over_limit: index.offset > self.inner.journal_limit,
+        })
+    }
+
+    /// After a durable append: starts a compaction if the journal is over its limit.
+    fn saved(&self, appended: Appended) -> String {
+        if appended.over_limit {
             self.compact_in_background();
         }
-        Ok(etag)
+        appended.etag
+    }
+
+    fn sync_error(&self, e: &io::Error) -> StoreError {
+        io_error("sync", &self.inner.dir.join(JOURNAL), e)
     }
 
     /// Writes every document of the journal to its checkpoint and empties the journal. Runs by
@@ -253,32 +324,36 @@ impl FileStore {
         }
         sync_dir(dir)?;
 
-        let mut locked = self.lock(true)?;
-        let index = &mut locked.index;
-        self.catch_up(index)?;
-        let Some((file, now_ino)) = &index.journal else {
-            return Ok(());
-        };
-        if *now_ino != ino {
+        // Every save waits from here: the lock is taken on a descriptor of its own, which
+        // conflicts with every other one, this process's index included. The index is not
+        // touched: it sees the new inode at its next look and rebuilds itself.
+        let lock_path = dir.join(JOURNAL_LOCK);
+        let exclusive = open_lock(&lock_path)?;
+        exclusive
+            .lock()
+            .map_err(|e| io_error("lock", &lock_path, &e))?;
+        let path = dir.join(JOURNAL);
+        let journal = File::open(&path).map_err(|e| io_error("open", &path, &e))?;
+        let meta = journal
+            .metadata()
+            .map_err(|e| io_error("read", &path, &e))?;
+        if meta.ino() != ino || meta.len() < upto {
             return Ok(()); // Not ours to replace (cannot happen under the compaction lock).
         }
-        let path = dir.join(JOURNAL);
-        let mut tail = vec![0u8; (index.offset - upto) as usize];
-        file.read_exact_at(&mut tail, upto)
-            .map_err(|e| io_error("read", &path, &e))?;
         let fresh = dir.join(JOURNAL_NEW);
+        // Copied in the kernel (copy_file_range): the tail can be megabytes under load.
+        let mut tail = journal;
+        tail.seek(SeekFrom::Start(upto))
+            .map_err(|e| io_error("read", &path, &e))?;
         File::create(&fresh)
             .and_then(|mut f| {
-                f.write_all(&tail)?;
+                io::copy(&mut tail.take(meta.len() - upto), &mut f)?;
                 f.sync_all()
             })
             .map_err(|e| io_error("create", &fresh, &e))?;
         fs::rename(&fresh, &path).map_err(|e| io_error("rename", &path, &e))?;
         sync_dir(dir)?;
-        index.journal = None;
-        index.offset = 0;
-        index.docs.clear();
-        drop(locked);
+        drop(exclusive);
         drop(compact_lock);
         Ok(())
     }
@@ -301,22 +376,66 @@ impl FileStore {
         }
     }
 
-    /// Takes the in-process mutex, then the OS lock (exclusive to save).
+    /// Takes the in-process mutex, then the OS lock (exclusive to save), waiting as long as
+    /// another process or a compaction holds the OS lock.
+    ///
+    /// The mutex is never held while waiting for the OS lock: async callers take the mutex
+    /// without yielding, so it must only ever be held for a catch-up and an append.
     fn lock(&self, exclusive: bool) -> Result<Locked<'_>, StoreError> {
-        let mut index = self
-            .inner
-            .index
-            .lock()
-            .map_err(|_| StoreError::Unavailable("file store lock poisoned".into()))?;
+        let path = self.inner.dir.join(JOURNAL_LOCK);
+        loop {
+            let mut index = self.index()?;
+            if index.lock.is_none() {
+                if exclusive {
+                    create_dir(&self.inner.dir)?;
+                }
+                index.lock = Some(open_lock(&path)?);
+            }
+            if let Some(l) = &index.lock
+                && try_os_lock(l, exclusive).map_err(|e| io_error("lock", &path, &e))?
+            {
+                return Ok(Locked { index });
+            }
+            drop(index);
+            // Wait for the holder on a descriptor of our own (a lock on another open file
+            // conflicts with ours), then try again.
+            let waiter = open_lock(&path)?;
+            let waited = if exclusive {
+                waiter.lock()
+            } else {
+                waiter.lock_shared()
+            };
+            waited.map_err(|e| io_error("lock", &path, &e))?;
+        }
+    }
+
+    /// [`FileStore::lock`] without waiting for the OS lock.
+    fn try_lock_now(&self, exclusive: bool) -> Result<Now<'_>, StoreError> {
+        let mut index = self.index()?;
         let path = self.inner.dir.join(JOURNAL_LOCK);
         if index.lock.is_none() {
+            if exclusive {
+                create_dir(&self.inner.dir)?;
+            } else if !path.exists() {
+                return Ok(Now::NoJournal);
+            }
             index.lock = Some(open_lock(&path)?);
         }
-        if let Some(l) = &index.lock {
-            let r = if exclusive { l.lock() } else { l.lock_shared() };
-            r.map_err(|e| io_error("lock", &path, &e))?;
+        let Some(lock) = &index.lock else {
+            return Ok(Now::Busy);
+        };
+        if try_os_lock(lock, exclusive).map_err(|e| io_error("lock", &path, &e))? {
+            Ok(Now::Locked(Locked { index }))
+        } else {
+            Ok(Now::Busy)
         }
-        Ok(Locked { index })
+    }
+
+    fn index(&self) -> Result<MutexGuard<'_, Index>, StoreError> {
+        self.inner
+            .index
+            .lock()
+            .map_err(|_| StoreError::Unavailable("file store lock poisoned".into()))
     }
 
     /// Applies what was appended since the last look; starts over when the journal was
@@ -353,11 +472,17 @@ impl FileStore {
         let mut buf = vec![0u8; (len - index.offset) as usize];
         file.read_exact_at(&mut buf, index.offset)
             .map_err(|e| io_error("read", &path, &e))?;
+        // Only each site's last record counts: copy that one alone.
+        let mut latest: HashMap<&str, &[u8]> = HashMap::new();
         for r in journal::scan(&buf) {
-            if validate_site(&r.site).is_ok() {
-                let etag = etag_of(&r.bytes);
-                index.docs.insert(r.site, (etag, Arc::from(r.bytes)));
+            if validate_site(r.site).is_ok() {
+                latest.insert(r.site, r.bytes);
             }
+        }
+        for (site, bytes) in latest {
+            index
+                .docs
+                .insert(site.to_owned(), (etag_of(bytes), Arc::from(bytes)));
         }
         index.offset = len;
         Ok(())
@@ -365,6 +490,7 @@ impl FileStore {
 
     fn create_journal(&self, index: &mut Index) -> Result<Arc<File>, StoreError> {
         let path = self.inner.dir.join(JOURNAL);
+        create_dir(&self.inner.dir)?;
         let file = open_journal(&path, true)?;
         sync_dir(&self.inner.dir)?;
         let ino = file
@@ -381,14 +507,13 @@ impl FileStore {
 #[async_trait]
 impl StateStore for FileStore {
     async fn load(&self, site: &str) -> Result<Option<Versioned>, StoreError> {
-        if let Some(done) = self.try_load_now(site) {
-            return done;
+        let mut pause = FIRST_PAUSE;
+        loop {
+            if let Some(done) = self.try_load_now(site) {
+                return done;
+            }
+            pause = wait_for_lock(pause).await;
         }
-        let store = self.clone();
-        let site = site.to_owned();
-        tokio::task::spawn_blocking(move || store.load_blocking(&site))
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("file store task failed: {e}")))?
     }
 
     async fn save(
@@ -397,15 +522,32 @@ impl StateStore for FileStore {
         bytes: &[u8],
         expected: Option<&str>,
     ) -> Result<String, StoreError> {
-        let store = self.clone();
-        let site = site.to_owned();
-        let bytes = bytes.to_vec();
-        let expected = expected.map(str::to_owned);
-        // Blocking: the lock waits and the flush must not stall the async workers.
-        tokio::task::spawn_blocking(move || store.save_blocking(&site, &bytes, expected.as_deref()))
+        let save = self.prepare(site, bytes, expected)?;
+        let mut pause = FIRST_PAUSE;
+        let appended = loop {
+            if let Some(done) = self.try_append_now(&save) {
+                break done?;
+            }
+            pause = wait_for_lock(pause).await;
+        };
+        self.inner
+            .group
+            .wait(appended.seq)
             .await
-            .map_err(|e| StoreError::Unavailable(format!("file store task failed: {e}")))?
+            .map_err(|e| self.sync_error(&e))?;
+        Ok(self.saved(appended))
     }
+}
+
+/// The first pause of an async caller that found the journal lock taken.
+const FIRST_PAUSE: Duration = Duration::from_micros(200);
+
+/// Async callers poll for the OS lock rather than block a thread on it: it is held by another
+/// process or by a compaction's last step (a few milliseconds), and a blocking thread per
+/// waiting request cost more (threads, and an allocator arena each) than polling.
+async fn wait_for_lock(pause: Duration) -> Duration {
+    tokio::time::sleep(pause).await;
+    (pause * 2).min(Duration::from_millis(5))
 }
 
 fn read_checkpoint(path: &Path) -> Result<Option<Versioned>, StoreError> {
@@ -436,6 +578,27 @@ fn open_lock(lock_path: &Path) -> Result<File, StoreError> {
         .truncate(false)
         .open(lock_path)
         .map_err(|e| io_error("open", lock_path, &e))
+}
+
+/// Takes the OS lock if it is free: `Ok(false)` when someone else holds it.
+fn try_os_lock(lock: &File, exclusive: bool) -> io::Result<bool> {
+    let r = if exclusive {
+        lock.try_lock()
+    } else {
+        lock.try_lock_shared()
+    };
+    match r {
+        Ok(()) => Ok(true),
+        Err(TryLockError::WouldBlock) => Ok(false),
+        Err(TryLockError::Error(e)) => Err(e),
+    }
+}
+
+fn create_dir(dir: &Path) -> Result<(), StoreError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).map_err(|e| io_error("create", dir, &e))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {

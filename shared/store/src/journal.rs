@@ -1,16 +1,11 @@
-//! The file store's journal: an append-only file of saved documents that makes a save durable
-//! with one `fdatasync` shared by every save waiting at that moment (group commit).
+//! The file store's journal format: an append-only file of saved documents (flushed by group
+//! commit, see `group.rs`).
 //!
 //! A record is `MAGIC`, the payload length (u32 LE), the payload, then the SHA-256 of the
 //! payload. The payload is: site length (u8), site, previous tag length (u8), previous tag,
 //! document bytes. A torn or foreign stretch (a crash in the middle of an append) fails its
 //! checksum; the scan then looks for the next `MAGIC` and goes on, so one bad record never
 //! hides the good ones after it.
-
-use std::fs::File;
-use std::io::{self, Write};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -21,13 +16,13 @@ const HASH_LEN: usize = 32;
 /// The largest payload a record can have: site and tags are under 256 bytes each.
 const MAX_PAYLOAD: usize = MAX_DOCUMENT_BYTES + 2 + 2 * 255;
 
-/// One record's content.
+/// One record's content, borrowed from the journal's bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Record {
-    pub site: String,
+pub(crate) struct Record<'a> {
+    pub site: &'a str,
     /// The tag the save expected (`None` for a create).
-    pub previous: Option<String>,
-    pub bytes: Vec<u8>,
+    pub previous: Option<&'a str>,
+    pub bytes: &'a [u8],
 }
 
 /// Encodes a record; `None` if the site or tag is too long to frame (never for checked input).
@@ -50,22 +45,22 @@ pub(crate) fn encode(site: &str, previous: Option<&str>, bytes: &[u8]) -> Option
     Some(out)
 }
 
-fn decode_payload(p: &[u8]) -> Option<Record> {
+fn decode_payload(p: &[u8]) -> Option<Record<'_>> {
     let (&site_len, rest) = p.split_first()?;
     let (site, rest) = rest.split_at_checked(usize::from(site_len))?;
     let (&prev_len, rest) = rest.split_first()?;
     let (prev, bytes) = rest.split_at_checked(usize::from(prev_len))?;
     Some(Record {
-        site: String::from_utf8(site.to_vec()).ok()?,
+        site: std::str::from_utf8(site).ok()?,
         previous: (!prev.is_empty())
-            .then(|| String::from_utf8(prev.to_vec()).ok())
+            .then(|| std::str::from_utf8(prev).ok())
             .flatten(),
-        bytes: bytes.to_vec(),
+        bytes,
     })
 }
 
 /// Every intact record of a journal, in order. Damaged stretches are skipped.
-pub(crate) fn scan(data: &[u8]) -> Vec<Record> {
+pub(crate) fn scan(data: &[u8]) -> Vec<Record<'_>> {
     let mut out = Vec::new();
     let mut at = 0;
     while at + 8 <= data.len() {
@@ -93,46 +88,6 @@ pub(crate) fn scan(data: &[u8]) -> Vec<Record> {
     out
 }
 
-/// Group commit: appends are numbered as they complete; one `fdatasync` covers every append
-/// numbered before it started, so a save waiting behind another's sync often finds itself
-/// already covered.
-#[derive(Debug, Default)]
-pub(crate) struct GroupSync {
-    appended: AtomicU64,
-    synced: Mutex<u64>,
-}
-
-impl GroupSync {
-    /// Appends one record with a single `write` (O_APPEND: never interleaved with other
-    /// appends); returns the append's number for [`GroupSync::wait_durable`].
-    pub fn append(&self, file: &File, record: &[u8]) -> io::Result<u64> {
-        let n = (&*file).write(record)?;
-        if n != record.len() {
-            // The partial record fails its checksum and is skipped by every scan.
-            return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                format!("short journal write ({n} of {} bytes)", record.len()),
-            ));
-        }
-        Ok(self.appended.fetch_add(1, Ordering::SeqCst) + 1)
-    }
-
-    /// Returns once append number `seq` is on disk.
-    pub fn wait_durable(&self, file: &File, seq: u64) -> io::Result<()> {
-        let mut synced = self
-            .synced
-            .lock()
-            .map_err(|_| io::Error::other("journal sync lock poisoned"))?;
-        if *synced >= seq {
-            return Ok(());
-        }
-        let covered = self.appended.load(Ordering::SeqCst);
-        file.sync_data()?;
-        *synced = covered;
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,10 +110,7 @@ mod tests {
         assert_eq!(got[0].bytes, b"{\"n\":1}");
         assert_eq!(got[0].previous, None);
         assert_eq!(got[1].bytes, b"{\"n\":2}");
-        assert_eq!(
-            got[1].previous.as_deref(),
-            Some(etag_of(b"{\"n\":1}").as_str())
-        );
+        assert_eq!(got[1].previous, Some(etag_of(b"{\"n\":1}").as_str()));
         assert_eq!(got[2].site, "lab");
         assert!(got[2].bytes.is_empty());
     }

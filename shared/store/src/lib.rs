@@ -20,6 +20,7 @@
 mod blob;
 mod config;
 mod file;
+mod group;
 mod journal;
 mod site;
 
