@@ -32,7 +32,8 @@ pub enum EngineError {
 /// What an invocation did.
 #[derive(Debug, Clone)]
 pub struct Applied {
-    pub state: SiteState,
+    /// The state after the invocation (shared with the parsed-state cache).
+    pub state: Arc<SiteState>,
     /// The input was seen before (same event id / hash): nothing changed.
     pub duplicate: bool,
     pub actions: Vec<Action>,
@@ -58,25 +59,35 @@ async fn load(
             }
             let state =
                 SiteState::from_json(&v.bytes).map_err(|e| EngineError::Corrupt(e.to_string()))?;
-            deps.parsed.put(site, &v.etag, &state);
+            deps.parsed.put(site, &v.etag, Arc::new(state.clone()));
             Ok((state, Some(v.etag)))
         }
     }
 }
 
-/// Runs one step under CAS: `f` gets the freshly loaded state (and may refuse).
+/// A step that was saved (or needed no save).
+struct Stepped {
+    state: Arc<SiteState>,
+    actions: Vec<Action>,
+}
+
+/// Runs one step under CAS: `f` gets the freshly loaded state (and may refuse) and says
+/// whether the state changed.
 async fn transact(
     deps: &Deps,
     site: &str,
     mut f: impl FnMut(SiteState, Timestamp) -> Result<(Step, bool), EngineError>,
-) -> Result<(Step, bool), EngineError> {
+) -> Result<Stepped, EngineError> {
     let mut last = EngineError::Store(StoreError::Conflict);
     for _ in 0..CAS_ATTEMPTS {
         let now = deps.now();
         let (state, etag) = load(deps, site, now).await?;
         let (out, changed) = f(state, now)?;
         if !changed {
-            return Ok((out, false));
+            return Ok(Stepped {
+                state: Arc::new(out.state),
+                actions: out.actions,
+            });
         }
         match deps
             .store
@@ -84,8 +95,12 @@ async fn transact(
             .await
         {
             Ok(tag) => {
-                deps.parsed.put(site, &tag, &out.state);
-                return Ok((out, true));
+                let state = Arc::new(out.state);
+                deps.parsed.put(site, &tag, state.clone());
+                return Ok(Stepped {
+                    state,
+                    actions: out.actions,
+                });
             }
             Err(StoreError::Conflict) => {
                 last = EngineError::Store(StoreError::Conflict);
@@ -106,7 +121,7 @@ pub async fn apply(
 ) -> Result<Applied, EngineError> {
     let policy = deps.policy.clone();
     let mut duplicate = false;
-    let (out, _) = transact(deps, site, |mut state, now| {
+    let out = transact(deps, site, |mut state, now| {
         if let Some(t) = &token
             && !remember_token(&mut state, &t.jti, t.until, now, &policy)
         {
@@ -132,7 +147,7 @@ pub async fn apply(
         actions = Vec::new();
         for outcome in outcomes {
             let input = Input::Outcome(outcome);
-            let (out, _) = transact(deps, site, |s, now| {
+            let out = transact(deps, site, |s, now| {
                 Ok((step(s, &input, now, &policy), true))
             })
             .await?;

@@ -5,14 +5,14 @@
 
 use burst_core::SiteState;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Sites kept; past this the cache starts over (a deployment serves a handful of sites).
 const MAX_SITES: usize = 1024;
 
 #[derive(Debug, Default)]
 pub struct StateCache {
-    sites: Mutex<HashMap<String, (String, SiteState)>>,
+    sites: Mutex<HashMap<String, (String, Arc<SiteState>)>>,
 }
 
 impl StateCache {
@@ -20,13 +20,13 @@ impl StateCache {
     pub fn get(&self, site: &str, tag: &str) -> Option<SiteState> {
         let sites = self.sites.lock().ok()?;
         match sites.get(site) {
-            Some((t, state)) if t == tag => Some(state.clone()),
+            Some((t, state)) if t == tag => Some(SiteState::clone(state)),
             _ => None,
         }
     }
 
     /// Remembers `state` as version `tag` of `site`.
-    pub fn put(&self, site: &str, tag: &str, state: &SiteState) {
+    pub fn put(&self, site: &str, tag: &str, state: Arc<SiteState>) {
         let Ok(mut sites) = self.sites.lock() else {
             return;
         };
@@ -37,10 +37,10 @@ impl StateCache {
             Some(entry) => {
                 entry.0.clear();
                 entry.0.push_str(tag);
-                entry.1.clone_from(state);
+                entry.1 = state;
             }
             None => {
-                sites.insert(site.to_owned(), (tag.to_owned(), state.clone()));
+                sites.insert(site.to_owned(), (tag.to_owned(), state));
             }
         }
     }
@@ -56,13 +56,13 @@ mod tests {
         let cache = StateCache::default();
         let s = SiteState::new("home", Timestamp::from_millis(1));
         assert_eq!(cache.get("home", "a"), None);
-        cache.put("home", "a", &s);
+        cache.put("home", "a", Arc::new(s.clone()));
         assert_eq!(cache.get("home", "a"), Some(s.clone()));
         assert_eq!(cache.get("home", "b"), None);
         assert_eq!(cache.get("lab", "a"), None);
         let mut t = s.clone();
         t.incidents_opened += 1;
-        cache.put("home", "b", &t);
+        cache.put("home", "b", Arc::new(t.clone()));
         assert_eq!(cache.get("home", "a"), None);
         assert_eq!(cache.get("home", "b"), Some(t));
     }
@@ -70,9 +70,9 @@ mod tests {
     #[test]
     fn stays_bounded() {
         let cache = StateCache::default();
-        let s = SiteState::new("x", Timestamp::from_millis(1));
+        let s = Arc::new(SiteState::new("x", Timestamp::from_millis(1)));
         for i in 0..=MAX_SITES {
-            cache.put(&format!("s{i}"), "t", &s);
+            cache.put(&format!("s{i}"), "t", s.clone());
         }
         let n = cache.sites.lock().map(|m| m.len()).unwrap_or(usize::MAX);
         assert!(n <= MAX_SITES, "{n}");
