@@ -45,6 +45,9 @@ use crate::site::{check_size, document_name, validate_site};
 /// ~15 KB documents, about a day of saves).
 pub const DEFAULT_JOURNAL_LIMIT: u64 = 64 * 1024 * 1024;
 
+/// How much of the journal a catch-up reads at a time.
+const CATCH_UP_PIECE: u64 = 1 << 20;
+
 const JOURNAL: &str = ".journal";
 const JOURNAL_NEW: &str = ".journal.new";
 const JOURNAL_LOCK: &str = ".journal.lock";
@@ -469,20 +472,30 @@ impl FileStore {
         if len <= index.offset {
             return Ok(());
         }
-        let mut buf = vec![0u8; (len - index.offset) as usize];
-        file.read_exact_at(&mut buf, index.offset)
-            .map_err(|e| io_error("read", &path, &e))?;
-        // Only each site's last record counts: copy that one alone.
-        let mut latest: HashMap<&str, &[u8]> = HashMap::new();
-        for r in journal::scan(&buf) {
-            if validate_site(r.site).is_ok() {
-                latest.insert(r.site, r.bytes);
+        // Read in pieces: after a compaction under load, the new journal can hold megabytes.
+        let mut read_to = index.offset;
+        let mut carry: Vec<u8> = Vec::new();
+        while read_to < len {
+            let n = (len - read_to).min(CATCH_UP_PIECE) as usize;
+            let start = carry.len();
+            carry.resize(start + n, 0);
+            file.read_exact_at(&mut carry[start..], read_to)
+                .map_err(|e| io_error("read", &path, &e))?;
+            read_to += n as u64;
+            let (records, used) = journal::scan_part(&carry, read_to < len);
+            // Only each site's last record counts: copy that one alone.
+            let mut latest: HashMap<&str, &[u8]> = HashMap::new();
+            for r in records {
+                if validate_site(r.site).is_ok() {
+                    latest.insert(r.site, r.bytes);
+                }
             }
-        }
-        for (site, bytes) in latest {
-            index
-                .docs
-                .insert(site.to_owned(), (etag_of(bytes), Arc::from(bytes)));
+            for (site, bytes) in latest {
+                index
+                    .docs
+                    .insert(site.to_owned(), (etag_of(bytes), Arc::from(bytes)));
+            }
+            carry.drain(..used);
         }
         index.offset = len;
         Ok(())

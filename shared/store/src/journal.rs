@@ -60,7 +60,15 @@ fn decode_payload(p: &[u8]) -> Option<Record<'_>> {
 }
 
 /// Every intact record of a journal, in order. Damaged stretches are skipped.
+#[cfg(test)]
 pub(crate) fn scan(data: &[u8]) -> Vec<Record<'_>> {
+    scan_part(data, false).0
+}
+
+/// [`scan`] of a stretch that may be followed by more bytes (`more`): the scan then stops at a
+/// record that does not end within `data`, and returns where it stopped, so the caller can read
+/// on from there. Without `more`, such a record counts as damaged and the offset is the end.
+pub(crate) fn scan_part(data: &[u8], more: bool) -> (Vec<Record<'_>>, usize) {
     let mut out = Vec::new();
     let mut at = 0;
     while at + 8 <= data.len() {
@@ -71,7 +79,14 @@ pub(crate) fn scan(data: &[u8]) -> Vec<Record<'_>> {
         let len = u32::from_le_bytes([data[at + 4], data[at + 5], data[at + 6], data[at + 7]]);
         let len = len as usize;
         let end = at + 8 + len + HASH_LEN;
-        if len > MAX_PAYLOAD || end > data.len() {
+        if len > MAX_PAYLOAD {
+            at += 1;
+            continue;
+        }
+        if end > data.len() {
+            if more {
+                return (out, at);
+            }
             at += 1;
             continue;
         }
@@ -85,7 +100,7 @@ pub(crate) fn scan(data: &[u8]) -> Vec<Record<'_>> {
             None => at += 1,
         }
     }
-    out
+    if more { (out, at) } else { (out, data.len()) }
 }
 
 #[cfg(test)]
@@ -113,6 +128,35 @@ mod tests {
         assert_eq!(got[1].previous, Some(etag_of(b"{\"n\":1}").as_str()));
         assert_eq!(got[2].site, "lab");
         assert!(got[2].bytes.is_empty());
+    }
+
+    #[test]
+    fn scanning_in_pieces_finds_what_one_scan_finds() {
+        let mut data = Vec::new();
+        for i in 0..20u8 {
+            data.extend_from_slice(
+                &encode("home", None, &vec![b'a' + i; 50 + usize::from(i)]).unwrap(),
+            );
+            if i == 7 {
+                data.extend_from_slice(b"BJR1\x10\x00\x00\x00torn");
+            }
+        }
+        let whole: Vec<Vec<u8>> = scan(&data).iter().map(|r| r.bytes.to_vec()).collect();
+        assert_eq!(whole.len(), 20);
+        for piece in [1, 7, 64, 100, 1000] {
+            let mut found = Vec::new();
+            let mut carry: Vec<u8> = Vec::new();
+            let mut read = 0;
+            while read < data.len() {
+                let n = piece.min(data.len() - read);
+                carry.extend_from_slice(&data[read..read + n]);
+                read += n;
+                let (records, used) = scan_part(&carry, read < data.len());
+                found.extend(records.iter().map(|r| r.bytes.to_vec()));
+                carry.drain(..used);
+            }
+            assert_eq!(found, whole, "pieces of {piece}");
+        }
     }
 
     #[test]
