@@ -11,9 +11,11 @@ mod support;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use support::nut::{NotifyCall, NutSim, nut_available, scenario};
+use burst_test_support::nut::{
+    NotifyCall, NutSim, has_token, nut_available, scenario, sorted_types,
+};
 use support::receiver::Accepted;
-use support::{AGENT, Harness, has_token};
+use support::{AGENT, Harness};
 
 /// Pairs the k-th nut-sim call of each type with the k-th accepted event of that type (in
 /// `at` order); prints and returns the latency NOTIFYCMD call → accepted, in ms.
@@ -51,12 +53,6 @@ fn latencies(label: &str, calls: &[NotifyCall], accepted: &[Accepted]) -> Vec<(S
         );
     }
     out
-}
-
-fn types_of(calls: &[NotifyCall]) -> Vec<String> {
-    let mut v: Vec<String> = calls.iter().map(|c| c.notifytype.clone()).collect();
-    v.sort();
-    v
 }
 
 fn accepted_types(accepted: &[Accepted]) -> Vec<String> {
@@ -108,30 +104,20 @@ async fn outage_every_notify_arrives_exactly_once() {
         return;
     }
     let h = Harness::new().await;
-    let hook = h.write_hook();
-    let sim = NutSim::start(
-        &h.tmp.path().join("nut"),
-        &scenario("outage.seq"),
-        60,
-        &["--notify-cmd", hook.to_str().unwrap()],
-    )
-    .await;
-    assert!(
-        sim.wait_notify("ONLINE", 1, Duration::from_secs(40)).await,
-        "{}",
-        sim.log("upsmon.log")
-    );
+    let sim = h.start_nut("outage.seq", 60, &[]).await;
+    sim.expect_notify("ONLINE", 1, Duration::from_secs(40))
+        .await;
     let (calls, accepted) = settle(&h, &sim).await;
     let hook_log = sim.log("notify-cmd.log");
 
     assert_eq!(
-        types_of(&calls),
+        sorted_types(&calls),
         ["LOWBATT", "ONBATT", "ONLINE"],
         "what upsmon reported for outage.seq"
     );
     assert_eq!(
         accepted_types(&accepted),
-        types_of(&calls),
+        sorted_types(&calls),
         "{}\n{hook_log}",
         h.receiver.describe()
     );
@@ -161,29 +147,10 @@ async fn flapping_every_notify_arrives_exactly_once() {
         return;
     }
     let h = Harness::new().await;
-    let hook = h.write_hook();
-    let sim = NutSim::start(
-        &h.tmp.path().join("nut"),
-        &scenario("flap.seq"),
-        75,
-        &["--notify-cmd", hook.to_str().unwrap()],
-    )
-    .await;
+    let sim = h.start_nut("flap.seq", 75, &[]).await;
     // flap.seq's last change (back on line) is at 19 s.
-    let end = tokio::time::Instant::now() + Duration::from_secs(45);
-    while !sim
-        .notifies()
-        .await
-        .iter()
-        .any(|c| c.notifytype == "ONLINE" && c.t_rel > 18.0)
-    {
-        assert!(
-            tokio::time::Instant::now() < end,
-            "no final ONLINE: {}",
-            sim.log("upsmon.log")
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    sim.expect_notify_after("ONLINE", 18.0, Duration::from_secs(45))
+        .await;
     let (calls, accepted) = settle(&h, &sim).await;
 
     let onbatt = calls.iter().filter(|c| c.notifytype == "ONBATT").count();
@@ -195,7 +162,7 @@ async fn flapping_every_notify_arrives_exactly_once() {
     );
     assert_eq!(
         accepted_types(&accepted),
-        types_of(&calls),
+        sorted_types(&calls),
         "{}",
         h.receiver.describe()
     );
@@ -248,11 +215,8 @@ async fn network_down_during_the_outage_then_back() {
     .await;
     std::fs::write(&config, toml_for(&sim.port.to_string())).unwrap();
 
-    assert!(
-        sim.wait_notify("LOWBATT", 1, Duration::from_secs(30)).await,
-        "{}",
-        sim.log("upsmon.log")
-    );
+    sim.expect_notify("LOWBATT", 1, Duration::from_secs(30))
+        .await;
     let end = tokio::time::Instant::now() + Duration::from_secs(15);
     while h.spooled().len() < 2 {
         assert!(
@@ -296,7 +260,8 @@ async fn network_down_during_the_outage_then_back() {
 
     // Power back: upsmon's ONLINE hook delivers directly.
     sim.run("set", &["ups.status", "OL CHRG"]).await;
-    assert!(sim.wait_notify("ONLINE", 1, Duration::from_secs(20)).await);
+    sim.expect_notify("ONLINE", 1, Duration::from_secs(20))
+        .await;
     let (calls, _) = settle(&h, &sim).await;
 
     let got = h.receiver.accepted();
@@ -344,27 +309,17 @@ async fn commloss_is_unknown_power_not_a_power_loss() {
         return;
     }
     let h = Harness::new().await;
-    let hook = h.write_hook();
-    let sim = NutSim::start(
-        &h.tmp.path().join("nut"),
-        &scenario("hold-ol.seq"),
-        75,
-        &["--notify-cmd", hook.to_str().unwrap(), "--nocommwarn", "3"],
-    )
-    .await;
+    let sim = h.start_nut("hold-ol.seq", 75, &["--nocommwarn", "3"]).await;
     // upsd gone for 10 s: upsmon reports COMMBAD, then NOCOMM, then COMMOK.
     sim.run("commloss", &["10", "upsd"]).await;
-    assert!(
-        sim.wait_notify("COMMOK", 1, Duration::from_secs(30)).await,
-        "{}",
-        sim.log("upsmon.log")
-    );
+    sim.expect_notify("COMMOK", 1, Duration::from_secs(30))
+        .await;
     let (calls, accepted) = settle(&h, &sim).await;
 
     assert!(calls.iter().any(|c| c.notifytype == "COMMBAD"), "{calls:?}");
     assert_eq!(
         accepted_types(&accepted),
-        types_of(&calls),
+        sorted_types(&calls),
         "{}",
         h.receiver.describe()
     );

@@ -7,8 +7,8 @@ mod support;
 use std::time::Duration;
 
 use burst_agent::upsd::{UpsName, UpsdClient, UpsdError, snapshot};
+use burst_test_support::nut::{NutSim, nut_available, nut_sim, scenario};
 use support::fake_upsd::{Behaviour, FakeUpsd};
-use support::nut::{NutSim, nut_available, scenario};
 
 const T: Duration = Duration::from_secs(3);
 
@@ -122,7 +122,7 @@ async fn real_upsd_replies_and_errors() {
     // Frozen driver: upsd says DATA-STALE once MAXAGE (3 s) has passed.
     let sim_dir = sim.dir.clone();
     let freeze = tokio::spawn(async move {
-        tokio::process::Command::new(support::nut::nut_sim())
+        tokio::process::Command::new(nut_sim())
             .arg("commloss")
             .arg(&sim_dir)
             .args(["8", "driver"])

@@ -1,19 +1,25 @@
 //! Shared support for the end-to-end tests: the other crates' binaries (located next to the
 //! test executable, built on first use), `burst-handler` as a process with a file state store,
-//! a site harness (key pair from `burst-agent keygen`, the agent's settings, a NOTIFYCMD
-//! wrapper), a real NUT stack through `scripts/nut-sim.sh`, and a watcher that polls
-//! `GET /api/status` to see when the function's state changes, and a small Kubernetes API
-//! stand-in that lists nodes (the heartbeat's inside view).
+//! a site harness (key pair from `burst-agent keygen` on top of the agent's setup), a watcher
+//! that polls `GET /api/status` to see when the function's state changes, and a small
+//! Kubernetes API stand-in that lists nodes (the heartbeat's inside view).
+//!
+//! The agent's setup and the real NUT stack come from `burst-test-support` (shared with
+//! `burst-agent`'s own tests) and are re-exported here.
 //!
 //! Every process started here is stopped by its PID when its guard is dropped; every wait is
 //! bounded.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub use burst_test_support::agent::{AgentSetup, Run};
+pub use burst_test_support::nut::{
+    NotifyCall, NutSim, has_token, nut_available, nut_sim, scenario, sorted_types,
+};
+pub use burst_test_support::{free_port, json_files, repo_root, set_executable};
 use serde_json::Value;
 
 /// The site id the function watches and the agent signs as (`iss`).
@@ -24,14 +30,6 @@ pub const FUNCTION_KEY: &str = "e2e-function-key";
 pub const POLL: Duration = Duration::from_millis(20);
 
 // ------------------------------------------------------------------ binaries
-
-/// The workspace root (this crate lives in `<root>/tests`).
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from(".."))
-}
 
 /// `target/<profile>`: the test executable is `target/<profile>/deps/<name>-<hash>`.
 fn profile_dir() -> PathBuf {
@@ -150,36 +148,6 @@ pub fn now_epoch() -> f64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-pub fn set_executable(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-}
-
-/// `*.json` files in a directory (not hidden ones, not sub-folders), sorted.
-pub fn json_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.extension().is_some_and(|x| x == "json")
-                        && !p
-                            .file_name()
-                            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
 }
 
 // ------------------------------------------------------------------ the function app
@@ -355,17 +323,30 @@ pub fn mode_changes(site: &Value) -> Vec<(String, String)> {
 
 // ------------------------------------------------------------------ the site (agent side)
 
-/// A temp dir with a key pair made by `burst-agent keygen`, a spool, an empty agent config
-/// file, and the agent's settings (`BURST_AGENT_*`) for a function at `port`.
+/// The agent's side of the site (temp dir, spool, settings, NOTIFYCMD wrapper; see
+/// [`AgentSetup`]) with a key pair made by `burst-agent keygen`, for a function at `port`.
 #[derive(Debug)]
 pub struct Site {
-    pub tmp: tempfile::TempDir,
+    pub setup: AgentSetup,
     /// The function's port (fixed up front: the NOTIFYCMD wrapper names it before the
     /// function runs).
     pub port: u16,
     pub public_pem: String,
-    pub env: BTreeMap<String, String>,
-    pub config: PathBuf,
+}
+
+/// A site is its agent's setup plus the function's end: `site.tmp`, `site.set(..)`,
+/// `site.agent(..)`, `site.write_hook()` read as they say.
+impl std::ops::Deref for Site {
+    type Target = AgentSetup;
+    fn deref(&self) -> &AgentSetup {
+        &self.setup
+    }
+}
+
+impl std::ops::DerefMut for Site {
+    fn deref_mut(&mut self) -> &mut AgentSetup {
+        &mut self.setup
+    }
 }
 
 impl Site {
@@ -391,55 +372,18 @@ impl Site {
             "{public_pem}"
         );
         let port = free_port();
-        let config = tmp.path().join("agent.toml");
-        std::fs::write(&config, "# settings come from BURST_AGENT_* here\n").expect("config");
-        let mut env = BTreeMap::new();
-        for (k, v) in [
-            ("BURST_AGENT_SITE_ID", SITE.to_string()),
-            ("BURST_AGENT_BASE_URL", format!("http://127.0.0.1:{port}")),
-            ("BURST_AGENT_FUNCTION_KEY", FUNCTION_KEY.to_string()),
-            ("BURST_AGENT_ED25519_KEY_FILE", key.display().to_string()),
-            (
-                "BURST_AGENT_SPOOL_DIR",
-                tmp.path().join("spool").display().to_string(),
-            ),
-            ("BURST_AGENT_NOTIFY_BUDGET_MS", "3000".to_string()),
-            ("BURST_AGENT_HEARTBEAT_BUDGET_MS", "6000".to_string()),
-            ("BURST_AGENT_HTTP_TIMEOUT_MS", "2000".to_string()),
-            ("BURST_AGENT_UPSD_TIMEOUT_MS", "1500".to_string()),
-            ("BURST_AGENT_KUBE_SOURCE", "none".to_string()),
-            ("BURST_AGENT_LOG", "debug".to_string()),
-        ] {
-            env.insert(k.to_string(), v);
-        }
+        let base_url = format!("http://127.0.0.1:{port}");
+        let mut setup = AgentSetup::new(tmp, agent_bin(), SITE, FUNCTION_KEY, &base_url);
+        setup.set("BURST_AGENT_ED25519_KEY_FILE", &key.display().to_string());
         Site {
-            tmp,
+            setup,
             port,
             public_pem,
-            env,
-            config,
         }
-    }
-
-    pub fn set(&mut self, key: &str, value: &str) {
-        self.env.insert(key.to_string(), value.to_string());
     }
 
     pub fn state_dir(&self) -> PathBuf {
         self.tmp.path().join("state")
-    }
-
-    pub fn spool_dir(&self) -> PathBuf {
-        PathBuf::from(&self.env["BURST_AGENT_SPOOL_DIR"])
-    }
-
-    /// Events waiting in the agent's spool.
-    pub fn spooled(&self) -> Vec<PathBuf> {
-        json_files(&self.spool_dir())
-    }
-
-    pub fn rejected(&self) -> Vec<PathBuf> {
-        json_files(&self.spool_dir().join("rejected"))
     }
 
     /// Starts the function on this site's port and state dir.
@@ -452,289 +396,6 @@ impl Site {
             &self.tmp.path().join("handler.log"),
         )
         .await
-    }
-
-    /// Runs `burst-agent --config <empty file> ARGS` with only PATH and the site's settings
-    /// (plus `extra`); bounded by `limit`.
-    pub async fn agent(&self, args: &[&str], extra: &[(&str, &str)], limit: Duration) -> Run {
-        let started = Instant::now();
-        let child = tokio::process::Command::new(agent_bin())
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(&self.env)
-            .envs(extra.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("run burst-agent");
-        let out = tokio::time::timeout(limit, child.wait_with_output())
-            .await
-            .unwrap_or_else(|_| panic!("burst-agent {args:?} ran over {limit:?}"))
-            .expect("burst-agent output");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            elapsed: started.elapsed(),
-        }
-    }
-
-    /// A NOTIFYCMD wrapper: exports the site's settings and execs `burst-agent notify`.
-    /// upsmon gives its hook only its own environment, so this is how the hook gets its
-    /// settings without a config file.
-    pub fn write_hook(&self) -> PathBuf {
-        let mut s = String::from("#!/bin/sh\n# NOTIFYCMD wrapper for the end-to-end tests\n");
-        for (k, v) in &self.env {
-            s.push_str(&format!("export {k}='{v}'\n"));
-        }
-        s.push_str(&format!(
-            "exec '{}' --config '{}' notify \"$@\"\n",
-            agent_bin().display(),
-            self.config.display()
-        ));
-        let path = self.tmp.path().join("notify-hook.sh");
-        std::fs::write(&path, s).expect("write hook");
-        set_executable(&path);
-        path
-    }
-}
-
-/// The outcome of one agent run.
-#[derive(Debug)]
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-    pub elapsed: Duration,
-}
-
-// ------------------------------------------------------------------ NUT
-
-/// Directories nut-sim.sh looks in for the real (ELF) daemons.
-const NUT_BIN_DIRS: &[&str] = &[
-    "/lib/nut",
-    "/usr/lib/nut",
-    "/usr/libexec/nut",
-    "/usr/sbin",
-    "/sbin",
-    "/usr/bin",
-    "/bin",
-    "/usr/local/ups/sbin",
-    "/usr/local/ups/bin",
-    "/usr/local/sbin",
-    "/usr/local/bin",
-];
-
-fn has_elf(name: &str) -> bool {
-    NUT_BIN_DIRS.iter().any(|d| {
-        std::fs::read(Path::new(d).join(name))
-            .map(|b| b.starts_with(b"\x7fELF"))
-            .unwrap_or(false)
-    })
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
-/// True if a real NUT stack can run here. Otherwise: with `CI` set, fails the test with a
-/// clear message; without it, prints a notice and returns false (the caller returns early).
-pub fn nut_available(test: &str) -> bool {
-    let why = if !nut_sim().is_file() {
-        Some("scripts/nut-sim.sh is missing")
-    } else if !has_elf("upsd") || !has_elf("upsmon") || !has_elf("dummy-ups") {
-        Some("the NUT daemons (upsd, upsmon, dummy-ups) are not installed")
-    } else if !is_root() {
-        Some("nut-sim.sh must run as root")
-    } else {
-        None
-    };
-    match why {
-        None => true,
-        Some(why) => {
-            let msg = format!(
-                "{test} needs a real NUT stack, but {why}. Install it with \
-                 `scripts/install-test-deps` (apt-get install nut-server nut-client) and run as root."
-            );
-            if std::env::var_os("CI").is_some() {
-                panic!("{msg}");
-            }
-            eprintln!("SKIPPED: {msg}");
-            false
-        }
-    }
-}
-
-pub fn nut_sim() -> PathBuf {
-    repo_root().join("scripts/nut-sim.sh")
-}
-
-/// A scenario from `scripts/nut/`.
-pub fn scenario(name: &str) -> PathBuf {
-    repo_root().join("scripts/nut").join(name)
-}
-
-/// One NOTIFYCMD call as nut-sim recorded it.
-#[derive(Clone, Debug)]
-pub struct NotifyCall {
-    /// Epoch seconds when upsmon's hook started.
-    pub t: f64,
-    /// Seconds since the scenario started.
-    pub t_rel: f64,
-    pub notifytype: String,
-    pub upsname: String,
-}
-
-/// A running NUT stack (dummy-ups → upsd → upsmon); `nut-sim.sh stop DIR` on drop.
-#[derive(Debug)]
-pub struct NutSim {
-    pub dir: PathBuf,
-    pub port: u16,
-}
-
-/// Bound on one nut-sim command (start takes ≈ 4 s).
-const NUT_SIM_LIMIT: Duration = Duration::from_secs(60);
-
-async fn nut_sim_cmd(args: Vec<std::ffi::OsString>) -> std::process::Output {
-    let child = tokio::process::Command::new(nut_sim())
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run nut-sim.sh");
-    tokio::time::timeout(NUT_SIM_LIMIT, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("nut-sim.sh {args:?} ran over {NUT_SIM_LIMIT:?}"))
-        .expect("nut-sim.sh output")
-}
-
-impl NutSim {
-    /// `nut-sim.sh start DIR SCENARIO --port P --max-seconds MAX ARGS...` (the watchdog stops
-    /// the stack after `max_seconds` even if this process dies).
-    pub async fn start(dir: &Path, scenario: &Path, max_seconds: u32, args: &[&str]) -> NutSim {
-        NutSim::start_avoiding(dir, scenario, max_seconds, args, &[]).await
-    }
-
-    /// [`NutSim::start`] on a free port that is none of `avoid` (e.g. the port of a function
-    /// that is stopped for a while and must stay free).
-    pub async fn start_avoiding(
-        dir: &Path,
-        scenario: &Path,
-        max_seconds: u32,
-        args: &[&str],
-        avoid: &[u16],
-    ) -> NutSim {
-        let mut port = free_port();
-        while avoid.contains(&port) {
-            port = free_port();
-        }
-        let mut all: Vec<std::ffi::OsString> =
-            vec!["start".into(), dir.into(), scenario.into(), "--port".into()];
-        all.push(port.to_string().into());
-        all.push("--max-seconds".into());
-        all.push(max_seconds.to_string().into());
-        all.extend(args.iter().map(Into::into));
-        // The guard exists before the start finishes: a half-started stack is stopped too.
-        let sim = NutSim {
-            dir: dir.to_path_buf(),
-            port,
-        };
-        let out = nut_sim_cmd(all).await;
-        assert!(
-            out.status.success(),
-            "nut-sim start failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        sim
-    }
-
-    /// Another nut-sim command on this stack; returns stdout.
-    pub async fn run(&self, command: &str, args: &[&str]) -> String {
-        let mut all: Vec<std::ffi::OsString> = vec![command.into(), self.dir.clone().into()];
-        all.extend(args.iter().map(Into::into));
-        let out = nut_sim_cmd(all).await;
-        assert!(
-            out.status.success(),
-            "nut-sim {command} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Every NOTIFYCMD call so far (`nut-sim.sh events DIR --json`), oldest first.
-    pub async fn notifies(&self) -> Vec<NotifyCall> {
-        let text = self.run("events", &["--json"]).await;
-        let mut calls: Vec<NotifyCall> = text
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v["kind"] == "notify")
-            .map(|v| NotifyCall {
-                t: v["t"].as_f64().unwrap_or(0.0),
-                t_rel: v["t_rel"].as_f64().unwrap_or(0.0),
-                notifytype: v["notifytype"].as_str().unwrap_or("").to_string(),
-                upsname: v["upsname"].as_str().unwrap_or("").to_string(),
-            })
-            .collect();
-        calls.sort_by(|a, b| a.t.total_cmp(&b.t));
-        calls
-    }
-
-    /// Waits until `n` calls of `notifytype` were recorded (false on timeout).
-    pub async fn wait_notify(&self, notifytype: &str, n: usize, timeout: Duration) -> bool {
-        let end = Instant::now() + timeout;
-        loop {
-            let count = self
-                .notifies()
-                .await
-                .iter()
-                .filter(|c| c.notifytype == notifytype)
-                .count();
-            if count >= n {
-                return true;
-            }
-            if Instant::now() >= end {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// A log file under `log/` (for assertion messages).
-    pub fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.join("log").join(name)).unwrap_or_default()
-    }
-
-    /// `dummy@127.0.0.1:port`, as upsmon passes it in UPSNAME.
-    pub fn upsname(&self) -> String {
-        format!("dummy@127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for NutSim {
-    fn drop(&mut self) {
-        // nut-sim stops only the PIDs it recorded for this DIR.
-        let _ = Command::new(nut_sim())
-            .arg("stop")
-            .arg(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
     }
 }
 
@@ -866,11 +527,6 @@ pub fn latencies(label: &str, calls: &[NotifyCall], history: &[Snapshot]) -> Vec
         );
     }
     out
-}
-
-/// Does a `ups.status` string carry `token`?
-pub fn has_token(status: &str, token: &str) -> bool {
-    status.split_whitespace().any(|t| t == token)
 }
 
 // ------------------------------------------------------------------ Kubernetes API stand-in

@@ -12,13 +12,6 @@ use std::time::{Duration, Instant};
 use burst_e2e::*;
 use serde_json::Value;
 
-/// Sorted notify types (for "same multiset" comparisons).
-fn types_of(calls: &[NotifyCall]) -> Vec<String> {
-    let mut v: Vec<String> = calls.iter().map(|c| c.notifytype.clone()).collect();
-    v.sort();
-    v
-}
-
 /// Waits until the function holds as many UPS event ids as nut-sim recorded calls, then a
 /// little longer so that a late extra (doubled) delivery would show. Returns the calls and
 /// the stored state.
@@ -98,14 +91,7 @@ async fn outage_every_notify_reaches_the_function_once() {
     let watcher = Watcher::start(&h.base_url());
     // The home cluster as the heartbeat sees it: 3 of 3 nodes ready.
     let kube = FakeKube::start(3, 3).await;
-    let hook = site.write_hook();
-    let sim = NutSim::start(
-        &site.tmp.path().join("nut"),
-        &scenario("outage.seq"),
-        60,
-        &["--notify-cmd", hook.to_str().unwrap()],
-    )
-    .await;
+    let sim = site.start_nut("outage.seq", 60, &[]).await;
     let ups = sim.upsname();
     let kube_url = kube.url();
     let heartbeat = || async {
@@ -139,14 +125,11 @@ async fn outage_every_notify_reaches_the_function_once() {
     let hb_done = now_epoch();
     assert_eq!(kube.lists(), 1, "the heartbeat listed the nodes");
 
-    assert!(
-        sim.wait_notify("ONLINE", 1, Duration::from_secs(40)).await,
-        "{}",
-        sim.log("upsmon.log")
-    );
+    sim.expect_notify("ONLINE", 1, Duration::from_secs(40))
+        .await;
     let (calls, state) = settle(&h, &sim).await;
     assert_eq!(
-        types_of(&calls),
+        sorted_types(&calls),
         ["LOWBATT", "ONBATT", "ONLINE"],
         "what upsmon reported for outage.seq"
     );
@@ -273,29 +256,10 @@ async fn flapping_every_notify_reaches_the_function_once() {
     // Default grace (120 s): every blip must come back as a blip.
     let h = site.start_handler(&[]).await;
     let watcher = Watcher::start(&h.base_url());
-    let hook = site.write_hook();
-    let sim = NutSim::start(
-        &site.tmp.path().join("nut"),
-        &scenario("flap.seq"),
-        75,
-        &["--notify-cmd", hook.to_str().unwrap()],
-    )
-    .await;
+    let sim = site.start_nut("flap.seq", 75, &[]).await;
     // flap.seq's last change (back on line) is at 19 s.
-    let end = Instant::now() + Duration::from_secs(45);
-    while !sim
-        .notifies()
-        .await
-        .iter()
-        .any(|c| c.notifytype == "ONLINE" && c.t_rel > 18.0)
-    {
-        assert!(
-            Instant::now() < end,
-            "no final ONLINE: {}",
-            sim.log("upsmon.log")
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    sim.expect_notify_after("ONLINE", 18.0, Duration::from_secs(45))
+        .await;
     let (calls, state) = settle(&h, &sim).await;
     eprintln!(
         "[flap] upsmon reported {} calls: {:?}",
@@ -371,11 +335,8 @@ async fn network_down_during_the_outage_then_the_spool_arrives_in_order() {
         &[site.port],
     )
     .await;
-    assert!(
-        sim.wait_notify("LOWBATT", 1, Duration::from_secs(30)).await,
-        "{}",
-        sim.log("upsmon.log")
-    );
+    sim.expect_notify("LOWBATT", 1, Duration::from_secs(30))
+        .await;
     let end = Instant::now() + Duration::from_secs(15);
     while site.spooled().len() < 2 {
         assert!(
@@ -482,10 +443,11 @@ async fn network_down_during_the_outage_then_the_spool_arrives_in_order() {
 
     // Power back: upsmon's ONLINE hook delivers directly.
     sim.run("set", &["ups.status", "OL CHRG"]).await;
-    assert!(sim.wait_notify("ONLINE", 1, Duration::from_secs(20)).await);
+    sim.expect_notify("ONLINE", 1, Duration::from_secs(20))
+        .await;
     let state = settle_n(&h, 4).await;
     let calls = sim.notifies().await;
-    assert_eq!(types_of(&calls), ["LOWBATT", "ONBATT", "ONLINE"]);
+    assert_eq!(sorted_types(&calls), ["LOWBATT", "ONBATT", "ONLINE"]);
     assert_eq!(
         ups_keys(&state).len(),
         4,
@@ -526,21 +488,13 @@ async fn commloss_is_unknown_power_not_a_power_loss() {
     site.set("BURST_AGENT_NOTIFY_BUDGET_MS", "10000");
     let h = site.start_handler(&[]).await;
     let watcher = Watcher::start(&h.base_url());
-    let hook = site.write_hook();
-    let sim = NutSim::start(
-        &site.tmp.path().join("nut"),
-        &scenario("hold-ol.seq"),
-        75,
-        &["--notify-cmd", hook.to_str().unwrap(), "--nocommwarn", "3"],
-    )
-    .await;
+    let sim = site
+        .start_nut("hold-ol.seq", 75, &["--nocommwarn", "3"])
+        .await;
     // upsd gone for 10 s: upsmon reports COMMBAD, then NOCOMM, then COMMOK.
     sim.run("commloss", &["10", "upsd"]).await;
-    assert!(
-        sim.wait_notify("COMMOK", 1, Duration::from_secs(30)).await,
-        "{}",
-        sim.log("upsmon.log")
-    );
+    sim.expect_notify("COMMOK", 1, Duration::from_secs(30))
+        .await;
     let (calls, state) = settle(&h, &sim).await;
     assert!(calls.iter().any(|c| c.notifytype == "COMMBAD"), "{calls:?}");
     assert!(
