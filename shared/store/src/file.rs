@@ -12,11 +12,14 @@
 //! Each process keeps an index of the journal (site → latest document) and catches up with
 //! what other processes appended, under an OS lock on `<dir>/.journal.lock`: shared for a load,
 //! exclusive for the compare-and-append of a save (the critical section reads the journal's
-//! new bytes, compares and appends; the flush happens after it).
+//! new bytes, compares and appends; the flush happens after it, on the store's flusher thread,
+//! see `group.rs`).
 //!
-//! When the journal passes its limit it is compacted (on a thread of its own): every document it holds is written to its
-//! checkpoint (temp file, fsync, rename) while saves go on, the folder is fsynced, and a fresh
-//! journal holding only the records appended meanwhile is renamed over the old one. Other processes see the journal's inode change and rebuild their index.
+//! When the journal passes its limit it is compacted (on a thread of its own): every document
+//! it holds is written to its checkpoint (temp file, fsync, rename) while saves go on, the
+//! folder is fsynced, and a fresh journal holding only the records appended meanwhile is
+//! renamed over the old one. Every process (this one included) sees the journal's inode change
+//! and rebuilds its index.
 //! After a crash, a torn record at the end fails its checksum and is skipped; checkpoints are
 //! only replaced by complete, flushed files.
 //!
