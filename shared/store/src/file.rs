@@ -48,8 +48,11 @@ use crate::site::{check_size, document_name, validate_site};
 /// ~15 KB documents, about a day of saves).
 pub const DEFAULT_JOURNAL_LIMIT: u64 = 64 * 1024 * 1024;
 
-/// How much of the journal a catch-up reads at a time.
+/// How much of the journal a catch-up reads at a time (and at most on an async worker).
 const CATCH_UP_PIECE: u64 = 1 << 20;
+
+/// Spins on a busy index mutex before an async caller backs off (~tens of microseconds).
+const INDEX_SPINS: usize = 2_000;
 
 const JOURNAL: &str = ".journal";
 const JOURNAL_NEW: &str = ".journal.new";
@@ -110,6 +113,8 @@ enum Now<'a> {
     Busy,
     /// No lock file: no save ever ran in this folder (shared attempts only).
     NoJournal,
+    /// Locked, but the catch-up would read more than [`CATCH_UP_PIECE`]; nothing was read.
+    Heavy,
 }
 
 /// A locked index: the in-process mutex and the OS lock on `.journal.lock`.
@@ -173,7 +178,16 @@ impl FileStore {
         site: &str,
         path: &Path,
     ) -> Result<Option<Versioned>, StoreError> {
-        self.catch_up(index)?;
+        self.catch_up(index, u64::MAX)?;
+        Self::lookup_current(index, path, site)
+    }
+
+    /// The latest document of `site` as far as the index knows.
+    fn lookup_current(
+        index: &Index,
+        path: &Path,
+        site: &str,
+    ) -> Result<Option<Versioned>, StoreError> {
         match index.docs.get(site) {
             Some((etag, bytes)) => Ok(Some(Versioned {
                 bytes: bytes.to_vec(),
@@ -185,17 +199,20 @@ impl FileStore {
 
     /// A load that runs now unless another process (or a compaction) holds the journal lock
     /// (the usual case: the index is in memory, the journal's new bytes in the page cache).
-    fn try_load_now(&self, site: &str) -> Option<Result<Option<Versioned>, StoreError>> {
+    fn try_load_now(&self, site: &str) -> Attempt<Option<Versioned>> {
         let path = match self.path(site) {
             Ok(p) => p,
-            Err(e) => return Some(Err(e)),
+            Err(e) => return Attempt::Done(Err(e)),
         };
         match self.try_lock_now(false) {
-            Ok(Now::Locked(mut locked)) => Some(self.lookup(&mut locked.index, site, &path)),
+            Ok(Now::Locked(locked)) => {
+                Attempt::Done(Self::lookup_current(&locked.index, &path, site))
+            }
             // No save ever ran here: only checkpoints (written by hand) can exist.
-            Ok(Now::NoJournal) => Some(read_checkpoint(&path)),
-            Ok(Now::Busy) => None,
-            Err(e) => Some(Err(e)),
+            Ok(Now::NoJournal) => Attempt::Done(read_checkpoint(&path)),
+            Ok(Now::Busy) => Attempt::Busy,
+            Ok(Now::Heavy) => Attempt::Heavy,
+            Err(e) => Attempt::Done(Err(e)),
         }
     }
 
@@ -241,18 +258,30 @@ impl FileStore {
 
     /// An append that runs now unless another process (or a compaction) holds the journal
     /// lock (`None` then).
-    fn try_append_now(&self, save: &PendingSave) -> Option<Result<Appended, StoreError>> {
+    fn try_append_now(&self, save: &PendingSave) -> Attempt<Appended> {
         match self.try_lock_now(true) {
-            Ok(Now::Locked(mut locked)) => Some(self.append_locked(&mut locked.index, save)),
-            Ok(Now::Busy | Now::NoJournal) => None,
-            Err(e) => Some(Err(e)),
+            Ok(Now::Locked(mut locked)) => {
+                Attempt::Done(self.append_current(&mut locked.index, save))
+            }
+            Ok(Now::Busy | Now::NoJournal) => Attempt::Busy,
+            Ok(Now::Heavy) => Attempt::Heavy,
+            Err(e) => Attempt::Done(Err(e)),
         }
     }
 
     /// The compare-and-append, under both locks: the record is in the journal (and the
     /// index) when this returns, not yet known to be on disk.
     fn append_locked(&self, index: &mut Index, save: &PendingSave) -> Result<Appended, StoreError> {
-        self.catch_up(index)?;
+        self.catch_up(index, u64::MAX)?;
+        self.append_current(index, save)
+    }
+
+    /// [`FileStore::append_locked`] once the index has caught up.
+    fn append_current(
+        &self,
+        index: &mut Index,
+        save: &PendingSave,
+    ) -> Result<Appended, StoreError> {
         let current = match index.docs.get(&save.site) {
             Some((tag, _)) => Some(tag.clone()),
             None => read_checkpoint(&save.checkpoint)?.map(|v| v.etag),
@@ -304,6 +333,13 @@ impl FileStore {
     /// into a fresh journal that replaces the old one. One compaction at a time
     /// (`.compact.lock`), so checkpoints never go back to an older snapshot.
     pub fn compact_blocking(&self) -> Result<(), StoreError> {
+        self.compact(0)
+    }
+
+    /// Compacts if the journal is (still) longer than `over` bytes once this process holds
+    /// the compaction lock: when several saves or processes cross the limit together, the
+    /// first compacts and the others find a short journal.
+    fn compact(&self, over: u64) -> Result<(), StoreError> {
         let dir = &self.inner.dir;
         if !dir.join(JOURNAL_LOCK).exists() {
             return Ok(());
@@ -316,9 +352,9 @@ impl FileStore {
         let (snapshot, ino, upto) = {
             let mut locked = self.lock(false)?;
             let index = &mut locked.index;
-            self.catch_up(index)?;
+            self.catch_up(index, u64::MAX)?;
             match &index.journal {
-                Some((_, ino)) if index.offset > 0 => (index.docs.clone(), *ino, index.offset),
+                Some((_, ino)) if index.offset > over => (index.docs.clone(), *ino, index.offset),
                 _ => return Ok(()),
             }
         };
@@ -374,7 +410,7 @@ impl FileStore {
         let started = std::thread::Builder::new()
             .name("file-store-compact".into())
             .spawn(move || {
-                let _ = store.compact_blocking();
+                let _ = store.compact(store.inner.journal_limit);
                 store.inner.compacting.store(false, Ordering::SeqCst);
             });
         if started.is_err() {
@@ -415,9 +451,12 @@ impl FileStore {
         }
     }
 
-    /// [`FileStore::lock`] without waiting for the OS lock.
+    /// [`FileStore::lock`] for async callers, then a catch-up if it is small: nothing here
+    /// waits for another process, a compaction or a long read.
     fn try_lock_now(&self, exclusive: bool) -> Result<Now<'_>, StoreError> {
-        let mut index = self.index()?;
+        let Some(mut index) = self.try_index()? else {
+            return Ok(Now::Busy);
+        };
         let path = self.inner.dir.join(JOURNAL_LOCK);
         if index.lock.is_none() {
             if exclusive {
@@ -430,11 +469,30 @@ impl FileStore {
         let Some(lock) = &index.lock else {
             return Ok(Now::Busy);
         };
-        if try_os_lock(lock, exclusive).map_err(|e| io_error("lock", &path, &e))? {
-            Ok(Now::Locked(Locked { index }))
-        } else {
-            Ok(Now::Busy)
+        if !try_os_lock(lock, exclusive).map_err(|e| io_error("lock", &path, &e))? {
+            return Ok(Now::Busy);
         }
+        let mut locked = Locked { index };
+        if self.catch_up(&mut locked.index, CATCH_UP_PIECE)? {
+            Ok(Now::Locked(locked))
+        } else {
+            Ok(Now::Heavy)
+        }
+    }
+
+    /// The index mutex if it is free or freed within a short spin (it is held for a catch-up
+    /// and an append, tens of microseconds); `None` otherwise.
+    fn try_index(&self) -> Result<Option<MutexGuard<'_, Index>>, StoreError> {
+        for _ in 0..INDEX_SPINS {
+            match self.inner.index.try_lock() {
+                Ok(index) => return Ok(Some(index)),
+                Err(std::sync::TryLockError::WouldBlock) => std::hint::spin_loop(),
+                Err(std::sync::TryLockError::Poisoned(_)) => {
+                    return Err(StoreError::Unavailable("file store lock poisoned".into()));
+                }
+            }
+        }
+        Ok(None)
     }
 
     fn index(&self) -> Result<MutexGuard<'_, Index>, StoreError> {
@@ -446,7 +504,8 @@ impl FileStore {
 
     /// Applies what was appended since the last look; starts over when the journal was
     /// replaced by a compaction. Called with the OS lock held, so no append is half done.
-    fn catch_up(&self, index: &mut Index) -> Result<(), StoreError> {
+    /// Reads nothing and returns `false` if that means reading more than `max_read` bytes.
+    fn catch_up(&self, index: &mut Index, max_read: u64) -> Result<bool, StoreError> {
         let path = self.inner.dir.join(JOURNAL);
         let meta = match fs::metadata(&path) {
             Ok(m) => m,
@@ -454,12 +513,21 @@ impl FileStore {
                 index.journal = None;
                 index.offset = 0;
                 index.docs.clear();
-                return Ok(());
+                return Ok(true);
             }
             Err(e) => return Err(io_error("read", &path, &e)),
         };
         let mut len = meta.len();
-        if index.journal.as_ref().map(|(_, ino)| *ino) != Some(meta.ino()) {
+        let replaced = index.journal.as_ref().map(|(_, ino)| *ino) != Some(meta.ino());
+        let unread = if replaced {
+            len
+        } else {
+            len.saturating_sub(index.offset)
+        };
+        if unread > max_read {
+            return Ok(false);
+        }
+        if replaced {
             // Replaced by a compaction (or new): the opened file's own metadata counts, in
             // case it was replaced again between the stat and the open.
             let file = open_journal(&path, false)?;
@@ -470,10 +538,10 @@ impl FileStore {
             index.docs.clear();
         }
         let Some((file, _)) = &index.journal else {
-            return Ok(());
+            return Ok(true);
         };
         if len <= index.offset {
-            return Ok(());
+            return Ok(true);
         }
         // Read in pieces: after a compaction under load, the new journal can hold megabytes.
         let mut read_to = index.offset;
@@ -501,7 +569,7 @@ impl FileStore {
             carry.drain(..used);
         }
         index.offset = len;
-        Ok(())
+        Ok(true)
     }
 
     fn create_journal(&self, index: &mut Index) -> Result<Arc<File>, StoreError> {
@@ -525,10 +593,17 @@ impl StateStore for FileStore {
     async fn load(&self, site: &str) -> Result<Option<Versioned>, StoreError> {
         let mut pause = FIRST_PAUSE;
         loop {
-            if let Some(done) = self.try_load_now(site) {
-                return done;
+            match self.try_load_now(site) {
+                Attempt::Done(done) => return done,
+                Attempt::Busy => pause = wait_for_lock(pause).await,
+                Attempt::Heavy => {
+                    let store = self.clone();
+                    let site = site.to_owned();
+                    return tokio::task::spawn_blocking(move || store.load_blocking(&site))
+                        .await
+                        .map_err(task_failed)?;
+                }
             }
-            pause = wait_for_lock(pause).await;
         }
     }
 
@@ -540,11 +615,22 @@ impl StateStore for FileStore {
     ) -> Result<String, StoreError> {
         let save = self.prepare(site, bytes, expected)?;
         let mut pause = FIRST_PAUSE;
+        let save = Arc::new(save);
         let appended = loop {
-            if let Some(done) = self.try_append_now(&save) {
-                break done?;
+            match self.try_append_now(&save) {
+                Attempt::Done(done) => break done?,
+                Attempt::Busy => pause = wait_for_lock(pause).await,
+                Attempt::Heavy => {
+                    let store = self.clone();
+                    let save = save.clone();
+                    break tokio::task::spawn_blocking(move || {
+                        let mut locked = store.lock(true)?;
+                        store.append_locked(&mut locked.index, &save)
+                    })
+                    .await
+                    .map_err(task_failed)??;
+                }
             }
-            pause = wait_for_lock(pause).await;
         };
         self.inner
             .group
@@ -553,6 +639,20 @@ impl StateStore for FileStore {
             .map_err(|e| self.sync_error(&e))?;
         Ok(self.saved(appended))
     }
+}
+
+fn task_failed(e: tokio::task::JoinError) -> StoreError {
+    StoreError::Unavailable(format!("file store task failed: {e}"))
+}
+
+/// What an async caller's attempt came to.
+enum Attempt<T> {
+    Done(Result<T, StoreError>),
+    /// A lock is taken: try again shortly.
+    Busy,
+    /// The index must first read a lot (another process appended much, or a compaction
+    /// replaced the journal): done on a blocking thread, not on an async worker.
+    Heavy,
 }
 
 /// The first pause of an async caller that found the journal lock taken.

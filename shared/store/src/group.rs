@@ -46,8 +46,8 @@ impl Marks {
     }
 }
 
-/// Failed flush ranges remembered (each is a disk error between two good flushes; a waiter
-/// checks right after its flush, so old ranges are only kept for slow waiters).
+/// Failed flush ranges kept apart (each is a disk error between two good flushes); past this
+/// the oldest two are merged.
 const MAX_FAILED_RANGES: usize = 64;
 
 #[derive(Debug, Default)]
@@ -198,7 +198,11 @@ impl Shared {
                         _ => p.failed.push((after, target)),
                     }
                     if p.failed.len() > MAX_FAILED_RANGES {
-                        p.failed.remove(0);
+                        // Merge the two oldest rather than forget one: a slow waiter must not
+                        // see success for a failed flush (a few good saves then report failure,
+                        // the safe side).
+                        let (after, _) = p.failed.remove(0);
+                        p.failed[0].0 = after;
                     }
                     p.marks.failed_upto = target;
                     p.failure = e.to_string();
@@ -265,6 +269,33 @@ mod tests {
         seqs.sort_unstable();
         assert_eq!(seqs, (1..=64).collect::<Vec<u64>>());
         assert!(group.shared.marks.borrow().synced >= 64);
+    }
+
+    #[test]
+    fn failed_flushes_fail_their_saves_for_good() {
+        // fdatasync on /dev/null fails (EINVAL): a real failing flush.
+        let null = Arc::new(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/null")
+                .unwrap(),
+        );
+        let (_dir, file) = journal();
+        let group = GroupCommit::default();
+        let first = group.append(&null, b"lost").unwrap();
+        assert!(group.wait_blocking(first).is_err());
+        let good = group.append(&file, b"kept").unwrap();
+        group.wait_blocking(good).unwrap();
+        assert!(group.wait_blocking(first).is_err(), "a later good flush");
+        // More failures than ranges kept apart: the first still fails.
+        for _ in 0..MAX_FAILED_RANGES + 5 {
+            let bad = group.append(&null, b"lost").unwrap();
+            assert!(group.wait_blocking(bad).is_err());
+            let ok = group.append(&file, b"kept").unwrap();
+            group.wait_blocking(ok).unwrap();
+        }
+        assert!(group.wait_blocking(first).is_err(), "after many failures");
+        assert!(group.shared.lock().unwrap().failed.len() <= MAX_FAILED_RANGES);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::collections::HashMap;
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -136,6 +138,73 @@ async fn a_new_store_finds_every_save_in_the_journal() {
     drop(again);
     let third = FileStore::new(dir.path());
     assert_eq!(third.load("home").await.unwrap().unwrap().etag, v3);
+}
+
+/// A journal of megabytes over several sites, with a torn append in the middle: a new store
+/// reads it back in pieces (an async load hands that first long catch-up to a blocking thread)
+/// and finds each site's last save; a compaction writes every site's checkpoint, and the next
+/// store finds them there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn megabytes_of_journal_over_many_sites_are_read_back_and_compacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let sites = ["a", "b", "c", "d", "e"];
+    let writer = FileStore::new(dir.path());
+    let mut tags: HashMap<&str, String> = HashMap::new();
+    let mut last: HashMap<&str, Vec<u8>> = HashMap::new();
+    for round in 0..80 {
+        // Site i's last save is in round 16 i + 15: the last records lie all over the journal.
+        for (i, site) in sites.into_iter().enumerate() {
+            if round >= 16 * (i + 1) {
+                continue;
+            }
+            let doc = format!(
+                "{{\"site\":\"{site}\",\"round\":{round},\"pad\":\"{}\"}}",
+                "x".repeat(12_000)
+            )
+            .into_bytes();
+            let tag = writer
+                .save(site, &doc, tags.get(site).map(String::as_str))
+                .await
+                .unwrap();
+            tags.insert(site, tag);
+            last.insert(site, doc);
+        }
+        if round == 40 {
+            // The start of a record whose writer died: skipped by every reader.
+            let mut journal = std::fs::OpenOptions::new()
+                .append(true)
+                .open(dir.path().join(".journal"))
+                .unwrap();
+            journal
+                .write_all(b"BJR1\x00\x10\x00\x00\x01a\x00{\"torn")
+                .unwrap();
+        }
+    }
+    drop(writer);
+    let journal = dir.path().join(".journal");
+    assert!(std::fs::metadata(&journal).unwrap().len() > 2 << 20);
+
+    let reader = FileStore::new(dir.path());
+    for site in sites {
+        let v = reader.load(site).await.unwrap().unwrap();
+        assert_eq!(v.bytes, last[site], "{site}");
+        assert_eq!(v.etag, tags[site], "{site}");
+    }
+    reader.compact_blocking().unwrap();
+    assert_eq!(std::fs::metadata(&journal).unwrap().len(), 0);
+    for site in sites {
+        let checkpoint = std::fs::read(dir.path().join(format!("{site}.json"))).unwrap();
+        assert_eq!(checkpoint, last[site], "{site}");
+    }
+    let third = FileStore::new(dir.path());
+    for site in sites {
+        assert_eq!(third.load(site).await.unwrap().unwrap().etag, tags[site]);
+    }
+    third.save("a", b"{}", Some(&tags["a"])).await.unwrap();
+    assert_eq!(
+        third.save("b", b"{}", None).await,
+        Err(StoreError::Conflict)
+    );
 }
 
 /// With a small limit the journal is compacted while saves go on; nothing is lost and the
