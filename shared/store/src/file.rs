@@ -85,8 +85,18 @@ struct Index {
     journal: Option<(Arc<File>, u64)>,
     /// Bytes of the journal already applied.
     offset: u64,
-    /// Sites with a record in the journal: their latest document and tag.
-    docs: HashMap<String, (String, Arc<[u8]>)>,
+    /// Sites with a record in the journal: their latest document.
+    docs: HashMap<String, Doc>,
+}
+
+/// A site's latest document in the journal.
+#[derive(Debug, Clone)]
+struct Doc {
+    etag: String,
+    bytes: Arc<[u8]>,
+    /// The flush after which this version is on disk (see [`GroupCommit`]): a load waits for
+    /// it, so nothing is answered from a version that a crash could still take back.
+    flush: u64,
 }
 
 /// A checked, framed save on its way to the journal.
@@ -167,39 +177,38 @@ impl FileStore {
             // No save ever ran here: only checkpoints (written by hand) can exist.
             return read_checkpoint(&path);
         }
-        let mut locked = self.lock(false)?;
-        self.lookup(&mut locked.index, site, &path)
+        let (found, flush) = {
+            let mut locked = self.lock(false)?;
+            self.lookup(&mut locked.index, site, &path)?
+        };
+        // A failed flush was reported to the save that appended this version.
+        let _ = self.inner.group.wait_blocking(flush);
+        Ok(found)
     }
 
     /// The latest document of `site`: the journal's (after catching up), else its checkpoint.
-    fn lookup(
-        &self,
-        index: &mut Index,
-        site: &str,
-        path: &Path,
-    ) -> Result<Option<Versioned>, StoreError> {
+    fn lookup(&self, index: &mut Index, site: &str, path: &Path) -> Result<Found, StoreError> {
         self.catch_up(index, u64::MAX)?;
         Self::lookup_current(index, path, site)
     }
 
-    /// The latest document of `site` as far as the index knows.
-    fn lookup_current(
-        index: &Index,
-        path: &Path,
-        site: &str,
-    ) -> Result<Option<Versioned>, StoreError> {
+    /// The latest document of `site` as far as the index knows, with the flush to wait for.
+    fn lookup_current(index: &Index, path: &Path, site: &str) -> Result<Found, StoreError> {
         match index.docs.get(site) {
-            Some((etag, bytes)) => Ok(Some(Versioned {
-                bytes: bytes.to_vec(),
-                etag: etag.clone(),
-            })),
-            None => read_checkpoint(path),
+            Some(doc) => Ok((
+                Some(Versioned {
+                    bytes: doc.bytes.to_vec(),
+                    etag: doc.etag.clone(),
+                }),
+                doc.flush,
+            )),
+            None => Ok((read_checkpoint(path)?, 0)),
         }
     }
 
     /// A load that runs now unless another process (or a compaction) holds the journal lock
     /// (the usual case: the index is in memory, the journal's new bytes in the page cache).
-    fn try_load_now(&self, site: &str) -> Attempt<Option<Versioned>> {
+    fn try_load_now(&self, site: &str) -> Attempt<Found> {
         let path = match self.path(site) {
             Ok(p) => p,
             Err(e) => return Attempt::Done(Err(e)),
@@ -209,7 +218,7 @@ impl FileStore {
                 Attempt::Done(Self::lookup_current(&locked.index, &path, site))
             }
             // No save ever ran here: only checkpoints (written by hand) can exist.
-            Ok(Now::NoJournal) => Attempt::Done(read_checkpoint(&path)),
+            Ok(Now::NoJournal) => Attempt::Done(read_checkpoint(&path).map(|v| (v, 0))),
             Ok(Now::Busy) => Attempt::Busy,
             Ok(Now::Heavy) => Attempt::Heavy,
             Err(e) => Attempt::Done(Err(e)),
@@ -283,7 +292,7 @@ impl FileStore {
         save: &PendingSave,
     ) -> Result<Appended, StoreError> {
         let current = match index.docs.get(&save.site) {
-            Some((tag, _)) => Some(tag.clone()),
+            Some(doc) => Some(doc.etag.clone()),
             None => read_checkpoint(&save.checkpoint)?.map(|v| v.etag),
         };
         match (save.expected.as_deref(), current.as_deref()) {
@@ -303,9 +312,14 @@ impl FileStore {
         index.offset += save.record.len() as u64;
         // Others may read and build on the new document now; their saves append after ours,
         // so the flush that makes theirs durable makes ours durable too.
-        index
-            .docs
-            .insert(save.site.clone(), (save.etag.clone(), save.bytes.clone()));
+        index.docs.insert(
+            save.site.clone(),
+            Doc {
+                etag: save.etag.clone(),
+                bytes: save.bytes.clone(),
+                flush: seq,
+            },
+        );
         Ok(Appended {
             etag: save.etag.clone(),
             seq,
@@ -358,11 +372,11 @@ impl FileStore {
                 _ => return Ok(()),
             }
         };
-        for (site, (_, bytes)) in &snapshot {
-            let doc = dir.join(document_name(site)?);
-            let tmp = with_suffix(&doc, ".tmp");
-            write_synced(&tmp, bytes).map_err(|e| io_error("write", &tmp, &e))?;
-            fs::rename(&tmp, &doc).map_err(|e| io_error("rename", &doc, &e))?;
+        for (site, doc) in &snapshot {
+            let checkpoint = dir.join(document_name(site)?);
+            let tmp = with_suffix(&checkpoint, ".tmp");
+            write_synced(&tmp, &doc.bytes).map_err(|e| io_error("write", &tmp, &e))?;
+            fs::rename(&tmp, &checkpoint).map_err(|e| io_error("rename", &checkpoint, &e))?;
         }
         sync_dir(dir)?;
 
@@ -543,6 +557,13 @@ impl FileStore {
         if len <= index.offset {
             return Ok(true);
         }
+        // Another process appended these; it may not have flushed them yet. A flush of ours,
+        // started from now on, covers them.
+        let flush = self
+            .inner
+            .group
+            .request_flush(file)
+            .map_err(|e| self.sync_error(&e))?;
         // Read in pieces: after a compaction under load, the new journal can hold megabytes.
         let mut read_to = index.offset;
         let mut carry: Vec<u8> = Vec::new();
@@ -562,9 +583,12 @@ impl FileStore {
                 }
             }
             for (site, bytes) in latest {
-                index
-                    .docs
-                    .insert(site.to_owned(), (etag_of(bytes), Arc::from(bytes)));
+                let doc = Doc {
+                    etag: etag_of(bytes),
+                    bytes: Arc::from(bytes),
+                    flush,
+                };
+                index.docs.insert(site.to_owned(), doc);
             }
             carry.drain(..used);
         }
@@ -594,7 +618,12 @@ impl StateStore for FileStore {
         let mut pause = FIRST_PAUSE;
         loop {
             match self.try_load_now(site) {
-                Attempt::Done(done) => return done,
+                Attempt::Done(done) => {
+                    let (found, flush) = done?;
+                    // A failed flush was reported to the save that appended this version.
+                    let _ = self.inner.group.wait(flush).await;
+                    return Ok(found);
+                }
                 Attempt::Busy => pause = wait_for_lock(pause).await,
                 Attempt::Heavy => {
                     let store = self.clone();
@@ -644,6 +673,9 @@ impl StateStore for FileStore {
 fn task_failed(e: tokio::task::JoinError) -> StoreError {
     StoreError::Unavailable(format!("file store task failed: {e}"))
 }
+
+/// A load's result and the flush it must wait for (0: none).
+type Found = (Option<Versioned>, u64);
 
 /// What an async caller's attempt came to.
 enum Attempt<T> {
@@ -764,6 +796,49 @@ mod tests {
         // SHA-256("abc") = ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad
         assert_eq!(etag_of(b"abc"), "ba7816bf8f01cfea414140de5dae2223");
         assert_eq!(etag_of(b""), "e3b0c44298fc1c149afbf4c8996fb924");
+    }
+
+    /// A version is only answered once a flush has it on disk: a load of a document whose
+    /// save is still waiting for its flush waits too (a crash could still take it back).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_load_waits_for_the_flush_of_the_version_it_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path());
+        let v1 = store.save("home", b"1", None).await.unwrap();
+        store.inner.group.hold_flushes(true);
+        let saver = {
+            let store = store.clone();
+            let v1 = v1.clone();
+            tokio::spawn(async move { store.save("home", b"2", Some(&v1)).await })
+        };
+        // Wait until the second version is in the journal (and the index), not on disk.
+        let appended = || {
+            store
+                .inner
+                .index
+                .lock()
+                .map(|i| i.docs.get("home").is_some_and(|d| d.etag != v1))
+                .unwrap_or(false)
+        };
+        while !appended() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let early = tokio::time::timeout(Duration::from_millis(200), store.load("home")).await;
+        assert!(early.is_err(), "answered before the flush: {early:?}");
+        let blocking = {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || store.load_blocking("home"))
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!saver.is_finished() && !blocking.is_finished());
+        store.inner.group.hold_flushes(false);
+        let v2 = saver.await.unwrap().unwrap();
+        let loaded = store.load("home").await.unwrap().unwrap();
+        assert_eq!(
+            (loaded.bytes.as_slice(), loaded.etag.as_str()),
+            (&b"2"[..], v2.as_str())
+        );
+        assert_eq!(blocking.await.unwrap().unwrap().unwrap().etag, v2);
     }
 
     #[test]

@@ -62,6 +62,19 @@ struct Progress {
     failure: String,
     flusher_running: bool,
     closed: bool,
+    #[cfg(test)]
+    held: bool,
+}
+
+impl Progress {
+    /// Appends wait for a flush (and, in tests, the flusher is not held).
+    fn flush_due(&self) -> bool {
+        #[cfg(test)]
+        if self.held {
+            return false;
+        }
+        self.appended > self.marks.synced.max(self.marks.failed_upto)
+    }
 }
 
 impl Default for GroupCommit {
@@ -107,6 +120,28 @@ impl GroupCommit {
         drop(p);
         self.shared.work.notify_one();
         Ok(seq)
+    }
+
+    /// Asks for a flush of `file` without appending (bytes another process appended): the
+    /// returned number is settled once a flush started after this call is done.
+    pub fn request_flush(&self, file: &Arc<File>) -> io::Result<u64> {
+        self.ensure_flusher()?;
+        let mut p = self.shared.lock()?;
+        p.appended += 1;
+        p.latest = Some(file.clone());
+        let seq = p.appended;
+        drop(p);
+        self.shared.work.notify_one();
+        Ok(seq)
+    }
+
+    /// Holds (or lets go of) the flusher, for tests of what waits for a flush.
+    #[cfg(test)]
+    pub fn hold_flushes(&self, hold: bool) {
+        if let Ok(mut p) = self.shared.lock() {
+            p.held = hold;
+        }
+        self.shared.work.notify_all();
     }
 
     /// Returns once append number `seq` is on disk (or its flush failed).
@@ -172,7 +207,7 @@ impl Shared {
                 let Ok(mut p) = self.progress.lock() else {
                     return;
                 };
-                while p.appended <= p.marks.synced.max(p.marks.failed_upto) {
+                while !p.flush_due() {
                     if p.closed {
                         return;
                     }
