@@ -113,19 +113,18 @@ impl GroupCommit {
                 format!("short journal write ({n} of {} bytes)", record.len()),
             ));
         }
-        let mut p = self.shared.lock()?;
-        p.appended += 1;
-        p.latest = Some(file.clone());
-        let seq = p.appended;
-        drop(p);
-        self.shared.work.notify_one();
-        Ok(seq)
+        self.number(file)
     }
 
     /// Asks for a flush of `file` without appending (bytes another process appended): the
     /// returned number is settled once a flush started after this call is done.
     pub fn request_flush(&self, file: &Arc<File>) -> io::Result<u64> {
         self.ensure_flusher()?;
+        self.number(file)
+    }
+
+    /// Numbers what was just written to `file` (or asked to be flushed) and wakes the flusher.
+    fn number(&self, file: &Arc<File>) -> io::Result<u64> {
         let mut p = self.shared.lock()?;
         p.appended += 1;
         p.latest = Some(file.clone());
