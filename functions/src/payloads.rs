@@ -31,6 +31,9 @@ struct HeartbeatBody {
     #[serde(default)]
     ups_status: Option<String>,
     api_ok: bool,
+    /// The agent fences on lease loss and asks for a lease.
+    #[serde(default)]
+    lease: bool,
 }
 
 #[derive(Deserialize)]
@@ -111,6 +114,7 @@ pub fn heartbeat(body: &[u8]) -> Result<Input, Reject> {
             .map(|s| text("ups_status", s).map(|s| UpsStatus::parse(&s)))
             .transpose()?,
         api_ok: b.api_ok,
+        lease: b.lease,
     }))
 }
 

@@ -82,6 +82,8 @@ pub struct World {
     pub stateful_workloads: u32,
     /// Real-time drills: run this many times faster than the scenario's clock.
     pub speedup: Option<f64>,
+    /// The agent asks for a lease with each heartbeat (it has a fence command).
+    pub lease: bool,
 }
 
 impl Default for World {
@@ -97,6 +99,7 @@ impl Default for World {
             critical_workloads: 3,
             stateful_workloads: 1,
             speedup: None,
+            lease: true,
         }
     }
 }

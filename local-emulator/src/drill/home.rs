@@ -19,9 +19,12 @@ pub struct Home {
     nodes_ready: u32,
     nodes_total: u32,
     heartbeats: bool,
+    lease: bool,
     devices_online: u32,
     devices_total: u32,
     ups_status: String,
+    /// upsd can read the UPS (false after COMMBAD/NOCOMM until the next reading).
+    ups_link: bool,
     /// Events the agent could not deliver yet (crash-safe on disk in the real agent).
     spool: VecDeque<UpsEvent>,
     seq: u64,
@@ -50,9 +53,11 @@ impl Home {
             nodes_ready: world.nodes_total,
             nodes_total: world.nodes_total,
             heartbeats: true,
+            lease: world.lease,
             devices_online: world.devices_total,
             devices_total: world.devices_total,
             ups_status: "OL".into(),
+            ups_link: true,
             spool: VecDeque::new(),
             seq: 0,
         }
@@ -106,8 +111,11 @@ impl Home {
             .status
             .clone()
             .unwrap_or_else(|| default_status(&notify, &self.ups_status));
-        if !matches!(notify, NotifyType::CommBad | NotifyType::NoComm) && !status.is_empty() {
+        if matches!(notify, NotifyType::CommBad | NotifyType::NoComm) {
+            self.ups_link = false;
+        } else if !status.is_empty() {
             self.ups_status = status.clone();
+            self.ups_link = true;
         }
         Some(UpsEvent {
             id: self.next_id("ups"),
@@ -149,8 +157,14 @@ impl Home {
             at: now,
             nodes_ready: if self.api { self.nodes_ready } else { 0 },
             nodes_total: self.nodes_total,
-            ups_status: Some(UpsStatus::parse(&self.ups_status)),
+            // Configured but unreadable: "" (unknown), as the real agent sends it.
+            ups_status: Some(if self.ups_link {
+                UpsStatus::parse(&self.ups_status)
+            } else {
+                UpsStatus::default()
+            }),
             api_ok: self.api,
+            lease: self.lease,
         })
     }
 

@@ -40,6 +40,7 @@ fn input(k: u64, now: Timestamp) -> Input {
             nodes_total: 7,
             ups_status: Some(UpsStatus::parse("OL")),
             api_ok: true,
+            lease: true,
         }),
         2 if k % 100 == 2 => Input::Ups(UpsEvent {
             id: format!("ups-{k}"),

@@ -9,8 +9,18 @@ use crate::time::Timestamp;
 /// A read-only summary of the site at `now`, computed from the state's signals.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Assessment {
+    /// Power for mode decisions: the current reading; while it is not current (UPS link lost,
+    /// or taken before a silence) a last known "on battery" still counts as Down, anything
+    /// else is Unknown (see [`Assessment::power_ok`]).
     pub power: Health,
     pub critical: Option<Critical>,
+    /// The power reading is current (not lost with the UPS link, not older than a silence).
+    pub power_current: bool,
+    /// Power allows recovery: on line now, or never reported at all (no UPS), or not known for
+    /// longer than `power_unknown_max_s` while everything else is up.
+    pub power_ok: bool,
+    /// Power is not known and recovery goes on anyway (the bound ran out).
+    pub power_unknown_too_long: bool,
     /// The pull probe fails (unreachable or not ready).
     pub probe_failing: bool,
     /// ... for at least `silence_min_probes` probes in a row (enough to count as an observer).
@@ -26,13 +36,22 @@ pub struct Assessment {
     pub nodes_missing: bool,
     /// Positive evidence that the home API answers (probe ready, or a fresh heartbeat saying so).
     pub api_up: bool,
-    pub witness_down: bool,
-    pub witness_up: bool,
-    pub devices_down: bool,
+    /// The independent observers' votes (see the README's observer table).
+    pub votes: Votes,
+    /// No lease granted to the agent is still running (expired + margin, or never taken).
+    pub lease_expired: bool,
     /// The cloud cannot reach home while heartbeats arrive.
     pub path_broken: bool,
     /// Heartbeats overdue while the probe is fine.
     pub agent_broken: bool,
+}
+
+/// What each independent observer says about home, once its own freshness and persistence
+/// are met; an observer in neither list says nothing (Unknown).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Votes {
+    pub down: Vec<&'static str>,
+    pub up: Vec<&'static str>,
 }
 
 impl Assessment {
@@ -41,47 +60,41 @@ impl Assessment {
         self.power == Health::Down || self.home_unreachable || self.nodes_missing
     }
 
-    /// Everything Up again: power not down, API answering, all nodes ready.
+    /// Everything Up again: power back (or not knowable), API answering, all nodes ready.
     pub fn all_clear(&self) -> bool {
-        !self.any_down() && self.api_up && self.nodes.is_some_and(|n| n.ready >= n.total)
+        !self.any_down()
+            && self.power_ok
+            && self.api_up
+            && self.nodes.is_some_and(|n| n.ready >= n.total)
     }
 
     /// Independent observers that say home is down, by name (for the quorum rule and reasons).
     pub fn observers_down(&self) -> Vec<&'static str> {
-        let mut v = Vec::new();
-        if self.probe_confident {
-            v.push("cloud probe");
-        }
-        if self.heartbeats_overdue {
-            v.push("heartbeat silence");
-        }
-        if self.witness_down {
-            v.push("witness");
-        }
-        if self.devices_down {
-            v.push("tailscale devices");
-        }
-        if matches!(
-            self.critical,
-            Some(Critical::ForcedShutdown | Critical::Shutdown)
-        ) {
-            v.push("UPS shutdown");
-        }
-        v
+        self.votes.down.clone()
     }
 
-    /// Quorum for irreversible moves: ≥ 2 independent observers, or the UPS itself shutting down.
+    /// Quorum of Down votes: ≥ 2 independent observers, or the UPS itself shutting down.
     pub fn quorum(&self) -> bool {
         let ups_shutdown = matches!(
             self.critical,
             Some(Critical::ForcedShutdown | Critical::Shutdown)
         );
-        ups_shutdown || self.observers_down().len() >= 2
+        ups_shutdown || self.votes.down.len() >= 2
+    }
+
+    /// The stateful tier may move to the cloud: quorum, no fresh Up vote from any observer
+    /// (a veto), and the agent's lease ran out (the home side fenced itself).
+    pub fn stateful_move_allowed(&self) -> bool {
+        self.quorum() && self.votes.up.is_empty() && self.lease_expired
     }
 }
 
 fn fresh(at: Option<Timestamp>, now: Timestamp, ttl_s: u64) -> bool {
     at.is_some_and(|t| now.since(t) <= (ttl_s as i64).saturating_mul(1000))
+}
+
+fn lasted(since: Option<Timestamp>, now: Timestamp, secs: u64) -> bool {
+    since.is_some_and(|t| now.elapsed_at_least(t, secs))
 }
 
 pub fn assess(state: &SiteState, now: Timestamp, policy: &Policy) -> Assessment {
@@ -120,13 +133,47 @@ pub fn assess(state: &SiteState, now: Timestamp, policy: &Policy) -> Assessment 
     let nodes_missing = nodes.is_some_and(|n| n.ready < n.total);
     let api_up = s.probe.api == Health::Up || (hb_fresh && s.heartbeat.api_ok);
 
-    let witness_fresh = fresh(s.witness.received_at, now, policy.witness_ttl_s);
-    let witness_down = witness_fresh && s.witness.reachable == Some(false);
-    let witness_up = witness_fresh && s.witness.reachable == Some(true);
+    // Power: a reading is current unless the UPS link is lost or the agent fell silent after
+    // it (then it says nothing about now).
+    let p = &s.power;
+    let stale = p.stale || heartbeats_overdue;
+    let power_current = p.health != Health::Unknown && !stale;
+    let power_unknown_too_long = !power_current
+        && p.known != Health::Unknown
+        && lasted(
+            state.trouble.power_unknown_since,
+            now,
+            policy.power_unknown_max_s,
+        );
+    let (power, critical) = if power_current {
+        (p.health, p.critical)
+    } else if p.known == Health::Down && !power_unknown_too_long {
+        (Health::Down, p.known_critical)
+    } else {
+        (Health::Unknown, None)
+    };
+    let power_ok = power == Health::Up
+        || (power == Health::Unknown && (p.known == Health::Unknown || power_unknown_too_long));
+
+    let votes = votes(
+        state,
+        now,
+        policy,
+        probe_confident,
+        heartbeats_overdue,
+        hb_fresh,
+        critical,
+    );
+    let lease_expired = state
+        .lease
+        .is_none_or(|l| now >= l.expires_at.plus_secs(policy.lease_margin_s));
 
     Assessment {
-        power: s.power.health,
-        critical: s.power.critical,
+        power,
+        critical,
+        power_current,
+        power_ok,
+        power_unknown_too_long,
         probe_failing,
         probe_confident,
         heartbeats_overdue,
@@ -135,9 +182,8 @@ pub fn assess(state: &SiteState, now: Timestamp, policy: &Policy) -> Assessment 
         nodes,
         nodes_missing,
         api_up,
-        witness_down,
-        witness_up,
-        devices_down: s.devices.health == Health::Down,
+        votes,
+        lease_expired,
         // Heartbeats must keep arriving after the probe started failing; one sent before
         // is no proof that home still talks.
         path_broken: probe_failing
@@ -154,4 +200,97 @@ pub fn assess(state: &SiteState, now: Timestamp, policy: &Policy) -> Assessment 
                 .up_since
                 .is_some_and(|t| now.elapsed_at_least(t, policy.heartbeat_timeout_s)),
     }
+}
+
+/// Each observer's vote with its own freshness and persistence (the README's table).
+fn votes(
+    state: &SiteState,
+    now: Timestamp,
+    policy: &Policy,
+    probe_confident: bool,
+    heartbeats_overdue: bool,
+    hb_fresh: bool,
+    critical: Option<Critical>,
+) -> Votes {
+    let s = &state.signals;
+    let mut v = Votes::default();
+
+    // Cloud probe: Down after silence_min_probes failures spanning silence_grace_s.
+    if probe_confident && lasted(s.probe.failing_since, now, policy.silence_grace_s) {
+        v.down.push("cloud probe");
+    } else if s.probe.api == Health::Up && fresh(s.probe.last_at, now, policy.probe_ttl_s) {
+        v.up.push("cloud probe");
+    }
+
+    // Heartbeat: its timeout is both its freshness and its persistence.
+    if heartbeats_overdue {
+        v.down.push("heartbeat silence");
+    } else if hb_fresh {
+        v.up.push("heartbeat");
+    }
+
+    // Witness: a fresh report; Down only after witness_down_reports reports spanning the grace.
+    let w = &s.witness;
+    if fresh(w.received_at, now, policy.witness_ttl_s) {
+        match w.reachable {
+            Some(true) => v.up.push("witness"),
+            Some(false)
+                if w.down_streak >= policy.witness_down_reports
+                    && lasted(w.down_since, now, policy.witness_down_grace_s) =>
+            {
+                v.down.push("witness")
+            }
+            _ => {}
+        }
+    }
+
+    // Tailscale device list: a fresh check; Down once every device stayed disconnected.
+    let d = &s.devices;
+    if fresh(d.seen_at, now, policy.probe_ttl_s) {
+        match d.health {
+            Health::Up => v.up.push("tailscale devices"),
+            Health::Down if lasted(d.offline_since, now, policy.devices_offline_grace_s) => {
+                v.down.push("tailscale devices")
+            }
+            _ => {}
+        }
+    }
+
+    // The UPS votes Down only when it shuts home down; its on-line reading travels with the
+    // heartbeat (same agent), so it adds no independent Up vote.
+    if matches!(
+        critical,
+        Some(Critical::ForcedShutdown | Critical::Shutdown)
+    ) {
+        v.down.push("UPS shutdown");
+    }
+    v
+}
+
+/// Since when a Down vote could appear by time alone, for the next wake-up: the probe's and
+/// the witness's and the device list's persistence, and the lease's end (+ margin).
+pub fn vote_deadlines(state: &SiteState, policy: &Policy) -> Vec<Timestamp> {
+    let s = &state.signals;
+    let mut d = Vec::new();
+    d.extend(
+        s.probe
+            .failing_since
+            .map(|t| t.plus_secs(policy.silence_grace_s)),
+    );
+    d.extend(
+        s.witness
+            .down_since
+            .map(|t| t.plus_secs(policy.witness_down_grace_s)),
+    );
+    d.extend(
+        s.devices
+            .offline_since
+            .map(|t| t.plus_secs(policy.devices_offline_grace_s)),
+    );
+    d.extend(
+        state
+            .lease
+            .map(|l| l.expires_at.plus_secs(policy.lease_margin_s)),
+    );
+    d
 }

@@ -112,6 +112,9 @@ mod tests {
         Assessment {
             power,
             critical: None,
+            power_current: true,
+            power_ok: power != Health::Down,
+            power_unknown_too_long: false,
             probe_failing: unreachable,
             probe_confident: unreachable,
             heartbeats_overdue: unreachable,
@@ -120,9 +123,8 @@ mod tests {
             nodes: Some(NodeCount { ready, total }),
             nodes_missing: ready < total,
             api_up: !unreachable,
-            witness_down: false,
-            witness_up: false,
-            devices_down: false,
+            votes: Default::default(),
+            lease_expired: true,
             path_broken: false,
             agent_broken: false,
         }

@@ -70,6 +70,9 @@ pub struct Heartbeat {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ups_status: Option<UpsStatus>,
     pub api_ok: bool,
+    /// The agent holds a lease and fences the home stateful tier when it cannot renew it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lease: bool,
 }
 
 /// A witness report (`POST /api/witness`).

@@ -7,7 +7,7 @@ use crate::action::{Action, Direction, Severity, Tier};
 use crate::assess::{Assessment, assess};
 use crate::input::{Input, MigrateResult, Outcome, ScaleResult, ScaleSetProbe, TailscaleEvent};
 use crate::policy::Policy;
-use crate::state::{Health, Mode, Side, SiteState, busy};
+use crate::state::{Causes, Health, Lease, Mode, Side, SiteState, busy};
 use crate::time::{Timestamp, human_secs};
 use crate::{audit, budget, capacity, dedupe, incident, mode, signals};
 
@@ -80,9 +80,39 @@ pub fn step(mut state: SiteState, input: &Input, now: Timestamp, policy: &Policy
     }
 }
 
+/// An input's own time is the sender's clock; one ahead of ours is taken as now, so a wrong
+/// clock (or a forged date) never freezes later inputs behind it.
+fn clamp_at(
+    state: &mut SiteState,
+    what: &str,
+    at: Timestamp,
+    now: Timestamp,
+    policy: &Policy,
+) -> Timestamp {
+    if at <= now {
+        return at;
+    }
+    if what == "UPS event" {
+        audit::record(
+            state,
+            now,
+            "sender clock ahead",
+            format!(
+                "{what} dated {at}, {} s ahead of this clock: taken as now",
+                at.since(now) / 1000
+            ),
+            policy,
+        );
+    }
+    now
+}
+
 fn observe(state: &mut SiteState, input: &Input, now: Timestamp, policy: &Policy) {
     match input {
         Input::Ups(e) => {
+            let mut e = e.clone();
+            e.at = clamp_at(state, "UPS event", e.at, now, policy);
+            let e = &e;
             if signals::apply_ups(&mut state.signals.power, e) {
                 let mut text = format!("UPS {}", e.notify);
                 if !e.status.is_empty() {
@@ -105,8 +135,27 @@ fn observe(state: &mut SiteState, input: &Input, now: Timestamp, policy: &Policy
                 );
             }
         }
-        Input::Heartbeat(h) => signals::apply_heartbeat(&mut state.signals, h, now),
-        Input::Witness(w) => signals::apply_witness(&mut state.signals, w, now),
+        Input::Heartbeat(h) => {
+            let mut h = h.clone();
+            h.at = clamp_at(state, "heartbeat", h.at, now, policy);
+            let newer = state
+                .signals
+                .heartbeat
+                .event_at
+                .is_none_or(|seen| h.at >= seen);
+            signals::apply_heartbeat(&mut state.signals, &h, now);
+            if h.lease && newer {
+                state.lease = Some(Lease {
+                    granted_at: now,
+                    expires_at: now.plus_secs(policy.lease_s),
+                });
+            }
+        }
+        Input::Witness(w) => {
+            let mut w = w.clone();
+            w.at = clamp_at(state, "witness report", w.at, now, policy);
+            signals::apply_witness(&mut state.signals, &w, now)
+        }
         Input::Probe(p) => {
             signals::apply_probe(&mut state.signals, p, now, policy);
             if let ScaleSetProbe::Seen { capacity, .. } = p.scale_set {
@@ -344,6 +393,10 @@ fn migrate_outcome(
 
 /// Keeps the since-times of Down conditions current.
 fn track_trouble(state: &mut SiteState, a: &Assessment, now: Timestamp) {
+    // A reading older than a silence of the agent proves nothing about now.
+    if a.heartbeats_overdue && state.signals.power.known != Health::Unknown {
+        state.signals.power.stale = true;
+    }
     let t = &mut state.trouble;
     if a.power == Health::Down {
         t.power_down_since.get_or_insert(now);
@@ -354,6 +407,24 @@ fn track_trouble(state: &mut SiteState, a: &Assessment, now: Timestamp) {
         t.nodes_missing_since.get_or_insert(now);
     } else {
         t.nodes_missing_since = None;
+    }
+    // The bound on unknown power runs only while everything else is up.
+    let others_up = !a.home_unreachable
+        && !a.heartbeats_overdue
+        && a.api_up
+        && a.nodes.is_some_and(|n| n.ready >= n.total);
+    if !a.power_current && state.signals.power.known != Health::Unknown && others_up {
+        t.power_unknown_since.get_or_insert(now);
+    } else {
+        t.power_unknown_since = None;
+    }
+    if state.mode == Mode::Healthy && !a.any_down() {
+        t.causes = Causes::default();
+    } else {
+        t.causes.power |= a.power == Health::Down;
+        t.causes.unreachable |= a.home_unreachable;
+        t.causes.api |= !a.api_up;
+        t.causes.nodes |= a.nodes_missing;
     }
 }
 
@@ -387,16 +458,16 @@ fn change_mode(state: &mut SiteState, a: &mut Assessment, now: Timestamp, policy
                     );
                 }
             }
-            (Mode::Outage, Mode::Recovering) => incident::update(
-                state,
-                now,
-                &format!("recovering: {}", tr.why),
-                Some(format!(
-                    "Recovering: {site} looks healthy, holding the cloud for {}",
-                    human_secs(policy.scale_down_delay_s)
-                )),
-                policy,
-            ),
+            (Mode::Outage, Mode::Recovering) => {
+                let title = recovering_title(state, policy);
+                incident::update(
+                    state,
+                    now,
+                    &format!("recovering: {}", tr.why),
+                    Some(title),
+                    policy,
+                )
+            }
             (Mode::Recovering, Mode::Outage) => incident::update(
                 state,
                 now,
@@ -410,6 +481,24 @@ fn change_mode(state: &mut SiteState, a: &mut Assessment, now: Timestamp, policy
             _ => {}
         }
         *a = assess(state, now, policy);
+    }
+}
+
+/// The Recovering title promises only the capacity that is really held (the budget may have
+/// removed it).
+fn recovering_title(state: &SiteState, policy: &Policy) -> String {
+    let site = &state.site;
+    let held = match budget::cap(&state.budget, policy) {
+        Some(cap) => state.capacity.desired.min(cap),
+        None => state.capacity.desired,
+    };
+    if held == 0 {
+        format!("Recovering: {site} looks healthy (no cloud capacity held)")
+    } else {
+        format!(
+            "Recovering: {site} looks healthy, holding {held} cloud node(s) for {}",
+            human_secs(policy.scale_down_delay_s)
+        )
     }
 }
 
@@ -527,8 +616,19 @@ fn plan_capacity(
         );
     }
     state.budget.capped = d.budget_capped;
+    let cut = d.capacity < state.capacity.desired;
     state.capacity.desired = d.capacity;
     state.capacity.reason = d.reason.clone();
+    if cut && state.mode == Mode::Recovering {
+        let title = recovering_title(state, policy);
+        incident::update(
+            state,
+            now,
+            &format!("capacity now {}", d.capacity),
+            Some(title),
+            policy,
+        );
+    }
 
     let cap = &state.capacity;
     let in_sync = cap.current == Some(cap.desired);
@@ -550,7 +650,7 @@ fn wanted_side(state: &SiteState, tier: Tier, a: &Assessment) -> Side {
         (Mode::Healthy, _) => Side::Home,
         (Mode::Suspect, _) => current,
         (Mode::Outage | Mode::Recovering, Tier::Critical) => Side::Cloud,
-        (Mode::Outage, Tier::Stateful) if a.quorum() => Side::Cloud,
+        (Mode::Outage, Tier::Stateful) if a.stateful_move_allowed() => Side::Cloud,
         // An unsure stateful tier stays unsure until home is healthy: without quorum it must
         // not be pushed further to the cloud.
         (Mode::Outage | Mode::Recovering, Tier::Stateful) => current,
@@ -580,8 +680,13 @@ fn plan_migrations(
                 match tier {
                     Tier::Critical => "site in outage".to_string(),
                     Tier::Stateful => format!(
-                        "site in outage and quorum: {}",
-                        a.observers_down().join(" + ")
+                        "site in outage, quorum ({}), no observer sees home up, {}",
+                        a.observers_down().join(" + "),
+                        if state.lease.is_some() {
+                            "the agent's lease expired"
+                        } else {
+                            "no lease taken"
+                        }
                     ),
                 },
             ),
@@ -610,6 +715,10 @@ pub fn next_wake(state: &SiteState, now: Timestamp, policy: &Policy) -> Option<T
     let a = assess(state, now, policy);
     let mut due: Vec<Timestamp> = Vec::new();
     due.extend(mode::deadline(state, &a, policy));
+    // In an outage a Down vote or the lease's end can allow the stateful move by time alone.
+    if state.mode == Mode::Outage && state.placement.stateful.side == Side::Home {
+        due.extend(crate::assess::vote_deadlines(state, policy));
+    }
     let inf = &state.in_flight;
     for since in [inf.scale, inf.notify, inf.critical, inf.stateful]
         .into_iter()

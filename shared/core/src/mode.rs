@@ -98,7 +98,7 @@ pub fn next(
             to: Mode::Suspect,
             why: down_signals(a),
         }),
-        Mode::Suspect if !a.any_down() => Some(Transition {
+        Mode::Suspect if !a.any_down() && a.power_ok => Some(Transition {
             to: Mode::Healthy,
             why: "all signals up again within the grace period (a blip)".to_string(),
         }),
@@ -108,7 +108,7 @@ pub fn next(
         }),
         Mode::Outage if a.all_clear() => Some(Transition {
             to: Mode::Recovering,
-            why: "power back, API ready, all nodes ready".to_string(),
+            why: what_came_back(state, a, policy),
         }),
         Mode::Recovering if a.any_down() => Some(Transition {
             to: Mode::Outage,
@@ -126,6 +126,37 @@ pub fn next(
         }
         _ => None,
     }
+}
+
+/// Names what came back, from what went wrong since the site left Healthy, e.g. "network
+/// back, API ready, all 7 nodes ready" (no "power back" when the power never failed).
+pub fn what_came_back(state: &SiteState, a: &Assessment, policy: &Policy) -> String {
+    let c = state.trouble.causes;
+    let mut v: Vec<String> = Vec::new();
+    if c.unreachable {
+        v.push("network back".into());
+    }
+    if a.power_unknown_too_long {
+        v.push(format!(
+            "power state unknown for {} (no UPS reading)",
+            human_secs(policy.power_unknown_max_s)
+        ));
+    } else if c.power {
+        v.push("power back".into());
+    }
+    v.push(if c.api && !c.unreachable {
+        "API back".into()
+    } else {
+        "API ready".into()
+    });
+    if let Some(n) = a.nodes {
+        v.push(if c.nodes {
+            format!("all {} nodes ready again", n.total)
+        } else {
+            format!("all {} nodes ready", n.total)
+        });
+    }
+    v.join(", ")
 }
 
 /// When a time-based transition could next happen (for the next wake-up).
@@ -151,4 +182,14 @@ pub fn deadline(state: &SiteState, a: &Assessment, policy: &Policy) -> Option<Ti
         Mode::Recovering => Some(state.mode_since.plus_secs(policy.scale_down_delay_s)),
         _ => None,
     }
+    .into_iter()
+    // Power not known: recovery may go on once the bound runs out.
+    .chain(
+        state
+            .trouble
+            .power_unknown_since
+            .filter(|_| state.mode != Mode::Healthy)
+            .map(|t| t.plus_secs(policy.power_unknown_max_s)),
+    )
+    .min()
 }

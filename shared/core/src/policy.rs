@@ -31,8 +31,22 @@ pub struct Policy {
     pub witness_ttl_s: u64,
     /// A probe's node counts are evidence for this long.
     pub probe_ttl_s: u64,
-    /// On-prem devices disconnected from Tailscale for this many probes in a row = Down.
+    /// Every on-prem device disconnected from Tailscale for this many probes in a row ...
     pub devices_offline_probes: u32,
+    /// ... and at least this long = a Down vote of the device list.
+    pub devices_offline_grace_s: u64,
+    /// The witness could not reach home in this many reports in a row ...
+    pub witness_down_reports: u32,
+    /// ... and for at least this long = a Down vote of the witness.
+    pub witness_down_grace_s: u64,
+    /// The lease granted with each accepted heartbeat (agents that fence ask for one).
+    pub lease_s: u64,
+    /// The stateful tier moves only once the agent's lease expired at least this long ago
+    /// (clock drift between the agent and the cloud, and the fence command's run time).
+    pub lease_margin_s: u64,
+    /// Power not known (UPS link lost, or no reading since a silence) this long while every
+    /// other signal is up: recovery may go on, saying that the power state is unknown.
+    pub power_unknown_max_s: u64,
 
     /// Monthly budget in USD; `None` = no budget.
     pub monthly_budget_usd: Option<f64>,
@@ -80,6 +94,12 @@ impl Default for Policy {
             witness_ttl_s: 300,
             probe_ttl_s: 180,
             devices_offline_probes: 2,
+            devices_offline_grace_s: 90,
+            witness_down_reports: 2,
+            witness_down_grace_s: 90,
+            lease_s: 120,
+            lease_margin_s: 30,
+            power_unknown_max_s: 900,
             monthly_budget_usd: Some(20.0),
             price_per_node_hour_usd: 0.05,
             budget_horizon_s: 6 * 3600,
@@ -139,6 +159,8 @@ impl Policy {
                 "devices_offline_probes",
                 self.devices_offline_probes as usize,
             ),
+            ("witness_down_reports", self.witness_down_reports as usize),
+            ("lease_s", self.lease_s as usize),
             ("dedupe_max", self.dedupe_max),
             ("audit_max", self.audit_max),
             ("incident_lines_max", self.incident_lines_max),

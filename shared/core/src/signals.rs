@@ -72,6 +72,12 @@ pub fn apply_ups(power: &mut PowerSignal, event: &UpsEvent) -> bool {
     }
     power.health = health;
     power.critical = critical;
+    if health != Health::Unknown {
+        // A real reading. A lost UPS link (COMMBAD/NOCOMM) keeps the last one in `known`.
+        power.known = health;
+        power.known_critical = critical;
+        power.stale = false;
+    }
     power.status = event.status.clone();
     power.last_type = Some(event.notify.clone());
     power.event_at = Some(event.at);
@@ -108,10 +114,14 @@ pub fn apply_heartbeat(signals: &mut Signals, hb: &Heartbeat, now: Timestamp) {
     {
         let (health, critical) = power_from(None, status);
         if health != Health::Unknown {
-            signals.power.health = health;
-            signals.power.critical = critical;
-            signals.power.status = status.clone();
-            signals.power.event_at = Some(hb.at);
+            let p = &mut signals.power;
+            p.health = health;
+            p.critical = critical;
+            p.known = health;
+            p.known_critical = critical;
+            p.stale = false;
+            p.status = status.clone();
+            p.event_at = Some(hb.at);
         }
     }
 }
@@ -122,6 +132,13 @@ pub fn apply_witness(signals: &mut Signals, w: &WitnessReport, now: Timestamp) {
     }
     signals.witness.event_at = Some(w.at);
     signals.witness.reachable = Some(w.reachable);
+    if w.reachable {
+        signals.witness.down_streak = 0;
+        signals.witness.down_since = None;
+    } else {
+        signals.witness.down_streak = signals.witness.down_streak.saturating_add(1);
+        signals.witness.down_since.get_or_insert(now);
+    }
     signals.witness.received_at = Some(now);
     signals.witness.target = Some(w.target.clone());
     signals.witness.latency_ms = w.latency_ms;
@@ -169,17 +186,24 @@ pub fn apply_probe(signals: &mut Signals, report: &ProbeReport, now: Timestamp, 
         DevicesProbe::Seen { online, total } => {
             devices.online = Some(online);
             devices.total = Some(total);
-            if total > 0 && online < total {
+            devices.seen_at = Some(now);
+            // Home counts as gone from the tailnet only when every on-prem device is: one
+            // connected device proves that home's network and power are there.
+            if total > 0 && online == 0 {
                 devices.offline_streak = devices.offline_streak.saturating_add(1);
+                devices.offline_since.get_or_insert(now);
             } else {
                 devices.offline_streak = 0;
+                devices.offline_since = None;
             }
-            devices.health = if devices.offline_streak >= policy.devices_offline_probes {
-                Health::Down
-            } else if total == 0 {
+            devices.health = if total == 0 {
                 Health::Unknown
-            } else {
+            } else if online > 0 {
                 Health::Up
+            } else if devices.offline_streak >= policy.devices_offline_probes {
+                Health::Down
+            } else {
+                Health::Unknown
             };
         }
         DevicesProbe::Unknown { .. } => devices.health = Health::Unknown,
@@ -217,6 +241,10 @@ mod tests {
         assert_eq!(p.health, Health::Unknown);
         apply_ups(&mut p, &ev("NOCOMM", "OB", 3));
         assert_eq!(p.health, Health::Unknown);
+        // The last real reading is kept for mode decisions.
+        assert_eq!(p.known, Health::Down);
+        apply_ups(&mut p, &ev("ONLINE", "OL", 4));
+        assert_eq!((p.health, p.known), (Health::Up, Health::Up));
     }
 
     #[test]

@@ -41,6 +41,19 @@ pub struct SiteState {
     /// Recently seen event keys (ids, jtis, hashes) → when they may be forgotten.
     pub seen: BTreeMap<String, Timestamp>,
     pub audit: Vec<AuditEntry>,
+    /// The lease last granted to the agent (lease fence of the stateful tier); `None` while the
+    /// agent never asked for one.
+    #[serde(default)]
+    pub lease: Option<Lease>,
+}
+
+/// A lease granted with an accepted heartbeat. The agent fences the home stateful tier when it
+/// cannot renew before expiry; the cloud moves that tier only once the lease expired more than
+/// `lease_margin_s` ago.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub granted_at: Timestamp,
+    pub expires_at: Timestamp,
 }
 
 impl SiteState {
@@ -66,6 +79,7 @@ impl SiteState {
             warnings: Warnings::default(),
             seen: BTreeMap::new(),
             audit: Vec::new(),
+            lease: None,
         }
     }
 
@@ -176,9 +190,20 @@ impl Critical {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PowerSignal {
+    /// The current reading: Unknown while the UPS link is lost (COMMBAD/NOCOMM).
     pub health: Health,
     /// Set while on battery with LB, or after FSD / SHUTDOWN.
     pub critical: Option<Critical>,
+    /// The last real reading (on line / on battery), kept through a lost UPS link: mode
+    /// decisions keep it (see `assess`). Unknown only while no reading ever arrived.
+    #[serde(default)]
+    pub known: Health,
+    #[serde(default)]
+    pub known_critical: Option<Critical>,
+    /// The reading was taken before a silence of the agent began: it proves nothing about now
+    /// (never "power back") until a new reading arrives.
+    #[serde(default)]
+    pub stale: bool,
     pub status: UpsStatus,
     pub last_type: Option<NotifyType>,
     /// Agent time of the newest event applied (older, reordered events are recorded, not applied).
@@ -216,10 +241,17 @@ pub struct ProbeSignal {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DevicesSignal {
+    /// Up: at least one on-prem device connected; Down: none for the persistence (see policy).
     pub health: Health,
     pub online: Option<u32>,
     pub total: Option<u32>,
+    /// Device checks in a row that saw every on-prem device disconnected.
     pub offline_streak: u32,
+    #[serde(default)]
+    pub offline_since: Option<Timestamp>,
+    /// When the device list was last read.
+    #[serde(default)]
+    pub seen_at: Option<Timestamp>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -229,6 +261,11 @@ pub struct WitnessSignal {
     pub event_at: Option<Timestamp>,
     pub target: Option<String>,
     pub latency_ms: Option<u64>,
+    /// Reports in a row that could not reach home, and since when.
+    #[serde(default)]
+    pub down_streak: u32,
+    #[serde(default)]
+    pub down_since: Option<Timestamp>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -272,6 +309,22 @@ pub fn busy(since: Option<Timestamp>, now: Timestamp, timeout_s: u64) -> bool {
 pub struct Trouble {
     pub power_down_since: Option<Timestamp>,
     pub nodes_missing_since: Option<Timestamp>,
+    /// Since when the power reading is not current (UPS link lost, or stale after a silence)
+    /// while every other signal is up: after `power_unknown_max_s` recovery may go on.
+    #[serde(default)]
+    pub power_unknown_since: Option<Timestamp>,
+    /// What went wrong since the site left Healthy (so recovery names what came back).
+    #[serde(default)]
+    pub causes: Causes,
+}
+
+/// The Down conditions seen since the site last was Healthy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Causes {
+    pub power: bool,
+    pub unreachable: bool,
+    pub api: bool,
+    pub nodes: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

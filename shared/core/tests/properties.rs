@@ -109,6 +109,7 @@ fn to_input(e: &Ev, n: usize, now: Timestamp) -> Input {
             nodes_total: *total,
             ups_status: None,
             api_ok: *api_ok,
+            lease: n % 2 == 0,
         }),
         Ev::Probe {
             api,
@@ -323,10 +324,14 @@ fn check(
                 ..
             } => {
                 assert_eq!(s.mode, Mode::Outage);
+                let a = assess(s, now, policy);
+                assert!(a.quorum(), "stateful moved without quorum");
                 assert!(
-                    assess(s, now, policy).quorum(),
-                    "stateful moved without quorum"
+                    a.votes.up.is_empty(),
+                    "stateful moved while {:?} saw home up",
+                    a.votes.up
                 );
+                assert!(a.lease_expired, "stateful moved under a running lease");
             }
             Action::Migrate {
                 tier: Tier::Critical,
