@@ -7,6 +7,7 @@ use crate::engine::{self, Applied, EngineError, Token};
 use crate::http::{Reject, Request, Response, require_json};
 use crate::jwt::{self, LEEWAY_S};
 use crate::payloads;
+use burst_core::state::Side;
 use burst_core::{ApiProbe, DevicesProbe, Input, ProbeReport, ScaleSetProbe, SiteState, Timestamp};
 use serde_json::json;
 use std::sync::Arc;
@@ -136,12 +137,40 @@ async fn agent(
     let input = parse(&req.body)?;
     let token = Token {
         jti: claims.jti,
-        until: Timestamp::from_secs(claims.exp + LEEWAY_S + 1),
+        until: Timestamp::from_secs(claims.exp.saturating_add(LEEWAY_S + 1)),
+    };
+    let heartbeat = match &input {
+        Input::Heartbeat(h) => Some(h.lease),
+        _ => None,
     };
     let applied = engine::apply(deps, &claims.iss, input, Some(token))
         .await
         .map_err(engine_error)?;
-    Ok(accepted(&applied, json!({})))
+    let extra = match heartbeat {
+        Some(asked) => heartbeat_reply(&applied.state, asked, deps.now()),
+        None => json!({}),
+    };
+    Ok(accepted(&applied, extra))
+}
+
+/// What a heartbeat's answer adds: where the stateful tier runs (the agent unfences once it
+/// is home) and, for an agent that asked, the lease as the cloud holds it. `remaining_ms` is
+/// measured on the cloud's clock at the answer; the agent adds it to its own send time, so
+/// its local expiry is never later than ours.
+fn heartbeat_reply(state: &SiteState, asked: bool, now: Timestamp) -> serde_json::Value {
+    let stateful = match state.placement.stateful.side {
+        Side::Home => "home",
+        Side::Cloud => "cloud",
+        Side::Unsure => "unsure",
+    };
+    let mut v = json!({ "stateful": stateful });
+    if asked && let Some(l) = state.lease {
+        v["lease"] = json!({
+            "expires_at": l.expires_at.rfc3339(),
+            "remaining_ms": l.expires_at.since(now).max(0),
+        });
+    }
+    v
 }
 
 async fn tailscale(deps: &Arc<Deps>, req: &Request) -> Result<Response, Reject> {
@@ -227,6 +256,10 @@ pub fn summary(s: &SiteState) -> serde_json::Value {
             "alerted_percent": s.budget.alerted,
             "capped": s.budget.capped,
         },
+        "lease": s.lease.map(|l| json!({
+            "granted_at": l.granted_at.rfc3339(),
+            "expires_at": l.expires_at.rfc3339(),
+        })),
         "signals": s.signals,
         "warnings": s.warnings,
         "audit": s.audit.iter().rev().take(20).collect::<Vec<_>>(),

@@ -165,13 +165,18 @@ pub fn verify(
     if claims.aud != AUDIENCE {
         return Err(AuthError::WrongAudience);
     }
-    if claims.exp - claims.iat > MAX_LIFETIME_S || claims.exp < claims.iat {
+    // Checked arithmetic: signed claims may hold any i64 (no overflow in debug or release).
+    let lifetime_ok = claims
+        .exp
+        .checked_sub(claims.iat)
+        .is_some_and(|l| (0..=MAX_LIFETIME_S).contains(&l));
+    if !lifetime_ok {
         return Err(AuthError::TooLong);
     }
-    if claims.iat > now_unix + LEEWAY_S {
+    if claims.iat > now_unix.saturating_add(LEEWAY_S) {
         return Err(AuthError::NotYetValid);
     }
-    if claims.exp + LEEWAY_S < now_unix {
+    if claims.exp.saturating_add(LEEWAY_S) < now_unix {
         return Err(AuthError::Expired);
     }
     if claims.jti.is_empty() || claims.jti.len() > 128 {
@@ -183,4 +188,57 @@ pub fn verify(
         return Err(AuthError::BodyMismatch);
     }
     Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use jsonwebtoken::{EncodingKey, Header, encode};
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef-test";
+
+    fn token(iat: i64, exp: i64, body: &[u8]) -> String {
+        let claims = serde_json::json!({
+            "iss": "home", "aud": AUDIENCE, "iat": iat, "exp": exp, "jti": "j-1",
+            "body_sha256": body_sha256(body),
+        });
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn extreme_times_are_refused_without_overflow() {
+        let key = AgentKey::hs256(SECRET).unwrap();
+        let now = 1_772_409_600;
+        let body = b"{}";
+        let cases = [
+            (i64::MIN, i64::MAX, AuthError::TooLong),
+            (i64::MAX, i64::MIN, AuthError::TooLong),
+            (i64::MIN, i64::MIN + 10, AuthError::Expired),
+            (i64::MAX - 10, i64::MAX, AuthError::NotYetValid),
+            (now - 100, i64::MAX, AuthError::TooLong),
+            (i64::MIN, now, AuthError::TooLong),
+        ];
+        for (iat, exp, want) in cases {
+            let got = verify(&key, &token(iat, exp, body), body, now).unwrap_err();
+            assert_eq!(got, want, "iat {iat}, exp {exp}");
+            assert!(!got.code().is_empty());
+        }
+        // Extreme clocks on our side do not overflow either.
+        let t = token(now, now + 60, body);
+        assert_eq!(
+            verify(&key, &t, body, i64::MAX).unwrap_err(),
+            AuthError::Expired
+        );
+        assert_eq!(
+            verify(&key, &t, body, i64::MIN).unwrap_err(),
+            AuthError::NotYetValid
+        );
+        assert!(verify(&key, &t, body, now).is_ok());
+    }
 }

@@ -508,3 +508,99 @@ async fn secrets_never_reach_the_logs() {
         );
     }
 }
+
+async fn post_signed(h: &Handler, path: &str, body: &Value) -> (u16, Value) {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let token = sign_ed(&claims(&bytes), AGENT_PRIVATE_PEM);
+    post(h, path, &bytes, &agent_headers(&token)).await
+}
+
+#[tokio::test]
+async fn heartbeats_carry_the_lease_and_where_the_stateful_tier_runs() {
+    let mut h = Handler::start(&[]);
+    let beat = |lease: bool| {
+        let mut b = json!({"id": uuid::Uuid::new_v4().to_string(),
+            "at": chrono::Utc::now().to_rfc3339(), "nodes_ready": 7, "nodes_total": 7,
+            "ups_status": "OL", "api_ok": true});
+        if lease {
+            b["lease"] = json!(true);
+        }
+        b
+    };
+    // An agent without a fence asks for no lease and gets none.
+    let (status, v) = post_signed(&h, "/api/heartbeat", &beat(false)).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["stateful"], "home");
+    assert!(v.get("lease").is_none(), "{v}");
+
+    let before = chrono::Utc::now();
+    let (status, v) = post_signed(&h, "/api/heartbeat", &beat(true)).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["stateful"], "home");
+    let remaining = v["lease"]["remaining_ms"].as_i64().unwrap();
+    // The default lease is 120 s, granted at receipt.
+    assert!((110_000..=120_000).contains(&remaining), "{v}");
+    let expires: chrono::DateTime<chrono::Utc> =
+        v["lease"]["expires_at"].as_str().unwrap().parse().unwrap();
+    let ahead = (expires - before).num_milliseconds();
+    assert!((119_000..=125_000).contains(&ahead), "{v}");
+
+    let status_resp: Value = reqwest::get(format!("{}/api/status", h.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        status_resp["sites"][0]["lease"]["expires_at"],
+        v["lease"]["expires_at"]
+    );
+    assert!(h.alive());
+}
+
+#[tokio::test]
+async fn an_event_dated_in_the_future_never_blocks_later_ones() {
+    let mut h = Handler::start(&[]);
+    let ups = |kind: &str, status: &str, at: &str| {
+        json!({"id": uuid::Uuid::new_v4().to_string(), "at": at, "ups": "ups@home",
+            "type": kind, "status": status})
+    };
+    let (status, v) = post_signed(
+        &h,
+        "/api/ups",
+        &ups("ONBATT", "OB DISCHRG", "9999-12-31T23:59:59Z"),
+    )
+    .await;
+    assert_eq!((status, v["mode"].as_str()), (200, Some("suspect")), "{v}");
+    let now = chrono::Utc::now().to_rfc3339();
+    let (status, v) = post_signed(&h, "/api/ups", &ups("ONLINE", "OL", &now)).await;
+    assert_eq!((status, v["mode"].as_str()), (200, Some("healthy")), "{v}");
+
+    let status_resp: Value = reqwest::get(format!("{}/api/status", h.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let site = &status_resp["sites"][0];
+    assert_eq!(site["signals"]["power"]["health"], "up", "{site}");
+    let audit = site["audit"].to_string();
+    assert!(audit.contains("sender clock ahead"), "{audit}");
+    assert!(h.alive());
+}
+
+#[tokio::test]
+async fn extreme_token_times_get_401_json_not_a_dropped_connection() {
+    let mut h = Handler::start(&[]);
+    let body = ups_body(&uuid::Uuid::new_v4().to_string(), "ONBATT", "OB");
+    for (iat, exp) in [(i64::MIN, i64::MAX), (i64::MAX, i64::MIN), (i64::MIN, 0)] {
+        let mut c = claims(&body);
+        c["iat"] = json!(iat);
+        c["exp"] = json!(exp);
+        let token = sign_ed(&c, AGENT_PRIVATE_PEM);
+        let (status, v) = post(&h, "/api/ups", &body, &agent_headers(&token)).await;
+        assert_eq!(status, 401, "iat {iat} exp {exp}: {v}");
+        assert_eq!(v["error"], "token_lifetime_too_long", "{v}");
+    }
+    assert!(h.alive());
+}

@@ -13,7 +13,7 @@ pub struct Timestamp(pub i64);
 
 impl Timestamp {
     pub const fn from_secs(s: i64) -> Self {
-        Timestamp(s * 1000)
+        Timestamp(s.saturating_mul(1000))
     }
     pub const fn from_millis(ms: i64) -> Self {
         Timestamp(ms)
