@@ -539,3 +539,105 @@ async fn commloss_is_unknown_power_not_a_power_loss() {
     assert!(mode_changes(&status).is_empty(), "{}", status["audit"]);
     latencies("commloss", &calls, &history);
 }
+
+/// On battery past the grace (outage), then the UPS's data link dies (the driver frozen:
+/// upsd's data goes stale, upsmon reports COMMBAD then NOCOMM). Power is then Unknown,
+/// neither Up nor Down: the last reading (on battery) keeps the outage, heartbeats that
+/// cannot read the UPS do not count as "power back", and the cloud is never released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_the_ups_link_on_battery_is_not_power_back() {
+    if !nut_available("losing_the_ups_link_on_battery_is_not_power_back") {
+        return;
+    }
+    let mut site = Site::new().await;
+    site.set("BURST_AGENT_UPSD_TIMEOUT_MS", "6000");
+    site.set("BURST_AGENT_NOTIFY_BUDGET_MS", "10000");
+    // A short grace and scale-down delay: without the power-Unknown rule the link loss would
+    // read as power back and release the cloud within seconds.
+    let h = site
+        .start_handler(&[
+            ("BURST_GRACE_ON_BATTERY_S", "2"),
+            ("BURST_SCALE_DOWN_DELAY_S", "1"),
+        ])
+        .await;
+    let watcher = Watcher::start(&h.base_url());
+    let kube = FakeKube::start(3, 3).await;
+    let sim = site
+        .start_nut("hold-ol.seq", 90, &["--nocommwarn", "3"])
+        .await;
+    let ups = sim.upsname();
+    let kube_url = kube.url();
+    let heartbeat = || async {
+        site.agent(
+            &["heartbeat"],
+            &[
+                ("BURST_AGENT_UPS", ups.as_str()),
+                ("BURST_AGENT_KUBE_SOURCE", "url"),
+                ("BURST_AGENT_KUBE_URL", kube_url.as_str()),
+            ],
+            Duration::from_secs(15),
+        )
+        .await
+    };
+
+    sim.run("set", &["ups.status", "OB DISCHRG"]).await;
+    wait_for(&watcher, "ONBATT applied", Duration::from_secs(30), |s| {
+        s.last_type == "ONBATT"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let run = heartbeat().await;
+    assert_eq!(run.code, 0, "heartbeat: {}", run.stderr);
+    let status = h.site_status().await;
+    assert_eq!(status["mode"], "outage", "{status}");
+
+    // Freeze the driver for 15 s while heartbeats keep coming (they read "" from upsd).
+    let link_lost = async {
+        sim.run("commloss", &["15", "driver"]).await;
+    };
+    let beats = async {
+        wait_for(&watcher, "COMMBAD applied", Duration::from_secs(30), |s| {
+            s.last_type == "COMMBAD"
+        })
+        .await;
+        for _ in 0..3 {
+            let run = heartbeat().await;
+            assert_eq!(run.code, 0, "heartbeat: {}", run.stderr);
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
+    };
+    tokio::join!(link_lost, beats);
+    sim.expect_notify("COMMOK", 1, Duration::from_secs(30))
+        .await;
+    let run = heartbeat().await;
+    assert_eq!(run.code, 0, "heartbeat: {}", run.stderr);
+
+    let history = watcher.history();
+    let first_outage = history.iter().position(|s| s.mode == "outage").unwrap();
+    assert!(
+        history[first_outage..].iter().all(|s| s.mode == "outage"),
+        "the link loss released the outage: {history:#?}"
+    );
+    assert!(
+        history
+            .iter()
+            .any(|s| s.last_type == "COMMBAD" && s.health == "unknown"),
+        "{history:#?}"
+    );
+    let status = h.site_status().await;
+    assert_eq!(status["mode"], "outage", "{status}");
+    assert_eq!(status["signals"]["power"]["known"], "down", "{status}");
+    assert!(
+        status["capacity"]["desired"].as_u64().unwrap() >= 2,
+        "{status}"
+    );
+    let audit = status["audit"].to_string();
+    assert!(!audit.contains("power back"), "{audit}");
+    let changes = mode_changes(&status);
+    assert!(
+        changes
+            .iter()
+            .all(|(c, _)| !c.ends_with("recovering") && !c.ends_with("healthy")),
+        "{changes:?}"
+    );
+}
