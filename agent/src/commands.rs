@@ -10,7 +10,7 @@ use tracing::{error, info, warn};
 use uuid::Uuid;
 
 use crate::config::Config;
-use crate::deliver::{self, Outcome, Sender};
+use crate::deliver::{self, Outcome, Reply, Sender};
 use crate::inside::inside_view;
 use crate::payload::{self, Heartbeat, UpsEvent, WitnessReport};
 use crate::spool::Spool;
@@ -221,15 +221,21 @@ pub async fn heartbeat(config: &Config, started: Instant) -> u8 {
         // No UPS configured: no field. Configured but unreadable: "" (unknown).
         ups_status: ups.map(|_| snapshot.status),
         api_ok: view.api_ok,
+        lease: config.fencing(),
     };
-    post_report(
+    let (code, outcome, reply) = post_report(
         &sender,
         payload::ROUTE_HEARTBEAT,
         &beat,
         beat.id,
         started + budget,
     )
-    .await
+    .await;
+    // After the post, so it never delays or prevents it; bounded by fence_timeout_ms.
+    if config.fencing() {
+        crate::fence::after_heartbeat(config, &outcome, reply.as_ref()).await;
+    }
+    code
 }
 
 /// `burst-agent witness`: probe home from here and report.
@@ -276,25 +282,29 @@ pub async fn witness(config: &Config, target: Option<&str>, started: Instant) ->
         started + config.heartbeat_budget(),
     )
     .await
+    .0
 }
 
 /// Heartbeats and witness reports are not spooled: they describe "now", and a late one would
 /// claim liveness that was not there. The next timer run sends a fresh one.
+/// Returns the exit code, the outcome and the reply it was read from.
 async fn post_report<T: serde::Serialize>(
     sender: &Sender,
     route: &str,
     value: &T,
     id: Uuid,
     deadline: Instant,
-) -> u8 {
+) -> (u8, Outcome, Option<Reply>) {
     let body = match serde_json::to_vec(value) {
         Ok(b) => b,
         Err(e) => {
             error!(%e, "cannot encode");
-            return EXIT_FAILED;
+            let reason = format!("cannot encode: {e}");
+            return (EXIT_FAILED, Outcome::Retry { reason }, None);
         }
     };
-    match sender.send_with_retry(route, &body, deadline).await {
+    let (outcome, reply) = sender.send_with_retry_reply(route, &body, deadline).await;
+    let code = match &outcome {
         Outcome::Delivered { status, duplicate } => {
             info!(%id, route, status, duplicate, "delivered");
             EXIT_OK
@@ -307,7 +317,8 @@ async fn post_report<T: serde::Serialize>(
             error!(%id, route, %reason, "not delivered (not spooled: the next run sends a fresh one)");
             EXIT_FAILED
         }
-    }
+    };
+    (code, outcome, reply)
 }
 
 /// `burst-agent test`: one signed `TEST` event with the live UPS status, one attempt, and a

@@ -89,6 +89,19 @@ pub struct Config {
     /// Accept any TLS certificate when probing an `https://` witness target (self-signed
     /// home endpoints). Only the probe; never the function calls.
     pub witness_insecure_tls: bool,
+    /// Shell command (`sh -c`) that stops the home's stateful tier when the lease cannot be
+    /// renewed. Empty: no fencing, and heartbeats ask for no lease.
+    pub fence_command: String,
+    /// Shell command that starts the stateful tier again once the cloud says it is home.
+    /// Empty: the agent only marks itself unfenced (bring the tier back by hand).
+    pub unfence_command: String,
+    /// Fence when a heartbeat could not renew the lease and less than this is left on it.
+    pub fence_ahead_ms: u64,
+    /// The longest a fence or unfence command may run; it is killed after that.
+    pub fence_timeout_ms: u64,
+    /// The lease bookkeeping file. Default: `lease.json` beside the spool directory
+    /// (see [`Config::lease_file`]).
+    pub lease_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -116,6 +129,11 @@ impl Default for Config {
             witness_target: String::new(),
             witness_timeout_ms: 3000,
             witness_insecure_tls: false,
+            fence_command: String::new(),
+            unfence_command: String::new(),
+            fence_ahead_ms: 60_000,
+            fence_timeout_ms: 30_000,
+            lease_file: None,
         }
     }
 }
@@ -196,7 +214,43 @@ impl Config {
             name: format!("{ENV_PREFIX}*"),
             detail: e.message().to_string(),
         })?;
+        config.validate()?;
         Ok(config)
+    }
+
+    /// Value checks that the types alone do not make.
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (key, value) in [
+            ("fence_ahead_ms", self.fence_ahead_ms),
+            ("fence_timeout_ms", self.fence_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} must be greater than 0 ({ENV_PREFIX}{})",
+                    key.to_ascii_uppercase()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the agent fences: a `fence_command` is set (and only then asks for a lease).
+    pub fn fencing(&self) -> bool {
+        !self.fence_command.trim().is_empty()
+    }
+
+    /// The lease file: `lease_file`, else `lease.json` beside the spool directory (not inside
+    /// it: the spool takes every `*.json` there for an event), e.g.
+    /// `/var/lib/burst-agent/lease.json` for the default spool.
+    pub fn lease_file(&self) -> PathBuf {
+        if let Some(path) = &self.lease_file {
+            return path.clone();
+        }
+        match self.spool_dir.parent() {
+            Some(parent) => parent.join("lease.json"),
+            // The spool is `/` (or empty): keep it a dot file inside, which the spool skips.
+            None => self.spool_dir.join(".lease.json"),
+        }
     }
 
     /// The `ups` setting parsed, if set.
@@ -260,6 +314,12 @@ impl Config {
     }
     pub fn witness_timeout(&self) -> Duration {
         Duration::from_millis(self.witness_timeout_ms)
+    }
+    pub fn fence_ahead(&self) -> Duration {
+        Duration::from_millis(self.fence_ahead_ms)
+    }
+    pub fn fence_timeout(&self) -> Duration {
+        Duration::from_millis(self.fence_timeout_ms)
     }
 }
 
@@ -327,6 +387,12 @@ impl fmt::Debug for Config {
             .field("witness_target", &self.witness_target)
             .field("witness_timeout_ms", &self.witness_timeout_ms)
             .field("witness_insecure_tls", &self.witness_insecure_tls)
+            // A command line may carry a token (`kubectl --token=...`): not shown.
+            .field("fence_command", &redact(&self.fence_command))
+            .field("unfence_command", &redact(&self.unfence_command))
+            .field("fence_ahead_ms", &self.fence_ahead_ms)
+            .field("fence_timeout_ms", &self.fence_timeout_ms)
+            .field("lease_file", &self.lease_file)
             .finish()
     }
 }
@@ -451,5 +517,54 @@ kube_source = "in-cluster"
             !shown.contains("hs-secret-value") && !shown.contains("s3cret"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn fence_settings_defaults_validation_and_lease_file() {
+        let c = Config::from_env(&env(&[])).unwrap();
+        assert!(!c.fencing(), "no fence command: no fencing");
+        assert_eq!((c.fence_ahead_ms, c.fence_timeout_ms), (60_000, 30_000));
+        assert_eq!(
+            c.lease_file(),
+            PathBuf::from("/var/lib/burst-agent/lease.json"),
+            "beside the default spool, not in it"
+        );
+
+        let c = Config::from_env(&env(&[
+            (
+                "BURST_AGENT_FENCE_COMMAND",
+                "kubectl -n db scale statefulset/pg --replicas=0",
+            ),
+            ("BURST_AGENT_FENCE_AHEAD_MS", "45000"),
+            ("BURST_AGENT_SPOOL_DIR", "/srv/agent/spool/"),
+        ]))
+        .unwrap();
+        assert!(c.fencing());
+        assert_eq!(c.fence_ahead(), Duration::from_secs(45));
+        assert_eq!(c.lease_file(), PathBuf::from("/srv/agent/lease.json"));
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("kubectl"),
+            "commands may hold tokens: {shown}"
+        );
+
+        let c = Config::from_env(&env(&[("BURST_AGENT_LEASE_FILE", "/run/x/lease")])).unwrap();
+        assert_eq!(c.lease_file(), PathBuf::from("/run/x/lease"));
+
+        for key in ["FENCE_AHEAD_MS", "FENCE_TIMEOUT_MS"] {
+            let name = format!("BURST_AGENT_{key}");
+            let err = Config::from_env(&env(&[(&name, "0")])).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.contains(&key.to_ascii_lowercase()) && text.contains(&name),
+                "{text}"
+            );
+        }
+        // In the file too.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, "fence_ahead_ms = 0\n").unwrap();
+        let err = Config::load(Some(&path), &env(&[])).unwrap_err();
+        assert!(err.to_string().contains("fence_ahead_ms"), "{err}");
     }
 }

@@ -24,6 +24,9 @@ pub struct Reply {
     pub status: u16,
     pub body: String,
     pub elapsed: Duration,
+    /// Wall-clock time just before the request went out: whatever the function says about
+    /// "now" happened after this (the lease's local expiry is counted from it).
+    pub sent_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// What one attempt (or a series of them) came to.
@@ -141,6 +144,7 @@ impl Sender {
             request = request.header("x-functions-key", key);
         }
         let started = Instant::now();
+        let sent_at = chrono::Utc::now();
         let response = request.send().await.map_err(describe_transport_error)?;
         let status = response.status().as_u16();
         let body = response.text().await.unwrap_or_default();
@@ -148,31 +152,44 @@ impl Sender {
             status,
             body,
             elapsed: started.elapsed(),
+            sent_at,
         })
     }
 
     /// Tries until delivered, rejected, or `deadline` leaves no room for another attempt.
     pub async fn send_with_retry(&self, route: &str, body: &[u8], deadline: Instant) -> Outcome {
+        self.send_with_retry_reply(route, body, deadline).await.0
+    }
+
+    /// [`send_with_retry`](Sender::send_with_retry), also returning the HTTP reply the outcome
+    /// was read from (`None` when the last attempt got no reply, or none was made).
+    pub async fn send_with_retry_reply(
+        &self,
+        route: &str,
+        body: &[u8],
+        deadline: Instant,
+    ) -> (Outcome, Option<Reply>) {
         let mut attempt: u32 = 0;
         let mut last = Outcome::Retry {
             reason: "no time left for an attempt".to_string(),
         };
+        let mut last_reply = None;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining < Duration::from_millis(50) {
-                return last;
+                return (last, last_reply);
             }
-            last = match self.post_once(route, body, remaining).await {
-                Ok(reply) => Outcome::of_reply(&reply),
-                Err(reason) => Outcome::Retry { reason },
+            (last, last_reply) = match self.post_once(route, body, remaining).await {
+                Ok(reply) => (Outcome::of_reply(&reply), Some(reply)),
+                Err(reason) => (Outcome::Retry { reason }, None),
             };
             let Outcome::Retry { reason } = &last else {
-                return last;
+                return (last, last_reply);
             };
             let pause = backoff(attempt);
             debug!(route, attempt, %reason, ?pause, "attempt failed");
             if Instant::now() + pause >= deadline {
-                return last;
+                return (last, last_reply);
             }
             tokio::time::sleep(pause).await;
             attempt += 1;
@@ -292,6 +309,7 @@ mod tests {
             status,
             body: body.to_string(),
             elapsed: Duration::ZERO,
+            sent_at: chrono::Utc::now(),
         }
     }
 

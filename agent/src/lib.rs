@@ -4,16 +4,20 @@
 //!
 //! Modules, from the wire inwards: [`upsd`] (NUT protocol client), [`payload`] (JSON bodies),
 //! [`auth`] (JWT), [`deliver`] (HTTP, retries, outcomes), [`spool`] (the crash-safe queue),
-//! [`inside`] (Kubernetes node view), [`witness`] (reachability probe), [`config`],
-//! [`commands`] (the subcommands).
+//! [`inside`] (Kubernetes node view), [`witness`] (reachability probe), [`lease`] (the lease
+//! the cloud grants, and its file), [`fence`] (fencing the stateful tier when the lease cannot
+//! be renewed; runs commands through [`shell`]), [`config`], [`commands`] (the subcommands).
 
 pub mod auth;
 pub mod commands;
 pub mod config;
 pub mod deliver;
+pub mod fence;
 pub mod inside;
 pub mod keygen;
+pub mod lease;
 pub mod payload;
+pub mod shell;
 pub mod spool;
 pub mod upsd;
 pub mod witness;

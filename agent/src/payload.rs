@@ -34,6 +34,10 @@ pub struct Heartbeat {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ups_status: Option<String>,
     pub api_ok: bool,
+    /// `true`: this agent holds a lease and fences itself when it cannot renew it (a
+    /// `fence_command` is set). Left out otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lease: bool,
 }
 
 /// `POST /api/witness`: can a third place reach home?
@@ -85,6 +89,23 @@ mod tests {
         let v = serde_json::to_value(&commloss).unwrap();
         assert_eq!(v["status"], "");
         assert!(v.get("battery_charge").is_none() && v.get("battery_runtime_s").is_none());
+    }
+
+    #[test]
+    fn heartbeat_asks_for_a_lease_only_when_fencing() {
+        let mut beat = Heartbeat {
+            id: Uuid::nil(),
+            at: "2026-01-01T00:00:00.000Z".into(),
+            nodes_ready: 3,
+            nodes_total: 3,
+            ups_status: None,
+            api_ok: true,
+            lease: false,
+        };
+        let v = serde_json::to_value(&beat).unwrap();
+        assert!(v.get("lease").is_none(), "{v}");
+        beat.lease = true;
+        assert_eq!(serde_json::to_value(&beat).unwrap()["lease"], true);
     }
 
     #[test]

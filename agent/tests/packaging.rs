@@ -33,6 +33,7 @@ fn all_keys() -> Vec<String> {
         ed25519_key_file: Some("x".into()),
         hs256_secret_file: Some("x".into()),
         kubeconfig: Some("x".into()),
+        lease_file: Some("x".into()),
         ..Config::default()
     };
     toml::Table::try_from(full)

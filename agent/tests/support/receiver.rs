@@ -4,6 +4,11 @@
 //! `body_sha256`), and the payload fields. It records what it accepts, dedupes on the event
 //! `id` (200 `{"duplicate":true}`), and can refuse connections or answer 503.
 //!
+//! Heartbeats can be answered like the cloud's lease fence does: with [`Receiver::set_lease`]
+//! a heartbeat carrying `"lease": true` renews a lease of that length and the reply carries
+//! `"lease": {"expires_at", "remaining_ms"}` (a duplicate reports the current lease, not
+//! renewed); with [`Receiver::set_stateful`] every heartbeat reply carries `"stateful"`.
+//!
 //! Written independently of the agent's own types (payloads are checked as raw JSON), so a
 //! mistake in the agent's structs is caught here rather than mirrored.
 
@@ -51,6 +56,8 @@ pub struct Accepted {
     pub alg: Algorithm,
     /// Seconds since the Unix epoch when it was accepted.
     pub received_at: f64,
+    /// The JSON the receiver answered with.
+    pub reply: Value,
 }
 
 /// One refused request.
@@ -73,6 +80,12 @@ struct Record {
     duplicates: Vec<(String, String)>,
     unavailable: bool,
     requests: usize,
+    /// Lease length granted to heartbeats asking for one (`None`: replies carry no lease).
+    lease: Option<Duration>,
+    /// The granted lease's expiry.
+    lease_expiry: Option<chrono::DateTime<chrono::Utc>>,
+    /// `stateful` of every heartbeat reply (`None`: left out).
+    stateful: Option<String>,
 }
 
 struct Shared {
@@ -186,6 +199,17 @@ impl Receiver {
         self.lock().unavailable = on;
     }
 
+    /// Heartbeats asking for a lease get (renew) one of this length; `None`: no lease in
+    /// replies (the old function).
+    pub fn set_lease(&self, length: Option<Duration>) {
+        self.lock().lease = length;
+    }
+
+    /// Every heartbeat reply says `"stateful": <value>` (`None`: field left out).
+    pub fn set_stateful(&self, value: Option<&str>) {
+        self.lock().stateful = value.map(str::to_string);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Record> {
         self.shared.record.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -283,9 +307,18 @@ async fn handle(
                 )
                     .into_response();
             }
-            if !r.ids.insert((route.clone(), id.clone())) {
+            let duplicate = !r.ids.insert((route.clone(), id.clone()));
+            let mut reply = if duplicate {
+                json!({"duplicate": true})
+            } else {
+                json!({"accepted": true, "ok": true, "duplicate": false, "id": id})
+            };
+            if route == "/api/heartbeat" {
+                heartbeat_reply(&mut r, &payload, duplicate, &mut reply);
+            }
+            if duplicate {
                 r.duplicates.push((route, id));
-                return (StatusCode::OK, axum::Json(json!({"duplicate": true}))).into_response();
+                return (StatusCode::OK, axum::Json(reply)).into_response();
             }
             r.accepted.push(Accepted {
                 route,
@@ -294,12 +327,9 @@ async fn handle(
                 jti: claims.jti,
                 alg,
                 received_at: now_epoch(),
+                reply: reply.clone(),
             });
-            (
-                StatusCode::OK,
-                axum::Json(json!({"accepted": true, "id": id})),
-            )
-                .into_response()
+            (StatusCode::OK, axum::Json(reply)).into_response()
         }
         Err((status, code, detail)) => {
             let mut r = shared.record.lock().unwrap_or_else(|p| p.into_inner());
@@ -311,6 +341,29 @@ async fn handle(
             });
             (status, axum::Json(json!({"error": code, "detail": detail}))).into_response()
         }
+    }
+}
+
+/// The lease fence's part of a heartbeat reply: renew (unless a duplicate) and report the
+/// lease when the heartbeat asks for one, and say where the stateful tier is.
+fn heartbeat_reply(r: &mut Record, payload: &Value, duplicate: bool, reply: &mut Value) {
+    let now = chrono::Utc::now();
+    if let Some(stateful) = &r.stateful {
+        reply["stateful"] = json!(stateful);
+    }
+    if payload.get("lease") != Some(&Value::Bool(true)) {
+        return;
+    }
+    let Some(length) = r.lease else { return };
+    if !duplicate {
+        r.lease_expiry = Some(now + chrono::TimeDelta::from_std(length).expect("lease length"));
+    }
+    if let Some(expiry) = r.lease_expiry {
+        let remaining_ms = (expiry - now).num_milliseconds().max(0);
+        reply["lease"] = json!({
+            "expires_at": expiry.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "remaining_ms": remaining_ms,
+        });
     }
 }
 
@@ -488,6 +541,12 @@ fn check_payload(route: &str, p: &Value) -> Result<(), String> {
                 s.as_str().ok_or("ups_status: not a string")?;
             }
             boolean("api_ok")?;
+            // Only ever `true`, and only then (left out otherwise).
+            if let Some(l) = obj.get("lease")
+                && l != &Value::Bool(true)
+            {
+                return Err(format!("lease: must be true or absent, got {l}"));
+            }
         }
         "/api/witness" => {
             string("target")?;
