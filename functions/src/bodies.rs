@@ -7,6 +7,8 @@ use crate::engine::{self, Applied, EngineError, Token};
 use crate::http::{Reject, Request, Response, require_json};
 use crate::jwt::{self, LEEWAY_S};
 use crate::payloads;
+use burst_core::Policy;
+use burst_core::assess::{assess, holds};
 use burst_core::state::Side;
 use burst_core::{ApiProbe, DevicesProbe, Input, ProbeReport, ScaleSetProbe, SiteState, Timestamp};
 use serde_json::json;
@@ -217,8 +219,28 @@ async fn tailscale(deps: &Arc<Deps>, req: &Request) -> Result<Response, Reject> 
     Ok(Response::json(200, &body))
 }
 
+/// What holds the site's mode or capacity, each with the setting that feeds that source.
+fn holds_with_settings(s: &SiteState, now: Timestamp, policy: &Policy) -> serde_json::Value {
+    let a = assess(s, now, policy);
+    let setting = |source: &str| match source {
+        "power" => "the agent's `ups` (upsd) and upsmon's NOTIFYCMD",
+        "network" | "heartbeats" => "the agent's heartbeat timer and `base_url`",
+        "api" | "nodes" => {
+            "BURST_HOME_KUBE_URL (the probe) or the agent's `kube_source`; with neither, recovery uses power and heartbeats"
+        }
+        "workloads" => "BURST_CLOUD_KUBE_URL (the cloud cluster)",
+        "delay" => "BURST_SCALE_DOWN_DELAY_S",
+        _ => "",
+    };
+    let holds: Vec<serde_json::Value> = holds(s, &a, now, policy)
+        .into_iter()
+        .map(|h| json!({"source": h.source, "why": h.why, "setting": setting(h.source)}))
+        .collect();
+    json!(holds)
+}
+
 /// A summary for the owner: mode, capacity and why, incident, webhook state, budget, signals.
-pub fn summary(s: &SiteState) -> serde_json::Value {
+pub fn summary(s: &SiteState, now: Timestamp, policy: &Policy) -> serde_json::Value {
     let incident = s.incidents.last().map(|i| {
         json!({
             "id": i.id,
@@ -256,6 +278,7 @@ pub fn summary(s: &SiteState) -> serde_json::Value {
             "alerted_percent": s.budget.alerted,
             "capped": s.budget.capped,
         },
+        "holding": holds_with_settings(s, now, policy),
         "lease": s.lease.map(|l| json!({
             "granted_at": l.granted_at.rfc3339(),
             "expires_at": l.expires_at.rfc3339(),
@@ -270,7 +293,7 @@ async fn status(deps: &Arc<Deps>) -> Result<Response, Reject> {
     let mut sites = Vec::new();
     for site in &deps.settings.sites {
         let s = engine::peek(deps, site).await.map_err(engine_error)?;
-        sites.push(summary(&s));
+        sites.push(summary(&s, deps.now(), &deps.policy));
     }
     Ok(Response::json(200, &json!({ "sites": sites })))
 }

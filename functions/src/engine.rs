@@ -4,9 +4,10 @@
 //! state that issued them was saved, so a lost race never runs an action twice.
 
 use crate::deps::Deps;
+use burst_core::state::AuditEntry;
 use burst_core::{
-    Action, Direction, Input, MigrateResult, NotifyResult, Outcome, ScaleResult, SiteState, Step,
-    Timestamp, dedupe, remember_token, step,
+    Action, Direction, Input, MigrateResult, Mode, NotifyResult, Outcome, ScaleResult, SiteState,
+    Step, Timestamp, dedupe, remember_token, step,
 };
 use burst_ports::StoreError;
 use std::sync::Arc;
@@ -82,6 +83,7 @@ async fn transact(
     for _ in 0..CAS_ATTEMPTS {
         let now = deps.now();
         let (state, etag) = load(deps, site, now).await?;
+        let before = (state.mode, state.audit.last().cloned());
         let (out, changed) = f(state, now)?;
         if !changed {
             return Ok(Stepped {
@@ -95,6 +97,7 @@ async fn transact(
             .await
         {
             Ok(tag) => {
+                log_decisions(site, &before, &out.state);
                 let state = Arc::new(out.state);
                 deps.parsed.put(site, &tag, state.clone());
                 return Ok(Stepped {
@@ -110,6 +113,27 @@ async fn transact(
         }
     }
     Err(last)
+}
+
+/// One JSON log line per decision the saved step took (its audit entries: mode changes,
+/// capacity, migrations, warnings), so transitions show in the logs, not only in the status.
+fn log_decisions(site: &str, before: &(Mode, Option<AuditEntry>), after: &SiteState) {
+    let (mode, last) = before;
+    let start = match last {
+        Some(l) => after
+            .audit
+            .iter()
+            .rposition(|e| e == l)
+            .map_or(0, |i| i + 1),
+        None => 0,
+    };
+    for e in &after.audit[start.min(after.audit.len())..] {
+        if e.what.starts_with("mode ") {
+            tracing::info!(site, from = mode.as_str(), to = after.mode.as_str(), decision = %e.what, reason = %e.why, "mode change");
+        } else {
+            tracing::info!(site, decision = %e.what, reason = %e.why, "decision");
+        }
+    }
 }
 
 /// Applies one input for `site`, then carries out what it asks for.
@@ -225,7 +249,7 @@ async fn execute(deps: &Deps, action: &Action) -> Outcome {
         } => {
             let result = match &deps.migrator {
                 Some(m) => m.migrate(*tier, *direction).await,
-                None => MigrateResult::Failed {
+                None => MigrateResult::NotApplicable {
                     detail: "no cloud cluster configured (BURST_CLOUD_KUBE_URL)".into(),
                 },
             };

@@ -586,6 +586,17 @@ async fn an_event_dated_in_the_future_never_blocks_later_ones() {
     assert_eq!(site["signals"]["power"]["health"], "up", "{site}");
     let audit = site["audit"].to_string();
     assert!(audit.contains("sender clock ahead"), "{audit}");
+    // Every mode change is one JSON log line with its reason.
+    let logs = h.logs();
+    let changes: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == "mode change")
+        .collect();
+    assert_eq!(changes.len(), 2, "{logs}");
+    assert_eq!(changes[0]["fields"]["to"], "suspect", "{logs}");
+    assert_eq!(changes[0]["fields"]["reason"], "on battery", "{logs}");
+    assert_eq!(changes[1]["fields"]["to"], "healthy", "{logs}");
     assert!(h.alive());
 }
 

@@ -36,6 +36,11 @@ pub struct Assessment {
     pub nodes_missing: bool,
     /// Positive evidence that the home API answers (probe ready, or a fresh heartbeat saying so).
     pub api_up: bool,
+    /// Some source ever reported home's API or nodes (the probe got an answer, or a heartbeat
+    /// carried an inside view): recovery waits for that source.
+    pub api_source: bool,
+    /// Some source ever reported node counts: recovery waits for fresh, complete ones.
+    pub node_source: bool,
     /// The independent observers' votes (see the README's observer table).
     pub votes: Votes,
     /// No lease granted to the agent is still running (expired + margin, or never taken).
@@ -60,12 +65,18 @@ impl Assessment {
         self.power == Health::Down || self.home_unreachable || self.nodes_missing
     }
 
-    /// Everything Up again: power back (or not knowable), API answering, all nodes ready.
+    /// Everything Up again: power back (or not knowable), API answering, all nodes ready —
+    /// as far as there is a source for each. A site with no source of API or node readiness
+    /// at all (agent without a kube source, no home API probe) recovers on what there is:
+    /// power on line now, and heartbeats arriving if the site has them.
     pub fn all_clear(&self) -> bool {
-        !self.any_down()
-            && self.power_ok
-            && self.api_up
-            && self.nodes.is_some_and(|n| n.ready >= n.total)
+        if self.any_down() || !self.power_ok {
+            return false;
+        }
+        if !self.api_source {
+            return self.power == Health::Up && !self.heartbeats_overdue;
+        }
+        self.api_up && (!self.node_source || self.nodes.is_some_and(|n| n.ready >= n.total))
     }
 
     /// Independent observers that say home is down, by name (for the quorum rule and reasons).
@@ -182,6 +193,8 @@ pub fn assess(state: &SiteState, now: Timestamp, policy: &Policy) -> Assessment 
         nodes,
         nodes_missing,
         api_up,
+        api_source: s.probe.api_seen || s.heartbeat.inside_seen,
+        node_source: s.probe.nodes.is_some() || s.heartbeat.nodes.is_some(),
         votes,
         lease_expired,
         // Heartbeats must keep arriving after the probe started failing; one sent before
@@ -293,4 +306,100 @@ pub fn vote_deadlines(state: &SiteState, policy: &Policy) -> Vec<Timestamp> {
             .map(|l| l.expires_at.plus_secs(policy.lease_margin_s)),
     );
     d
+}
+
+/// What keeps cloud capacity or the site's mode where it is, in words, for the status: each
+/// entry names the source, so the owner knows what to fix (the shell adds setting names).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Hold {
+    /// `power`, `network`, `api`, `nodes`, `heartbeats`, `workloads`, `delay`, `budget`.
+    pub source: &'static str,
+    pub why: String,
+}
+
+pub fn holds(state: &SiteState, a: &Assessment, now: Timestamp, policy: &Policy) -> Vec<Hold> {
+    use crate::state::{Mode, Side};
+    use crate::time::human_secs;
+    let mut v = Vec::new();
+    let mut hold = |source: &'static str, why: String| v.push(Hold { source, why });
+    if state.mode == Mode::Healthy && state.capacity.desired <= policy.min_nodes {
+        return Vec::new();
+    }
+    match a.power {
+        Health::Down if a.power_current => hold("power", "on battery".into()),
+        Health::Down => hold(
+            "power",
+            "last reading on battery; the UPS is not reporting now (COMMBAD/NOCOMM or no reading since the agent fell silent)".into(),
+        ),
+        Health::Unknown if !a.power_ok => hold(
+            "power",
+            format!(
+                "power state unknown (no current UPS reading); recovery goes on after {} of this with everything else up",
+                human_secs(policy.power_unknown_max_s)
+            ),
+        ),
+        _ => {}
+    }
+    if a.home_unreachable {
+        hold(
+            "network",
+            "home unreachable: the probe fails and heartbeats are overdue".into(),
+        );
+    } else if a.heartbeats_overdue {
+        hold(
+            "heartbeats",
+            "no heartbeat from the agent within the timeout".into(),
+        );
+    }
+    if a.api_source && !a.api_up && !a.home_unreachable {
+        let detail = state.signals.probe.detail.clone().unwrap_or_default();
+        hold(
+            "api",
+            format!(
+                "home API not ready (probe: {detail}; agent api_ok: {})",
+                state.signals.heartbeat.api_ok
+            ),
+        );
+    }
+    if a.node_source {
+        match a.nodes {
+            Some(n) if n.ready < n.total => hold(
+                "nodes",
+                format!("{} of {} nodes not ready", n.total - n.ready, n.total),
+            ),
+            None if !a.home_unreachable => {
+                hold("nodes", "no fresh node count (probe or heartbeat)".into())
+            }
+            _ => {}
+        }
+    }
+    for tier in crate::action::Tier::ALL {
+        let p = state.placement.get(tier);
+        match p.side {
+            Side::Cloud if state.mode == Mode::Healthy => hold(
+                "workloads",
+                format!("{tier} workloads still run in the cloud; moving them home is pending"),
+            ),
+            Side::Unsure => hold(
+                "workloads",
+                format!(
+                    "{tier} workloads may run in the cloud: a move failed ({} failure(s)); capacity is held until they are home",
+                    p.failures
+                ),
+            ),
+            _ => {}
+        }
+    }
+    if state.mode == Mode::Recovering && a.all_clear() {
+        let until = state.mode_since.plus_secs(policy.scale_down_delay_s);
+        hold(
+            "delay",
+            format!(
+                "healthy since {}; back to zero after the scale-down delay ({} s left)",
+                state.mode_since,
+                until.since(now).max(0) / 1000
+            ),
+        );
+    }
+    v
 }

@@ -123,6 +123,8 @@ mod tests {
             nodes: Some(NodeCount { ready, total }),
             nodes_missing: ready < total,
             api_up: !unreachable,
+            api_source: true,
+            node_source: true,
             votes: Default::default(),
             lease_expired: true,
             path_broken: false,

@@ -207,6 +207,15 @@ pub enum NotifyResult {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum MigrateResult {
-    Done { workloads: u32 },
-    Failed { detail: String },
+    Done {
+        workloads: u32,
+    },
+    Failed {
+        detail: String,
+    },
+    /// Nothing to move with: no cloud cluster is configured. Not a failure, and nothing may
+    /// have moved: the tier stays where it is and the move is not retried in this incident.
+    NotApplicable {
+        detail: String,
+    },
 }

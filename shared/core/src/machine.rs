@@ -113,7 +113,23 @@ fn observe(state: &mut SiteState, input: &Input, now: Timestamp, policy: &Policy
             let mut e = e.clone();
             e.at = clamp_at(state, "UPS event", e.at, now, policy);
             let e = &e;
-            if signals::apply_ups(&mut state.signals.power, e) {
+            let applied = signals::apply_ups(&mut state.signals.power, e);
+            if applied && e.notify.is_test() {
+                audit::record(
+                    state,
+                    now,
+                    "UPS TEST recorded",
+                    format!("a test event (burst-agent test) [{}]", e.status),
+                    policy,
+                );
+            } else if applied {
+                // The grace counts from the event's own time: a spooled ONBATT delivered late
+                // does not push the outage back by the delay.
+                if state.signals.power.health == Health::Down
+                    && state.trouble.power_down_since.is_none()
+                {
+                    state.trouble.power_down_since = Some(e.at);
+                }
                 let mut text = format!("UPS {}", e.notify);
                 if !e.status.is_empty() {
                     text.push_str(&format!(" [{}]", e.status));
@@ -363,6 +379,17 @@ fn migrate_outcome(
                 policy,
             );
         }
+        MigrateResult::NotApplicable { detail } => {
+            // Nothing moved and nothing could: keep the tier where it is, do not hold capacity
+            // for it, and do not retry in this incident.
+            place.retry_at = None;
+            place.not_applicable = Some(detail.clone());
+            let text = format!(
+                "moving {tier} workloads {}: not applicable ({detail})",
+                direction.as_str()
+            );
+            audit::record(state, now, format!("migrate {tier} skipped"), text, policy);
+        }
         MigrateResult::Failed { detail } => {
             if direction == Direction::ToCloud {
                 // Some workloads may have been scaled before the failure.
@@ -420,6 +447,9 @@ fn track_trouble(state: &mut SiteState, a: &Assessment, now: Timestamp) {
     }
     if state.mode == Mode::Healthy && !a.any_down() {
         t.causes = Causes::default();
+        for tier in Tier::ALL {
+            state.placement.get_mut(tier).not_applicable = None;
+        }
     } else {
         t.causes.power |= a.power == Health::Down;
         t.causes.unreachable |= a.home_unreachable;
@@ -668,6 +698,7 @@ fn plan_migrations(
         let want = wanted_side(state, tier, a);
         let place = state.placement.get(tier);
         if want == place.side
+            || place.not_applicable.is_some()
             || place.retry_at.is_some_and(|t| now < t)
             || busy(state.in_flight.migrate(tier), now, policy.action_timeout_s)
         {

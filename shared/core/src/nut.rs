@@ -40,6 +40,11 @@ impl NotifyType {
         }
     }
 
+    /// `burst-agent test`'s type: recorded and shown, never a line in a live incident.
+    pub fn is_test(&self) -> bool {
+        matches!(self, NotifyType::Other(t) if t == "TEST")
+    }
+
     pub fn as_str(&self) -> &str {
         match self {
             NotifyType::Online => "ONLINE",

@@ -55,7 +55,9 @@ pub fn apply_ups(power: &mut PowerSignal, event: &UpsEvent) -> bool {
     for token in event.status.unknown_tokens() {
         note_unknown(power, token);
     }
-    if let NotifyType::Other(t) = &event.notify {
+    if let NotifyType::Other(t) = &event.notify
+        && !event.notify.is_test()
+    {
         note_unknown(power, t);
     }
     if power.event_at.is_some_and(|seen| event.at < seen) {
@@ -103,6 +105,7 @@ pub fn apply_heartbeat(signals: &mut Signals, hb: &Heartbeat, now: Timestamp) {
     signals.heartbeat.received_at = Some(now);
     signals.heartbeat.event_at = Some(hb.at);
     signals.heartbeat.api_ok = hb.api_ok;
+    signals.heartbeat.inside_seen |= hb.api_ok || hb.nodes_total > 0;
     signals.heartbeat.nodes = (hb.nodes_total > 0).then_some(NodeCount {
         ready: hb.nodes_ready.min(hb.nodes_total),
         total: hb.nodes_total,
@@ -150,6 +153,7 @@ pub fn apply_probe(signals: &mut Signals, report: &ProbeReport, now: Timestamp, 
     match &report.home_api {
         ApiProbe::Ready { latency_ms, nodes } => {
             probe.api = Health::Up;
+            probe.api_seen = true;
             probe.up_since.get_or_insert(now);
             probe.failing_since = None;
             probe.consecutive_failures = 0;
@@ -166,6 +170,7 @@ pub fn apply_probe(signals: &mut Signals, report: &ProbeReport, now: Timestamp, 
             }
         }
         ApiProbe::NotReady { detail } | ApiProbe::Unreachable { detail } => {
+            probe.api_seen |= matches!(report.home_api, ApiProbe::NotReady { .. });
             probe.api = Health::Down;
             probe.up_since = None;
             probe.failing_since.get_or_insert(now);

@@ -222,6 +222,10 @@ pub struct HeartbeatSignal {
     pub event_at: Option<Timestamp>,
     pub nodes: Option<NodeCount>,
     pub api_ok: bool,
+    /// A heartbeat ever carried an inside view of the cluster (nodes or a working API): the
+    /// agent has a kube source, so recovery waits for it.
+    #[serde(default)]
+    pub inside_seen: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -237,6 +241,10 @@ pub struct ProbeSignal {
     pub nodes_at: Option<Timestamp>,
     pub latency_ms: Option<u64>,
     pub detail: Option<String>,
+    /// The probe ever got an answer from home's API (ready or not): it is configured and
+    /// recovery waits for it.
+    #[serde(default)]
+    pub api_seen: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -359,6 +367,9 @@ pub struct TierPlacement {
     pub side: Side,
     pub retry_at: Option<Timestamp>,
     pub failures: u32,
+    /// Moves are not possible (no cloud cluster configured); cleared when the site is Healthy.
+    #[serde(default)]
+    pub not_applicable: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
