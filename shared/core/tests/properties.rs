@@ -109,7 +109,7 @@ fn to_input(e: &Ev, n: usize, now: Timestamp) -> Input {
             nodes_total: *total,
             ups_status: None,
             api_ok: *api_ok,
-            lease: n % 2 == 0,
+            lease: n.is_multiple_of(2),
         }),
         Ev::Probe {
             api,
