@@ -261,6 +261,9 @@ pub fn summary(s: &SiteState, now: Timestamp, policy: &Policy) -> serde_json::Va
             "current": s.capacity.current,
             "reason": s.capacity.reason,
             "retry_at": s.capacity.retry_at.map(|t| t.rfc3339()),
+            // Write → instances running, learned from what this scale set did (median).
+            "boot_estimate_s": burst_core::ahead::boot_estimate_s(&s.capacity.boot, policy),
+            "boot_samples_s": s.capacity.boot.samples_s,
         },
         "placement": {
             "critical": s.placement.critical.side,

@@ -30,6 +30,10 @@ struct HeartbeatBody {
     nodes_total: u32,
     #[serde(default)]
     ups_status: Option<String>,
+    #[serde(default)]
+    battery_charge: Option<f64>,
+    #[serde(default)]
+    battery_runtime_s: Option<u64>,
     api_ok: bool,
     /// The agent fences on lease loss and asks for a lease.
     #[serde(default)]
@@ -104,6 +108,11 @@ pub fn heartbeat(body: &[u8]) -> Result<Input, Reject> {
             b.nodes_ready, b.nodes_total
         )));
     }
+    if let Some(c) = b.battery_charge
+        && !(0.0..=100.0).contains(&c)
+    {
+        return Err(bad("battery_charge must be between 0 and 100"));
+    }
     Ok(Input::Heartbeat(Heartbeat {
         id: id(&b.id)?,
         at: at(&b.at)?,
@@ -113,6 +122,8 @@ pub fn heartbeat(body: &[u8]) -> Result<Input, Reject> {
             .ups_status
             .map(|s| text("ups_status", s).map(|s| UpsStatus::parse(&s)))
             .transpose()?,
+        battery_charge: b.battery_charge,
+        battery_runtime_s: b.battery_runtime_s,
         api_ok: b.api_ok,
         lease: b.lease,
     }))

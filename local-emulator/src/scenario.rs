@@ -202,6 +202,10 @@ pub struct Expectation {
     pub budget_alerts: Option<Vec<u32>>,
     /// Times the capacity went down.
     pub max_scale_downs: Option<usize>,
+    /// Home's missing nodes left uncovered by running cloud nodes, in node-seconds (whole run).
+    pub max_gap_node_s: Option<f64>,
+    /// The longest stretch with any node uncovered, in seconds (whole run).
+    pub max_gap_s: Option<f64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -316,6 +320,13 @@ impl Scenario {
                         "[[expect]] #{n}: unknown move {mv:?} (tier:direction)"
                     ));
                 }
+            }
+            if (x.max_gap_node_s.is_some() || x.max_gap_s.is_some())
+                && (x.at.is_some() || x.during.is_some())
+            {
+                return Err(format!(
+                    "[[expect]] #{n}: max_gap_node_s/max_gap_s cover the whole run (no at/during)"
+                ));
             }
             if let Some([a, b]) = x.during
                 && a > b

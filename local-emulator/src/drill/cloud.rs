@@ -62,6 +62,18 @@ impl Cloud {
         self.capacity
     }
 
+    /// When instances become running within `(from, to)`, in order (for exact integrals).
+    pub fn ready_between(&self, from: Timestamp, to: Timestamp) -> Vec<Timestamp> {
+        let mut v: Vec<Timestamp> = self
+            .instances
+            .iter()
+            .copied()
+            .filter(|t| *t > from && *t < to)
+            .collect();
+        v.sort();
+        v
+    }
+
     pub fn running(&self, now: Timestamp) -> u32 {
         self.instances.iter().filter(|t| **t <= now).count() as u32
     }

@@ -25,6 +25,8 @@ pub struct Home {
     ups_status: String,
     /// upsd can read the UPS (false after COMMBAD/NOCOMM until the next reading).
     ups_link: bool,
+    /// The last battery reading: charge, runtime and when (the runtime counts down on battery).
+    battery: (Option<f64>, Option<(u64, Timestamp)>),
     /// Events the agent could not deliver yet (crash-safe on disk in the real agent).
     spool: VecDeque<UpsEvent>,
     seq: u64,
@@ -58,6 +60,7 @@ impl Home {
             devices_total: world.devices_total,
             ups_status: "OL".into(),
             ups_link: true,
+            battery: (None, None),
             spool: VecDeque::new(),
             seq: 0,
         }
@@ -66,6 +69,25 @@ impl Home {
     fn next_id(&mut self, kind: &str) -> String {
         self.seq += 1;
         format!("{}-{kind}-{}", self.site, self.seq)
+    }
+
+    /// Home's nodes that are not running (all of them while the house is dark).
+    pub fn missing_nodes(&self) -> u32 {
+        if self.dark {
+            self.nodes_total
+        } else {
+            self.nodes_total.saturating_sub(self.nodes_ready)
+        }
+    }
+
+    /// The runtime upsd reports now: the last reading, counting down while on battery.
+    fn runtime_now(&self, now: Timestamp) -> Option<u64> {
+        let (r, at) = self.battery.1?;
+        if !self.ups_status.contains("OB") {
+            return Some(r);
+        }
+        let elapsed = u64::try_from(now.since(at).max(0) / 1000).unwrap_or(u64::MAX);
+        Some(r.saturating_sub(elapsed))
     }
 
     /// The agent can reach the cloud.
@@ -111,6 +133,12 @@ impl Home {
             .status
             .clone()
             .unwrap_or_else(|| default_status(&notify, &self.ups_status));
+        if e.charge.is_some() {
+            self.battery.0 = e.charge;
+        }
+        if let Some(r) = e.runtime {
+            self.battery.1 = Some((r, now));
+        }
         if matches!(notify, NotifyType::CommBad | NotifyType::NoComm) {
             self.ups_link = false;
         } else if !status.is_empty() {
@@ -163,6 +191,8 @@ impl Home {
             } else {
                 UpsStatus::default()
             }),
+            battery_charge: self.battery.0.filter(|_| self.ups_link),
+            battery_runtime_s: self.runtime_now(now).filter(|_| self.ups_link),
             api_ok: self.api,
             lease: self.lease,
         })

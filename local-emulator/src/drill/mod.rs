@@ -2,6 +2,7 @@
 
 pub mod cloud;
 pub mod expect;
+pub mod gap;
 pub mod home;
 pub mod realtime;
 pub mod record;
@@ -48,16 +49,26 @@ impl DrillRun {
     }
 }
 
+/// What a run measured besides its records.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Measured {
+    pub cost_usd: f64,
+    pub wall_ms: f64,
+    pub steps: u64,
+    pub gap: gap::Gap,
+    /// The same scenario without bursting ahead of the battery (virtual drills only).
+    pub without_ahead: Option<gap::Gap>,
+}
+
 /// Ends a run (virtual or real time): checks the scenario's interval expectations against the
 /// records and sums up. `ok_so_far` says whether everything before held.
 pub fn finish(
     scenario: &Scenario,
     mut records: Vec<Record>,
     ok_so_far: bool,
-    cost_usd: f64,
-    wall_ms: f64,
-    steps: u64,
+    m: Measured,
 ) -> DrillRun {
+    let (cost_usd, wall_ms, steps) = (m.cost_usd, m.wall_ms, m.steps);
     let end = scenario.duration.millis();
     let mut passed = ok_so_far
         && records
@@ -72,6 +83,25 @@ pub fn finish(
             });
         }
     }
+    for x in scenario.expectations.iter().filter(|x| x.at.is_none()) {
+        let checks = [
+            (x.max_gap_node_s, m.gap.node_s, "uncovered node-seconds"),
+            (x.max_gap_s, m.gap.max_s, "longest uncovered stretch (s)"),
+        ];
+        for (limit, got, what) in checks {
+            if let Some(limit) = limit {
+                let ok = got <= limit;
+                passed &= ok;
+                records.push(Record {
+                    t_ms: end,
+                    kind: Kind::Expect {
+                        ok,
+                        what: format!("{what} ≤ {limit} (got {got:.1})"),
+                    },
+                });
+            }
+        }
+    }
     let count = |f: fn(&Kind) -> bool| records.iter().filter(|r| f(&r.kind)).count();
     let summary = Summary {
         passed,
@@ -81,6 +111,8 @@ pub fn finish(
         cost_usd,
         duration_s: end as f64 / 1000.0,
         wall_ms,
+        gap: m.gap,
+        without_ahead: m.without_ahead,
     };
     DrillRun {
         scenario: scenario.name.clone(),

@@ -8,11 +8,12 @@
 //! speed-up, so a 3-hour scenario takes about a minute. The handler reaches the simulated
 //! cloud only through its ordinary settings (base URLs, credentials).
 
-use super::DrillRun;
 use super::expect::{Observed, check_point};
+use super::gap::GapMeter;
 use super::home::Home;
 use super::record::{Kind, Record};
 use super::simulated::describe;
+use super::{DrillRun, Measured};
 use crate::host::{Host, HostConfig, HostHandle};
 use crate::scenario::{Event, Scenario, UpDown};
 use burst_core::{Input, Timestamp};
@@ -63,6 +64,8 @@ pub struct Sample {
     pub running: u32,
     pub on_battery: bool,
     pub home_dark: bool,
+    /// Home's missing nodes (capped at max_nodes): the capacity the cloud should cover.
+    pub missing: u32,
     pub cost_usd: f64,
 }
 
@@ -257,6 +260,8 @@ struct Runner<'a> {
     tiers_in_cloud: BTreeMap<&'static str, bool>,
     home_dark: bool,
     on_battery: bool,
+    /// The capacity gap, sampled at each look (the handler's cloud is watched, not stepped).
+    gap: GapMeter,
     cost_usd: f64,
     cost_at: i64,
     last_status: Value,
@@ -345,6 +350,7 @@ pub async fn run(
         tiers_in_cloud: BTreeMap::new(),
         home_dark: false,
         on_battery: false,
+        gap: GapMeter::default(),
         cost_usd: 0.0,
         cost_at: 0,
         last_status: Value::Null,
@@ -381,16 +387,16 @@ pub async fn run(
         host,
         cloud,
         cost_usd,
+        gap,
         ..
     } = runner;
-    let run = super::finish(
-        scenario,
-        records,
-        result.is_ok() && lag_ok,
+    let measured = Measured {
         cost_usd,
         wall_ms,
-        0,
-    );
+        gap: gap.result(end),
+        ..Measured::default()
+    };
+    let run = super::finish(scenario, records, result.is_ok() && lag_ok, measured);
     host.shutdown().await;
     cloud.shutdown().await;
     let _ = std::fs::remove_dir_all(&app);
@@ -843,6 +849,11 @@ impl Runner<'_> {
         let dt_h = (t - self.cost_at).max(0) as f64 / 3_600_000.0;
         self.cost_usd += f64::from(running) * self.scenario.policy.price_per_node_hour_usd * dt_h;
         self.cost_at = t;
+        let missing = self
+            .home
+            .missing_nodes()
+            .min(self.scenario.policy.max_nodes);
+        self.gap.observe(t, missing, running);
         self.samples.push(Sample {
             t: t as f64 / 1000.0,
             mode,
@@ -851,6 +862,7 @@ impl Runner<'_> {
             running,
             on_battery: self.on_battery,
             home_dark: self.home_dark,
+            missing,
             cost_usd: self.cost_usd,
         });
         Ok(())

@@ -156,6 +156,10 @@ pub struct Summary {
     pub duration_s: f64,
     /// Wall-clock time the run took (not part of the contract; shown for drills' speed).
     pub wall_ms: f64,
+    /// Home's missing nodes left without a running cloud node.
+    pub gap: super::gap::Gap,
+    /// The same scenario without bursting ahead of the battery, for comparison.
+    pub without_ahead: Option<super::gap::Gap>,
 }
 
 impl Summary {
@@ -171,12 +175,33 @@ impl Summary {
             "cost_usd": (self.cost_usd * 10_000.0).round() / 10_000.0,
             "duration_s": self.duration_s,
             "wall_ms": (self.wall_ms * 1000.0).round() / 1000.0,
+            "gap_node_s": round1(self.gap.node_s),
+            "gap_max_s": round1(self.gap.max_s),
+            "cloud_node_s": round1(self.gap.cloud_node_s),
+            "without_ahead": self.without_ahead.map(|g| json!({
+                "gap_node_s": round1(g.node_s),
+                "gap_max_s": round1(g.max_s),
+                "cloud_node_s": round1(g.cloud_node_s),
+            })),
         })
     }
 
     pub fn to_text(&self, scenario: &str) -> String {
+        let mut gap = format!(
+            "gap {:.0} node-s (longest {:.0} s)",
+            self.gap.node_s, self.gap.max_s
+        );
+        if let Some(w) = self.without_ahead
+            && (w.node_s != self.gap.node_s || w.cloud_node_s != self.gap.cloud_node_s)
+        {
+            gap.push_str(&format!(
+                " vs {:.0} node-s without bursting ahead, for {:+.1} cloud node-min",
+                w.node_s,
+                (self.gap.cloud_node_s - w.cloud_node_s) / 60.0
+            ));
+        }
         format!(
-            "{} {scenario}: max capacity {}, {} scale writes, {} notifications, cost ${:.2}, {} virtual in {:.1} ms",
+            "{} {scenario}: max capacity {}, {} scale writes, {} notifications, cost ${:.2}, {gap}, {} virtual in {:.1} ms",
             if self.passed { "PASS" } else { "FAIL" },
             self.max_capacity,
             self.scale_writes,
@@ -186,4 +211,8 @@ impl Summary {
             self.wall_ms
         )
     }
+}
+
+fn round1(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
 }

@@ -65,6 +65,8 @@ fn samples_from_records(run: &DrillRun) -> Vec<Sample> {
             running: cap,
             on_battery: battery,
             home_dark: dark,
+            // Records do not carry home's node count: no gap shading from records alone.
+            missing: 0,
             cost_usd: price_cost(t),
         });
     }
@@ -84,7 +86,7 @@ pub fn html(run: &DrillRun, description: &str, samples: &[Sample]) -> String {
     let x = |t: f64| LEFT + (t / end).clamp(0.0, 1.0) * (W - LEFT - RIGHT);
     let max_cap = samples
         .iter()
-        .map(|s| s.capacity.max(s.desired).max(s.running))
+        .map(|s| s.capacity.max(s.desired).max(s.running).max(s.missing))
         .max()
         .unwrap_or(0)
         .max(run.summary.max_capacity)
@@ -118,6 +120,7 @@ pub fn html(run: &DrillRun, description: &str, samples: &[Sample]) -> String {
             running: 0,
             on_battery: false,
             home_dark: false,
+            missing: 0,
             cost_usd: 0.0,
         })) {
             let v = value(s);
@@ -201,6 +204,30 @@ pub fn html(run: &DrillRun, description: &str, samples: &[Sample]) -> String {
         }
         d
     };
+    // The gap: home's missing nodes that no running cloud node covers, shaded.
+    for (i, s) in samples.iter().enumerate() {
+        if s.missing <= s.running {
+            continue;
+        }
+        let until = samples.get(i + 1).map_or(end, |n| n.t);
+        let (x0, x1) = (x(s.t), x(until));
+        let _ = write!(
+            svg,
+            r##"<rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#ED4245" opacity="0.35"><title>uncovered: {} of {} missing node(s) {}–{}</title></rect>"##,
+            y(f64::from(s.missing)),
+            (x1 - x0).max(0.5),
+            y(f64::from(s.running)) - y(f64::from(s.missing)),
+            s.missing - s.running,
+            s.missing,
+            clock((s.t * 1000.0) as i64),
+            clock((until * 1000.0) as i64)
+        );
+    }
+    let _ = write!(
+        svg,
+        r##"<path d="{}" fill="none" stroke="#ED4245" stroke-width="1.5" stroke-dasharray="2 2"><title>missing at home</title></path>"##,
+        step_path(&|s| f64::from(s.missing))
+    );
     let _ = write!(
         svg,
         r##"<path d="{}" fill="none" stroke="#57F287" stroke-width="6" opacity="0.6"><title>running</title></path>"##,

@@ -2,11 +2,12 @@
 //! clock. Nothing sleeps; time jumps to the next thing due (scenario event, probe, heartbeat,
 //! witness, the core's own wake-up), like quinn's test `Pair`.
 
-use super::DrillRun;
 use super::cloud::{Cloud, ScaleEffect};
 use super::expect::{Observed, check_point};
+use super::gap::GapMeter;
 use super::home::Home;
 use super::record::{Kind, Record};
+use super::{DrillRun, Measured};
 use crate::scenario::{Event, Scenario};
 use burst_core::{
     Action, Input, NotifyResult, Outcome, Policy, SiteState, TailscaleEvent, Tier, Timestamp, step,
@@ -47,7 +48,20 @@ struct Sim<'a> {
 
 pub fn run(scenario: &Scenario) -> DrillRun {
     let started = Instant::now();
-    let policy = scenario.policy.clone();
+    let (records, mut measured) = simulate(scenario, scenario.policy.clone());
+    if scenario.policy.burst_ahead {
+        // The same world without bursting ahead: what the early burst removed and cost.
+        let policy = Policy {
+            burst_ahead: false,
+            ..scenario.policy.clone()
+        };
+        measured.without_ahead = Some(simulate(scenario, policy).1.gap);
+    }
+    measured.wall_ms = started.elapsed().as_secs_f64() * 1000.0;
+    super::finish(scenario, records, true, measured)
+}
+
+fn simulate(scenario: &Scenario, policy: Policy) -> (Vec<Record>, Measured) {
     let mut sim = Sim {
         scenario,
         home: Home::new(&scenario.world),
@@ -65,20 +79,52 @@ pub fn run(scenario: &Scenario) -> DrillRun {
     };
     sim.schedule_all();
     let end = scenario.duration.millis();
+    let max_nodes = sim.policy.max_nodes;
+    let mut gap = GapMeter::default();
+    let mut last = 0;
+    gap.observe(0, 0, 0);
     while let Some(Reverse((t, due))) = sim.queue.pop() {
         if t > end {
             break;
         }
+        sim.measure_until(&mut gap, last, t, max_nodes);
         sim.cloud.accrue(EPOCH.plus_millis(t));
         sim.handle(t, due);
+        sim.measure_at(&mut gap, t, max_nodes);
+        last = t;
     }
+    sim.measure_until(&mut gap, last, end, max_nodes);
     sim.cloud.accrue(EPOCH.plus_millis(end));
-    let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let cost = sim.cloud.cost_usd();
-    super::finish(scenario, sim.records, true, cost, wall_ms, sim.steps)
+    let measured = Measured {
+        cost_usd: sim.cloud.cost_usd(),
+        steps: sim.steps,
+        gap: gap.result(end),
+        ..Measured::default()
+    };
+    (sim.records, measured)
 }
 
 impl Sim<'_> {
+    /// The gap meter sees every instance that became running between two drill instants.
+    fn measure_until(&self, gap: &mut GapMeter, from: i64, to: i64, max_nodes: u32) {
+        let missing = self.home.missing_nodes().min(max_nodes);
+        for at in self
+            .cloud
+            .ready_between(EPOCH.plus_millis(from), EPOCH.plus_millis(to))
+        {
+            gap.observe(at.since(EPOCH), missing, self.cloud.running(at));
+        }
+    }
+
+    fn measure_at(&self, gap: &mut GapMeter, t: i64, max_nodes: u32) {
+        let now = EPOCH.plus_millis(t);
+        gap.observe(
+            t,
+            self.home.missing_nodes().min(max_nodes),
+            self.cloud.running(now),
+        );
+    }
+
     fn schedule_all(&mut self) {
         let w = &self.scenario.world;
         let end = self.scenario.duration.millis();

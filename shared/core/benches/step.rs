@@ -39,6 +39,8 @@ fn input(k: u64, now: Timestamp) -> Input {
             nodes_ready: 7,
             nodes_total: 7,
             ups_status: Some(UpsStatus::parse("OL")),
+            battery_charge: None,
+            battery_runtime_s: None,
             api_ok: true,
             lease: true,
         }),

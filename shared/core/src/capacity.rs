@@ -10,6 +10,7 @@ use crate::assess::Assessment;
 use crate::budget;
 use crate::policy::Policy;
 use crate::state::{Health, Mode, SiteState};
+use crate::time::Timestamp;
 
 /// A decided capacity and its human reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,11 +53,18 @@ pub fn formula(a: &Assessment, policy: &Policy) -> (u32, String) {
 }
 
 /// The capacity the scale set should ask for now.
-pub fn decide(state: &SiteState, a: &Assessment, policy: &Policy) -> Decision {
+pub fn decide(state: &SiteState, a: &Assessment, now: Timestamp, policy: &Policy) -> Decision {
     let held = state.capacity.desired;
     let (n, reason) = match state.mode {
         Mode::Outage => {
             let (n, why) = formula(a, policy);
+            // Ahead of the battery: the nodes home is about to shed, booted before they go.
+            let (n, why) = match crate::ahead::battery(state, a, now, policy) {
+                Some(ah) if ah.due && ah.nodes > n => {
+                    (ah.nodes, format!("{why}; ahead: {}", ah.why))
+                }
+                _ => (n, why),
+            };
             if n >= held {
                 (n, why)
             } else {

@@ -69,6 +69,11 @@ pub struct Heartbeat {
     pub nodes_total: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ups_status: Option<UpsStatus>,
+    /// The battery as upsd reported it at this beat (while on battery it counts down).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub battery_charge: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub battery_runtime_s: Option<u64>,
     pub api_ok: bool,
     /// The agent holds a lease and fences the home stateful tier when it cannot renew it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -8,6 +8,7 @@
 //! outcomes back as inputs.
 
 pub mod action;
+pub mod ahead;
 pub mod assess;
 pub mod audit;
 pub mod budget;

@@ -113,7 +113,7 @@ fn observe(state: &mut SiteState, input: &Input, now: Timestamp, policy: &Policy
             let mut e = e.clone();
             e.at = clamp_at(state, "UPS event", e.at, now, policy);
             let e = &e;
-            let applied = signals::apply_ups(&mut state.signals.power, e);
+            let applied = signals::apply_ups(&mut state.signals.power, e, now);
             if applied && e.notify.is_test() {
                 audit::record(
                     state,
@@ -174,7 +174,8 @@ fn observe(state: &mut SiteState, input: &Input, now: Timestamp, policy: &Policy
         }
         Input::Probe(p) => {
             signals::apply_probe(&mut state.signals, p, now, policy);
-            if let ScaleSetProbe::Seen { capacity, .. } = p.scale_set {
+            if let ScaleSetProbe::Seen { capacity, running } = p.scale_set {
+                crate::ahead::note_running(&mut state.capacity.boot, running, now);
                 note_scale_set(state, capacity, now, policy);
             }
         }
@@ -267,6 +268,7 @@ fn scale_outcome(
     let before = cap.current;
     let (what, why, failed) = match result {
         ScaleResult::Accepted { capacity, running } => {
+            crate::ahead::start_timing(&mut cap.boot, *capacity, *running, now);
             cap.current = Some(*capacity);
             cap.retry_at = None;
             cap.conflicts = 0;
@@ -620,7 +622,7 @@ fn plan_capacity(
     now: Timestamp,
     policy: &Policy,
 ) -> Option<Action> {
-    let d = capacity::decide(state, a, policy);
+    let d = capacity::decide(state, a, now, policy);
     if d.capacity != state.capacity.desired {
         let text = format!(
             "capacity {} → {}: {}",
@@ -746,6 +748,9 @@ pub fn next_wake(state: &SiteState, now: Timestamp, policy: &Policy) -> Option<T
     let a = assess(state, now, policy);
     let mut due: Vec<Timestamp> = Vec::new();
     due.extend(mode::deadline(state, &a, policy));
+    if matches!(state.mode, Mode::Suspect | Mode::Outage) {
+        due.extend(crate::ahead::battery(state, &a, now, policy).and_then(|ah| ah.at));
+    }
     // In an outage a Down vote or the lease's end can allow the stateful move by time alone.
     if state.mode == Mode::Outage && state.placement.stateful.side == Side::Home {
         due.extend(crate::assess::vote_deadlines(state, policy));

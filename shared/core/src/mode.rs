@@ -53,6 +53,11 @@ fn grace_over(
     {
         return Some(format!("{} (no grace)", c.as_str()));
     }
+    if let Some(ah) = crate::ahead::battery(state, a, now, policy)
+        && ah.due
+    {
+        return Some(format!("battery about to run out ({})", ah.why));
+    }
     if a.power == Health::Down
         && let Some(since) = state.trouble.power_down_since
         && now.elapsed_at_least(since, policy.grace_on_battery_s)

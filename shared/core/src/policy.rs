@@ -48,6 +48,18 @@ pub struct Policy {
     /// other signal is up: recovery may go on, saying that the power state is unknown.
     pub power_unknown_max_s: u64,
 
+    /// Raise capacity before home's nodes go, from the battery's runtime and LOWBATT.
+    pub burst_ahead: bool,
+    /// The runtime at which the UPS raises LB and home sheds its nodes (NUT's
+    /// `battery.runtime.low`; set it to what your UPS uses).
+    pub lowbatt_runtime_s: u64,
+    /// Lead time = learned boot time + this margin.
+    pub burst_ahead_margin_s: u64,
+    /// Nodes to raise ahead of the battery; `None` = the full burst (`max_nodes`).
+    pub burst_ahead_nodes: Option<u32>,
+    /// Boot time (write → instances running) assumed until the first ones are measured.
+    pub boot_prior_s: u64,
+
     /// Monthly budget in USD; `None` = no budget.
     pub monthly_budget_usd: Option<f64>,
     /// Estimated price of one cloud node for one hour (the spot price ceiling).
@@ -100,6 +112,11 @@ impl Default for Policy {
             lease_s: 120,
             lease_margin_s: 30,
             power_unknown_max_s: 900,
+            burst_ahead: true,
+            lowbatt_runtime_s: 300,
+            burst_ahead_margin_s: 60,
+            burst_ahead_nodes: None,
+            boot_prior_s: 120,
             monthly_budget_usd: Some(20.0),
             price_per_node_hour_usd: 0.05,
             budget_horizon_s: 6 * 3600,

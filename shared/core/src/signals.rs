@@ -51,7 +51,7 @@ pub fn power_from(notify: Option<&NotifyType>, status: &UpsStatus) -> (Health, O
 
 /// Applies a UPS event. Returns false when it is older than what we already know (reordered
 /// NOTIFYCMD calls): then only its unknown tokens are noted.
-pub fn apply_ups(power: &mut PowerSignal, event: &UpsEvent) -> bool {
+pub fn apply_ups(power: &mut PowerSignal, event: &UpsEvent, now: Timestamp) -> bool {
     for token in event.status.unknown_tokens() {
         note_unknown(power, token);
     }
@@ -86,6 +86,7 @@ pub fn apply_ups(power: &mut PowerSignal, event: &UpsEvent) -> bool {
     power.ups = Some(event.ups.clone());
     power.battery_charge = event.battery_charge;
     power.battery_runtime_s = event.battery_runtime_s;
+    power.runtime_at = event.battery_runtime_s.map(|_| now);
     true
 }
 
@@ -125,6 +126,13 @@ pub fn apply_heartbeat(signals: &mut Signals, hb: &Heartbeat, now: Timestamp) {
             p.stale = false;
             p.status = status.clone();
             p.event_at = Some(hb.at);
+            if hb.battery_charge.is_some() {
+                p.battery_charge = hb.battery_charge;
+            }
+            if let Some(r) = hb.battery_runtime_s {
+                p.battery_runtime_s = Some(r);
+                p.runtime_at = Some(now);
+            }
         }
     }
 }
@@ -225,6 +233,10 @@ pub fn apply_probe(signals: &mut Signals, report: &ProbeReport, now: Timestamp, 
 mod tests {
     use super::*;
 
+    fn apply_ups_at(p: &mut PowerSignal, e: &UpsEvent) -> bool {
+        apply_ups(p, e, e.at)
+    }
+
     fn ev(t: &str, status: &str, at: i64) -> UpsEvent {
         UpsEvent {
             id: format!("{t}-{at}"),
@@ -240,36 +252,36 @@ mod tests {
     #[test]
     fn commloss_is_unknown_not_down() {
         let mut p = PowerSignal::default();
-        apply_ups(&mut p, &ev("ONBATT", "OB", 1));
+        apply_ups_at(&mut p, &ev("ONBATT", "OB", 1));
         assert_eq!(p.health, Health::Down);
-        apply_ups(&mut p, &ev("COMMBAD", "", 2));
+        apply_ups_at(&mut p, &ev("COMMBAD", "", 2));
         assert_eq!(p.health, Health::Unknown);
-        apply_ups(&mut p, &ev("NOCOMM", "OB", 3));
+        apply_ups_at(&mut p, &ev("NOCOMM", "OB", 3));
         assert_eq!(p.health, Health::Unknown);
         // The last real reading is kept for mode decisions.
         assert_eq!(p.known, Health::Down);
-        apply_ups(&mut p, &ev("ONLINE", "OL", 4));
+        apply_ups_at(&mut p, &ev("ONLINE", "OL", 4));
         assert_eq!((p.health, p.known), (Health::Up, Health::Up));
     }
 
     #[test]
     fn an_event_without_a_power_reading_keeps_what_we_knew() {
         let mut p = PowerSignal::default();
-        apply_ups(&mut p, &ev("ONBATT", "OB DISCHRG", 1));
-        assert!(apply_ups(&mut p, &ev("TEST", "", 2)));
+        apply_ups_at(&mut p, &ev("ONBATT", "OB DISCHRG", 1));
+        assert!(apply_ups_at(&mut p, &ev("TEST", "", 2)));
         assert_eq!(p.health, Health::Down);
         assert_eq!(p.status.to_string(), "OB DISCHRG");
         assert_eq!(p.last_type, Some(NotifyType::Other("TEST".into())));
         // A TEST with a live status is a reading like any other.
-        apply_ups(&mut p, &ev("TEST", "OL", 3));
+        apply_ups_at(&mut p, &ev("TEST", "OL", 3));
         assert_eq!(p.health, Health::Up);
     }
 
     #[test]
     fn reordered_events_do_not_roll_back() {
         let mut p = PowerSignal::default();
-        assert!(apply_ups(&mut p, &ev("LOWBATT", "OB LB", 10)));
-        assert!(!apply_ups(&mut p, &ev("ONBATT", "OB", 5)));
+        assert!(apply_ups_at(&mut p, &ev("LOWBATT", "OB LB", 10)));
+        assert!(!apply_ups_at(&mut p, &ev("ONBATT", "OB", 5)));
         assert_eq!(p.critical, Some(Critical::LowBattery));
     }
 

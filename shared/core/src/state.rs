@@ -211,6 +211,9 @@ pub struct PowerSignal {
     pub ups: Option<String>,
     pub battery_charge: Option<f64>,
     pub battery_runtime_s: Option<u64>,
+    /// When the runtime above arrived (cloud time): it counts down from then.
+    #[serde(default)]
+    pub runtime_at: Option<Timestamp>,
     /// Unknown tokens/types seen, kept for display.
     pub unknown: Vec<String>,
 }
@@ -348,6 +351,18 @@ pub struct CapacityState {
     /// Whether the owner was already told that scaling fails (one ping per failure streak).
     pub failure_reported: bool,
     pub writes: u64,
+    /// What the scale set's boot times have been (write → instances running).
+    #[serde(default)]
+    pub boot: BootTimes,
+}
+
+/// Measured boot times of the scale set: the last few samples and the write being timed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BootTimes {
+    /// Seconds from an accepted scale-up to all its instances running, newest last.
+    pub samples_s: Vec<u32>,
+    /// A scale-up being timed: when it was accepted and the capacity it asked for.
+    pub pending: Option<(Timestamp, u32)>,
 }
 
 /// Where a tier's workloads are.

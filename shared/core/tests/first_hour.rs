@@ -6,8 +6,8 @@ use burst_core::assess::{assess, holds};
 use burst_core::state::Side;
 use burst_core::{
     Action, ApiProbe, DevicesProbe, Heartbeat, Input, MigrateResult, Mode, NodeCount, NotifyType,
-    Outcome, Policy, ProbeReport, ScaleResult, ScaleSetProbe, SiteState, Tier, Timestamp,
-    UpsEvent, UpsStatus, step,
+    Outcome, Policy, ProbeReport, ScaleResult, ScaleSetProbe, SiteState, Tier, Timestamp, UpsEvent,
+    UpsStatus, step,
 };
 
 const T0: Timestamp = Timestamp::from_secs(1_772_409_600);
@@ -36,6 +36,8 @@ fn hb_without_cluster(id: &str, when: Timestamp, status: &str) -> Input {
         nodes_ready: 0,
         nodes_total: 0,
         ups_status: Some(UpsStatus::parse(status)),
+        battery_charge: None,
+        battery_runtime_s: None,
         api_ok: false,
         lease: false,
     })
@@ -113,7 +115,12 @@ fn a_site_without_any_node_source_recovers_on_power_and_heartbeats() {
             power = "OL CHRG";
         }
         s = feed(s, &unconfigured_probe(), now, &p);
-        s = feed(s, &hb_without_cluster(&format!("h{t}"), now, power), now, &p);
+        s = feed(
+            s,
+            &hb_without_cluster(&format!("h{t}"), now, power),
+            now,
+            &p,
+        );
         if t == 1200 {
             assert_eq!(s.mode, Mode::Outage);
             assert_eq!(s.capacity.desired, 2);

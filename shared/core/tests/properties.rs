@@ -108,6 +108,8 @@ fn to_input(e: &Ev, n: usize, now: Timestamp) -> Input {
             nodes_ready: *ready,
             nodes_total: *total,
             ups_status: None,
+            battery_charge: None,
+            battery_runtime_s: None,
             api_ok: *api_ok,
             lease: n.is_multiple_of(2),
         }),

@@ -34,6 +34,8 @@ fn hb(id: &str, when: Timestamp, lease: bool) -> Input {
         nodes_ready: 7,
         nodes_total: 7,
         ups_status: Some(UpsStatus::parse("OL")),
+        battery_charge: None,
+        battery_runtime_s: None,
         api_ok: true,
         lease,
     })
