@@ -126,8 +126,15 @@ pub fn policy_from_settings(get: Get) -> Result<Policy, SettingsError> {
             name: shown.clone(),
             problem: problem.to_string(),
         };
-        let value = if field == "monthly_budget_usd" && raw.eq_ignore_ascii_case("none") {
+        let optional = default.is_null() || field == "monthly_budget_usd";
+        let value = if optional && raw.eq_ignore_ascii_case("none") {
             Value::Null
+        } else if default.is_boolean() {
+            match raw.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Value::Bool(true),
+                "false" | "0" | "no" | "off" => Value::Bool(false),
+                _ => return Err(invalid("expected true or false")),
+            }
         } else if default.is_u64() || (default.is_null() && field != "monthly_budget_usd") {
             Value::from(
                 raw.parse::<u64>()
@@ -162,6 +169,36 @@ mod tests {
 
     fn get_from(map: &HashMap<&str, &str>) -> impl Fn(&str) -> Option<String> {
         move |k| map.get(k).map(|v| v.to_string())
+    }
+
+    #[test]
+    fn every_policy_field_round_trips_through_its_setting() {
+        // What the real-time drill does: each field of a policy written as BURST_<FIELD>.
+        let p = Policy {
+            burst_ahead: false,
+            burst_ahead_nodes: Some(3),
+            monthly_budget_usd: None,
+            ..Policy::default()
+        };
+        let Value::Object(fields) = serde_json::to_value(&p).unwrap() else {
+            panic!("a policy is an object")
+        };
+        let map: HashMap<String, String> = fields
+            .into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Value::Null => "none".to_string(),
+                    Value::Number(n) => n.to_string(),
+                    other => other.to_string(),
+                };
+                (policy_setting_name(&k), v)
+            })
+            .collect();
+        let got = policy_from_settings(&|k: &str| map.get(k).cloned()).unwrap();
+        assert_eq!(got, p);
+        let bad = HashMap::from([("BURST_BURST_AHEAD", "maybe")]);
+        let err = policy_from_settings(&get_from(&bad)).unwrap_err().to_string();
+        assert!(err.contains("BURST_BURST_AHEAD") && err.contains("true or false"), "{err}");
     }
 
     #[test]
