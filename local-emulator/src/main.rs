@@ -1,5 +1,6 @@
 //! `func-emulator drill SCENARIO... [--virtual] [--json]` (CONTRACT.md) and
-//! `func-emulator start [APP_DIR] [--port N] [--settings FILE] [--set NAME=VALUE] [--no-auth]`.
+//! `func-emulator start [APP_DIR] [--port N] [--settings FILE] [--set NAME=VALUE] [--no-auth]
+//! [--state-dir DIR]`.
 
 use clap::{Parser, Subcommand};
 use func_emulator::drill::realtime::{self, RealtimeOptions};
@@ -65,7 +66,8 @@ enum Command {
         /// Do not check keys (like Core Tools locally).
         #[arg(long)]
         no_auth: bool,
-        /// Where timer status is kept (default APP_DIR/.func-emulator).
+        /// Where timer status and the generated keys (keys.json, kept across restarts) live
+        /// (default APP_DIR/.func-emulator).
         #[arg(long)]
         state_dir: Option<PathBuf>,
     },

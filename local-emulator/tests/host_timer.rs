@@ -511,3 +511,76 @@ async fn host_timers_on_a_virtual_clock() {
     );
     h.shutdown().await;
 }
+
+/// `functions/app`'s probe runs on `%BURST_PROBE_SCHEDULE%`, an app setting Azure always gets
+/// (default `*/30 * * * * *`). Locally, without the setting, the host applies that default and
+/// says so; a set value wins.
+#[tokio::test]
+async fn burst_probe_schedule_defaults_to_the_app_setting() {
+    if std::env::var_os("BURST_PROBE_SCHEDULE").is_some() {
+        eprintln!("skipped: BURST_PROBE_SCHEDULE is set in this environment");
+        return;
+    }
+    let app = app("echo-app");
+    std::fs::create_dir_all(app.root().join("probe")).unwrap();
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../functions/app/probe/function.json"),
+        app.root().join("probe/function.json"),
+    )
+    .unwrap();
+    let clock = Arc::new(VirtualClock::new(t(2026, 1, 10, 12, 0, 10)));
+    let mut cfg = config(&app, &[]);
+    cfg.clock = clock.clone();
+    let h = func_emulator::host::Host::start(cfg).await.unwrap();
+    let logs = h.logs();
+    assert!(
+        logs.iter().any(|l| l
+            .text
+            .starts_with("BURST_PROBE_SCHEDULE is not set: using the default \"*/30 * * * * *\"")),
+        "{logs:#?}"
+    );
+    assert!(
+        logs.iter()
+            .any(|l| l.text == "  probe: timerTrigger (%BURST_PROBE_SCHEDULE% = */30 * * * * *)"),
+        "{logs:#?}"
+    );
+    // The timer task may compute its first occurrence after any given instant: move the
+    // virtual clock 30 s per poll until the probe runs.
+    wait_for("the probe on the default schedule", || {
+        clock.advance(chrono::Duration::seconds(30));
+        records(&app).iter().any(|r| r["uri"] == "/probe")
+    })
+    .await;
+    // The handler sees the setting too, as it would in Azure.
+    wait_for("the handler's environment", || {
+        h.logs()
+            .iter()
+            .any(|l| l.text.starts_with("echo-handler env "))
+    })
+    .await;
+    let env_line = h
+        .logs()
+        .into_iter()
+        .find(|l| l.text.starts_with("echo-handler env "))
+        .unwrap();
+    let env: Value =
+        serde_json::from_str(env_line.text.trim_start_matches("echo-handler env ")).unwrap();
+    assert_eq!(env["BURST_PROBE_SCHEDULE"], "*/30 * * * * *");
+    h.shutdown().await;
+
+    // A set value wins; nothing is said about a default.
+    let h = start(&app, &[("BURST_PROBE_SCHEDULE", "0 0 0 1 1 *")]).await;
+    let logs = h.logs();
+    assert!(
+        !logs
+            .iter()
+            .any(|l| l.text.contains("BURST_PROBE_SCHEDULE is not set"))
+    );
+    assert!(
+        logs.iter()
+            .any(|l| l.text == "  probe: timerTrigger (%BURST_PROBE_SCHEDULE% = 0 0 0 1 1 *)"),
+        "{logs:#?}"
+    );
+    h.shutdown().await;
+}

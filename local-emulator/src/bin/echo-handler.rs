@@ -213,6 +213,7 @@ async fn main() {
         "FUNCTIONS_APP_ROOT_PATH",
         "ECHO_SETTING",
         "FUNC_EMULATOR_MASTER_KEY",
+        "BURST_PROBE_SCHEDULE",
     ]
     .iter()
     .map(|k| {

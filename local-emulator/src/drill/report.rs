@@ -360,8 +360,8 @@ tr.fail td{{background:#ffe5e5}} tr.ok td{{color:#1a7f37}} tr.mode td{{font-weig
 </style></head><body>
 <h1>{name} <span class="{vclass}">{verdict}</span></h1>
 <p>{desc}</p>
-<table class="summary"><tr><td>duration</td><td>{dur}</td><td>max capacity</td><td>{maxc}</td><td>scale writes</td><td>{writes}</td><td>messages</td><td>{notes}</td><td>cost</td><td>${cost:.2}</td><td>wall time</td><td>{wall:.1} s</td></tr></table>
-<p class="legend"><span><i class="sw" style="background:#57F287;opacity:.6"></i>running</span><span><i class="sw" style="background:#1f6feb"></i>scale set capacity</span><span><i class="sw" style="background:#d63384"></i>desired (dashed)</span><span><i class="sw" style="background:#ED4245;border-radius:7px"></i>incident message created</span><span><i class="sw" style="background:#F0B232;border-radius:7px"></i>separate post</span><span><i class="sw" style="background:#888;border-radius:7px"></i>message edited</span><span><i class="sw" style="background:#6f42c1"></i>workloads moved</span></p>
+<table class="summary"><tr><td>duration</td><td>{dur}</td><td>max capacity</td><td>{maxc}</td><td>scale writes</td><td>{writes}</td><td>messages</td><td>{notes}</td><td>cost</td><td>${cost:.2}</td><td>gap</td><td>{gap:.0} node-s (longest {gap_max:.0} s)</td><td>wall time</td><td>{wall:.1} s</td></tr></table>
+<p class="legend"><span><i class="sw" style="background:#57F287;opacity:.6"></i>running</span><span><i class="sw" style="background:#1f6feb"></i>scale set capacity</span><span><i class="sw" style="background:#d63384"></i>desired (dashed)</span><span><i class="sw" style="background:#ED4245;border-radius:7px"></i>incident message created</span><span><i class="sw" style="background:#F0B232;border-radius:7px"></i>separate post</span><span><i class="sw" style="background:#888;border-radius:7px"></i>message edited</span><span><i class="sw" style="background:#6f42c1"></i>workloads moved</span><span><i class="sw" style="background:#ED4245;opacity:.5"></i>missing at home (dotted), uncovered (shaded)</span></p>
 {svg}
 <table class="timeline">{rows}</table>
 </body></html>
@@ -374,6 +374,8 @@ tr.fail td{{background:#ffe5e5}} tr.ok td{{color:#1a7f37}} tr.mode td{{font-weig
         writes = s.scale_writes,
         notes = s.notifications,
         cost = s.cost_usd,
+        gap = s.gap.node_s,
+        gap_max = s.gap.max_s,
         wall = s.wall_ms / 1000.0,
     )
 }

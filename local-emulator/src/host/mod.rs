@@ -8,6 +8,7 @@
 
 pub mod app;
 mod http;
+pub mod keys;
 pub mod log;
 pub mod payload;
 pub mod schedule;
@@ -34,6 +35,11 @@ pub const HOST_KEY_SETTING: &str = "FUNC_EMULATOR_HOST_KEY";
 /// The default function key of every function; `FUNC_EMULATOR_FUNCTION_KEY_<name>` for one.
 pub const FUNCTION_KEY_SETTING: &str = "FUNC_EMULATOR_FUNCTION_KEY";
 
+/// App settings the deployment always sets (infra/azure/src/settings.ts), with the value it
+/// sets when the operator chose none. `func-emulator start` applies them when neither the
+/// settings nor the environment has them, and logs each one it applied.
+pub const APP_SETTING_DEFAULTS: &[(&str, &str)] = &[("BURST_PROBE_SCHEDULE", "*/30 * * * * *")];
+
 /// Default functionTimeout when host.json has none (Consumption plan).
 pub const DEFAULT_FUNCTION_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long an invocation waits for the handler to become ready before the host gives up.
@@ -51,6 +57,10 @@ pub enum HostError {
     /// A timer's schedule is invalid or names a setting that does not exist.
     #[error("function {function}: {problem}")]
     Schedule { function: String, problem: String },
+    /// The state folder or the keys file in it cannot be used: fix its permissions or content,
+    /// or choose another `--state-dir`.
+    #[error("cannot keep the host's keys: {0} (--state-dir chooses another folder)")]
+    Keys(#[from] keys::KeysError),
     /// The listening port is taken or not allowed: choose another `--port`.
     #[error("cannot listen on 127.0.0.1:{port}: {detail}")]
     Bind { port: u16, detail: String },
@@ -66,8 +76,12 @@ pub struct HostConfig {
     pub settings: BTreeMap<String, String>,
     /// Check keys (default). `false` behaves like Core Tools locally: every level passes.
     pub auth: bool,
-    /// Where timer status lives; default `<app>/.func-emulator`.
+    /// Where timer status and the generated keys (`keys.json`) live; default
+    /// `<app>/.func-emulator`.
     pub state_dir: Option<PathBuf>,
+    /// Settings applied when neither `settings` nor the environment has them (logged when
+    /// used); [`APP_SETTING_DEFAULTS`] unless changed.
+    pub default_settings: BTreeMap<String, String>,
     pub clock: Arc<dyn Clock>,
     /// Print log lines to stdout (they are kept for [`HostHandle::logs`] either way).
     pub print_logs: bool,
@@ -81,6 +95,10 @@ impl HostConfig {
             settings: BTreeMap::new(),
             auth: true,
             state_dir: None,
+            default_settings: APP_SETTING_DEFAULTS
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
             clock: Arc::new(SystemClock),
             print_logs: false,
         }
@@ -143,6 +161,16 @@ pub fn substitute(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
     out
 }
 
+/// `path` made absolute against the current directory (symlinks are not resolved).
+fn absolute(path: &Path) -> Result<PathBuf, HostError> {
+    std::path::absolute(path).map_err(|e| {
+        HostError::App(AppError::Io {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })
+    })
+}
+
 fn random_key() -> String {
     let mut bytes = Vec::with_capacity(32);
     bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
@@ -157,6 +185,10 @@ pub struct Keys {
     pub host: String,
     /// Function name (lower-case) → its default key.
     pub functions: BTreeMap<String, String>,
+    /// Where the host key came from (a setting, the keys file, or generated now).
+    pub host_origin: keys::KeyOrigin,
+    /// `<state dir>/keys.json`.
+    pub file: PathBuf,
 }
 
 fn is_key_setting(name: &str) -> bool {
@@ -183,6 +215,8 @@ pub(crate) struct Inner {
     pub(crate) forwarder: http::Forwarder,
     pub(crate) function_timeout: Duration,
     pub(crate) timers: BTreeMap<String, Arc<Timer>>,
+    /// Function name → its schedule after `%Setting%` substitution.
+    pub(crate) schedules: BTreeMap<String, String>,
     pub(crate) fatal: Arc<Notify>,
 }
 
@@ -220,37 +254,36 @@ impl Host {
     /// Loads the app, binds the port, starts the handler and the timers. Returns as soon as
     /// the host listens; invocations wait for the handler to be ready.
     pub async fn start(config: HostConfig) -> Result<HostHandle, HostError> {
-        let app = App::load(&config.app_dir)?;
-        let settings = config.settings.clone();
+        // Every path derived from the app folder is absolute: the handler runs in its own
+        // working directory, where a relative `functions/app/...` would not exist.
+        let app_dir = absolute(&config.app_dir)?;
+        let app = App::load(&app_dir)?;
+        let log = HostLog::new(config.print_logs);
+        let mut settings = config.settings.clone();
+        for (name, value) in &config.default_settings {
+            if !settings.contains_key(name) && std::env::var_os(name).is_none() {
+                settings.insert(name.clone(), value.clone());
+                log.host(
+                    Level::Information,
+                    &format!(
+                        "{name} is not set: using the default {value:?} (the app setting \
+                         Azure gets by default); set it with --set {name}=... to change it"
+                    ),
+                );
+            }
+        }
+        let settings = settings;
         let lookup = |name: &str| -> Option<String> {
             settings
                 .get(name)
                 .cloned()
                 .or_else(|| std::env::var(name).ok())
         };
-        let log = HostLog::new(config.print_logs);
-
-        // Keys: from settings, else random.
-        let master = lookup(MASTER_KEY_SETTING).unwrap_or_else(random_key);
-        let host_key = lookup(HOST_KEY_SETTING).unwrap_or_else(random_key);
-        let shared_fn_key = lookup(FUNCTION_KEY_SETTING);
-        let mut fn_keys = BTreeMap::new();
-        for f in &app.functions {
-            let own = settings
-                .iter()
-                .find(|(k, _)| {
-                    k.eq_ignore_ascii_case(&format!("{FUNCTION_KEY_SETTING}_{}", f.name))
-                })
-                .map(|(_, v)| v.clone());
-            let key = own
-                .or_else(|| shared_fn_key.clone())
-                .unwrap_or_else(random_key);
-            fn_keys.insert(f.name.to_ascii_lowercase(), key);
-        }
-        let keys = Keys {
-            master,
-            host: host_key,
-            functions: fn_keys,
+        // A key setting counts when it is not empty (templates often leave "" in place).
+        let key_setting = |name: &str| {
+            lookup(name)
+                .filter(|v| !v.is_empty())
+                .map(|v| (name.to_string(), v))
         };
 
         let disabled: Vec<String> = app
@@ -262,10 +295,11 @@ impl Host {
 
         // Timer schedules must resolve and parse before anything starts.
         let mut timer_specs = Vec::new();
-        let state_dir = config
-            .state_dir
-            .clone()
-            .unwrap_or_else(|| app.root.join(".func-emulator"));
+        let mut schedules = BTreeMap::new();
+        let state_dir = match &config.state_dir {
+            Some(d) => absolute(d)?,
+            None => app.root.join(".func-emulator"),
+        };
         for f in &app.functions {
             let Trigger::Timer(t) = &f.trigger else {
                 continue;
@@ -286,6 +320,7 @@ impl Host {
                     function: f.name.clone(),
                     problem: e.to_string(),
                 })?;
+            schedules.insert(f.name.clone(), expr);
             if disabled.contains(&f.name) {
                 continue;
             }
@@ -299,6 +334,47 @@ impl Host {
                 status_path: state_dir.join("timers").join(&f.name).join("status"),
             });
         }
+
+        // Keys: set by settings, else kept in the state folder from an earlier start, else new.
+        keys::prepare_state_dir(&state_dir, config.state_dir.is_none())?;
+        let shared_fn_key = key_setting(FUNCTION_KEY_SETTING);
+        let mut explicit = keys::Explicit {
+            master: key_setting(MASTER_KEY_SETTING),
+            host: key_setting(HOST_KEY_SETTING),
+            functions: BTreeMap::new(),
+        };
+        for f in &app.functions {
+            let want = format!("{FUNCTION_KEY_SETTING}_{}", f.name);
+            let own = settings
+                .iter()
+                .find(|(k, v)| k.eq_ignore_ascii_case(&want) && !v.is_empty())
+                .map(|(k, v)| (k.clone(), v.clone()));
+            if let Some(set) = own.or_else(|| shared_fn_key.clone()) {
+                explicit.functions.insert(f.name.to_ascii_lowercase(), set);
+            }
+        }
+        let names: Vec<String> = app.functions.iter().map(|f| f.name.clone()).collect();
+        let resolved = keys::resolve(&state_dir, &names, explicit, &random_key)?;
+        if resolved.tightened {
+            log.host(
+                Level::Warning,
+                &format!(
+                    "{} was readable by others; its mode is now 0600",
+                    resolved.file.display()
+                ),
+            );
+        }
+        let keys = Keys {
+            master: resolved.master.value,
+            host: resolved.host.value,
+            functions: resolved
+                .functions
+                .into_iter()
+                .map(|(k, v)| (k, v.value))
+                .collect(),
+            host_origin: resolved.host.origin,
+            file: resolved.file,
+        };
 
         // The handler's environment: ours, then the settings (keys withheld).
         let mut env: BTreeMap<String, String> = std::env::vars().collect();
@@ -394,6 +470,7 @@ impl Host {
                 forwarder: http::forwarder(),
                 function_timeout,
                 timers,
+                schedules,
                 fatal: fatal.clone(),
             }
         });
@@ -462,8 +539,20 @@ impl HostHandle {
         &self.inner.keys.master
     }
 
+    /// The host key: every function (every `function`-level route) accepts it, so it is the
+    /// one key the agent needs.
     pub fn host_key(&self) -> &str {
         &self.inner.keys.host
+    }
+
+    /// Where the host key came from: a setting, the keys file, or generated at this start.
+    pub fn host_key_origin(&self) -> &keys::KeyOrigin {
+        &self.inner.keys.host_origin
+    }
+
+    /// `<state dir>/keys.json`, where generated keys are kept across restarts.
+    pub fn keys_file(&self) -> &Path {
+        &self.inner.keys.file
     }
 
     /// The default key of a function (case-insensitive name).
@@ -524,17 +613,6 @@ impl HostHandle {
                 app.root.display()
             ),
         );
-        log.host(
-            Level::Information,
-            &format!("Master key: {}", self.inner.keys.master),
-        );
-        log.host(
-            Level::Information,
-            &format!("Host key: {}", self.inner.keys.host),
-        );
-        if !self.inner.auth {
-            log.host(Level::Warning, "Key checks are off (--no-auth)");
-        }
         log.host(Level::Information, "Functions:");
         for f in &app.functions {
             let disabled = if self.inner.is_disabled(&f.name) {
@@ -570,11 +648,48 @@ impl HostHandle {
                         ),
                     );
                 }
-                Trigger::Timer(t) => log.host(
-                    Level::Information,
-                    &format!("  {}: timerTrigger ({}){disabled}", f.name, t.schedule),
-                ),
+                Trigger::Timer(t) => {
+                    let resolved = match self.inner.schedules.get(&f.name) {
+                        Some(expr) if *expr != t.schedule => format!(" = {expr}"),
+                        _ => String::new(),
+                    };
+                    log.host(
+                        Level::Information,
+                        &format!(
+                            "  {}: timerTrigger ({}{resolved}){disabled}",
+                            f.name, t.schedule
+                        ),
+                    );
+                }
             }
+        }
+        let keys = &self.inner.keys;
+        log.host(
+            Level::Information,
+            &format!(
+                "Master key: {} (admin level: /admin/functions/{{name}})",
+                keys.master
+            ),
+        );
+        // The one line a newcomer needs: which key the agent (and curl) should use.
+        let kept = format!("kept across restarts; {HOST_KEY_SETTING} overrides it");
+        let origin = match &keys.host_origin {
+            keys::KeyOrigin::Setting(name) => format!("set by {name}"),
+            keys::KeyOrigin::Stored => format!("stored in {} ({kept})", keys.file.display()),
+            keys::KeyOrigin::Generated => {
+                format!("new, stored in {} ({kept})", keys.file.display())
+            }
+        };
+        log.host(
+            Level::Information,
+            &format!(
+                "Host key: {} <- use this one for the agent (function_key) and for curl \
+                 (x-functions-key header): every function accepts it; {origin}",
+                keys.host
+            ),
+        );
+        if !self.inner.auth {
+            log.host(Level::Warning, "Key checks are off (--no-auth)");
         }
     }
 }

@@ -278,9 +278,21 @@ async fn supervise(
             Ok(c) => c,
             Err(e) => {
                 // A handler that cannot be started is a startup error, not a crash to retry.
+                let hint = if e.kind() == std::io::ErrorKind::NotFound && spec.program.is_relative()
+                {
+                    format!(
+                        " (defaultExecutablePath: not in {} nor on PATH; copy or build it there)",
+                        spec.app_root.display()
+                    )
+                } else {
+                    String::new()
+                };
                 log.host(
                     Level::Error,
-                    &format!("cannot start the handler {}: {e}", spec.program.display()),
+                    &format!(
+                        "cannot start the handler {}: {e}{hint}",
+                        spec.program.display()
+                    ),
                 );
                 let _ = state.send(WorkerState::Stopped(format!(
                     "cannot start the handler: {e}"
