@@ -1,4 +1,4 @@
-//! The Azure Functions custom handler (specs/functions-host.md): one HTTP server for every
+//! The Azure Functions custom handler (the host behaviour listed in local-emulator/README.md): one HTTP server for every
 //! function, answering both ways the host may call it.
 //!
 //! - Forwarding mode (HTTP-only functions, `enableForwardingHttpRequest`): the original request

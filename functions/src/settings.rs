@@ -197,8 +197,13 @@ mod tests {
         let got = policy_from_settings(&|k: &str| map.get(k).cloned()).unwrap();
         assert_eq!(got, p);
         let bad = HashMap::from([("BURST_BURST_AHEAD", "maybe")]);
-        let err = policy_from_settings(&get_from(&bad)).unwrap_err().to_string();
-        assert!(err.contains("BURST_BURST_AHEAD") && err.contains("true or false"), "{err}");
+        let err = policy_from_settings(&get_from(&bad))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("BURST_BURST_AHEAD") && err.contains("true or false"),
+            "{err}"
+        );
     }
 
     #[test]

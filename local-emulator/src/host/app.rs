@@ -1,5 +1,5 @@
 //! Reading and validating a function app folder: `host.json` and one `<name>/function.json` per
-//! function (specs/functions-host.md §1). Pure parsing; the only IO is reading the files.
+//! function (the host behaviour listed in local-emulator/README.md). Pure parsing; the only IO is reading the files.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! The host's HTTP side (specs/functions-host.md §3, §5, §7): routing, keys, forwarding and JSON
+//! The host's HTTP side (the host behaviour listed in local-emulator/README.md): routing, keys, forwarding and JSON
 //! mode, the admin endpoint that runs a timer, functionTimeout.
 
 use super::Inner;

@@ -1,5 +1,5 @@
 //! `func-emulator start`: the Azure Functions host, locally, for custom-handler apps
-//! (specs/functions-host.md). It reads the app folder, starts the handler process, serves the
+//! (the host behaviour listed in local-emulator/README.md). It reads the app folder, starts the handler process, serves the
 //! functions' HTTP routes with key checks, calls the handler in forwarding or JSON mode, and
 //! fires timers. Quirks of the real host are reproduced on purpose (see README.md), so what
 //! passes here passes in Azure.

@@ -1,4 +1,4 @@
-//! The JSON the host sends to the handler and reads back (specs/functions-host.md §3–4), built
+//! The JSON the host sends to the handler and reads back (the host behaviour listed in local-emulator/README.md), built
 //! as pure functions of the request so tests can compare them byte for byte. Key order follows
 //! what the real host sends (structs and ordered maps, not sorted maps).
 

@@ -1,4 +1,4 @@
-//! Timer schedules (specs/functions-host.md §6): NCRONTAB with six fields (five accepted as "no
+//! Timer schedules (the host behaviour listed in local-emulator/README.md): NCRONTAB with six fields (five accepted as "no
 //! seconds"), day-of-month AND day-of-week, `7` is not Sunday; or a TimeSpan `hh:mm:ss`.
 //! Pure: the next occurrence is computed from a time given by the caller, evaluated in UTC
 //! (local time = UTC in Azure).

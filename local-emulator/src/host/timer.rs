@@ -1,4 +1,4 @@
-//! Timer triggers (specs/functions-host.md §3, §6): schedule, monitor status persisted in a file,
+//! Timer triggers (the host behaviour listed in local-emulator/README.md): schedule, monitor status persisted in a file,
 //! past-due detection at startup, `runOnStartup`, no overlapping runs. The loop takes an
 //! injectable [`Clock`] and an injectable invoker, so tests drive it on virtual time.
 

@@ -1,4 +1,4 @@
-//! The handler process (specs/functions-host.md §2): started with the host's environment on a
+//! The handler process (the host behaviour listed in local-emulator/README.md): started with the host's environment on a
 //! free loopback port, polled every 25 ms until it answers any HTTP response, restarted by the
 //! host's exit-code rules, its output logged like the host logs it.
 
