@@ -92,15 +92,9 @@ async fn forwarded(deps: &Arc<Deps>, name: &str, method: &str, req: Request) -> 
         return reply(r);
     }
     let headers = headers_of(&req);
-    let body = match to_bytes(req.into_body(), BODY_LIMIT).await {
-        Ok(b) => b.to_vec(),
-        Err(_) => {
-            return reply(FnResponse::error(
-                413,
-                "body_too_large",
-                "request body is over 64 KiB (or was cut off)",
-            ));
-        }
+    let body = match read_body(deps, req, BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let fr = FnRequest {
         method: method.to_string(),
@@ -109,6 +103,24 @@ async fn forwarded(deps: &Arc<Deps>, name: &str, method: &str, req: Request) -> 
         body,
     };
     reply(bodies::http(deps, f, &fr).await)
+}
+
+/// Reads a body within the size limit and `BURST_BODY_TIMEOUT_MS`: a client that stops
+/// half-way gets 408 instead of holding the connection.
+async fn read_body(deps: &Deps, req: Request, limit: usize) -> Result<Vec<u8>, Response> {
+    match tokio::time::timeout(deps.settings.body_timeout, to_bytes(req.into_body(), limit)).await {
+        Ok(Ok(b)) => Ok(b.to_vec()),
+        Ok(Err(_)) => Err(reply(FnResponse::error(
+            413,
+            "body_too_large",
+            &format!("request body is over {} KiB (or was cut off)", limit / 1024),
+        ))),
+        Err(_) => Err(reply(FnResponse::error(
+            408,
+            "body_timeout",
+            "the request body did not arrive in time",
+        ))),
+    }
 }
 
 fn invocation_reply(outputs: Value, logs: Vec<String>) -> Response {
@@ -140,10 +152,19 @@ async fn json_mode(deps: &Arc<Deps>, name: &str, req: Request) -> Response {
             &format!("no function {name:?}"),
         ));
     };
-    let bytes = match to_bytes(req.into_body(), ENVELOPE_LIMIT).await {
-        Ok(b) => b,
-        Err(_) => {
+    let bytes = match tokio::time::timeout(
+        deps.settings.body_timeout,
+        to_bytes(req.into_body(), ENVELOPE_LIMIT),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
             let r = FnResponse::error(413, "body_too_large", "invocation payload too large");
+            return invocation_reply(http_output(&r), vec![]);
+        }
+        Err(_) => {
+            let r = FnResponse::error(408, "body_timeout", "the invocation did not arrive in time");
             return invocation_reply(http_output(&r), vec![]);
         }
     };

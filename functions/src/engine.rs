@@ -80,7 +80,7 @@ async fn transact(
     mut f: impl FnMut(SiteState, Timestamp) -> Result<(Step, bool), EngineError>,
 ) -> Result<Stepped, EngineError> {
     let mut last = EngineError::Store(StoreError::Conflict);
-    for _ in 0..CAS_ATTEMPTS {
+    for attempt in 0..CAS_ATTEMPTS {
         let now = deps.now();
         let (state, etag) = load(deps, site, now).await?;
         let before = (state.mode, state.audit.last().cloned());
@@ -107,7 +107,7 @@ async fn transact(
             }
             Err(StoreError::Conflict) => {
                 last = EngineError::Store(StoreError::Conflict);
-                tokio::task::yield_now().await;
+                tokio::time::sleep(conflict_backoff(attempt)).await;
             }
             Err(e) => return Err(e.into()),
         }
@@ -134,6 +134,13 @@ fn log_decisions(site: &str, before: &(Mode, Option<AuditEntry>), after: &SiteSt
             tracing::info!(site, decision = %e.what, reason = %e.why, "decision");
         }
     }
+}
+
+/// Wait before retrying a lost compare-and-swap: full jitter over an exponentially growing
+/// window (1 ms, 2 ms, ... capped at 64 ms), so writers that collided do not collide again.
+fn conflict_backoff(attempt: usize) -> std::time::Duration {
+    let window_ms = 1u64 << attempt.min(6);
+    std::time::Duration::from_micros(fastrand::u64(0..=window_ms * 1000))
 }
 
 /// Applies one input for `site`, then carries out what it asks for.

@@ -9,6 +9,7 @@ pub mod http;
 pub mod jwt;
 pub mod logging;
 pub mod payloads;
+pub mod serve;
 pub mod settings;
 pub mod state_cache;
 pub mod wiring;

@@ -16,6 +16,8 @@ pub struct Settings {
     pub agent_key: Option<AgentKey>,
     pub tailscale_secret: Option<TailscaleSecret>,
     pub policy: Policy,
+    /// The longest a request body may take to arrive (`BURST_BODY_TIMEOUT_MS`, 10 s).
+    pub body_timeout: std::time::Duration,
 }
 
 /// The Tailscale webhook secret, never printed.
@@ -82,11 +84,22 @@ impl Settings {
         };
         let tailscale_secret = nonempty(get, "TAILSCALE_WEBHOOK_SECRET").map(TailscaleSecret);
         let policy = policy_from_settings(get)?;
+        let body_timeout_ms =
+            match nonempty(get, "BURST_BODY_TIMEOUT_MS") {
+                None => 10_000,
+                Some(v) => v.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    SettingsError::Invalid {
+                        name: "BURST_BODY_TIMEOUT_MS".into(),
+                        problem: format!("expected milliseconds > 0, got {v:?}"),
+                    }
+                })?,
+            };
         Ok(Settings {
             sites,
             agent_key,
             tailscale_secret,
             policy,
+            body_timeout: std::time::Duration::from_millis(body_timeout_ms),
         })
     }
 

@@ -1,9 +1,10 @@
 //! `burst-handler`: the Azure Functions custom handler. Port from `FUNCTIONS_CUSTOMHANDLER_PORT`.
 
-use burst_functions::{azure, logging, wiring};
+use burst_functions::{azure, logging, serve, wiring};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -47,14 +48,39 @@ async fn main() -> ExitCode {
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {},
         }
     };
-    match axum::serve(listener, azure::router(deps))
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
+    let limits = match edge_limits(&get) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start: bad configuration");
+            return ExitCode::from(2);
+        }
+    };
+    match serve::serve(listener, azure::router(deps), limits, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "server failed");
             ExitCode::from(1)
         }
     }
+}
+
+/// `BURST_MAX_CONNECTIONS` and `BURST_HEADER_TIMEOUT_MS`, defaults from [`serve::Limits`].
+fn edge_limits(get: &dyn Fn(&str) -> Option<String>) -> Result<serve::Limits, String> {
+    let mut l = serve::Limits::default();
+    let num = |name: &str| -> Result<Option<u64>, String> {
+        match get(name).filter(|v| !v.trim().is_empty()) {
+            None => Ok(None),
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(n) if n > 0 => Ok(Some(n)),
+                _ => Err(format!("{name} must be a whole number > 0, got {v:?}")),
+            },
+        }
+    };
+    if let Some(n) = num("BURST_MAX_CONNECTIONS")? {
+        l.max_connections = usize::try_from(n).unwrap_or(usize::MAX);
+    }
+    if let Some(ms) = num("BURST_HEADER_TIMEOUT_MS")? {
+        l.header_timeout = Duration::from_millis(ms);
+    }
+    Ok(l)
 }
