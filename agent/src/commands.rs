@@ -143,12 +143,16 @@ pub async fn notify(config: &Config, env: &NotifyEnv, at: DateTime<Utc>, started
     if let Err(e) = &sender {
         error!(error = %e, "cannot send (configuration); the event is spooled only");
     }
-    let spool = Spool::open(&config.spool_dir).and_then(|spool| {
-        let created_us = at.timestamp_micros();
-        spool.push(payload::ROUTE_UPS, event.id, created_us, body.clone())?;
-        Ok(spool)
-    });
-    match (spool, sender) {
+    let created_us = at.timestamp_micros();
+    // The spool with the event in it, or why not (and the spool, when it could be opened).
+    let spooled = match Spool::open(&config.spool_dir) {
+        Ok(spool) => match spool.push(payload::ROUTE_UPS, event.id, created_us, body.clone()) {
+            Ok(_) => Ok(spool),
+            Err(e) => Err((Some(spool), e)),
+        },
+        Err(e) => Err((None, e)),
+    };
+    match (spooled, sender) {
         (Ok(spool), Ok(sender)) => match deliver::flush(&spool, &sender, deadline).await {
             Ok(report) => {
                 info!(?report, "spool flushed");
@@ -160,23 +164,96 @@ pub async fn notify(config: &Config, env: &NotifyEnv, at: DateTime<Utc>, started
             }
         },
         (Ok(_), Err(_)) => EXIT_CONFIG,
-        (Err(e), sender) => {
-            error!(error = %e, dir = %config.spool_dir.display(),
-                "cannot spool the event; trying to deliver it directly");
+        (Err((spool, e)), sender) => {
+            let full = e.kind() == std::io::ErrorKind::StorageFull;
+            error!(error = %e, disk_full = full, dir = %config.spool_dir.display(),
+                "cannot spool the event; delivering the spool first, then the event directly");
             let Ok(sender) = sender else {
                 error!(id = %event.id, "event lost: neither spooled nor sent");
                 return EXIT_FAILED;
             };
-            match sender
-                .send_with_retry(payload::ROUTE_UPS, body.as_bytes(), deadline)
-                .await
-            {
-                Outcome::Delivered { .. } => EXIT_OK,
-                other => {
-                    error!(id = %event.id, outcome = ?other, "event lost: neither spooled nor delivered");
-                    EXIT_FAILED
-                }
+            notify_unspooled(
+                config,
+                spool.as_ref(),
+                &sender,
+                event.id,
+                body.as_bytes(),
+                deadline,
+            )
+            .await
+        }
+    }
+}
+
+/// An event that could not be spooled (disk full, read-only, ...): the events already
+/// spooled are older, so they go first, and the new one is sent only once none is left
+/// waiting ahead of it (a later event would make the function take them as reordered and not
+/// apply them). When the backlog cannot be delivered now, the new event is not sent: it is
+/// lost, logged as an error, exit 1.
+async fn notify_unspooled(
+    config: &Config,
+    spool: Option<&Spool>,
+    sender: &Sender,
+    id: Uuid,
+    body: &[u8],
+    deadline: Instant,
+) -> u8 {
+    let route = payload::ROUTE_UPS;
+    let Some(spool) = spool else {
+        // Not even the spool directory could be had: nothing can be waiting in it.
+        return send_direct(sender, id, body, deadline).await;
+    };
+    let after = deliver::Unspooled { route, body };
+    match deliver::flush_then_send(spool, sender, deadline, Some(after)).await {
+        Ok((report, Some(Outcome::Delivered { status, duplicate }))) => {
+            info!(%id, status, duplicate, ?report,
+                "delivered directly, after the spool (the event could not be spooled)");
+            EXIT_OK
+        }
+        Ok((report, Some(other))) => {
+            error!(%id, outcome = ?other, ?report,
+                "event lost: could not be spooled, and not delivered after the spool");
+            EXIT_FAILED
+        }
+        Ok((report, None)) => {
+            error!(%id, pending = report.pending, busy = report.busy, ?report,
+                "event lost: could not be spooled, and not sent because older spooled events \
+                 could not be delivered first (sending it ahead of them would reorder them)");
+            EXIT_FAILED
+        }
+        Err(e) => match spool.count() {
+            // The spool cannot be delivered from, but nothing is waiting in it either.
+            Ok(0) => {
+                warn!(error = %e, dir = %config.spool_dir.display(), "spool unusable, but empty");
+                send_direct(sender, id, body, deadline).await
             }
+            Err(ref c) if c.kind() == std::io::ErrorKind::NotFound => {
+                send_direct(sender, id, body, deadline).await
+            }
+            waiting => {
+                error!(%id, error = %e, waiting = ?waiting.map_err(|c| c.to_string()),
+                    dir = %config.spool_dir.display(),
+                    "event lost: could not be spooled, and not sent because the spool (which may \
+                     hold older events) cannot be delivered");
+                EXIT_FAILED
+            }
+        },
+    }
+}
+
+/// Sends an event that is not spooled, when nothing can be waiting ahead of it.
+async fn send_direct(sender: &Sender, id: Uuid, body: &[u8], deadline: Instant) -> u8 {
+    match sender
+        .send_with_retry(payload::ROUTE_UPS, body, deadline)
+        .await
+    {
+        Outcome::Delivered { status, duplicate } => {
+            info!(%id, status, duplicate, "delivered directly (nothing spooled ahead of it)");
+            EXIT_OK
+        }
+        other => {
+            error!(%id, outcome = ?other, "event lost: neither spooled nor delivered");
+            EXIT_FAILED
         }
     }
 }

@@ -9,14 +9,16 @@
 //! - anything else (3xx: redirects are not followed) → try again later, and log it: it is
 //!   almost certainly a wrong `base_url`.
 
+use std::collections::HashSet;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::auth::Signer;
 use crate::config::Config;
-use crate::spool::Spool;
+use crate::spool::{Entry, STALE_TEMP_AGE, Spool};
 
 /// The function's answer to one attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -237,6 +239,8 @@ fn snippet(body: &str) -> String {
 pub struct FlushReport {
     pub delivered: usize,
     pub duplicates: usize,
+    /// Refused for good by the function, or not a valid event at all (unreadable, corrupt):
+    /// set aside in `rejected/` (or, when even that failed, left in place and skipped).
     pub rejected: usize,
     /// Still spooled when the flush ended (delivery failed or time ran out).
     pub pending: usize,
@@ -247,26 +251,75 @@ pub struct FlushReport {
 /// Delivers every spooled event in order, until the spool is empty or `deadline`.
 /// Holds the delivery lock meanwhile, and re-reads the directory after each pass so events
 /// spooled by concurrent hooks are taken along. Stops at the first event that cannot be
-/// delivered now, so order is kept.
+/// delivered now, so order is kept. A file that is not a valid event is set aside, logged and
+/// counted; it never stops the others. Errors only when the spool cannot be locked or listed.
 pub async fn flush(
     spool: &Spool,
     sender: &Sender,
     deadline: Instant,
 ) -> std::io::Result<FlushReport> {
+    Ok(flush_then_send(spool, sender, deadline, None).await?.0)
+}
+
+/// An event that could not be spooled (say the disk is full), to be sent right after the
+/// spool: see [`flush_then_send`].
+#[derive(Clone, Copy, Debug)]
+pub struct Unspooled<'a> {
+    pub route: &'a str,
+    pub body: &'a [u8],
+}
+
+/// [`flush`], then, still holding the delivery lock, sends `after` — but only when the flush
+/// cleared the spool (every older event delivered or set aside): a new event is never sent
+/// ahead of older ones. The outcome is `None` when it was not sent.
+pub async fn flush_then_send(
+    spool: &Spool,
+    sender: &Sender,
+    deadline: Instant,
+    after: Option<Unspooled<'_>>,
+) -> std::io::Result<(FlushReport, Option<Outcome>)> {
     let mut report = FlushReport::default();
     let Some(_lock) = spool.lock_delivery(deadline).await? else {
         report.busy = true;
-        report.pending = spool.list()?.len();
+        report.pending = spool.count()?;
         info!(
             pending = report.pending,
             "another burst-agent is delivering the spool"
         );
-        return Ok(report);
+        return Ok((report, None));
     };
+    match spool.remove_stale_temps(STALE_TEMP_AGE) {
+        Ok(0) => {}
+        Ok(removed) => info!(
+            removed,
+            "removed temp files left in the spool by an interrupted write"
+        ),
+        Err(e) => warn!(error = %e, "cannot clean up old temp files in the spool"),
+    }
+    // Files handled in this run that are still there (could not be moved or removed): skipped
+    // from now on, so they neither loop nor count twice.
+    let mut done: HashSet<PathBuf> = HashSet::new();
     loop {
-        let entries = spool.list()?;
+        let listing = spool.scan()?;
+        for bad in &listing.bad {
+            if !done.insert(bad.path.clone()) {
+                continue; // could not be moved: seen in an earlier pass of this run
+            }
+            report.rejected += 1;
+            match &bad.moved {
+                Ok(to) => warn!(file = %bad.name(), why = %bad.why, to = %to.display(),
+                    "spool file is not a valid event and can never be sent; set aside in rejected/"),
+                Err(e) => error!(file = %bad.name(), why = %bad.why, error = %e,
+                    "spool file is not a valid event and cannot be set aside; skipped"),
+            }
+        }
+        let entries: Vec<&Entry> = listing
+            .entries
+            .iter()
+            .filter(|e| !done.contains(&e.path))
+            .collect();
         if entries.is_empty() {
-            return Ok(report);
+            break;
         }
         for (i, entry) in entries.iter().enumerate() {
             let e = &entry.envelope;
@@ -275,29 +328,55 @@ pub async fn flush(
                 .await
             {
                 Outcome::Delivered { status, duplicate } => {
-                    spool.remove(entry)?;
                     report.delivered += 1;
                     if duplicate {
                         report.duplicates += 1;
                     }
                     info!(id = %e.id, route = %e.route, status, duplicate, "delivered");
+                    if let Err(err) = spool.remove(entry) {
+                        // Sent again by a later run: the function answers `duplicate`.
+                        error!(id = %e.id, file = %file_name(&entry.path), error = %err,
+                            "delivered, but cannot remove it from the spool");
+                        done.insert(entry.path.clone());
+                    }
                 }
                 Outcome::Rejected { status, body } => {
                     let reason = format!("HTTP {status}: {body}");
-                    let moved = spool.reject(entry, &reason)?;
                     report.rejected += 1;
-                    warn!(id = %e.id, route = %e.route, status, body = %snippet(&body),
-                        to = %moved.display(), "the function refused the event for good; moved to rejected/");
+                    match spool.reject(entry, &reason) {
+                        Ok(moved) => warn!(id = %e.id, route = %e.route, status,
+                            body = %snippet(&body), to = %moved.display(),
+                            "the function refused the event for good; moved to rejected/"),
+                        Err(err) => {
+                            error!(id = %e.id, route = %e.route, status, body = %snippet(&body),
+                                file = %file_name(&entry.path), error = %err,
+                                "the function refused the event for good, and it cannot be moved to rejected/; skipped");
+                            done.insert(entry.path.clone());
+                        }
+                    }
                 }
                 Outcome::Retry { reason } => {
                     report.pending = entries.len() - i;
                     warn!(id = %e.id, route = %e.route, %reason, pending = report.pending,
                         "not delivered now; stays spooled for the next notify/heartbeat");
-                    return Ok(report);
+                    return Ok((report, None));
                 }
             }
         }
     }
+    let Some(event) = after else {
+        return Ok((report, None));
+    };
+    let outcome = sender
+        .send_with_retry(event.route, event.body, deadline)
+        .await;
+    Ok((report, Some(outcome)))
+}
+
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -1,11 +1,14 @@
-//! Shared test support: the receiver (a checking stand-in for the function), a fake upsd, and
+//! Shared test support: the receiver (a checking stand-in for the function), a fake upsd, a
+//! delaying proxy (a slow function), a small tmpfs for disk-full tests, and
 //! a harness that runs the real `burst-agent` binary against them. The NUT stack and the
 //! agent's setup (settings, spool, NOTIFYCMD wrapper) come from `burst-test-support`, shared
 //! with the end-to-end tests.
 #![allow(dead_code)]
 
 pub mod fake_upsd;
+pub mod proxy;
 pub mod receiver;
+pub mod tmpfs;
 
 use std::path::PathBuf;
 use std::time::Duration;
