@@ -60,6 +60,11 @@ pub fn apply_ups(power: &mut PowerSignal, event: &UpsEvent, now: Timestamp) -> b
     {
         note_unknown(power, t);
     }
+    if event.notify.is_test() {
+        // `burst-agent test`: recorded (audit, status), but no reading and no move of the
+        // reorder guard, so a spooled backlog behind it still applies.
+        return true;
+    }
     if power.event_at.is_some_and(|seen| event.at < seen) {
         return false;
     }
@@ -268,13 +273,19 @@ mod tests {
     fn an_event_without_a_power_reading_keeps_what_we_knew() {
         let mut p = PowerSignal::default();
         apply_ups_at(&mut p, &ev("ONBATT", "OB DISCHRG", 1));
-        assert!(apply_ups_at(&mut p, &ev("TEST", "", 2)));
+        assert!(apply_ups_at(&mut p, &ev("CAL", "", 2)));
         assert_eq!(p.health, Health::Down);
         assert_eq!(p.status.to_string(), "OB DISCHRG");
-        assert_eq!(p.last_type, Some(NotifyType::Other("TEST".into())));
-        // A TEST with a live status is a reading like any other.
-        apply_ups_at(&mut p, &ev("TEST", "OL", 3));
+        assert_eq!(p.last_type, Some(NotifyType::Other("CAL".into())));
+        // Another type with a live status is a reading like any other.
+        apply_ups_at(&mut p, &ev("CAL", "OL", 3));
         assert_eq!(p.health, Health::Up);
+        // `burst-agent test` is recorded, never a reading.
+        assert!(apply_ups_at(&mut p, &ev("TEST", "OB", 4)));
+        assert_eq!(
+            (p.health, p.event_at),
+            (Health::Up, Some(Timestamp::from_secs(3)))
+        );
     }
 
     #[test]

@@ -211,6 +211,12 @@ fn a_test_event_is_recorded_but_never_part_of_an_incident() {
     assert_eq!(inc.revision, revision, "no Discord edit for TEST");
     assert!(s.signals.power.unknown.is_empty(), "TEST is a known type");
     assert!(s.audit.iter().any(|e| e.what == "UPS TEST recorded"));
+    // A TEST neither reads as power nor moves the reorder guard: a spooled event from before
+    // it still applies.
+    let s = feed(s, &ups("t2", "TEST", "OL", at(20)), at(20), &p);
+    assert_eq!(s.signals.power.health, burst_core::state::Health::Down);
+    let s = feed(s, &ups("late", "ONLINE", "OL", at(15)), at(25), &p);
+    assert_eq!(s.signals.power.health, burst_core::state::Health::Up);
 }
 
 #[test]
