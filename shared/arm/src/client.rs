@@ -5,12 +5,24 @@
 //! LinkedAuthorizationFailed), never a write after a failed read, never a sleep: a 429 comes
 //! back as `Throttled` with ARM's wait, a 202 as `Accepted` without waiting for the
 //! long-running operation (the next `observe` shows how it went).
+//!
+//! Running VMs are counted from the VM list with instance views
+//! (`GET .../virtualMachines?$expand=instanceView`, following `nextLink`): each VM's own
+//! instance view carries its `PowerState/*`. The scale set's `.../instanceView` summary does
+//! not: real responses count provisioning states only there (azure-rest-api-specs issue
+//! #3593, a real response; the scale-set upgrade article's sample on Microsoft Learn).
+//!
+//! Both the VM list and `simulateEviction` exist for Uniform scale sets only (Microsoft Learn,
+//! "Orchestration modes for Virtual Machine Scale Sets"; a Flexible scale set answers 400
+//! "Operation 'VirtualMachineScaleSets.virtualMachines.GET' is not allowed"): every read of
+//! the scale set refuses a Flexible one with an error naming `BURST_ARM_SCALE_SET_ID`, so
+//! nothing is ever written to it.
 
 use crate::http_util::{describe_transport, read_body_capped, short_text};
 use crate::resource_id::ScaleSetId;
-use crate::settings::{ArmConfig, ConfigError};
+use crate::settings::{ArmConfig, ConfigError, SCALE_SET_ID};
 use crate::token::{TokenError, TokenSource};
-use crate::wire::{self, ScaleSetBody, ScaleSetInstanceView};
+use crate::wire::{self, ScaleSetBody, VmCensus, VmListPage};
 use async_trait::async_trait;
 use burst_core::{ScaleResult, ScaleSetProbe};
 use reqwest::header::HeaderMap;
@@ -48,7 +60,15 @@ pub enum ArmError {
     /// api-version?).
     #[error("unexpected ARM response: {0}")]
     Malformed(String),
+    /// The configured scale set cannot be driven by this adapter (a Flexible scale set): the
+    /// error names the setting to fix. Nothing is written while it stands.
+    #[error("{0}")]
+    Config(ConfigError),
 }
+
+/// The VM list is followed through at most this many pages (a scale set holds at most 1000
+/// VMs; a loop of `nextLink`s must not keep a function busy).
+const MAX_VM_PAGES: usize = 100;
 
 /// What one `GET` of the scale set says.
 #[derive(Clone, Debug, PartialEq)]
@@ -58,6 +78,8 @@ pub struct ScaleSetView {
     /// The resource version to send in `If-Match` (including its quotes, e.g. `"3"`).
     pub etag: Option<String>,
     pub provisioning_state: Option<String>,
+    /// `Uniform` or `Flexible` (absent = Uniform).
+    pub orchestration_mode: Option<String>,
     pub priority: Option<String>,
     pub eviction_policy: Option<String>,
     pub max_price: Option<f64>,
@@ -79,6 +101,7 @@ impl ScaleSetView {
             capacity,
             etag: body.etag.clone(),
             provisioning_state: props.and_then(|p| p.provisioning_state.clone()),
+            orchestration_mode: props.and_then(|p| p.orchestration_mode.clone()),
             priority: profile.and_then(|p| p.priority.clone()),
             eviction_policy: profile.and_then(|p| p.eviction_policy.clone()),
             max_price: profile
@@ -137,18 +160,88 @@ impl ArmScaleSet {
         }
         let parsed: ScaleSetBody = serde_json::from_slice(&body)
             .map_err(|e| ArmError::Malformed(format!("scale set body: {e}")))?;
-        ScaleSetView::from_body(&parsed)
+        let view = ScaleSetView::from_body(&parsed)?;
+        if view
+            .orchestration_mode
+            .as_deref()
+            .is_some_and(|m| m.eq_ignore_ascii_case("flexible"))
+        {
+            return Err(ArmError::Config(ConfigError::Invalid {
+                setting: SCALE_SET_ID,
+                why: "it names a scale set in Flexible orchestration mode; hybrid-burst needs a \
+                      Uniform scale set (it counts running VMs with the Uniform-only VM list and \
+                      drills evictions with simulateEviction): create the scale set with \
+                      orchestrationMode Uniform"
+                    .into(),
+            }));
+        }
+        Ok(view)
     }
 
-    /// `GET .../instanceView`: the VMs whose power state is running.
+    /// The VMs whose power state is `PowerState/running` (see [`Self::census`]).
     pub async fn running(&self) -> Result<u32, ArmError> {
-        let (status, headers, body) = self.send(Method::GET, "/instanceView", None, None).await?;
-        if status != StatusCode::OK {
-            return Err(error_from(status, &headers, &body));
+        Ok(self.census().await?.running)
+    }
+
+    /// `GET .../virtualMachines?$expand=instanceView`, every page (`nextLink` followed, on
+    /// the configured endpoint only): how many VMs there are, run, and failed to provision.
+    pub async fn census(&self) -> Result<VmCensus, ArmError> {
+        let mut url = self.url("/virtualMachines")?;
+        url.query_pairs_mut().append_pair("$expand", "instanceView");
+        let mut census = VmCensus::default();
+        let mut seen_links = std::collections::HashSet::new();
+        for _ in 0..MAX_VM_PAGES {
+            let (status, headers, body) = self.send_url(Method::GET, url, None, None).await?;
+            if status != StatusCode::OK {
+                return Err(error_from(status, &headers, &body));
+            }
+            let page: VmListPage = serde_json::from_slice(&body)
+                .map_err(|e| ArmError::Malformed(format!("VM list body: {e}")))?;
+            census.add_page(&page);
+            match page.next_link.filter(|l| !l.trim().is_empty()) {
+                None => return Ok(census),
+                Some(link) => {
+                    if !seen_links.insert(link.clone()) {
+                        return Err(ArmError::Malformed(
+                            "the VM list's nextLink repeats an earlier page".into(),
+                        ));
+                    }
+                    url = self.next_page_url(&link)?;
+                }
+            }
         }
-        let view: ScaleSetInstanceView = serde_json::from_slice(&body)
-            .map_err(|e| ArmError::Malformed(format!("instance view body: {e}")))?;
-        Ok(u32::try_from(view.running()).unwrap_or(u32::MAX))
+        Err(ArmError::Malformed(format!(
+            "the VM list has more than {MAX_VM_PAGES} pages"
+        )))
+    }
+
+    /// A `nextLink` as the URL of the next request: it must point at the configured ARM
+    /// endpoint (the bearer token goes with it); `api-version` and `$expand=instanceView`
+    /// are added if the link lacks them (without the expansion, the VMs of that page would
+    /// read as not running).
+    fn next_page_url(&self, link: &str) -> Result<Url, ArmError> {
+        let mut url = Url::parse(link.trim())
+            .map_err(|e| ArmError::Malformed(format!("the VM list's nextLink: {e}")))?;
+        let same_origin = url.scheme() == self.endpoint.scheme()
+            && url.host_str() == self.endpoint.host_str()
+            && url.port_or_known_default() == self.endpoint.port_or_known_default();
+        if !same_origin {
+            return Err(ArmError::Malformed(format!(
+                "the VM list's nextLink points away from {} ({}); not following it",
+                self.endpoint.origin().ascii_serialization(),
+                url.origin().ascii_serialization()
+            )));
+        }
+        let has = |name: &str| url.query_pairs().any(|(k, _)| k.eq_ignore_ascii_case(name));
+        let (has_version, has_expand) = (has("api-version"), has("$expand"));
+        if !has_version {
+            url.query_pairs_mut()
+                .append_pair("api-version", &self.api_version);
+        }
+        if !has_expand {
+            url.query_pairs_mut().append_pair("$expand", "instanceView");
+        }
+        Ok(url)
     }
 
     /// `POST .../virtualMachines/{id}/simulateEviction` (Spot drills against a real or
@@ -192,6 +285,17 @@ impl ArmScaleSet {
         if_match: Option<&str>,
     ) -> Result<(StatusCode, HeaderMap, Vec<u8>), ArmError> {
         let url = self.url(suffix)?;
+        self.send_url(method, url, json_body, if_match).await
+    }
+
+    async fn send_url(
+        &self,
+        method: Method,
+        url: Url,
+        json_body: Option<String>,
+        if_match: Option<&str>,
+    ) -> Result<(StatusCode, HeaderMap, Vec<u8>), ArmError> {
+        let path = url.path().to_string();
         let token = self.tokens.token().await?;
         let mut req = self
             .http
@@ -214,7 +318,7 @@ impl ArmScaleSet {
         let status = resp.status();
         let headers = resp.headers().clone();
         if let Some(v) = headers.get(RATE_LIMIT_HEADER).and_then(|v| v.to_str().ok()) {
-            tracing::debug!(remaining = v, %method, path = suffix, "ARM rate limit");
+            tracing::debug!(remaining = v, %method, path, "ARM rate limit");
         }
         let body = read_body_capped(resp).await.map_err(ArmError::Transport)?;
         if status == StatusCode::UNAUTHORIZED {
@@ -317,26 +421,26 @@ fn error_from(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ArmError 
 #[async_trait]
 impl burst_ports::Scaler for ArmScaleSet {
     async fn observe(&self) -> ScaleSetProbe {
-        let (view, running) = tokio::join!(self.read(), self.running());
-        match (view, running) {
-            (Ok(view), Ok(running)) => ScaleSetProbe::Seen {
+        let (view, census) = tokio::join!(self.read(), self.census());
+        match (view, census) {
+            (Ok(view), Ok(census)) => ScaleSetProbe::Seen {
                 capacity: view.capacity,
-                running,
+                running: census.running,
             },
             (Err(e), _) => ScaleSetProbe::Unknown {
                 detail: format!("reading the scale set: {e}"),
             },
             (_, Err(e)) => ScaleSetProbe::Unknown {
-                detail: format!("reading the instance view: {e}"),
+                detail: format!("listing the scale set's VMs: {e}"),
             },
         }
     }
 
     async fn set_capacity(&self, capacity: u32) -> ScaleResult {
-        // The instance view only adds the running count to the result; its failure does not
-        // block the write. The scale set read does: never write blind.
-        let (view, running) = tokio::join!(self.read(), self.running());
-        let running = running.ok();
+        // The VM list only adds the running count to the result; its failure does not block
+        // the write. The scale set read does: never write blind.
+        let (view, census) = tokio::join!(self.read(), self.census());
+        let running = census.as_ref().ok().map(|c| c.running);
         let view = match view {
             Ok(v) => v,
             // A throttled read is still a throttle: waiting is the answer, nothing was written.
@@ -349,7 +453,18 @@ impl burst_ports::Scaler for ArmScaleSet {
                 };
             }
         };
+        let failed = view
+            .provisioning_state
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("failed"));
         if view.capacity == capacity {
+            if failed {
+                // The capacity was written, but the operation that should have made it real
+                // failed (e.g. no Spot capacity): not a success, whatever the number says.
+                let detail = failed_detail(capacity, &census);
+                tracing::warn!(capacity, %detail, "scale set provisioning failed");
+                return ScaleResult::Failed { detail };
+            }
             return ScaleResult::Accepted { capacity, running };
         }
         if view
@@ -368,6 +483,14 @@ impl burst_ports::Scaler for ArmScaleSet {
                         .into(),
             };
         };
+        if failed {
+            // A new capacity starts a new operation: Azure's way out of a failed one.
+            tracing::warn!(
+                from = view.capacity,
+                to = capacity,
+                "the scale set's last operation failed; writing the new capacity anyway"
+            );
+        }
         tracing::info!(
             from = view.capacity,
             to = capacity,
@@ -376,6 +499,28 @@ impl burst_ports::Scaler for ArmScaleSet {
         );
         self.write_capacity(capacity, etag, running).await
     }
+}
+
+/// Why a capacity that is already written is not a success: the scale set's provisioning
+/// failed. Says how many VMs run (the status shows it) and the first VM failure.
+fn failed_detail(capacity: u32, census: &Result<VmCensus, ArmError>) -> String {
+    let vms = match census {
+        Ok(c) => {
+            let mut text = format!("{} of {} VMs running", c.running, c.total);
+            if c.failed > 0 {
+                text.push_str(&format!(", {} failed to provision", c.failed));
+                if let Some(first) = &c.first_failure {
+                    text.push_str(&format!(" ({})", short_text(first)));
+                }
+            }
+            text
+        }
+        Err(e) => format!("running VMs unknown ({e})"),
+    };
+    format!(
+        "the scale set's provisioningState is Failed: capacity {capacity} is written but its \
+         last operation failed; {vms}"
+    )
 }
 
 #[cfg(test)]
@@ -446,6 +591,68 @@ mod tests {
             ScaleResult::Failed {
                 detail: "HTTP 502 BadGateway: <html>oops</html>".into()
             }
+        );
+    }
+
+    fn client_for(endpoint: &str) -> ArmScaleSet {
+        let id = ScaleSetId::new("00000000-0000-4000-8000-000000000000", "rg", "vmss").unwrap();
+        let mut config = ArmConfig::new(
+            id,
+            crate::token::Credential::ManagedIdentity {
+                endpoint: Url::parse("http://127.0.0.1:9/msi/token").unwrap(),
+                header: crate::token::Secret::new("h"),
+                client_id: None,
+            },
+        );
+        config.endpoint = Url::parse(endpoint).unwrap();
+        ArmScaleSet::new(config).unwrap()
+    }
+
+    #[test]
+    fn next_links_stay_on_the_endpoint_and_keep_the_expansion() {
+        let arm = client_for("https://management.azure.com");
+        let same = "https://management.azure.com/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/vmss/virtualMachines?api-version=2024-11-01&$expand=instanceView&$skiptoken=abc";
+        assert_eq!(arm.next_page_url(same).unwrap().as_str(), same);
+        // A link without them gets the api-version and the expansion back.
+        let bare = arm
+            .next_page_url("https://management.azure.com:443/x/virtualMachines?$skiptoken=abc")
+            .unwrap();
+        assert_eq!(
+            bare.query(),
+            Some("$skiptoken=abc&api-version=2025-11-01&%24expand=instanceView")
+        );
+        // The token never follows a link elsewhere.
+        for elsewhere in [
+            "https://attacker.example/subscriptions/s/virtualMachines?$skiptoken=1",
+            "http://management.azure.com/x?$skiptoken=1",
+            "https://management.azure.com:8443/x?$skiptoken=1",
+        ] {
+            let e = arm.next_page_url(elsewhere).unwrap_err();
+            assert!(e.to_string().contains("not following it"), "{e}");
+        }
+        assert!(arm.next_page_url("aaaaaaaaaaaaaa").is_err());
+    }
+
+    #[test]
+    fn failed_detail_says_what_runs() {
+        let census = Ok(VmCensus {
+            total: 3,
+            running: 1,
+            failed: 2,
+            first_failure: Some(
+                "ProvisioningState/failed/AllocationFailed: Allocation failed.".into(),
+            ),
+        });
+        assert_eq!(
+            failed_detail(3, &census),
+            "the scale set's provisioningState is Failed: capacity 3 is written but its last \
+             operation failed; 1 of 3 VMs running, 2 failed to provision \
+             (ProvisioningState/failed/AllocationFailed: Allocation failed.)"
+        );
+        let unknown = Err(ArmError::Transport("timed out".into()));
+        assert!(
+            failed_detail(3, &unknown)
+                .ends_with("running VMs unknown (ARM unreachable: timed out)")
         );
     }
 

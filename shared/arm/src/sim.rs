@@ -11,10 +11,19 @@
 //! - `GET  /msi/token?resource=..&api-version=2019-08-01` (header `X-IDENTITY-HEADER`)
 //! - `POST /{tenant}/oauth2/v2.0/token` (form: client credentials)
 //! - `GET|PATCH {scale set id}`, `GET {id}/instanceView`, `GET {id}/virtualMachines`
-//!   (`$expand=instanceView`), `GET {id}/virtualMachines/{n}`,
+//!   (`$expand=instanceView`, paged with `nextLink`), `GET {id}/virtualMachines/{n}`
+//!   (`$expand=instanceView`), `GET {id}/virtualMachines/{n}/instanceView`,
 //!   `POST {id}/virtualMachines/{n}/simulateEviction`
 //! - `GET /subscriptions/{sub}/providers/Microsoft.Compute/locations/{loc}/operations/{op}`
 //!   (`Azure-AsyncOperation`; with `monitor=true` it behaves as the `Location` URL)
+//!
+//! Power states live in each VM's own instance view only: the scale set's `instanceView`
+//! summary counts provisioning states, as real responses do (azure-rest-api-specs issue
+//! #3593 quotes one: `"statusesSummary":[{"code":"ProvisioningState/succeeded","count":2}]`).
+//! A Flexible scale set (`SimConfig::orchestration_mode`) answers the Uniform-only routes with
+//! 400 `BadRequest` "Operation 'VirtualMachineScaleSets.virtualMachines.GET' is not allowed on
+//! Virtual Machine Scale Set '...'" (the message quoted in microsoft/OMS-Agent-for-Linux PR
+//! #1475 and hashicorp/nomad-autoscaler issue #1096).
 
 use crate::resource_id::ScaleSetId;
 use crate::settings::ArmConfig;
@@ -63,6 +72,11 @@ pub struct SimConfig {
     pub api_versions: Vec<String>,
     /// `billingProfile.maxPrice` (-1 = up to the on-demand price).
     pub max_price: f64,
+    /// `Uniform` (the default) or `Flexible`.
+    pub orchestration_mode: String,
+    /// VMs per page of the VM list; a longer list answers `nextLink` (Azure pages this list;
+    /// its page size is not documented).
+    pub vm_page_size: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,6 +110,8 @@ impl Default for SimConfig {
                 .map(String::from)
                 .to_vec(),
             max_price: -1.0,
+            orchestration_mode: "Uniform".into(),
+            vm_page_size: 100,
         }
     }
 }
@@ -207,14 +223,33 @@ pub struct SimSnapshot {
     pub operation_in_progress: bool,
     /// Instances evicted so far.
     pub evicted: u32,
+    /// Instances whose allocation failed (see [`SimHandle::set_allocation_failure`]).
+    pub failed: u32,
 }
 
 #[derive(Clone, Debug)]
 struct Instance {
-    /// When it reaches `PowerState/running` (boot time as configured at its creation).
+    /// When it reaches `PowerState/running` (boot time as configured at its creation), or
+    /// for an instance whose allocation fails, when that failure shows.
     ready_at: Instant,
     created_wall: SystemTime,
+    /// Its allocation fails (no Spot capacity): it never runs.
+    fails: bool,
 }
+
+/// What one VM's instance view says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum VmState {
+    Creating,
+    Running,
+    Failed,
+}
+
+/// The error of an allocation that found no capacity (Azure's AllocationFailed text).
+const ALLOCATION_FAILED: (&str, &str) = (
+    "AllocationFailed",
+    "Allocation failed. We do not have sufficient capacity for the requested VM size in this region. Read more about improving likelihood of allocation success at http://aka.ms/allocation-guidance",
+);
 
 #[derive(Clone, Debug)]
 struct Operation {
@@ -222,8 +257,10 @@ struct Operation {
     started: Instant,
     started_wall: SystemTime,
     duration: Duration,
-    /// Set when the operation was preempted by the control API.
+    /// Set when the operation was preempted by the control API: failed at once.
     failed: Option<(String, String)>,
+    /// The error it ends with when its duration has passed (an allocation failure).
+    fails_with: Option<(String, String)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -242,9 +279,20 @@ impl Operation {
             .checked_add(self.duration)
             .is_some_and(|end| now >= end)
         {
-            OpStatus::Succeeded
+            if self.fails_with.is_some() {
+                OpStatus::Failed
+            } else {
+                OpStatus::Succeeded
+            }
         } else {
             OpStatus::InProgress
+        }
+    }
+    /// The error of a failed operation.
+    fn error(&self, now: Instant) -> Option<&(String, String)> {
+        match self.status(now) {
+            OpStatus::Failed => self.failed.as_ref().or(self.fails_with.as_ref()),
+            _ => None,
         }
     }
     fn end_wall(&self) -> SystemTime {
@@ -273,6 +321,8 @@ struct World {
     log: Vec<LoggedRequest>,
     evicted: u32,
     created_wall: SystemTime,
+    /// VMs added by a write fail to allocate while this is set.
+    allocation_failure: bool,
 }
 
 impl World {
@@ -282,30 +332,45 @@ impl World {
             .rev()
             .find(|o| o.status(now) == OpStatus::InProgress)
     }
+    /// `Updating` while an operation runs, `Failed` after one that failed (other than by
+    /// preemption: a newer operation runs then), else `Succeeded`.
     fn provisioning_state(&self, now: Instant) -> &'static str {
         if self.running_op(now).is_some() {
-            "Updating"
-        } else {
-            "Succeeded"
+            return "Updating";
+        }
+        match self.operations.last() {
+            Some(op) if op.failed.is_none() && op.error(now).is_some() => "Failed",
+            _ => "Succeeded",
         }
     }
-    fn is_running(&self, i: &Instance, now: Instant) -> bool {
-        now >= i.ready_at
+    fn vm_state(&self, i: &Instance, now: Instant) -> VmState {
+        match (now >= i.ready_at, i.fails) {
+            (false, _) => VmState::Creating,
+            (true, false) => VmState::Running,
+            (true, true) => VmState::Failed,
+        }
     }
-    fn counts(&self, now: Instant) -> (u32, u32) {
-        let running = self
-            .instances
-            .values()
-            .filter(|i| self.is_running(i, now))
-            .count();
-        let total = self.instances.len();
-        (
-            u32::try_from(running).unwrap_or(u32::MAX),
-            u32::try_from(total - running).unwrap_or(u32::MAX),
-        )
+    fn is_flexible(&self) -> bool {
+        self.cfg.orchestration_mode.eq_ignore_ascii_case("flexible")
+    }
+    /// (running, starting, failed).
+    fn counts(&self, now: Instant) -> (u32, u32, u32) {
+        let (mut running, mut starting, mut failed) = (0u32, 0u32, 0u32);
+        for i in self.instances.values() {
+            match self.vm_state(i, now) {
+                VmState::Running => running += 1,
+                VmState::Creating => starting += 1,
+                VmState::Failed => failed += 1,
+            }
+        }
+        (running, starting, failed)
     }
     /// Adds or removes instances so there are `n`; new ones are running at `ready_at`.
     fn resize(&mut self, n: u32, ready_at: Instant) {
+        self.resize_with(n, ready_at, false);
+    }
+    /// As `resize`; new instances fail to allocate at `ready_at` if `fail`.
+    fn resize_with(&mut self, n: u32, ready_at: Instant, fail: bool) {
         while self.instances.len() > n as usize {
             // Scale-in removes the newest instances first (highest instance ids).
             self.instances.pop_last();
@@ -318,6 +383,7 @@ impl World {
                 Instance {
                     ready_at,
                     created_wall: SystemTime::now(),
+                    fails: fail,
                 },
             );
         }
@@ -371,6 +437,7 @@ pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
         log: Vec::new(),
         evicted: 0,
         created_wall: SystemTime::now(),
+        allocation_failure: false,
         cfg: config,
     };
     // Initial instances are already up.
@@ -453,7 +520,7 @@ impl SimHandle {
     pub fn snapshot(&self) -> SimSnapshot {
         let now = Instant::now();
         let w = self.shared.world();
-        let (running, starting) = w.counts(now);
+        let (running, starting, failed) = w.counts(now);
         SimSnapshot {
             capacity: w.capacity,
             running,
@@ -462,6 +529,7 @@ impl SimHandle {
             provisioning_state: w.provisioning_state(now).to_string(),
             operation_in_progress: w.running_op(now).is_some(),
             evicted: w.evicted,
+            failed,
         }
     }
     pub fn capacity(&self) -> u32 {
@@ -495,6 +563,14 @@ impl SimHandle {
     }
     pub fn set_token_lifetime(&self, d: Duration) {
         self.shared.world().cfg.token_lifetime = d;
+    }
+    /// While on, the VMs a capacity write adds find no Spot capacity: once the operation ends
+    /// it ends `Failed` with `AllocationFailed`, each new VM's instance view shows
+    /// `ProvisioningState/failed/AllocationFailed` and `PowerState/deallocated`, and the scale
+    /// set's `provisioningState` reads `Failed` until a later write succeeds. The capacity
+    /// stays as written: a scale-out that looks done but runs nothing.
+    pub fn set_allocation_failure(&self, on: bool) {
+        self.shared.world().allocation_failure = on;
     }
     /// Makes every issued token invalid (ARM answers 401 `InvalidAuthenticationToken`).
     pub fn revoke_tokens(&self) {
@@ -1138,6 +1214,9 @@ fn scale_set_route(
         [iv] if eq(iv, "instanceView") => (&[Method::GET], Target::Read),
         [vms] if eq(vms, "virtualMachines") => (&[Method::GET], Target::Read),
         [vms, _] if eq(vms, "virtualMachines") => (&[Method::GET], Target::Read),
+        [vms, _, iv] if eq(vms, "virtualMachines") && eq(iv, "instanceView") => {
+            (&[Method::GET], Target::Read)
+        }
         [vms, _, ev] if eq(vms, "virtualMachines") && eq(ev, "simulateEviction") => {
             (&[Method::POST], Target::Any)
         }
@@ -1145,6 +1224,24 @@ fn scale_set_route(
     };
     if !allowed.contains(req.method) {
         return method_not_allowed(req.method, allowed);
+    }
+    if !rest.is_empty() && w.is_flexible() {
+        // Uniform-only operations on a Flexible scale set.
+        let operation: Vec<&str> = rest
+            .iter()
+            .filter(|s| s.parse::<u32>().is_err())
+            .copied()
+            .collect();
+        return arm_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            &format!(
+                "Operation 'VirtualMachineScaleSets.{}.{}' is not allowed on Virtual Machine Scale Set '{}'.",
+                operation.join("."),
+                req.method,
+                w.cfg.scale_set.name()
+            ),
+        );
     }
     let target = if *req.method == Method::PATCH {
         Target::Write
@@ -1189,31 +1286,83 @@ fn scale_set_answer(
             add_read_limits(&mut resp);
             resp
         }
-        [_] => {
-            let expand = req
-                .q("$expand")
-                .is_some_and(|e| e.eq_ignore_ascii_case("instanceView"));
-            let value: Vec<Value> = w
-                .instances
-                .iter()
-                .map(|(id, i)| vm_body(w, *id, i, expand, now))
-                .collect();
-            json_response(StatusCode::OK, &json!({ "value": value }))
-        }
+        [_] => vm_list(shared, w, req, now),
         [_, id] => match id
             .parse::<u32>()
             .ok()
             .and_then(|n| w.instances.get(&n).map(|i| (n, i)))
         {
-            Some((n, i)) => json_response(StatusCode::OK, &vm_body(w, n, i, true, now)),
+            Some((n, i)) => json_response(StatusCode::OK, &vm_body(w, n, i, expands(req), now)),
             None => vm_not_found(w, id),
         },
+        [_, id, iv] if eq(iv, "instanceView") => {
+            match id.parse::<u32>().ok().and_then(|n| w.instances.get(&n)) {
+                Some(i) => json_response(StatusCode::OK, &vm_instance_view(w, i, now)),
+                None => vm_not_found(w, id),
+            }
+        }
         [_, id, _] => match id.parse::<u32>() {
             Ok(n) if evict_instance(w, n) => StatusCode::NO_CONTENT.into_response(),
             _ => vm_not_found(w, id),
         },
         _ => not_found("/"),
     }
+}
+
+/// Whether the request asks for instance views (`$expand=instanceView`).
+fn expands(req: &Req<'_>) -> bool {
+    req.q("$expand")
+        .is_some_and(|e| e.eq_ignore_ascii_case("instanceView"))
+}
+
+/// `GET {id}/virtualMachines`: one page of `vm_page_size` VMs in instance id order, with a
+/// `nextLink` (`$skiptoken`, the query kept) while more follow.
+fn vm_list(shared: &Shared, w: &World, req: &Req<'_>, now: Instant) -> Response {
+    let from = match req.q("$skiptoken") {
+        None => 0,
+        Some(t) => match u32::from_str_radix(t, 16) {
+            Ok(n) => n,
+            Err(_) => {
+                return arm_error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidSkipToken",
+                    &format!("The skip token '{}' is not valid.", clip(t)),
+                );
+            }
+        },
+    };
+    let size = w.cfg.vm_page_size.max(1);
+    let mut page = w.instances.range(from..);
+    let value: Vec<Value> = page
+        .by_ref()
+        .take(size)
+        .map(|(id, i)| vm_body(w, *id, i, expands(req), now))
+        .collect();
+    let mut body = json!({ "value": value });
+    if let Some((next, _)) = page.next() {
+        // The query of this request, then the token; `$` kept literal as in Azure's links.
+        let enc = |t: &str| url::form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>();
+        let key = |k: &str| match k.strip_prefix('$') {
+            Some(rest) => format!("${}", enc(rest)),
+            None => enc(k),
+        };
+        let mut query: Vec<String> = req
+            .query
+            .iter()
+            .filter(|(k, _)| k != "$skiptoken")
+            .map(|(k, v)| format!("{}={}", key(k), enc(v)))
+            .collect();
+        query.push(format!("$skiptoken={next:x}"));
+        body["nextLink"] = json!(format!(
+            "{}{}/virtualMachines?{}",
+            shared.base_url,
+            w.cfg.scale_set,
+            query.join("&")
+        ));
+    }
+    let mut resp = json_response(StatusCode::OK, &body);
+    add_read_limits(&mut resp);
+    resp
 }
 
 fn vm_not_found(w: &World, id: &str) -> Response {
@@ -1389,17 +1538,26 @@ fn patch(shared: &Shared, w: &mut World, req: &Req<'_>, now: Instant) -> Respons
             ),
         );
     }
-    let ready_at = now
-        .checked_add(w.cfg.boot_time)
-        .unwrap_or(now + Duration::from_secs(10 * 365 * 86400));
-    w.resize(n, ready_at);
     let duration = w.cfg.operation_duration;
+    // Without Spot capacity, the VMs this write adds fail when the operation ends.
+    let fails = w.allocation_failure && n > w.capacity;
+    let settle = if fails { duration } else { w.cfg.boot_time };
+    let ready_at = now
+        .checked_add(settle)
+        .unwrap_or(now + Duration::from_secs(10 * 365 * 86400));
+    w.resize_with(n, ready_at, fails);
     let op = Operation {
         id: uuid_like(),
         started: now,
         started_wall: SystemTime::now(),
         duration,
         failed: None,
+        fails_with: fails.then(|| {
+            (
+                ALLOCATION_FAILED.0.to_string(),
+                ALLOCATION_FAILED.1.to_string(),
+            )
+        }),
     };
     let op_id = op.id.clone();
     w.operations.push(op);
@@ -1474,7 +1632,7 @@ fn operation_status(
             }
             OpStatus::Succeeded => StatusCode::OK.into_response(),
             OpStatus::Failed => {
-                let (code, message) = op.failed.clone().unwrap_or_default();
+                let (code, message) = op.error(now).cloned().unwrap_or_default();
                 arm_error(StatusCode::CONFLICT, &code, &message)
             }
         };
@@ -1491,7 +1649,7 @@ fn operation_status(
     if status != OpStatus::InProgress {
         body["endTime"] = json!(rfc3339(op.end_wall().min(SystemTime::now())));
     }
-    if let Some((code, message)) = &op.failed {
+    if let Some((code, message)) = op.error(now) {
         body["error"] = json!({"code": code, "message": message});
     }
     let mut resp = json_response(StatusCode::OK, &body);
@@ -1527,7 +1685,7 @@ fn scale_set_body(w: &World, now: Instant) -> Value {
         "etag": format!("\"{}\"", w.etag),
         "properties": {
             "singlePlacementGroup": false,
-            "orchestrationMode": "Uniform",
+            "orchestrationMode": w.cfg.orchestration_mode,
             "upgradePolicy": {"mode": "Manual"},
             "virtualMachineProfile": {
                 "osProfile": {
@@ -1580,56 +1738,90 @@ fn scale_set_body(w: &World, now: Instant) -> Value {
     })
 }
 
+/// The scale set's instance view. Its `statusesSummary` counts the VMs' provisioning states
+/// only, as in real responses (azure-rest-api-specs issue #3593; the upgrade article's
+/// sample on Microsoft Learn): power states are in each VM's own instance view.
 fn instance_view_body(w: &World, now: Instant) -> Value {
-    let (running, starting) = w.counts(now);
-    let mut summary = Vec::new();
-    for (code, count) in [
-        ("ProvisioningState/succeeded", running),
-        ("ProvisioningState/creating", starting),
-        ("PowerState/running", running),
-        ("PowerState/starting", starting),
-    ] {
-        if count > 0 {
-            summary.push(json!({"code": code, "count": count}));
-        }
+    let mut counts: BTreeMap<&'static str, u32> = BTreeMap::new();
+    for i in w.instances.values() {
+        let code = vm_provisioning_status(w.vm_state(i, now)).0;
+        *counts.entry(code).or_insert(0) += 1;
     }
+    let summary: Vec<Value> = counts
+        .into_iter()
+        .map(|(code, count)| json!({"code": code, "count": count}))
+        .collect();
     let state = w.provisioning_state(now).to_ascii_lowercase();
+    let (level, display) = match state.as_str() {
+        "succeeded" => ("Info", "Provisioning succeeded"),
+        "failed" => ("Error", "Provisioning failed"),
+        _ => ("Info", "Updating"),
+    };
     json!({
         "virtualMachine": {"statusesSummary": summary},
         "statuses": [{
             "code": format!("ProvisioningState/{state}"),
-            "level": "Info",
-            "displayStatus": if state == "succeeded" { "Provisioning succeeded" } else { "Updating" },
+            "level": level,
+            "displayStatus": display,
             "time": rfc3339(SystemTime::now())
         }],
         "orchestrationServices": [{"serviceName": "AutomaticRepairs", "serviceState": "NotRunning"}]
     })
 }
 
+/// A VM's provisioning status: (code, display status).
+fn vm_provisioning_status(state: VmState) -> (&'static str, &'static str) {
+    match state {
+        VmState::Running => ("ProvisioningState/succeeded", "Provisioning succeeded"),
+        VmState::Creating => ("ProvisioningState/creating", "Creating"),
+        VmState::Failed => (
+            "ProvisioningState/failed/AllocationFailed",
+            "Provisioning failed",
+        ),
+    }
+}
+
+/// A VM's own instance view, shaped like
+/// `VirtualMachineScaleSetVM_Get_InstanceViewAutoPlacedOnDedicatedHostGroup.json`: its
+/// provisioning status, then its power state.
+fn vm_instance_view(w: &World, i: &Instance, now: Instant) -> Value {
+    let state = w.vm_state(i, now);
+    let (code, display) = vm_provisioning_status(state);
+    let provisioning = if state == VmState::Failed {
+        json!({"code": code, "level": "Error", "displayStatus": display, "message": ALLOCATION_FAILED.1, "time": rfc3339(i.created_wall)})
+    } else {
+        json!({"code": code, "level": "Info", "displayStatus": display, "time": rfc3339(i.created_wall)})
+    };
+    let (power, power_display) = match state {
+        VmState::Running => ("PowerState/running", "VM running"),
+        VmState::Creating => ("PowerState/starting", "VM starting"),
+        VmState::Failed => ("PowerState/deallocated", "VM deallocated"),
+    };
+    json!({
+        "platformUpdateDomain": 0,
+        "platformFaultDomain": 0,
+        "statuses": [
+            provisioning,
+            {"code": power, "level": "Info", "displayStatus": power_display}
+        ]
+    })
+}
+
 fn vm_body(w: &World, instance_id: u32, i: &Instance, expand: bool, now: Instant) -> Value {
-    let running = w.is_running(i, now);
+    let state = w.vm_state(i, now);
     let id = &w.cfg.scale_set;
     let mut props = json!({
         "latestModelApplied": true,
-        "provisioningState": if running { "Succeeded" } else { "Creating" },
+        "provisioningState": match state {
+            VmState::Running => "Succeeded",
+            VmState::Creating => "Creating",
+            VmState::Failed => "Failed",
+        },
         "timeCreated": rfc3339(i.created_wall),
         "osProfile": {"computerName": format!("{}{:06x}", id.name(), instance_id)},
     });
     if expand {
-        props["instanceView"] = json!({
-            "statuses": [
-                if running {
-                    json!({"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded"})
-                } else {
-                    json!({"code": "ProvisioningState/creating", "level": "Info", "displayStatus": "Creating"})
-                },
-                if running {
-                    json!({"code": "PowerState/running", "level": "Info", "displayStatus": "VM running"})
-                } else {
-                    json!({"code": "PowerState/starting", "level": "Info", "displayStatus": "VM starting"})
-                }
-            ]
-        });
+        props["instanceView"] = vm_instance_view(w, i, now);
     }
     json!({
         "name": format!("{}_{instance_id}", id.name()),

@@ -39,6 +39,10 @@ pub struct Sku {
 pub struct ScaleSetProperties {
     #[serde(default)]
     pub provisioning_state: Option<String>,
+    /// `Uniform` or `Flexible`; absent in old api-versions and for scale sets created before
+    /// Flexible existed, which are Uniform.
+    #[serde(default)]
+    pub orchestration_mode: Option<String>,
     #[serde(default)]
     pub virtual_machine_profile: Option<VmProfile>,
 }
@@ -64,7 +68,12 @@ pub struct BillingProfile {
     pub max_price: Option<f64>,
 }
 
-/// `GET .../virtualMachineScaleSets/{name}/instanceView`.
+/// `GET .../virtualMachineScaleSets/{name}/instanceView` (Uniform scale sets only).
+///
+/// Its `virtualMachine.statusesSummary` counts **provisioning** states only in real responses
+/// (e.g. `[{"code":"ProvisioningState/succeeded","count":2}]`, azure-rest-api-specs issue
+/// #3593): it carries no `PowerState/*`, so the running VMs cannot be counted from it. The
+/// client counts them from the VM list ([`VmListPage`]) instead.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScaleSetInstanceView {
@@ -98,14 +107,49 @@ pub struct InstanceViewStatus {
     pub level: Option<String>,
     #[serde(default)]
     pub display_status: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
 }
 
 /// A VM's own instance view (`.../virtualMachines/{id}/instanceView`, or inside the VM list
-/// with `$expand=instanceView`).
+/// with `$expand=instanceView`): a `ProvisioningState/...` and a `PowerState/...` status.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct VmInstanceView {
     #[serde(default)]
     pub statuses: Vec<InstanceViewStatus>,
+}
+
+/// One page of `GET .../virtualMachineScaleSets/{name}/virtualMachines?$expand=instanceView`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VmListPage {
+    #[serde(default)]
+    pub value: Vec<ScaleSetVm>,
+    /// The URL of the next page (absent or empty on the last one).
+    #[serde(default)]
+    pub next_link: Option<String>,
+}
+
+/// One VM of a (Uniform) scale set, as the VM list gives it.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleSetVm {
+    #[serde(default)]
+    pub instance_id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub properties: Option<ScaleSetVmProperties>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleSetVmProperties {
+    #[serde(default)]
+    pub provisioning_state: Option<String>,
+    /// Present only when the list was asked for with `$expand=instanceView`.
+    #[serde(default)]
+    pub instance_view: Option<VmInstanceView>,
 }
 
 /// The code that counts as running. `PowerState/starting` is deliberately not counted: a VM
@@ -114,12 +158,6 @@ pub struct VmInstanceView {
 pub const POWER_RUNNING: &str = "PowerState/running";
 
 impl ScaleSetInstanceView {
-    /// VMs whose power state is running (codes compared case-insensitively: both
-    /// `PowerState/running` and `PowerState/Running` occur).
-    pub fn running(&self) -> u64 {
-        self.count_of(POWER_RUNNING)
-    }
-
     /// The summed count of a status code (case-insensitive).
     pub fn count_of(&self, code: &str) -> u64 {
         self.virtual_machine
@@ -142,6 +180,68 @@ impl VmInstanceView {
             kind.eq_ignore_ascii_case("PowerState")
                 .then(|| value.to_ascii_lowercase())
         })
+    }
+
+    /// Whether the power state is `PowerState/running` (case-insensitive: both `running` and
+    /// `Running` occur).
+    pub fn is_running(&self) -> bool {
+        self.statuses
+            .iter()
+            .any(|s| s.code.eq_ignore_ascii_case(POWER_RUNNING))
+    }
+
+    /// The `ProvisioningState/failed...` status of this VM, if its provisioning failed (e.g.
+    /// `ProvisioningState/failed/AllocationFailed` when no Spot capacity was found).
+    pub fn provisioning_failure(&self) -> Option<&InstanceViewStatus> {
+        const FAILED: &str = "ProvisioningState/failed";
+        self.statuses.iter().find(|s| {
+            s.code
+                .get(..FAILED.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(FAILED))
+        })
+    }
+}
+
+/// What the VM list says about a scale set's VMs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VmCensus {
+    /// VMs listed.
+    pub total: u32,
+    /// VMs whose power state is `PowerState/running`.
+    pub running: u32,
+    /// VMs whose provisioning failed.
+    pub failed: u32,
+    /// The first provisioning failure seen (its code and message), for a detail line.
+    pub first_failure: Option<String>,
+}
+
+impl VmCensus {
+    /// Adds one page of the VM list.
+    pub fn add_page(&mut self, page: &VmListPage) {
+        for vm in &page.value {
+            self.total = self.total.saturating_add(1);
+            let Some(view) = vm
+                .properties
+                .as_ref()
+                .and_then(|p| p.instance_view.as_ref())
+            else {
+                continue;
+            };
+            if view.is_running() {
+                self.running = self.running.saturating_add(1);
+            }
+            if let Some(f) = view.provisioning_failure() {
+                self.failed = self.failed.saturating_add(1);
+                if self.first_failure.is_none() {
+                    let message = f.message.as_deref().unwrap_or("").trim();
+                    self.first_failure = Some(if message.is_empty() {
+                        f.code.clone()
+                    } else {
+                        format!("{}: {message}", f.code)
+                    });
+                }
+            }
+        }
     }
 }
 
@@ -271,16 +371,42 @@ mod tests {
         let v: ScaleSetInstanceView = serde_json::from_str(
             r#"{"virtualMachine":{"statusesSummary":[
                 {"code":"ProvisioningState/succeeded","count":"3"},
-                {"code":"PowerState/Running","count":2},
-                {"code":"PowerState/running","count":1},
-                {"code":"PowerState/starting","count":4}]}}"#,
+                {"code":"ProvisioningState/Succeeded","count":2},
+                {"code":"ProvisioningState/creating","count":4}]}}"#,
         )
         .unwrap();
-        assert_eq!(v.running(), 3);
-        assert_eq!(v.count_of("powerstate/starting"), 4);
+        assert_eq!(v.count_of("provisioningstate/succeeded"), 5);
+        assert_eq!(v.count_of("ProvisioningState/creating"), 4);
         assert!(
             serde_json::from_str::<StatusCount>(r#"{"code":"x","count":"-1"}"#).is_err(),
             "negative counts are refused"
         );
+    }
+
+    #[test]
+    fn census_counts_running_and_failed_vms() {
+        let page: VmListPage = serde_json::from_str(
+            r#"{"value":[
+              {"instanceId":"0","properties":{"provisioningState":"Succeeded","instanceView":{"statuses":[
+                {"code":"ProvisioningState/succeeded","level":"Info"},
+                {"code":"PowerState/Running","level":"Info"}]}}},
+              {"instanceId":"1","properties":{"provisioningState":"Creating","instanceView":{"statuses":[
+                {"code":"ProvisioningState/creating","level":"Info"},
+                {"code":"PowerState/starting","level":"Info"}]}}},
+              {"instanceId":"2","properties":{"provisioningState":"Failed","instanceView":{"statuses":[
+                {"code":"ProvisioningState/failed/AllocationFailed","level":"Error","message":"Allocation failed."},
+                {"code":"PowerState/deallocated","level":"Info"}]}}},
+              {"instanceId":"3","properties":{"provisioningState":"Succeeded"}}],
+             "nextLink":"https://management.azure.com/x?$skiptoken=1"}"#,
+        )
+        .unwrap();
+        let mut census = VmCensus::default();
+        census.add_page(&page);
+        assert_eq!((census.total, census.running, census.failed), (4, 1, 1));
+        assert_eq!(
+            census.first_failure.as_deref(),
+            Some("ProvisioningState/failed/AllocationFailed: Allocation failed.")
+        );
+        assert!(page.next_link.is_some());
     }
 }

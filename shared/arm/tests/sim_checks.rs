@@ -413,7 +413,7 @@ async fn routes_methods_and_names() {
         vms[0]["properties"]["instanceView"]["statuses"][1],
         json!({"code": "PowerState/running", "level": "Info", "displayStatus": "VM running"})
     );
-    // One VM, always with its instance view; an unknown one is 404.
+    // One VM: its instance view only when asked for (`$expand`), or on its own route.
     let (s, _, v) = e
         .call(
             Method::GET,
@@ -426,6 +426,33 @@ async fn routes_methods_and_names() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["name"], "vmss-burst_0");
     assert_eq!(v["properties"]["provisioningState"], "Succeeded");
+    assert!(v["properties"].get("instanceView").is_none(), "{v}");
+    let (s, _, v) = e
+        .call(
+            Method::GET,
+            &format!("{}/virtualMachines/0{q}&$expand=instanceView", e.url),
+            t,
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        v["properties"]["instanceView"]["statuses"][1]["code"],
+        "PowerState/running"
+    );
+    let (s, _, v) = e
+        .call(
+            Method::GET,
+            &format!("{}/virtualMachines/0/instanceView{q}", e.url),
+            t,
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["statuses"][0]["code"], "ProvisioningState/succeeded");
+    assert_eq!(v["statuses"][1]["code"], "PowerState/running");
     let (s, _, v) = e
         .call(
             Method::GET,
@@ -438,4 +465,167 @@ async fn routes_methods_and_names() {
     assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "NotFound"));
     // Every error body above is the ARM shape, logged with its status.
     assert!(e.sim.requests().iter().any(|r| r.status == 405));
+}
+
+/// Power states are per VM: the scale set's instance view summary counts provisioning states
+/// only (as in the real answer quoted in azure-rest-api-specs issue #3593), however the VMs
+/// stand; the VM list pages with `nextLink`.
+#[tokio::test]
+async fn instance_view_summary_and_paged_vm_list() {
+    let sim = sim::start(SimConfig {
+        initial_capacity: 3,
+        boot_time: Duration::ZERO,
+        operation_duration: Duration::ZERO,
+        vm_page_size: 2,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let token = token(&sim, &http, "https://management.azure.com/").await;
+    let url = format!("{}{}", sim.base_url(), sim.scale_set_id());
+    let e = Env {
+        sim,
+        http,
+        token,
+        url,
+    };
+    let q = "?api-version=2025-11-01";
+    let t = Some(e.token.as_str());
+    // Two more VMs that have not booted yet.
+    e.sim.set_boot_time(Duration::from_secs(3600));
+    let (s, _, _) = e.patch(r#"{"sku":{"capacity":5}}"#, &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, v) = e
+        .call(
+            Method::GET,
+            &format!("{}/instanceView{q}", e.url),
+            t,
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        v["virtualMachine"]["statusesSummary"],
+        json!([
+            {"code": "ProvisioningState/creating", "count": 2},
+            {"code": "ProvisioningState/succeeded", "count": 3}
+        ])
+    );
+    assert!(!v.to_string().contains("PowerState"), "{v}");
+    // The list: pages of two, nextLink keeping the query, then no nextLink.
+    let mut next = Some(format!("{}/virtualMachines{q}&$expand=instanceView", e.url));
+    let mut power = Vec::new();
+    let mut pages = 0;
+    while let Some(url) = next.take() {
+        let (s, _, v) = e.call(Method::GET, &url, t, &[], "").await;
+        assert_eq!(s, StatusCode::OK);
+        pages += 1;
+        for vm in v["value"].as_array().unwrap() {
+            power.push(
+                vm["properties"]["instanceView"]["statuses"][1]["code"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+        next = v["nextLink"].as_str().map(String::from);
+        if let Some(n) = &next {
+            assert!(n.starts_with(&e.url), "{n}");
+            assert!(n.contains("$expand=instanceView"), "{n}");
+            assert!(n.contains("api-version=2025-11-01"), "{n}");
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(
+        power,
+        [
+            "PowerState/running",
+            "PowerState/running",
+            "PowerState/running",
+            "PowerState/starting",
+            "PowerState/starting"
+        ]
+    );
+    let (s, _, v) = e
+        .call(
+            Method::GET,
+            &format!("{}/virtualMachines{q}&$skiptoken=zz", e.url),
+            t,
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "InvalidSkipToken"));
+}
+
+/// A Flexible scale set says so and refuses the Uniform-only operations with Azure's 400
+/// (message as quoted in microsoft/OMS-Agent-for-Linux PR #1475 and
+/// hashicorp/nomad-autoscaler issue #1096); the scale set itself and its capacity still work.
+#[tokio::test]
+async fn flexible_scale_set_refuses_uniform_only_operations() {
+    let sim = sim::start(SimConfig {
+        initial_capacity: 1,
+        boot_time: Duration::ZERO,
+        operation_duration: Duration::ZERO,
+        orchestration_mode: "Flexible".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let token = token(&sim, &http, "https://management.azure.com/").await;
+    let url = format!("{}{}", sim.base_url(), sim.scale_set_id());
+    let e = Env {
+        sim,
+        http,
+        token,
+        url,
+    };
+    let q = "?api-version=2025-11-01";
+    let t = Some(e.token.as_str());
+    let (s, _, v) = e
+        .call(Method::GET, &format!("{}{q}", e.url), t, &[], "")
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["properties"]["orchestrationMode"], "Flexible");
+    for (method, suffix, op) in [
+        (
+            Method::GET,
+            "/instanceView",
+            "VirtualMachineScaleSets.instanceView.GET",
+        ),
+        (
+            Method::GET,
+            "/virtualMachines",
+            "VirtualMachineScaleSets.virtualMachines.GET",
+        ),
+        (
+            Method::GET,
+            "/virtualMachines/0",
+            "VirtualMachineScaleSets.virtualMachines.GET",
+        ),
+        (
+            Method::POST,
+            "/virtualMachines/0/simulateEviction",
+            "VirtualMachineScaleSets.virtualMachines.simulateEviction.POST",
+        ),
+    ] {
+        let (s, _, v) = e
+            .call(method, &format!("{}{suffix}{q}", e.url), t, &[], "")
+            .await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::BAD_REQUEST, "BadRequest"),
+            "{suffix}"
+        );
+        assert_eq!(
+            v["error"]["message"],
+            format!("Operation '{op}' is not allowed on Virtual Machine Scale Set 'vmss-burst'.")
+        );
+    }
+    let (s, _, _) = e.patch(r#"{"sku":{"capacity":2}}"#, &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(e.sim.capacity(), 2);
 }

@@ -85,11 +85,196 @@ async fn observe_reads_capacity_and_running() {
             running: 2
         }
     );
-    // Both observe reads carry the api-version and a bearer token.
+    // Both observe reads carry the api-version and a bearer token; the running VMs come from
+    // the VM list with instance views, never from the scale set's instance view summary.
+    let id = sim.scale_set_id().to_string();
     for r in arm_requests(&sim).iter().filter(|r| r.method == "GET") {
-        assert_eq!(r.query, "api-version=2025-11-01");
+        if r.path == id {
+            assert_eq!(r.query, "api-version=2025-11-01");
+        } else {
+            assert_eq!(r.path, format!("{id}/virtualMachines"));
+            assert_eq!(r.query, "api-version=2025-11-01&%24expand=instanceView");
+        }
         assert_eq!(r.header("authorization"), Some("Bearer ***"));
         assert_eq!(r.status, 200);
+    }
+    assert!(
+        !arm_requests(&sim)
+            .iter()
+            .any(|r| r.path.ends_with("/instanceView"))
+    );
+}
+
+/// Item: running VMs read 0 on real Azure. The sim answers like Azure: the scale set's instance
+/// view summary has provisioning states only, the power states are per VM, and the VM list
+/// comes in pages. The client follows `nextLink` and counts `PowerState/running` per VM.
+#[tokio::test]
+async fn running_vms_are_counted_per_vm_across_pages() {
+    let sim = sim::start(SimConfig {
+        initial_capacity: 3,
+        boot_time: Duration::ZERO,
+        operation_duration: Duration::ZERO,
+        vm_page_size: 2,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let arm = client(&sim);
+    sim.set_boot_time(Duration::from_secs(3600));
+    assert!(matches!(
+        arm.set_capacity(5).await,
+        ScaleResult::Accepted { capacity: 5, .. }
+    ));
+    sim.clear_requests();
+    assert_eq!(
+        arm.observe().await,
+        ScaleSetProbe::Seen {
+            capacity: 5,
+            running: 3
+        }
+    );
+    let census = arm.census().await.unwrap();
+    assert_eq!((census.total, census.running, census.failed), (5, 3, 0));
+    // Three pages of at most two VMs: the first request, then two nextLinks, each with the
+    // expansion kept and a skip token.
+    let id = sim.scale_set_id().to_string();
+    let lists: Vec<LoggedRequest> = arm_requests(&sim)
+        .into_iter()
+        .filter(|r| r.path == format!("{id}/virtualMachines"))
+        .collect();
+    assert_eq!(lists.len(), 6, "two censuses of three pages");
+    assert_eq!(
+        lists[0].query,
+        "api-version=2025-11-01&%24expand=instanceView"
+    );
+    assert!(
+        lists[1].query.contains("$skiptoken=2"),
+        "{}",
+        lists[1].query
+    );
+    assert!(
+        lists[2].query.contains("$skiptoken=4"),
+        "{}",
+        lists[2].query
+    );
+    for r in &lists {
+        assert!(r.query.contains("expand=instanceView"), "{}", r.query);
+        assert_eq!(r.header("authorization"), Some("Bearer ***"));
+        assert_eq!(r.status, 200);
+    }
+}
+
+/// Item: a failed scale-out looks done. The capacity is already the target, but the operation
+/// that wrote it failed (no Spot capacity): not `Accepted`, but `Failed` naming the
+/// provisioning state, with the running count.
+#[tokio::test]
+async fn failed_provisioning_with_the_capacity_written_is_failed() {
+    let sim = sim_with(1, Duration::ZERO, Duration::ZERO).await;
+    let arm = client(&sim);
+    sim.set_allocation_failure(true);
+    // The write itself is accepted (Azure answers 200/202 and fails later).
+    assert!(matches!(
+        arm.set_capacity(3).await,
+        ScaleResult::Accepted { capacity: 3, .. }
+    ));
+    let snap = sim.snapshot();
+    assert_eq!(
+        (snap.capacity, snap.running, snap.failed),
+        (3, 1, 2),
+        "{snap:?}"
+    );
+    assert_eq!(snap.provisioning_state, "Failed");
+    // The level-triggered retry reads capacity 3 == 3: before, that was Accepted.
+    match arm.set_capacity(3).await {
+        ScaleResult::Failed { detail } => {
+            assert!(detail.contains("provisioningState is Failed"), "{detail}");
+            assert!(detail.contains("1 of 3 VMs running"), "{detail}");
+            assert!(detail.contains("2 failed to provision"), "{detail}");
+            assert!(
+                detail.contains("ProvisioningState/failed/AllocationFailed"),
+                "{detail}"
+            );
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    assert_eq!(patches(&sim).len(), 1, "nothing more was written");
+    // observe still reports what is there: the capacity and what runs.
+    assert_eq!(
+        arm.observe().await,
+        ScaleSetProbe::Seen {
+            capacity: 3,
+            running: 1
+        }
+    );
+    // A different capacity is a new operation (Azure's way out of a failed one): written.
+    sim.set_allocation_failure(false);
+    assert!(matches!(
+        arm.set_capacity(1).await,
+        ScaleResult::Accepted { capacity: 1, .. }
+    ));
+    assert_eq!(sim.snapshot().provisioning_state, "Succeeded");
+    assert_eq!(
+        arm.set_capacity(1).await,
+        ScaleResult::Accepted {
+            capacity: 1,
+            running: Some(1)
+        }
+    );
+}
+
+/// Item: Uniform-only APIs on a Flexible scale set. The sim answers like Azure (the scale set
+/// says `orchestrationMode: Flexible`, the VM list is 400 "not allowed"); the adapter refuses
+/// with an error naming `BURST_ARM_SCALE_SET_ID` and never writes.
+#[tokio::test]
+async fn flexible_scale_set_is_refused_naming_the_setting() {
+    let sim = sim::start(SimConfig {
+        initial_capacity: 1,
+        boot_time: Duration::ZERO,
+        operation_duration: Duration::ZERO,
+        orchestration_mode: "Flexible".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let arm = client(&sim);
+    match arm.read().await {
+        Err(burst_arm::ArmError::Config(burst_arm::ConfigError::Invalid { setting, why })) => {
+            assert_eq!(setting, "BURST_ARM_SCALE_SET_ID");
+            assert!(why.contains("Flexible"), "{why}");
+        }
+        other => panic!("expected the setting to be refused, got {other:?}"),
+    }
+    match arm.observe().await {
+        ScaleSetProbe::Unknown { detail } => {
+            assert!(detail.contains("BURST_ARM_SCALE_SET_ID"), "{detail}");
+            assert!(detail.contains("Flexible"), "{detail}");
+        }
+        other => panic!("expected unknown, got {other:?}"),
+    }
+    match arm.set_capacity(3).await {
+        ScaleResult::ReadFailed { detail } => {
+            assert!(detail.contains("BURST_ARM_SCALE_SET_ID"), "{detail}")
+        }
+        other => panic!("expected ReadFailed, got {other:?}"),
+    }
+    assert!(patches(&sim).is_empty());
+    assert_eq!(sim.capacity(), 1);
+    // What Azure answers the Uniform-only calls of a Flexible scale set.
+    let list = arm_requests(&sim)
+        .into_iter()
+        .find(|r| r.path.ends_with("/virtualMachines"))
+        .unwrap();
+    assert_eq!(list.status, 400);
+    match arm.simulate_eviction("0").await {
+        Err(burst_arm::ArmError::Http {
+            status: 400,
+            code,
+            message,
+        }) => {
+            assert_eq!(code, "BadRequest");
+            assert!(message.contains("is not allowed"), "{message}");
+        }
+        other => panic!("expected 400, got {other:?}"),
     }
 }
 
@@ -113,7 +298,7 @@ async fn set_capacity_reads_then_patches_sparse_body_with_if_match() {
     // The two reads run concurrently (either order), the write comes last.
     assert_eq!(reqs.len(), 3, "{methods_paths:?}");
     assert!(methods_paths[..2].contains(&("GET".into(), id.clone())));
-    assert!(methods_paths[..2].contains(&("GET".into(), format!("{id}/instanceView"))));
+    assert!(methods_paths[..2].contains(&("GET".into(), format!("{id}/virtualMachines"))));
     let patch = &reqs[2];
     assert_eq!(
         (patch.method.as_str(), patch.path.as_str()),

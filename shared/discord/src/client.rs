@@ -11,6 +11,17 @@ use burst_ports::Notifier;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
+/// The User-Agent every request carries, in the form Discord asks API clients for:
+/// `DiscordBot ($url, $versionNumber)` (discord-api-docs, `reference.mdx`, "User Agent";
+/// requests without a valid one "may be blocked and return a Cloudflare error").
+pub const USER_AGENT: &str = concat!(
+    "DiscordBot (",
+    env!("CARGO_PKG_REPOSITORY"),
+    ", ",
+    env!("CARGO_PKG_VERSION"),
+    ")"
+);
+
 /// Discord's JSON error codes we act on.
 pub mod codes {
     /// 404: the webhook was deleted.
@@ -21,6 +32,10 @@ pub mod codes {
     pub const INVALID_WEBHOOK_TOKEN: u64 = 50027;
     /// 400: a field broke a rule; `errors` says which.
     pub const INVALID_FORM_BODY: u64 = 50035;
+    /// 403 "internal network error": Cloudflare blocked the request, in the JSON form Discord
+    /// answers it with since 2023 (discord-api-docs issue #6473; `CloudflareIsBlockingYourRequest`
+    /// in discord-api-types).
+    pub const CLOUDFLARE_BLOCKED: u64 = 40333;
 }
 
 /// Wait used when a 429 carries neither `retry_after` nor `Retry-After` (e.g. an HTML page from
@@ -51,7 +66,7 @@ impl DiscordWebhook {
             // A redirect would resend the token elsewhere, and retries are the core's job.
             .redirect(reqwest::redirect::Policy::none())
             .retry(reqwest::retry::never())
-            .user_agent(concat!("hybrid-burst/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .build()
             .map_err(|e| BuildError(e.without_url().to_string()))?;
         Ok(DiscordWebhook { http, config })
@@ -230,6 +245,37 @@ fn flatten_errors(prefix: &str, value: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// What a Cloudflare block said: the Ray ID, and for a page (not JSON) its title or first
+/// words.
+fn cloudflare_detail(headers: &HeaderMap, page: Option<&[u8]>, summary: &str) -> String {
+    let mut detail = format!(
+        "{summary}: blocked by Cloudflare in front of Discord, not refused by Discord's API \
+         (Cloudflare lifts such blocks later, so this is retried)"
+    );
+    if let Some(ray) = headers.get("cf-ray").and_then(|v| v.to_str().ok()) {
+        detail.push_str(&format!("; Ray ID {ray}"));
+    }
+    if let Some(body) = page {
+        let text = String::from_utf8_lossy(body);
+        let title = text
+            .find("<title>")
+            .and_then(|start| {
+                let rest = &text[start + "<title>".len()..];
+                rest.find("</title>")
+                    .map(|end| rest[..end].split_whitespace().collect::<Vec<_>>().join(" "))
+            })
+            .filter(|t| !t.is_empty());
+        let said = title.unwrap_or_else(|| {
+            let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            words.chars().take(120).collect()
+        });
+        if !said.is_empty() {
+            detail.push_str(&format!("; the page says: {said}"));
+        }
+    }
+    detail
+}
+
 /// Classifies Discord's answer. Pure, so every case is tested with real bodies.
 pub fn classify(
     delivery: &Delivery,
@@ -315,7 +361,18 @@ pub fn classify(
             detail: summary(),
             retryable: true,
         },
-        // 403 (no permission, or a CDN ban), 405, 413 ...: sending the same again cannot help.
+        // Not Discord's API refusing us but Cloudflare in front of it (an HTML or plain-text
+        // page such as "error code: 1010", or Discord's JSON 40333): it blocks by signature,
+        // IP or error rate, and lifts the block later. Sending again later can work.
+        403 if json.is_none() || code == Some(codes::CLOUDFLARE_BLOCKED) => NotifyResult::Failed {
+            detail: truncate_middle(
+                &cloudflare_detail(headers, json.is_none().then_some(body), &summary()),
+                DETAIL_MAX,
+            ),
+            retryable: true,
+        },
+        // 403 with Discord's JSON (no permission), 405, 413 ...: sending the same again cannot
+        // help.
         _ => NotifyResult::Failed {
             detail: summary(),
             retryable: false,
@@ -462,6 +519,79 @@ mod tests {
                 retryable: false
             }
         );
+    }
+
+    /// Cloudflare's answers when it blocks a request before Discord's API sees it: the plain
+    /// "error code: 1010" (browser-signature ban of a default User-Agent, as reported in
+    /// SikamikanikoBG/homelab-monitor PR #180 and Suwayomi/Suwayomi-Tsumiru PR #339), its HTML
+    /// "Access denied" page (Zero6992/chatGPT-discord-bot issue #95) and Discord's JSON form
+    /// (discord-api-docs issue #6473). All retryable, unlike Discord's own JSON 403.
+    #[test]
+    fn cloudflare_403_is_retryable_later() {
+        let mut h = HeaderMap::new();
+        h.insert("cf-ray", HeaderValue::from_static("77d9b7e20dc42b27-FRA"));
+        h.insert("server", HeaderValue::from_static("cloudflare"));
+        match classify(&Delivery::Create, 403, &h, b"error code: 1010") {
+            NotifyResult::Failed {
+                detail,
+                retryable: true,
+            } => {
+                assert!(
+                    detail.starts_with("HTTP 403: blocked by Cloudflare"),
+                    "{detail}"
+                );
+                assert!(detail.contains("Ray ID 77d9b7e20dc42b27-FRA"), "{detail}");
+                assert!(
+                    detail.ends_with("the page says: error code: 1010"),
+                    "{detail}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let page = br#"<!DOCTYPE html>
+<html class="no-js" lang="en-US"> <head>
+<title>Access denied | discord.com used Cloudflare to restrict access</title>
+<meta charset="UTF-8" /></head><body><h1>Error 1010</h1></body></html>"#;
+        match classify(&edit(), 403, &no_headers(), page) {
+            NotifyResult::Failed {
+                detail,
+                retryable: true,
+            } => assert!(
+                detail.ends_with(
+                    "the page says: Access denied | discord.com used Cloudflare to restrict access"
+                ),
+                "{detail}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        match classify(
+            &Delivery::Post,
+            403,
+            &no_headers(),
+            br#"{"message": "internal network error", "code": 40333}"#,
+        ) {
+            NotifyResult::Failed {
+                detail,
+                retryable: true,
+            } => assert!(
+                detail.starts_with(
+                    "HTTP 403: internal network error (code 40333): blocked by Cloudflare"
+                ),
+                "{detail}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn user_agent_is_the_documented_form() {
+        let inner = USER_AGENT
+            .strip_prefix("DiscordBot (")
+            .and_then(|r| r.strip_suffix(')'))
+            .unwrap();
+        let (url, version) = inner.split_once(", ").unwrap();
+        assert!(url.starts_with("https://"), "{USER_AGENT}");
+        assert_eq!(version, env!("CARGO_PKG_VERSION"));
     }
 
     #[test]

@@ -17,5 +17,5 @@ pub mod message;
 #[cfg(feature = "sim")]
 pub mod sim;
 
-pub use client::{BuildError, DiscordWebhook, classify};
+pub use client::{BuildError, DiscordWebhook, USER_AGENT, classify};
 pub use config::{ConfigError, DiscordConfig, UrlError, WebhookUrl};

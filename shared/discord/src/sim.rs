@@ -7,7 +7,10 @@
 //! 10015 / 401 50027), `Content-Type`, body size (413 40005), JSON (50109), the body's shape and
 //! every length limit in code points after trimming (400 50035 with Discord's nested `errors`),
 //! empty messages (50006), username rules, embed and field counts, the colour range; it applies
-//! a rate-limit bucket with `X-RateLimit-*` headers on every reply and Discord's 429 body. The
+//! a rate-limit bucket with `X-RateLimit-*` headers on every reply and Discord's 429 body.
+//! In front of it all, like Cloudflare in front of Discord, a request whose `User-Agent` is not
+//! `DiscordBot ($url, $versionNumber)` (discord-api-docs, `reference.mdx`, "User Agent": others
+//! "may be blocked and return a Cloudflare error") gets Cloudflare's HTML 403 "Error 1010". The
 //! [`SimHandle`] injects failures (forced 429s, 5xx, a deleted webhook or message) and exposes
 //! every message (with its edit history) and the request log.
 
@@ -130,6 +133,65 @@ pub struct SimRequest {
     pub status: u16,
     /// Discord's error code of the answer, if it was an error.
     pub code: Option<u64>,
+    /// The `User-Agent` header as sent.
+    pub user_agent: Option<String>,
+}
+
+/// Whether `ua` has the form Discord asks API clients for: `DiscordBot ($url, $versionNumber)`,
+/// with anything the client likes appended after it (discord-api-docs, `reference.mdx`,
+/// "User Agent"). The URL and the version must both be there.
+pub fn valid_user_agent(ua: &str) -> bool {
+    let Some(rest) = ua.strip_prefix("DiscordBot (") else {
+        return false;
+    };
+    let Some((inside, _appended)) = rest.split_once(')') else {
+        return false;
+    };
+    let Some((url, version)) = inside.split_once(',') else {
+        return false;
+    };
+    let (url, version) = (url.trim(), version.trim());
+    !url.is_empty() && !url.contains(char::is_whitespace) && !version.is_empty()
+}
+
+/// Cloudflare's block page for a request it refuses before Discord sees it (Error 1010, "banned
+/// your access based on your browser's signature"): HTML, `Server: cloudflare`, a `CF-Ray`,
+/// none of Discord's rate-limit headers. Trimmed from the page quoted in
+/// Zero6992/chatGPT-discord-bot issue #95.
+fn cloudflare_block() -> Response {
+    let ray = format!(
+        "{:016x}-FRA",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64
+    );
+    let page = format!(
+        "<!DOCTYPE html>\n<html class=\"no-js\" lang=\"en-US\">\n<head>\n\
+         <title>Access denied | discord.com used Cloudflare to restrict access</title>\n\
+         <meta charset=\"UTF-8\" />\n</head>\n<body>\n<div id=\"cf-wrapper\">\n\
+         <h1><span class=\"cf-error-type\">Error</span> <span class=\"cf-error-code\">1010</span></h1>\n\
+         <h2 class=\"cf-subheadline\">Access denied</h2>\n\
+         <p>The owner of this website (discord.com) has banned your access based on your browser's signature ({ray}).</p>\n\
+         <span class=\"cf-footer-item\">Cloudflare Ray ID: <strong>{ray}</strong></span>\n\
+         </div>\n</body>\n</html>\n"
+    );
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=UTF-8"),
+    );
+    headers.insert(header::SERVER, HeaderValue::from_static("cloudflare"));
+    if let Ok(v) = HeaderValue::from_str(&ray) {
+        headers.insert("cf-ray", v);
+    }
+    (StatusCode::FORBIDDEN, headers, page).into_response()
+}
+
+fn user_agent_of(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
 }
 
 #[derive(Debug)]
@@ -1295,6 +1357,26 @@ async fn handle(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let user_agent = user_agent_of(&headers);
+    let path = match &message_id {
+        Some(mid) => format!("/api/v10/webhooks/{id}/{token}/messages/{mid}"),
+        None => format!("/api/v10/webhooks/{id}/{token}"),
+    };
+    if !user_agent.as_deref().is_some_and(valid_user_agent) {
+        // Cloudflare answers before Discord's API: no bucket counted, no Discord headers.
+        lock(&shared).log.push(SimRequest {
+            method: method.to_string(),
+            path,
+            query,
+            content_type,
+            body: bytes.ok().and_then(|b| serde_json::from_slice(&b).ok()),
+            body_bytes,
+            status: 403,
+            code: None,
+            user_agent,
+        });
+        return cloudflare_block();
+    }
     let mut inner = lock(&shared);
     let incoming = Incoming {
         method: &method,
@@ -1317,10 +1399,6 @@ async fn handle(
     };
     let bucket = inner.view(Instant::now());
     let bucket_name = bucket_id(&inner.config.webhook_id);
-    let path = match &message_id {
-        Some(mid) => format!("/api/v10/webhooks/{id}/{token}/messages/{mid}"),
-        None => format!("/api/v10/webhooks/{id}/{token}"),
-    };
     inner.log.push(SimRequest {
         method: method.to_string(),
         path,
@@ -1335,6 +1413,7 @@ async fn handle(
             .filter(|_| !reply.status.is_success())
             .and_then(|b| b.get("code"))
             .and_then(Value::as_u64),
+        user_agent,
     });
     drop(inner);
     render(reply, bucket, &bucket_name)
@@ -1372,7 +1451,14 @@ async fn message_route(
     .await
 }
 
-async fn not_found(State(shared): State<Shared>, method: Method, uri: axum::http::Uri) -> Response {
+async fn not_found(
+    State(shared): State<Shared>,
+    method: Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    let user_agent = user_agent_of(&headers);
+    let blocked = !user_agent.as_deref().is_some_and(valid_user_agent);
     lock(&shared).log.push(SimRequest {
         method: method.to_string(),
         path: uri.path().to_string(),
@@ -1380,9 +1466,13 @@ async fn not_found(State(shared): State<Shared>, method: Method, uri: axum::http
         content_type: None,
         body: None,
         body_bytes: 0,
-        status: 404,
-        code: Some(codes::GENERAL),
+        status: if blocked { 403 } else { 404 },
+        code: (!blocked).then_some(codes::GENERAL),
+        user_agent,
     });
+    if blocked {
+        return cloudflare_block();
+    }
     (
         StatusCode::NOT_FOUND,
         axum::Json(error_body(codes::GENERAL, "404: Not Found")),
@@ -1394,6 +1484,30 @@ async fn not_found(State(shared): State<Shared>, method: Method, uri: axum::http
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_agent_rule() {
+        for ok in [
+            "DiscordBot (https://github.com/discord/discord-api-docs, 10)",
+            "DiscordBot (https://example.invalid/hybrid-burst, 0.1.0)",
+            "DiscordBot (https://discord.js.org, 14.18.0) Node.js/20",
+        ] {
+            assert!(valid_user_agent(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "Python-urllib/3.12",
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7)",
+            "DiscordBot",
+            "DiscordBot ()",
+            "DiscordBot (https://x)",
+            "DiscordBot (, 1.0)",
+            "DiscordBot (https://x, )",
+            "discordbot (https://x, 1)",
+        ] {
+            assert!(!valid_user_agent(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn nested_errors_have_discords_shape() {

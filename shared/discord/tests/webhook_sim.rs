@@ -21,6 +21,15 @@ async fn sim_default() -> SimHandle {
     .await
 }
 
+/// A raw HTTP client that identifies itself the way Discord asks (else the sim, like
+/// Cloudflare in front of Discord, answers 403).
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(burst_discord::USER_AGENT)
+        .build()
+        .unwrap()
+}
+
 fn client_for(sim: &SimHandle, role: Option<&str>) -> DiscordWebhook {
     let mut config = DiscordConfig::new(WebhookUrl::parse(&sim.webhook_url()).unwrap());
     config.role_id = role.map(str::to_string);
@@ -278,7 +287,7 @@ async fn rate_limit_headers_and_429_body_are_discords() {
         sim.webhook_id(),
         sim.token()
     );
-    let http = reqwest::Client::new();
+    let http = http_client();
     let ok = http
         .post(&url)
         .json(&json!({"content": "hi"}))
@@ -465,7 +474,7 @@ async fn huge_emoji_heavy_notification_is_accepted() {
 #[tokio::test]
 async fn the_sim_refuses_what_discord_refuses() {
     let sim = sim_default().await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let url = format!(
         "{}/api/v10/webhooks/{}/{}?wait=true",
         sim.base_url(),
@@ -580,7 +589,7 @@ async fn the_sim_refuses_what_discord_refuses() {
 #[tokio::test]
 async fn without_wait_discord_answers_204_and_messages_api_works() {
     let sim = sim_default().await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let base = format!(
         "{}/api/v10/webhooks/{}/{}",
         sim.base_url(),
@@ -694,4 +703,104 @@ async fn secrets_never_appear_in_errors_or_debug() {
     let bad = format!("http://10.0.0.1/api/webhooks/1/{token}");
     let err = WebhookUrl::parse(&bad).unwrap_err();
     assert!(!err.to_string().contains(&token));
+}
+
+/// Item: the client sends the User-Agent Discord documents, `DiscordBot ($url, $versionNumber)`
+/// (discord-api-docs, `reference.mdx`, "User Agent"), and the sim checks it.
+#[tokio::test]
+async fn requests_carry_discords_user_agent_form() {
+    let sim = sim_default().await;
+    let client = client_for(&sim, None);
+    created_id(
+        client
+            .send(&note(Delivery::Create, Severity::Trouble, &["x"], false))
+            .await,
+    );
+    let sent = sim.requests();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].status, 200);
+    let ua = sent[0].user_agent.as_deref().unwrap();
+    assert_eq!(ua, burst_discord::USER_AGENT);
+    assert!(sim::valid_user_agent(ua), "{ua}");
+    assert!(ua.starts_with("DiscordBot (https://"), "{ua}");
+}
+
+/// Item: another User-Agent "may be blocked" with a Cloudflare error. The sim answers what
+/// Cloudflare answers (HTML 403 "Error 1010", `Server: cloudflare`, a `CF-Ray`, no Discord
+/// headers), and the client's classification of exactly that answer is retryable, not
+/// permanent.
+#[tokio::test]
+async fn other_user_agents_get_cloudflares_403_which_is_retryable() {
+    let sim = sim_default().await;
+    let url = format!(
+        "{}/api/v10/webhooks/{}/{}?wait=true",
+        sim.base_url(),
+        sim.webhook_id(),
+        sim.token()
+    );
+    for agent in [
+        Some("Python-urllib/3.12"),
+        Some("hybrid-burst/0.1.0"),
+        Some("DiscordBot"),
+        Some("DiscordBot (, 1.0)"),
+        None,
+    ] {
+        let mut builder = reqwest::Client::builder();
+        if let Some(a) = agent {
+            builder = builder.user_agent(a);
+        }
+        let http = builder.build().unwrap();
+        let resp = http
+            .post(&url)
+            .json(&json!({"content": "hi"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 403, "{agent:?}");
+        let headers = resp.headers().clone();
+        assert_eq!(headers["server"], "cloudflare");
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        assert!(headers.contains_key("cf-ray"));
+        assert!(!headers.contains_key("x-ratelimit-limit"));
+        let body = resp.bytes().await.unwrap();
+        assert!(serde_json::from_slice::<Value>(&body).is_err(), "not JSON");
+        match burst_discord::classify(&Delivery::Create, 403, &headers, &body) {
+            NotifyResult::Failed {
+                detail,
+                retryable: true,
+            } => {
+                assert!(detail.contains("blocked by Cloudflare"), "{detail}");
+                assert!(
+                    detail.contains("Access denied | discord.com used Cloudflare"),
+                    "{detail}"
+                );
+                assert!(!detail.contains(&sim.token()), "{detail}");
+            }
+            other => panic!("{agent:?}: {other:?}"),
+        }
+    }
+    // Nothing reached Discord's API: no message, every request logged as a 403 without code.
+    assert!(sim.messages().is_empty());
+    assert!(
+        sim.requests()
+            .iter()
+            .all(|r| r.status == 403 && r.code.is_none())
+    );
+    // Appending to the documented form is allowed.
+    let http = reqwest::Client::builder()
+        .user_agent(format!("{} hybrid-burst-drill", burst_discord::USER_AGENT))
+        .build()
+        .unwrap();
+    let resp = http
+        .post(&url)
+        .json(&json!({"content": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
 }

@@ -84,9 +84,9 @@ impl burst_ports::HomeProbe for HomeClusterProbe {
     }
 }
 
-/// `None` when `/readyz` says `ok`, else what the probe reports.
+/// `None` when `/readyz` answers 200, else what the probe reports.
 async fn readyz(client: &kube::Client) -> Option<ApiProbe> {
-    let request = match http::Request::get("/readyz").body(Vec::new()) {
+    let request = match http::Request::get("/readyz").body(kube::client::Body::from(Vec::new())) {
         Ok(r) => r,
         Err(e) => {
             return Some(ApiProbe::Unknown {
@@ -94,13 +94,64 @@ async fn readyz(client: &kube::Client) -> Option<ApiProbe> {
             });
         }
     };
-    match client.request_text(request).await {
-        Ok(body) if body.trim() == "ok" => None,
-        Ok(body) => Some(ApiProbe::NotReady {
-            detail: format!("/readyz answered 200 but not \"ok\": {}", short(&body)),
+    // `send`, not `request_text`: the status code is the answer, whatever the body says.
+    let response = match client.send(request).await {
+        Ok(r) => r,
+        Err(e) => return Some(from_failure(classify(&e))),
+    };
+    let status = response.status().as_u16();
+    match response.into_body().collect_bytes().await {
+        Ok(body) => readyz_answer(status, &body),
+        // The answer broke off: the path to home is not sound.
+        Err(e) => Some(ApiProbe::Unreachable {
+            detail: format!(
+                "/readyz: HTTP {status}, then the body failed: {}",
+                classify(&e).detail()
+            ),
         }),
-        Err(e) => Some(from_failure(classify(&e))),
     }
+}
+
+/// What a `/readyz` answer means. The status code is the signal ("Machines that check the
+/// healthz/livez/readyz of the API server should rely on the HTTP status code. A status code
+/// 200 indicates the API server is healthy/live/ready": kubernetes.io, "Kubernetes API health
+/// endpoints"); the body is for people (`ok`, or the list of checks) and goes into the detail.
+pub(crate) fn readyz_answer(status: u16, body: &[u8]) -> Option<ApiProbe> {
+    if status == 200 {
+        if body.trim_ascii() != b"ok" {
+            tracing::debug!(body = %short(&String::from_utf8_lossy(body)), "/readyz: 200");
+        }
+        return None;
+    }
+    let text = String::from_utf8_lossy(body).trim().to_string();
+    // The API server's own refusals (401/403) are a JSON Status; health failures are text.
+    let message = serde_json::from_slice::<kube::core::Status>(body)
+        .ok()
+        .map(|s| {
+            if s.message.is_empty() {
+                s.reason
+            } else {
+                s.message
+            }
+        })
+        .filter(|m| !m.is_empty())
+        .unwrap_or(if text.is_empty() {
+            "(empty body)".to_string()
+        } else {
+            text
+        });
+    let failure = if status == 401 || status == 403 {
+        Failure::Refused {
+            code: status,
+            message,
+        }
+    } else {
+        Failure::Answered {
+            code: status,
+            message,
+        }
+    };
+    Some(from_failure(failure))
 }
 
 pub(crate) fn from_failure(f: Failure) -> ApiProbe {
@@ -165,6 +216,46 @@ mod tests {
         let list: k8s_openapi::List<Node> = serde_json::from_str(NODE_LIST).unwrap();
         let ready: Vec<bool> = list.items.iter().map(node_ready).collect();
         assert_eq!(ready, vec![true, false, false, false]);
+    }
+
+    /// The status code decides, the body is kept for people: bodies as kube-apiserver writes
+    /// them (kubernetes.io, "Kubernetes API health endpoints": `ok`, or with `?verbose` the
+    /// list of checks ending "readyz check passed"; on failure the list ending "readyz check
+    /// failed"), and what a proxy in front may answer.
+    #[test]
+    fn readyz_answers_by_status_code() {
+        assert_eq!(readyz_answer(200, b"ok"), None);
+        let verbose = b"[+]ping ok\n[+]log ok\n[+]etcd ok\n[+]poststarthook/start-kube-apiserver-admission-initializer ok\nreadyz check passed\n";
+        assert_eq!(readyz_answer(200, verbose), None);
+        assert_eq!(readyz_answer(200, b""), None);
+        assert_eq!(
+            readyz_answer(500, b"[+]ping ok\n[-]etcd failed: reason withheld\nreadyz check failed\n"),
+            Some(ApiProbe::NotReady {
+                detail: "/readyz: HTTP 500: [+]ping ok; [-]etcd failed: reason withheld; readyz check failed".into()
+            })
+        );
+        // A body that says ok does not make a failure status ready.
+        assert_eq!(
+            readyz_answer(503, b"ok"),
+            Some(ApiProbe::NotReady {
+                detail: "/readyz: HTTP 503: ok".into()
+            })
+        );
+        assert_eq!(
+            readyz_answer(
+                401,
+                br#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}"#
+            ),
+            Some(ApiProbe::Unknown {
+                detail: "/readyz: HTTP 401: Unauthorized".into()
+            })
+        );
+        assert_eq!(
+            readyz_answer(404, b""),
+            Some(ApiProbe::NotReady {
+                detail: "/readyz: HTTP 404: (empty body)".into()
+            })
+        );
     }
 
     #[test]

@@ -94,6 +94,44 @@ async fn readyz_500_is_not_ready() {
     assert_eq!(sim.requests().len(), 1);
 }
 
+/// Item: the status code is the signal, not the body. kube-apiserver answers `/readyz` with
+/// 200 `ok` (the sim's default, checked in `all_nodes_ready`), and with `?verbose` a 200 listing
+/// its checks (the sample on kubernetes.io, "Kubernetes API health endpoints", which says
+/// machines "should rely on the HTTP status code"); whatever sits in front of it may answer a
+/// 200 of its own. Either 200 is ready.
+#[tokio::test]
+async fn a_200_is_ready_whatever_the_body() {
+    let sim = home(&[("cp-1", true), ("w-1", true)]).await;
+    sim.set_readyz(Readyz::Answer {
+        status: 200,
+        content_type: "text/plain; charset=utf-8",
+        body: "[+]ping ok\n[+]log ok\n[+]etcd ok\n[+]poststarthook/start-kube-apiserver-admission-initializer ok\n[+]poststarthook/generic-apiserver-start-informers ok\nreadyz check passed\n",
+    });
+    let p = probe_for(&sim, TOKEN).observe().await;
+    assert_eq!(nodes_of(&p), Some(NodeCount { ready: 2, total: 2 }));
+}
+
+/// ... and anything else is not ready, with the body in the detail: HAProxy's built-in 503 page,
+/// as a load balancer in front of the API servers (the setup of kubeadm's "Options for Software
+/// Load Balancing") answers when no API server is up.
+#[tokio::test]
+async fn a_failure_status_is_not_ready_with_the_body_in_the_detail() {
+    let sim = home(&[("cp-1", true)]).await;
+    sim.set_readyz(Readyz::Answer {
+        status: 503,
+        content_type: "text/html",
+        body: "<html><body><h1>503 Service Unavailable</h1>\nNo server is available to handle this request.\n</body></html>\n",
+    });
+    let p = probe_for(&sim, TOKEN).observe().await;
+    assert_eq!(
+        p,
+        ApiProbe::NotReady {
+            detail: "/readyz: HTTP 503: <html><body><h1>503 Service Unavailable</h1>; No server is available to handle this request.; </body></html>".into()
+        }
+    );
+    assert_eq!(sim.requests().len(), 1, "no node list when not ready");
+}
+
 #[tokio::test]
 async fn server_down_is_unreachable_and_recovers() {
     let sim = home(&[("cp-1", true)]).await;

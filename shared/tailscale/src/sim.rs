@@ -6,8 +6,11 @@
 //! `POST /api/v2/oauth/token`; otherwise 401 `{"message": ...}`), the OAuth token's scope (403),
 //! the tailnet (`-` or its name, else 404), `fields` (`default`/`all`, else 400) and the
 //! `<field>=<value>` filters (exact match, ANDed; `tags` = contains; unknown fields 400). It
-//! answers realistic device objects: `lastSeen` omitted while connected, the route and
-//! connectivity fields only with `fields=all`. The [`SimHandle`] adds devices, sets them online
+//! answers realistic device objects: `connectedToControl` always and `lastSeen` once offline
+//! (both are default fields), the route, connectivity and posture fields only with
+//! `fields=all` (the Tailscale API reference: `fields=default` returns every field except
+//! `enabledRoutes`, `advertisedRoutes`, `clientConnectivity`, `postureIdentity`). Nothing
+//! depends on the client asking for `fields=all`. The [`SimHandle`] adds devices, sets them online
 //! or offline (one by one or per tag), injects 500/429 failures and records every request.
 
 use axum::Router;

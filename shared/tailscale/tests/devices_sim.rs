@@ -49,10 +49,8 @@ async fn api_key_counts_on_prem_devices() {
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].method, "GET");
     assert_eq!(log[0].path, "/api/v2/tailnet/-/devices");
-    assert_eq!(
-        log[0].query.as_deref(),
-        Some("fields=all&tags=tag%3Aonprem")
-    );
+    // Default fields (no `fields=all`): connectedToControl and lastSeen are among them.
+    assert_eq!(log[0].query.as_deref(), Some("tags=tag%3Aonprem"));
     assert_eq!(log[0].auth, AuthKind::Basic);
     assert_eq!(log[0].status, 200);
 }
@@ -103,6 +101,51 @@ async fn offline_devices_and_last_seen() {
     );
 }
 
+/// Item: `fields=all` is not needed. With the default fields the API (and the sim, which
+/// follows the Tailscale API reference: `fields=default` leaves out `enabledRoutes`,
+/// `advertisedRoutes`, `clientConnectivity` and `postureIdentity`) still gives every device's
+/// `connectedToControl`, and `lastSeen` once it is offline; the probe counts from those alone.
+#[tokio::test]
+async fn default_fields_carry_what_the_probe_reads() {
+    let sim = sim_with_home().await;
+    assert!(sim.set_online("worker-2", false));
+    let client = api_key_client(&sim, &["tag:onprem"]);
+    assert_eq!(
+        client.observe().await,
+        DevicesProbe::Seen {
+            online: 6,
+            total: 7
+        }
+    );
+    // The very request the client made, answered again: the default shape.
+    let url = client.devices_url().unwrap();
+    assert!(!url.as_str().contains("fields"), "{url}");
+    let body: Value = reqwest::Client::new()
+        .get(url)
+        .basic_auth(sim.api_key(), Some(""))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let devices = body["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), 7);
+    for d in devices {
+        assert!(d["connectedToControl"].is_boolean(), "{d}");
+        for all_only in [
+            "enabledRoutes",
+            "advertisedRoutes",
+            "clientConnectivity",
+            "postureIdentity",
+        ] {
+            assert!(d.get(all_only).is_none(), "{all_only} only with fields=all");
+        }
+        let online = d["connectedToControl"].as_bool().unwrap();
+        assert_eq!(d.get("lastSeen").is_some(), !online, "{d}");
+    }
+}
+
 #[tokio::test]
 async fn several_tags_are_ored_client_side() {
     let sim = sim_with_home().await;
@@ -117,7 +160,7 @@ async fn several_tags_are_ored_client_side() {
         }
     );
     // No server-side filter: it would AND the tags.
-    assert_eq!(sim.requests()[0].query.as_deref(), Some("fields=all"));
+    assert_eq!(sim.requests()[0].query, None);
     // An unknown tag: nothing seen (the core treats 0 devices as Unknown).
     let none = api_key_client(&sim, &["tag:nothing"]);
     assert_eq!(

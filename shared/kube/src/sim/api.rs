@@ -404,6 +404,17 @@ async fn health(shared: &Shared, ctx: &Ctx, which: &'static str) -> Reply {
                     &format!("{}{which} check failed\n", checks(false)),
                 );
             }
+            Readyz::Answer {
+                status,
+                content_type,
+                body,
+            } => {
+                return Reply {
+                    code: StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+                    content_type,
+                    body: body.as_bytes().to_vec(),
+                };
+            }
             Readyz::Hang => {
                 if rx.changed().await.is_err() {
                     return Reply::text(StatusCode::SERVICE_UNAVAILABLE, "shutting down");

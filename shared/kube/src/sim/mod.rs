@@ -69,6 +69,14 @@ pub enum Readyz {
     Failing,
     /// No answer until set back to `Ok`/`Failing` or the connection closes (timeouts).
     Hang,
+    /// This status and body instead of the API server's: what a load balancer or proxy in
+    /// front of it may answer (e.g. HAProxy's 503 page when no API server is up, or a 200 with
+    /// a body other than `ok`). Kubernetes documents the status code as the signal.
+    Answer {
+        status: u16,
+        content_type: &'static str,
+        body: &'static str,
+    },
 }
 
 /// A workload to put on the simulated cluster.
