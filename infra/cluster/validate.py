@@ -5,7 +5,9 @@
 - every other manifest kind must be one `kubernetes-validate` knows (infra/check.sh runs
   `kubernetes-validate --strict` on the files that `--list-manifests` prints);
 - the Helm values and Talos patches hold what the mesh needs (unique cluster ids,
-  WireGuard without node encryption, disjoint pod CIDRs, KubeSpan off, ...);
+  WireGuard without node encryption, disjoint pod CIDRs, KubeSpan off, legacy host routing
+  where Talos forwards kube-dns to the host, home nodes on the tailnet with their tailnet
+  address as InternalIP, the tailnet policy opening the mesh ports between node tags, ...);
 - cross-file consistency (names referenced in one file exist in another);
 - no real secrets: Secrets carry REPLACE_WITH_... placeholders only.
 
@@ -38,8 +40,33 @@ CRD_SCHEMAS = {
 # Files that are not Kubernetes manifests, by their role.
 CILIUM_VALUES = {"home": "cilium/values-home.yaml", "cloud": "cilium/values-cloud.yaml"}
 OPERATOR_VALUES = {"home": "tailscale/operator-values-home.yaml", "cloud": "tailscale/operator-values-cloud.yaml"}
-TALOS_PATCHES = {"kubespan": "talos/kubespan-off.yaml", "cilium": "talos/cilium.yaml"}
-NOT_MANIFESTS = set(CILIUM_VALUES.values()) | set(OPERATOR_VALUES.values()) | set(TALOS_PATCHES.values())
+TALOS_PATCHES = {
+    "kubespan": "talos/kubespan-off.yaml",
+    "cilium": "talos/cilium.yaml",
+    "node_ip": "talos/node-ip-tailnet.yaml",
+}
+# Talos documents that are not machine config patches: the Image Factory schematic and the
+# Tailscale extension's service config (an example with a placeholder key).
+TALOS_SCHEMATIC = "talos/schematic.yaml"
+TALOS_TAILSCALE = "talos/tailscale-extension.example.yaml"
+NOT_MANIFESTS = (
+    set(CILIUM_VALUES.values())
+    | set(OPERATOR_VALUES.values())
+    | set(TALOS_PATCHES.values())
+    | {TALOS_SCHEMATIC, TALOS_TAILSCALE}
+)
+TAILNET_POLICY = "tailscale/tailnet-policy.example.hujson"
+
+# Tags of the nodes on the tailnet. Home: the Talos Tailscale extension's --advertise-tags
+# (checked below). Cloud: the Spot nodes' default tag, stack config nodeTailscaleTags in
+# infra/azure/src/config.ts.
+HOME_NODE_TAG = "tag:home"
+CLOUD_NODE_TAG = "tag:burst"
+# What Cilium Cluster Mesh needs between any two nodes (Cilium's system requirements, firewall
+# rules): VXLAN, WireGuard (encryption.type wireguard), health checks, ICMP; and the agents'
+# connection to the other cluster's clustermesh-apiserver.
+MESH_NODE_PORTS = {("udp", 8472), ("udp", 51871), ("tcp", 4240)}
+CLUSTERMESH_APISERVER_PORT = ("tcp", 2379)
 
 # Address ranges the pod CIDRs must stay clear of.
 AZURE_VNET = ipaddress.ip_network("10.1.0.0/16")
@@ -95,6 +122,23 @@ def get(d: dict[str, Any], dotted: str) -> Any:
         assert isinstance(cur, dict) and part in cur, f"missing {dotted}"
         cur = cur[part]
     return cur
+
+
+def get_opt(d: dict[str, Any], dotted: str, default: Any = None) -> Any:
+    cur: Any = d
+    for part in dotted.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return default
+        cur = cur[part]
+    return cur
+
+
+def talos_forwards_kube_dns() -> bool:
+    """Talos >= 1.8 forwards kube-dns to the host DNS unless a patch switches it off."""
+    for p in TALOS_PATCHES.values():
+        if get_opt(load_one(p), "machine.features.hostDNS.forwardKubeDNSToHost") is False:
+            return False
+    return True
 
 
 def manifest_files() -> list[Path]:
@@ -172,6 +216,21 @@ def check_cilium(r: Report) -> None:
         r.check(f"{f}: WireGuard encryption, nodeEncryption false", encryption)
         r.check(f"{f}: bpf masquerade with kube-proxy replacement", datapath)
 
+    def talos_dns() -> None:
+        # The home cluster runs Talos (talos/*.yaml). With kube-dns forwarded to the host
+        # (Talos >= 1.8 default), kubeProxyReplacement and bpf.masquerade, Cilium's eBPF host
+        # routing breaks pod DNS: Cilium's Talos guide requires bpf.hostLegacyRouting=true
+        # (cilium/cilium#36852, siderolabs/talos#10002).
+        v = values["home"]
+        needs = talos_forwards_kube_dns() and v.get("kubeProxyReplacement") is True and get_opt(v, "bpf.masquerade") is True
+        if needs:
+            assert get_opt(v, "bpf.hostLegacyRouting") is True, (
+                "bpf.hostLegacyRouting must be true: Talos forwards kube-dns to the host DNS, and with "
+                "kubeProxyReplacement + bpf.masquerade pods lose DNS otherwise"
+            )
+
+    r.check(f"{CILIUM_VALUES['home']}: legacy host routing for Talos' host DNS forwarding", talos_dns)
+
     def distinct() -> None:
         ids = [get(v, "cluster.id") for v in values.values()]
         assert len(set(ids)) == len(ids), f"cluster ids must differ: {ids}"
@@ -197,8 +256,100 @@ def check_talos(r: Report) -> None:
         assert get(p, "cluster.network.cni.name") == "none"
         assert get(p, "cluster.proxy.disabled") is True
 
+    def node_ip() -> None:
+        subnets = get(load_one(TALOS_PATCHES["node_ip"]), "machine.kubelet.nodeIP.validSubnets")
+        assert subnets, "validSubnets must not be empty"
+        for c in subnets:
+            assert ipaddress.ip_network(c).subnet_of(TAILNET), f"{c}: the InternalIP must be the node's tailnet address ({TAILNET})"
+
+    def schematic() -> None:
+        exts = get(load_one(TALOS_SCHEMATIC), "customization.systemExtensions.officialExtensions")
+        assert "siderolabs/tailscale" in exts, "the Tailscale system extension"
+
+    def tailscale_extension() -> None:
+        d = load_one(TALOS_TAILSCALE)
+        assert (d.get("apiVersion"), d.get("kind"), d.get("name")) == ("v1alpha1", "ExtensionServiceConfig", "tailscale")
+        env = dict(e.split("=", 1) for e in d.get("environment", []))
+        assert PLACEHOLDER.match(env.get("TS_AUTHKEY", "")), "TS_AUTHKEY must be a REPLACE_WITH_... placeholder"
+        args = env.get("TS_EXTRA_ARGS", "").split()
+        assert f"--advertise-tags={HOME_NODE_TAG}" in args, f"home nodes advertise {HOME_NODE_TAG}"
+        assert "--accept-routes" not in args, "home nodes must not take the route to their own LAN from the subnet router"
+        assert env.get("TS_ACCEPT_DNS") == "false", "Talos keeps its own resolvers (TS_ACCEPT_DNS=false)"
+        assert env.get("TS_USERSPACE", "false") == "false", "kernel networking: the node needs a tailscale0 interface with its address"
+
     r.check(f"{TALOS_PATCHES['kubespan']}: Talos KubeSpan (its WireGuard) disabled", kubespan)
     r.check(f"{TALOS_PATCHES['cilium']}: no built-in CNI, no kube-proxy", cni)
+    r.check(f"{TALOS_PATCHES['node_ip']}: InternalIP is the node's tailnet address", node_ip)
+    r.check(f"{TALOS_SCHEMATIC}: Tailscale system extension", schematic)
+    r.check(f"{TALOS_TAILSCALE}: joins the tailnet as {HOME_NODE_TAG}, placeholder key only", tailscale_extension)
+
+
+def load_hujson(relpath: str) -> Any:
+    """HuJSON as written here: JSON plus full-line // comments."""
+    text = "\n".join(line for line in (ROOT / relpath).read_text().splitlines() if not line.lstrip().startswith("//"))
+    return json.loads(text)
+
+
+def policy_allows(policy: dict[str, Any], src: str, dst: str, proto: str, port: int | None) -> bool:
+    """Whether an ACL entry accepts src → dst on proto/port (tags only, as the example uses them)."""
+    for acl in policy.get("acls", []):
+        if acl.get("action") != "accept" or src not in acl.get("src", []):
+            continue
+        if acl.get("proto", proto) != proto:
+            continue
+        for d in acl.get("dst", []):
+            host, _, ports = d.rpartition(":")
+            if host != dst:
+                continue
+            if ports == "*" or port is None or str(port) in ports.split(","):
+                return True
+    return False
+
+
+def check_tailnet(r: Report) -> None:
+    policy = load_hujson(TAILNET_POLICY)
+
+    def mesh_ports() -> None:
+        nodes = [HOME_NODE_TAG, CLOUD_NODE_TAG]
+        for a in nodes:
+            for b in nodes:
+                for proto, port in sorted(MESH_NODE_PORTS):
+                    assert policy_allows(policy, a, b, proto, port), f"{a} → {b} {proto}/{port}"
+                assert policy_allows(policy, a, b, "icmp", None), f"{a} → {b} icmp (Cilium health)"
+
+    def apiserver() -> None:
+        proxy_tags = {get(v, "proxyConfig.defaultTags") for v in map(load_one, OPERATOR_VALUES.values())}
+        proto, port = CLUSTERMESH_APISERVER_PORT
+        for tag in proxy_tags:
+            for node in (HOME_NODE_TAG, CLOUD_NODE_TAG):
+                assert policy_allows(policy, node, tag, proto, port), f"{node} → {tag} {proto}/{port} (clustermesh-apiserver)"
+
+    def tags_owned() -> None:
+        owners = policy.get("tagOwners", {})
+        used = {HOME_NODE_TAG, CLOUD_NODE_TAG}
+        for v in map(load_one, OPERATOR_VALUES.values()):
+            used |= set(get(v, "operatorConfig.defaultTags")) | {get(v, "proxyConfig.defaultTags")}
+        for _, d in all_manifests():
+            if d.get("kind") == "Connector":
+                used |= set(d["spec"].get("tags", []))
+        missing = sorted(used - set(owners))
+        assert not missing, f"tags without an owner in the tailnet policy: {missing}"
+        for v in map(load_one, OPERATOR_VALUES.values()):
+            op = get(v, "operatorConfig.defaultTags")
+            assert set(op) & set(owners.get(get(v, "proxyConfig.defaultTags"), [])), "the operator's tag must own its proxies' tag"
+
+    r.check(f"{TAILNET_POLICY}: mesh ports between every pair of node tags", mesh_ports)
+    r.check(f"{TAILNET_POLICY}: nodes reach the clustermesh-apiserver proxies", apiserver)
+    def routes_approved() -> None:
+        approvers = get_opt(policy, "autoApprovers.routes", {}) or {}
+        for path, d in all_manifests():
+            if d.get("kind") != "Connector":
+                continue
+            for route in get_opt(d, "spec.subnetRouter.advertiseRoutes", []) or []:
+                assert set(d["spec"].get("tags", [])) & set(approvers.get(route, [])), f"{path}: route {route} is not auto-approved for its tags"
+
+    r.check(f"{TAILNET_POLICY}: every tag the cluster files use has an owner", tags_owned)
+    r.check(f"{TAILNET_POLICY}: the subnet router's routes are auto-approved", routes_approved)
 
 
 def check_tailscale(r: Report) -> None:
@@ -312,6 +463,7 @@ def main(argv: list[str]) -> int:
     check_manifest_kinds(r)
     check_cilium(r)
     check_talos(r)
+    check_tailnet(r)
     check_tailscale(r)
     check_secrets(r)
     check_migration(r)

@@ -14,4 +14,7 @@ export const functionPrincipalId = stack.principalId;
 export const scaleSetId = stack.scaleSet.id;
 export const scaleSetName = stack.scaleSet.name;
 export const storageAccountName = stack.storageAccount.name;
+export const hostStorageAccountName = stack.hostStorageAccount.name;
+export const deployIdentityPrincipalId = stack.deployIdentity.principalId;
 export const stateUrl = stack.stateUrl;
+export const budgetName = stack.budget.name;

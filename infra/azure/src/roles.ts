@@ -34,11 +34,100 @@ export const SCALE_SET_ACTIONS: readonly string[] = [
  */
 export const POLLING_ACTIONS: readonly string[] = ["Microsoft.Compute/locations/operations/read"];
 
-/**
- * Built-in role for the Functions host's identity-based `AzureWebJobsStorage` (timer
- * leases, host keys) and the state documents. Ids are fixed across all tenants.
+/*
+ * Built-in storage data roles (their ids are the same in every tenant). Who gets which, and
+ * where (stack.ts), follows Microsoft's host-storage guidance ("Connecting to host storage with
+ * an identity" in the Azure Functions docs) and keeps the three kinds of blobs apart:
+ *
+ * - host storage (`AzureWebJobsStorage`, its own storage account that holds nothing else): the
+ *   function's system-assigned identity gets Storage Blob Data Owner (timer locks, host keys;
+ *   the host creates its containers) and Storage Table Data Contributor (the host's diagnostic
+ *   events are tables) on that account;
+ * - state documents: the same identity gets Storage Blob Data Contributor on the `burst-state`
+ *   container only (read, conditional PUT);
+ * - deployment package: a separate user-assigned identity, used only as Flex Consumption's
+ *   deployment-storage identity, gets Storage Blob Data Contributor on the `app-package`
+ *   container only (the platform writes the zip with it on deploy and reads it on start). The
+ *   function's own identity has no right on that container, so its code cannot overwrite the
+ *   package it runs from with the identity it uses for everything else.
  */
 export const STORAGE_BLOB_DATA_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b";
+export const STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe";
+export const STORAGE_TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3";
+
+/** Every built-in role the program assigns (the policy tests allow these and no other). */
+export const BUILT_IN_ROLES_USED: Readonly<Record<string, string>> = {
+    [STORAGE_BLOB_DATA_OWNER]: "Storage Blob Data Owner",
+    [STORAGE_BLOB_DATA_CONTRIBUTOR]: "Storage Blob Data Contributor",
+    [STORAGE_TABLE_DATA_CONTRIBUTOR]: "Storage Table Data Contributor",
+};
+
+/**
+ * What the person running `pulumi up` / `pulumi destroy` needs, at the subscription (the
+ * resource group is the program's own). Microsoft.Authorization: the program creates a custom
+ * role (definition write) and assigns roles (assignment write); destroy deletes both. The rest
+ * is one write per kind of resource the program creates, the capacity read before each run,
+ * and attaching the deployment identity to the app (a linked-access check on the identity).
+ */
+export const DEPLOYER_ACTIONS: readonly string[] = [
+    "Microsoft.Authorization/roleDefinitions/write",
+    "Microsoft.Authorization/roleDefinitions/delete",
+    "Microsoft.Authorization/roleAssignments/write",
+    "Microsoft.Authorization/roleAssignments/delete",
+    "Microsoft.Resources/subscriptions/resourceGroups/write",
+    "Microsoft.Storage/storageAccounts/write",
+    "Microsoft.Network/virtualNetworks/write",
+    "Microsoft.Network/networkSecurityGroups/write",
+    "Microsoft.Compute/virtualMachineScaleSets/write",
+    "Microsoft.Compute/virtualMachineScaleSets/read",
+    "Microsoft.ManagedIdentity/userAssignedIdentities/write",
+    "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action",
+    "Microsoft.Web/serverfarms/write",
+    "Microsoft.Web/sites/write",
+    "Microsoft.Consumption/budgets/write",
+];
+
+/**
+ * The control-plane permissions of the built-in roles a deployer might hold, as Azure defines
+ * them (Azure docs, "Azure built-in roles": Privileged category).
+ */
+export const BUILT_IN_DEPLOYER_ROLES: Readonly<Record<string, { actions: readonly string[]; notActions: readonly string[] }>> = {
+    Owner: { actions: ["*"], notActions: [] },
+    Contributor: {
+        actions: ["*"],
+        notActions: [
+            "Microsoft.Authorization/*/Delete",
+            "Microsoft.Authorization/*/Write",
+            "Microsoft.Authorization/elevateAccess/Action",
+            "Microsoft.Blueprint/blueprintAssignments/write",
+            "Microsoft.Blueprint/blueprintAssignments/delete",
+            "Microsoft.Compute/galleries/share/action",
+            "Microsoft.Purview/consents/write",
+            "Microsoft.Purview/consents/delete",
+            "Microsoft.Resources/deploymentStacks/manageDenySetting/action",
+        ],
+    },
+    "User Access Administrator": { actions: ["*/read", "Microsoft.Authorization/*", "Microsoft.Support/*"], notActions: [] },
+    "Role Based Access Control Administrator": {
+        actions: ["Microsoft.Authorization/roleAssignments/write", "Microsoft.Authorization/roleAssignments/delete", "*/read", "Microsoft.Support/*"],
+        notActions: [],
+    },
+};
+
+/** ARM's action matching: `*` matches any run of characters, case-insensitively. */
+export function actionMatches(pattern: string, action: string): boolean {
+    const re = new RegExp("^" + pattern.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\/]/g, "\\$&")).join(".*") + "$", "i");
+    return re.test(action);
+}
+
+/** Whether one of the roles grants the action (a role's notActions only subtract from that role). */
+export function rolesGrant(roles: readonly string[], action: string): boolean {
+    return roles.some((name) => {
+        const r = BUILT_IN_DEPLOYER_ROLES[name];
+        if (!r) throw new Error(`unknown built-in role ${name}`);
+        return r.actions.some((a) => actionMatches(a, action)) && !r.notActions.some((n) => actionMatches(n, action));
+    });
+}
 
 export function builtInRoleId(subscriptionId: string, roleGuid: string): string {
     return `/subscriptions/${subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${roleGuid}`;

@@ -75,6 +75,23 @@ export const FLEX_FORBIDDEN_SETTINGS: readonly string[] = [
     "WEBSITE_CONTENTSHARE",
 ];
 
+/**
+ * Site configuration properties Flex Consumption does not support (Azure Functions docs,
+ * "Flex Consumption plan deprecations"); the program must not set them. FTP is switched off
+ * through the basic-publishing-credentials policy (WebAppFtpAllowed) instead of ftpsState.
+ */
+export const FLEX_UNSUPPORTED_SITE_CONFIG: readonly string[] = [
+    "ftpsState",
+    "alwaysOn",
+    "linuxFxVersion",
+    "use32BitWorkerProcess",
+    "javaVersion",
+    "powerShellVersion",
+    "windowsFxVersion",
+    "functionAppScaleLimit",
+    "preWarmedInstanceCount",
+];
+
 /** Reads the stack config value of one setting (undefined when unset, optional and without default). */
 export function readSetting(cfg: pulumi.Config, s: ConfigSetting): pulumi.Output<string> | undefined {
     // Secret keys are read with getSecret: get() would unwrap them and print a warning.

@@ -5,14 +5,24 @@ import * as pulumi from "@pulumi/pulumi";
 import * as authorization from "@pulumi/azure-native/authorization";
 import * as compute from "@pulumi/azure-native/compute";
 import * as consumption from "@pulumi/azure-native/consumption";
+import * as managedidentity from "@pulumi/azure-native/managedidentity";
 import * as network from "@pulumi/azure-native/network";
 import * as resources from "@pulumi/azure-native/resources";
 import * as storage from "@pulumi/azure-native/storage";
 import * as web from "@pulumi/azure-native/web";
 
+import { SCALE_SET_NAME, capacityToDeclare, readLiveCapacity } from "./capacity";
 import { renderCloudInit } from "./cloudInit";
 import type { StackConfig } from "./config";
-import { POLLING_ACTIONS, SCALE_SET_ACTIONS, STORAGE_BLOB_DATA_OWNER, builtInRoleId, stableGuid } from "./roles";
+import {
+    POLLING_ACTIONS,
+    SCALE_SET_ACTIONS,
+    STORAGE_BLOB_DATA_CONTRIBUTOR,
+    STORAGE_BLOB_DATA_OWNER,
+    STORAGE_TABLE_DATA_CONTRIBUTOR,
+    builtInRoleId,
+    stableGuid,
+} from "./roles";
 import { type AppSetting, buildAppSettings } from "./settings";
 
 export const VNET_PREFIX = "10.1.0.0/16";
@@ -31,7 +41,10 @@ export const UBUNTU_2204 = {
 
 export interface Stack {
     resourceGroup: resources.ResourceGroup;
+    /** State documents and the deployment package (two private containers), nothing else. */
     storageAccount: storage.StorageAccount;
+    /** The Functions host's own storage (`AzureWebJobsStorage`), nothing else. */
+    hostStorageAccount: storage.StorageAccount;
     stateContainer: storage.BlobContainer;
     packageContainer: storage.BlobContainer;
     stateUrl: pulumi.Output<string>;
@@ -45,9 +58,17 @@ export interface Stack {
     ftpPolicy: web.WebAppFtpAllowed;
     scmPolicy: web.WebAppScmAllowed;
     principalId: pulumi.Output<string>;
+    /** Flex Consumption's deployment-storage identity: the package container and nothing else. */
+    deployIdentity: managedidentity.UserAssignedIdentity;
     scaleSetRole: authorization.RoleDefinition;
     scaleSetRoleAssignment: authorization.RoleAssignment;
-    storageRoleAssignment: authorization.RoleAssignment;
+    /** Every storage data-plane assignment, by purpose. */
+    storageRoleAssignments: {
+        hostBlobs: authorization.RoleAssignment;
+        hostTables: authorization.RoleAssignment;
+        state: authorization.RoleAssignment;
+        package: authorization.RoleAssignment;
+    };
     pollingRoleAssignment: authorization.RoleAssignment | undefined;
     budget: consumption.Budget;
 }
@@ -59,8 +80,10 @@ export function createStack(cfg: StackConfig): Stack {
     const resourceGroup = new resources.ResourceGroup(`hybrid-burst-${cfg.siteId}`, { location, tags });
     const rg = resourceGroup.name;
 
-    // --- state storage: identity-only (no account keys, no anonymous blobs), HTTPS + TLS 1.2.
-    const storageAccount = new storage.StorageAccount("burststate", {
+    // --- storage: identity-only (no account keys, no anonymous blobs), HTTPS + TLS 1.2.
+    // Two accounts, so that the right the Functions host needs on its own storage (Blob Data
+    // Owner: it creates containers, holds leases and keys) covers nothing of ours.
+    const accountArgs = {
         resourceGroupName: rg,
         location,
         kind: storage.Kind.StorageV2,
@@ -73,7 +96,11 @@ export function createStack(cfg: StackConfig): Stack {
         defaultToOAuthAuthentication: true,
         allowCrossTenantReplication: false,
         tags,
-    });
+    };
+    // State documents and the deployment package.
+    const storageAccount = new storage.StorageAccount("burststate", accountArgs);
+    // AzureWebJobsStorage: timer locks, host keys, diagnostic events. The host creates what it needs.
+    const hostStorageAccount = new storage.StorageAccount("bursthost", accountArgs);
     const containerArgs = { resourceGroupName: rg, accountName: storageAccount.name, publicAccess: storage.PublicAccess.None };
     const stateContainer = new storage.BlobContainer("state", { ...containerArgs, containerName: STATE_CONTAINER });
     const packageContainer = new storage.BlobContainer("app-package", { ...containerArgs, containerName: PACKAGE_CONTAINER });
@@ -117,7 +144,11 @@ export function createStack(cfg: StackConfig): Stack {
         defaultOutboundAccess: false,
     });
 
-    // --- the Spot scale set; capacity is the function's to change, never Pulumi's.
+    // --- the Spot scale set; capacity is the function's to change, never Pulumi's: the program
+    // declares what Azure has right now, and refuses to run during a burst (see capacity.ts).
+    const capacity = rg.apply(async (name) =>
+        capacityToDeclare(await readLiveCapacity(name, SCALE_SET_NAME), cfg.allowUpDuringBurst),
+    );
     const customData = pulumi
         .all([cfg.nodeTailscaleAuthKey, cfg.nodeJoinScript ?? pulumi.output(undefined)])
         .apply(([authKey, join]) =>
@@ -130,9 +161,10 @@ export function createStack(cfg: StackConfig): Stack {
         "burst-nodes",
         {
             resourceGroupName: rg,
+            vmScaleSetName: SCALE_SET_NAME,
             location,
             orchestrationMode: compute.OrchestrationMode.Uniform,
-            sku: { name: cfg.vmSize, tier: "Standard", capacity: 0 },
+            sku: { name: cfg.vmSize, tier: "Standard", capacity },
             // Overprovisioned extra VMs would run cloud-init and join the tailnet before
             // being deleted: ghost nodes. One VM per unit of capacity.
             overprovision: false,
@@ -169,7 +201,9 @@ export function createStack(cfg: StackConfig): Stack {
                         {
                             name: "nic",
                             primary: true,
-                            enableAcceleratedNetworking: true,
+                            // Off on 2-vCPU sizes such as the default Standard_D2s_v3: Azure
+                            // allows it on hyperthreaded sizes with 4+ vCPUs only (config.ts).
+                            enableAcceleratedNetworking: cfg.nodeAcceleratedNetworking,
                             ipConfigurations: [
                                 {
                                     name: "ipv4",
@@ -191,7 +225,9 @@ export function createStack(cfg: StackConfig): Stack {
             },
             tags,
         },
-        { ignoreChanges: ["sku.capacity"] },
+        // The name is fixed (the capacity read needs it before the resource exists), so a
+        // replacement must delete the old scale set before creating the new one.
+        { deleteBeforeReplace: true },
     );
 
     // --- the function app: Flex Consumption, custom handler, system-assigned identity.
@@ -203,7 +239,9 @@ export function createStack(cfg: StackConfig): Stack {
         sku: { name: "FC1", tier: "FlexConsumption" },
         tags,
     });
-    const appSettings = buildAppSettings(cfg.settings, { stateContainerUrl: stateUrl, scaleSetId: scaleSet.id }, storageAccount.name);
+    const appSettings = buildAppSettings(cfg.settings, { stateContainerUrl: stateUrl, scaleSetId: scaleSet.id }, hostStorageAccount.name);
+    // Flex Consumption writes the package with this identity on deploy and reads it on start.
+    const deployIdentity = new managedidentity.UserAssignedIdentity("burst-deploy", { resourceGroupName: rg, location, tags });
     const app = new web.WebApp("burst-functions", {
         resourceGroupName: rg,
         location,
@@ -211,10 +249,13 @@ export function createStack(cfg: StackConfig): Stack {
         serverFarmId: plan.id,
         httpsOnly: true,
         clientCertEnabled: false,
-        identity: { type: web.ManagedServiceIdentityType.SystemAssigned },
+        // System-assigned: the host and our code (the default identity, no client id needed).
+        // User-assigned: deployment storage only.
+        identity: { type: web.ManagedServiceIdentityType.SystemAssigned_UserAssigned, userAssignedIdentities: [deployIdentity.id] },
+        // No ftpsState: Flex Consumption does not support it (Azure Functions docs, "Flex
+        // Consumption plan deprecations"); FTP is off through WebAppFtpAllowed below instead.
         siteConfig: {
             appSettings,
-            ftpsState: web.FtpsState.Disabled,
             minTlsVersion: web.SupportedTlsVersions.SupportedTlsVersions_1_2,
             scmMinTlsVersion: web.SupportedTlsVersions.SupportedTlsVersions_1_2,
             http20Enabled: true,
@@ -226,7 +267,7 @@ export function createStack(cfg: StackConfig): Stack {
                 storage: {
                     type: web.FunctionsDeploymentStorageType.BlobContainer,
                     value: packageUrl,
-                    authentication: { type: web.AuthenticationType.SystemAssignedIdentity },
+                    authentication: { type: web.AuthenticationType.UserAssignedIdentity, userAssignedIdentityResourceId: deployIdentity.id },
                 },
             },
             scaleAndConcurrency: {
@@ -272,16 +313,50 @@ export function createStack(cfg: StackConfig): Stack {
         description: "hybrid-burst functions: read and resize the Spot scale set",
     });
 
+    // --- storage data rights, each at the narrowest scope that works (see roles.ts).
     const client = authorization.getClientConfigOutput();
-    const blobOwner = client.subscriptionId.apply((sub) => builtInRoleId(sub, STORAGE_BLOB_DATA_OWNER));
-    const storageRoleAssignment = new authorization.RoleAssignment("burst-functions-storage", {
-        roleAssignmentName: assignmentName(storageAccount.id, blobOwner),
-        scope: storageAccount.id,
-        roleDefinitionId: blobOwner,
-        principalId,
-        principalType: authorization.PrincipalType.ServicePrincipal,
-        description: "hybrid-burst functions: host storage (identity-based AzureWebJobsStorage), app package and state blobs",
-    });
+    const builtIn = (guid: string) => client.subscriptionId.apply((sub) => builtInRoleId(sub, guid));
+    const dataRole = (logical: string, scope: pulumi.Input<string>, role: string, principal: pulumi.Input<string>, description: string) => {
+        const roleDefinitionId = builtIn(role);
+        return new authorization.RoleAssignment(logical, {
+            roleAssignmentName: pulumi.all([scope, roleDefinitionId, principal]).apply(([sc, r, p]) => stableGuid(sc, r, p)),
+            scope,
+            roleDefinitionId,
+            principalId: principal,
+            principalType: authorization.PrincipalType.ServicePrincipal,
+            description,
+        });
+    };
+    const storageRoleAssignments = {
+        hostBlobs: dataRole(
+            "burst-functions-host-blobs",
+            hostStorageAccount.id,
+            STORAGE_BLOB_DATA_OWNER,
+            principalId,
+            "hybrid-burst functions: host storage (AzureWebJobsStorage): timer locks, host keys",
+        ),
+        hostTables: dataRole(
+            "burst-functions-host-tables",
+            hostStorageAccount.id,
+            STORAGE_TABLE_DATA_CONTRIBUTOR,
+            principalId,
+            "hybrid-burst functions: host storage (AzureWebJobsStorage): diagnostic events",
+        ),
+        state: dataRole(
+            "burst-functions-state",
+            stateContainer.id,
+            STORAGE_BLOB_DATA_CONTRIBUTOR,
+            principalId,
+            "hybrid-burst functions: the state documents (burst-state container only)",
+        ),
+        package: dataRole(
+            "burst-deploy-package",
+            packageContainer.id,
+            STORAGE_BLOB_DATA_CONTRIBUTOR,
+            deployIdentity.principalId,
+            "hybrid-burst deployment identity: the app package (app-package container only)",
+        ),
+    };
 
     let pollingRoleAssignment: authorization.RoleAssignment | undefined;
     if (cfg.allowAsyncOperationPolling) {
@@ -334,6 +409,7 @@ export function createStack(cfg: StackConfig): Stack {
     return {
         resourceGroup,
         storageAccount,
+        hostStorageAccount,
         stateContainer,
         packageContainer,
         stateUrl,
@@ -347,9 +423,10 @@ export function createStack(cfg: StackConfig): Stack {
         ftpPolicy,
         scmPolicy,
         principalId,
+        deployIdentity,
         scaleSetRole,
         scaleSetRoleAssignment,
-        storageRoleAssignment,
+        storageRoleAssignments,
         pollingRoleAssignment,
         budget,
     };

@@ -4,7 +4,9 @@
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
 
-import { BASE_CONFIG, SECRET_KEYS, type Built, runProgram } from "./harness";
+import { BASE_CONFIG, PRINCIPAL, SECRET_KEYS, UAMI_PRINCIPAL, type Built, type Recorded, runProgram } from "./harness";
+import { BUILT_IN_ROLES_USED, STORAGE_BLOB_DATA_CONTRIBUTOR, STORAGE_BLOB_DATA_OWNER, STORAGE_TABLE_DATA_CONTRIBUTOR } from "../src/roles";
+import { HOST_STORAGE_SETTING } from "../src/settings";
 
 let built: Built;
 before(async () => {
@@ -19,6 +21,7 @@ const ALLOWED_TYPES = new Set([
     "azure-native:network:Subnet",
     "azure-native:network:NetworkSecurityGroup",
     "azure-native:compute:VirtualMachineScaleSet",
+    "azure-native:managedidentity:UserAssignedIdentity",
     "azure-native:web:AppServicePlan",
     "azure-native:web:WebApp",
     "azure-native:web:WebAppFtpAllowed",
@@ -60,10 +63,8 @@ test("role assignments: a resource scope, a service principal, a role we created
     for (const r of built.resources.filter((x) => x.type === "azure-native:authorization:RoleAssignment")) {
         assert.match(r.inputs.scope, /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/.+/, `${r.name} is scoped to one resource`);
         assert.equal(r.inputs.principalType, "ServicePrincipal");
-        assert.ok(
-            createdRoles.has(r.inputs.roleDefinitionId) || /\/roleDefinitions\/b7e6dc6d-f1e8-4753-8033-0f276bb0955b$/.test(r.inputs.roleDefinitionId),
-            `${r.name} uses an expected role`,
-        );
+        const builtIn = /\/roleDefinitions\/([0-9a-f-]{36})$/.exec(r.inputs.roleDefinitionId)?.[1];
+        assert.ok(createdRoles.has(r.inputs.roleDefinitionId) || (builtIn !== undefined && builtIn in BUILT_IN_ROLES_USED), `${r.name} uses an expected role`);
     }
 });
 
@@ -159,5 +160,99 @@ test("every taggable resource carries the project tags", () => {
         if (!("location" in r.inputs)) continue; // tracked (taggable) resources have a location
         assert.equal(r.inputs.tags?.project, "hybrid-burst", `${r.type} ${r.name}`);
         assert.equal(r.inputs.tags?.["hybrid-burst-site"], "home", `${r.type} ${r.name}`);
+    }
+});
+
+// --- storage data rights: least privilege -------------------------------------------------
+// Resolved from what the program declares, not from names: the containers the app uses (the
+// deployment package from functionAppConfig, the state from BURST_STATE_URL), the host's
+// account (AzureWebJobsStorage__accountName), and who gets which data role where.
+
+const STORAGE_DATA_ROLES = new Set([STORAGE_BLOB_DATA_OWNER, STORAGE_BLOB_DATA_CONTRIBUTOR, STORAGE_TABLE_DATA_CONTRIBUTOR]);
+const roleGuid = (a: Recorded) => /\/roleDefinitions\/([^/]+)$/.exec(a.inputs.roleDefinitionId)?.[1] ?? "";
+const assignments = () => built.resources.filter((x) => x.type === "azure-native:authorization:RoleAssignment");
+const ofKind = (t: string) => built.resources.filter((x) => x.type === `azure-native:${t}`);
+/** scope is the resource itself or one of its ancestors (ARM scopes are path prefixes). */
+const covers = (scope: string, id: string) => id === scope || id.startsWith(scope.replace(/\/$/, "") + "/");
+
+function containerByUrl(url: string): Recorded {
+    const u = new URL(url);
+    const account = ofKind("storage:StorageAccount").find((a) => u.hostname === `${a.name.replace(/[^a-z0-9]/g, "")}abcd1234.blob.core.windows.net`);
+    assert.ok(account, `no declared storage account serves ${url}`);
+    const c = ofKind("storage:BlobContainer").find((x) => x.id.startsWith(account.id + "/") && x.inputs.containerName === u.pathname.slice(1));
+    assert.ok(c, `no declared container behind ${url}`);
+    return c;
+}
+const app = () => ofKind("web:WebApp")[0]!;
+const setting = (name: string) => (app().inputs.siteConfig.appSettings as { name: string; value: string }[]).find((s) => s.name === name)?.value;
+const packageContainer = () => containerByUrl(app().inputs.functionAppConfig.deployment.storage.value);
+const stateContainer = () => containerByUrl(setting("BURST_STATE_URL")!);
+const hostAccount = () => {
+    const a = ofKind("storage:StorageAccount").find((x) => `${x.name.replace(/[^a-z0-9]/g, "")}abcd1234` === setting(HOST_STORAGE_SETTING));
+    assert.ok(a, "AzureWebJobsStorage__accountName names a declared account");
+    return a;
+};
+const deployIdentity = () => {
+    const auth = app().inputs.functionAppConfig.deployment.storage.authentication;
+    assert.equal(auth.type, "UserAssignedIdentity", "the package is read/written with its own identity");
+    const id = ofKind("managedidentity:UserAssignedIdentity").find((x) => x.id === auth.userAssignedIdentityResourceId);
+    assert.ok(id, "the deployment identity is declared");
+    return id;
+};
+
+test("storage: the function's own identity has no data right that reaches the deployment package", () => {
+    const pkg = packageContainer().id;
+    const customDataRoles = new Set(
+        built.resources
+            .filter((x) => x.type === "azure-native:authorization:RoleDefinition")
+            .filter((x) => (x.inputs.permissions as { dataActions?: string[] }[]).some((p) => (p.dataActions ?? []).length > 0))
+            .map((x) => x.id),
+    );
+    for (const a of assignments()) {
+        if (a.inputs.principalId !== PRINCIPAL || !covers(a.inputs.scope, pkg)) continue;
+        assert.ok(
+            !STORAGE_DATA_ROLES.has(roleGuid(a)) && !customDataRoles.has(a.inputs.roleDefinitionId),
+            `${a.name}: ${a.inputs.roleDefinitionId} at ${a.inputs.scope} lets the function write its own package`,
+        );
+    }
+});
+
+test("storage: the deployment identity can reach the package container and nothing else", () => {
+    const id = deployIdentity();
+    const pkg = packageContainer();
+    // The mocks give every user-assigned identity this principal id (the real one is Azure's).
+    const mine = assignments().filter((a) => a.inputs.principalId === UAMI_PRINCIPAL);
+    assert.deepEqual(
+        mine.map((a) => [a.inputs.scope, roleGuid(a)]),
+        [[pkg.id, STORAGE_BLOB_DATA_CONTRIBUTOR]],
+        `${id.name}: exactly Blob Data Contributor on the package container`,
+    );
+});
+
+test("storage: the state documents, read and written by the function, on their container only", () => {
+    const state = stateContainer();
+    const onState = assignments().filter((a) => a.inputs.principalId === PRINCIPAL && STORAGE_DATA_ROLES.has(roleGuid(a)) && covers(a.inputs.scope, state.id));
+    assert.deepEqual(onState.map((a) => [a.inputs.scope, roleGuid(a)]), [[state.id, STORAGE_BLOB_DATA_CONTRIBUTOR]]);
+});
+
+test("storage: the host's account gets what Microsoft's host-storage guidance asks for, and holds nothing else", () => {
+    const host = hostAccount();
+    assert.notEqual(host.id, containerByUrl(setting("BURST_STATE_URL")!).id.split("/blobServices/")[0], "host storage is not the state/package account");
+    assert.deepEqual(ofKind("storage:BlobContainer").filter((c) => c.id.startsWith(host.id + "/")), [], "no containers of ours in the host's account");
+    const onHost = assignments().filter((a) => a.inputs.principalId === PRINCIPAL && a.inputs.scope === host.id).map(roleGuid).sort();
+    // Blob Data Owner: timer locks, host keys, container creation; Table Data Contributor: diagnostic events.
+    assert.deepEqual(onHost, [STORAGE_BLOB_DATA_OWNER, STORAGE_TABLE_DATA_CONTRIBUTOR].sort());
+});
+
+test("storage: data roles only on a container, or on an account that holds none of our containers", () => {
+    const containers = ofKind("storage:BlobContainer");
+    for (const a of assignments().filter((x) => STORAGE_DATA_ROLES.has(roleGuid(x)))) {
+        const isContainer = containers.some((c) => c.id === a.inputs.scope);
+        const account = ofKind("storage:StorageAccount").find((s) => s.id === a.inputs.scope);
+        assert.ok(isContainer || account, `${a.name}: scope ${a.inputs.scope} is neither a container nor a storage account`);
+        if (account) {
+            assert.deepEqual(containers.filter((c) => c.id.startsWith(account.id + "/")).map((c) => c.name), [], `${a.name}: account-wide data role on an account holding containers`);
+        }
+        if (roleGuid(a) === STORAGE_BLOB_DATA_OWNER) assert.ok(account, `${a.name}: Blob Data Owner only for the host's own account`);
     }
 });

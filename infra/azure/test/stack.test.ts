@@ -4,9 +4,16 @@ import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as yaml from "js-yaml";
 
-import { BASE_CONFIG, ED25519_PEM, PRINCIPAL, SUBSCRIPTION, type Built, type Recorded, runProgram } from "./harness";
-import { FLEX_FORBIDDEN_SETTINGS, HOST_STORAGE_SETTING, SETTINGS, isDerived } from "../src/settings";
-import { SCALE_SET_ACTIONS, STORAGE_BLOB_DATA_OWNER, stableGuid } from "../src/roles";
+import { BASE_CONFIG, ED25519_PEM, PRINCIPAL, SUBSCRIPTION, UAMI_PRINCIPAL, type Built, type Recorded, invocations, runProgram } from "./harness";
+import { FLEX_FORBIDDEN_SETTINGS, FLEX_UNSUPPORTED_SITE_CONFIG, HOST_STORAGE_SETTING, SETTINGS, isDerived } from "../src/settings";
+import {
+    SCALE_SET_ACTIONS,
+    STORAGE_BLOB_DATA_CONTRIBUTOR,
+    STORAGE_BLOB_DATA_OWNER,
+    STORAGE_TABLE_DATA_CONTRIBUTOR,
+    stableGuid,
+} from "../src/roles";
+import { SCALE_SET_NAME } from "../src/capacity";
 
 let built: Built;
 const ofType = (t: string): Recorded[] => built.resources.filter((r) => r.type === `azure-native:${t}`);
@@ -34,17 +41,25 @@ describe("resource group", () => {
 });
 
 describe("storage", () => {
-    test("StorageV2, HTTPS only, TLS 1.2, no public blob access, no shared keys", () => {
-        const sa = one("storage:StorageAccount").inputs;
-        assert.equal(sa.kind, "StorageV2");
-        assert.equal(sa.enableHttpsTrafficOnly, true);
-        assert.equal(sa.minimumTlsVersion, "TLS1_2");
-        assert.equal(sa.allowBlobPublicAccess, false);
-        assert.equal(sa.allowSharedKeyAccess, false);
-        assert.equal(sa.defaultToOAuthAuthentication, true);
+    test("two accounts, both StorageV2, HTTPS only, TLS 1.2, no public blob access, no shared keys", () => {
+        assert.deepEqual(ofType("storage:StorageAccount").map((r) => r.name).sort(), ["bursthost", "burststate"]);
+        for (const { inputs: sa } of ofType("storage:StorageAccount")) {
+            assert.equal(sa.kind, "StorageV2");
+            assert.equal(sa.enableHttpsTrafficOnly, true);
+            assert.equal(sa.minimumTlsVersion, "TLS1_2");
+            assert.equal(sa.allowBlobPublicAccess, false);
+            assert.equal(sa.allowSharedKeyAccess, false);
+            assert.equal(sa.defaultToOAuthAuthentication, true);
+        }
+    });
+    test("the host's storage (AzureWebJobsStorage) is its own account, holding none of our containers", () => {
+        const host = one("storage:StorageAccount", "bursthost");
+        assert.equal(appSettings().get(HOST_STORAGE_SETTING), "bursthostabcd1234");
+        assert.equal(built.exports.hostStorageAccountName, "bursthostabcd1234");
+        assert.deepEqual(ofType("storage:BlobContainer").filter((c) => c.id.startsWith(host.id + "/")), []);
     });
     test("a private container for state, and BURST_STATE_URL is its URL", () => {
-        const sa = one("storage:StorageAccount");
+        const sa = one("storage:StorageAccount", "burststate");
         const state = one("storage:BlobContainer", "state");
         assert.equal(state.inputs.publicAccess, "None");
         assert.equal(state.inputs.containerName, "burst-state");
@@ -70,11 +85,10 @@ describe("function app", () => {
         assert.equal(app.functionAppConfig.runtime.name, "custom");
         assert.equal(app.functionAppConfig.runtime.version, "1.0");
     });
-    test("system-assigned identity, HTTPS only, TLS 1.2, FTPS off", () => {
+    test("system-assigned identity plus the deployment identity, HTTPS only, TLS 1.2", () => {
         const app = one("web:WebApp").inputs;
-        assert.deepEqual(app.identity, { type: "SystemAssigned" });
+        assert.deepEqual(app.identity, { type: "SystemAssigned, UserAssigned", userAssignedIdentities: [one("managedidentity:UserAssignedIdentity").id] });
         assert.equal(app.httpsOnly, true);
-        assert.equal(app.siteConfig.ftpsState, "Disabled");
         assert.equal(app.siteConfig.minTlsVersion, "1.2");
         assert.equal(app.siteConfig.scmMinTlsVersion, "1.2");
         assert.equal(built.exports.functionPrincipalId, PRINCIPAL);
@@ -85,12 +99,18 @@ describe("function app", () => {
         assert.equal(one("web:WebAppFtpAllowed").inputs.name, "burst-functions");
         assert.equal(one("web:WebAppScmAllowed").inputs.name, "burst-functions");
     });
-    test("the app package comes from a private container, read with the app's identity", () => {
+    test("site properties Flex Consumption does not support are absent (ftpsState, ...)", () => {
+        const siteConfig = one("web:WebApp").inputs.siteConfig as Record<string, unknown>;
+        for (const k of FLEX_UNSUPPORTED_SITE_CONFIG) assert.ok(!(k in siteConfig), `siteConfig.${k} must not be set on Flex Consumption`);
+        assert.ok(FLEX_UNSUPPORTED_SITE_CONFIG.includes("ftpsState"));
+    });
+    test("the app package comes from a private container, read with the deployment identity", () => {
         const dep = one("web:WebApp").inputs.functionAppConfig.deployment.storage;
         assert.equal(dep.type, "blobContainer");
         assert.equal(dep.value, "https://burststateabcd1234.blob.core.windows.net/app-package");
-        assert.deepEqual(dep.authentication, { type: "SystemAssignedIdentity" });
+        assert.deepEqual(dep.authentication, { type: "UserAssignedIdentity", userAssignedIdentityResourceId: one("managedidentity:UserAssignedIdentity").id });
         assert.equal(one("storage:BlobContainer", "app-package").inputs.publicAccess, "None");
+        assert.equal(built.exports.deployIdentityPrincipalId, UAMI_PRINCIPAL);
     });
     test("every setting in the table is present, wired from its config key", () => {
         const got = appSettings();
@@ -102,7 +122,7 @@ describe("function app", () => {
             if (!isDerived(s)) assert.equal(got.get(s.env), cfg(s.key) ?? s.default, `${s.env} comes from config ${s.key}`);
         }
         assert.equal(got.get("BURST_ARM_SCALE_SET_ID"), one("compute:VirtualMachineScaleSet").id);
-        assert.equal(got.get(HOST_STORAGE_SETTING), "burststateabcd1234");
+        assert.equal(got.get(HOST_STORAGE_SETTING), "bursthostabcd1234");
         // Nothing else sneaks in.
         assert.deepEqual([...got.keys()].sort(), [...expected.map((s) => s.env), HOST_STORAGE_SETTING].sort());
     });
@@ -140,12 +160,29 @@ describe("network", () => {
 
 describe("Spot scale set", () => {
     const vmss = () => one("compute:VirtualMachineScaleSet");
-    test("Standard_D2s_v3, capacity 0, Pulumi leaves capacity alone afterwards", () => {
+    test("Standard_D2s_v3, no overprovisioning", () => {
         assert.equal(vmss().inputs.sku.name, "Standard_D2s_v3");
-        assert.equal(vmss().inputs.sku.capacity, 0);
-        const opts = built.options.get("azure-native:compute:VirtualMachineScaleSet::burst-nodes");
-        assert.deepEqual(opts?.ignoreChanges, ["sku.capacity"]);
         assert.equal(vmss().inputs.overprovision, false);
+    });
+    test("capacity: read live from Azure before declaring; a new scale set starts at 0", () => {
+        // The program asked Azure for the scale set (by its fixed name, in the resource group)...
+        const reads = invocations.filter((i) => i.token === "azure-native:compute:getVirtualMachineScaleSet");
+        assert.deepEqual(reads.map((i) => i.args), [{ resourceGroupName: one("resources:ResourceGroup").name, vmScaleSetName: SCALE_SET_NAME }]);
+        assert.equal(vmss().inputs.vmScaleSetName, SCALE_SET_NAME);
+        // ...found none (the mocks answer 404), so it is created with capacity 0.
+        assert.equal(vmss().inputs.sku.capacity, 0);
+    });
+    test("capacity: no stale value can come from Pulumi's state (no ignoreChanges on it)", () => {
+        // ignoreChanges would make Pulumi re-send the capacity it stored at creation on every
+        // update of another property: the bug this replaces (test/capacityGuard.test.ts covers
+        // a running burst).
+        const opts = built.options.get("azure-native:compute:VirtualMachineScaleSet::burst-nodes");
+        assert.ok(!(opts?.ignoreChanges ?? []).some((p) => p === "sku" || p.startsWith("sku.")), `ignoreChanges: ${opts?.ignoreChanges}`);
+        assert.equal(opts?.deleteBeforeReplace, true, "fixed name: replace = delete, then create");
+    });
+    test("no accelerated networking on the default 2-vCPU size (Azure rejects it there)", () => {
+        const nic = vmss().inputs.virtualMachineProfile.networkProfile.networkInterfaceConfigurations[0];
+        assert.equal(nic.enableAcceleratedNetworking, false);
     });
     test("Spot, eviction Delete, max price 0.05 (= BURST_PRICE_PER_NODE_HOUR)", () => {
         const p = vmss().inputs.virtualMachineProfile;
@@ -214,11 +251,19 @@ describe("least-privilege role", () => {
         assert.equal(a.principalId, PRINCIPAL);
         assert.equal(a.principalType, "ServicePrincipal");
     });
-    test("storage data access is scoped to the storage account", () => {
-        const a = one("authorization:RoleAssignment", "burst-functions-storage").inputs;
-        assert.equal(a.scope, one("storage:StorageAccount").id);
-        assert.equal(a.roleDefinitionId, `/subscriptions/${SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/${STORAGE_BLOB_DATA_OWNER}`);
-        assert.equal(a.principalId, PRINCIPAL);
+    test("storage data rights: host account, state container, package container, each to its identity", () => {
+        const role = (guid: string) => `/subscriptions/${SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/${guid}`;
+        const host = one("storage:StorageAccount", "bursthost").id;
+        const expected: Record<string, [string, string, string]> = {
+            "burst-functions-host-blobs": [host, role(STORAGE_BLOB_DATA_OWNER), PRINCIPAL],
+            "burst-functions-host-tables": [host, role(STORAGE_TABLE_DATA_CONTRIBUTOR), PRINCIPAL],
+            "burst-functions-state": [one("storage:BlobContainer", "state").id, role(STORAGE_BLOB_DATA_CONTRIBUTOR), PRINCIPAL],
+            "burst-deploy-package": [one("storage:BlobContainer", "app-package").id, role(STORAGE_BLOB_DATA_CONTRIBUTOR), UAMI_PRINCIPAL],
+        };
+        for (const [name, [scope, roleId, principal]] of Object.entries(expected)) {
+            const a = one("authorization:RoleAssignment", name).inputs;
+            assert.deepEqual([a.scope, a.roleDefinitionId, a.principalId, a.principalType], [scope, roleId, principal, "ServicePrincipal"], name);
+        }
     });
     test("role definition and assignments have stable GUID names", () => {
         const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -233,7 +278,8 @@ describe("least-privilege role", () => {
         assert.notEqual(stableGuid("a", "bc"), stableGuid("ab", "c"));
     });
     test("no operation-polling role unless asked for", () => {
-        assert.equal(ofType("authorization:RoleAssignment").length, 2);
+        assert.equal(ofType("authorization:RoleAssignment").length, 5);
+        assert.equal(ofType("authorization:RoleDefinition").length, 1);
     });
 });
 

@@ -18,6 +18,8 @@ before(async () => {
         "hybrid-burst:monthlyBudgetUsd": "35",
         "hybrid-burst:pricePerNodeHour": "0.04",
         "hybrid-burst:probeSchedule": "0 * * * * *",
+        "hybrid-burst:vmSize": "Standard_D4s_v3",
+        "hybrid-burst:functionMaxInstances": "100",
     };
     for (const k of ["tailscaleApiKey", "homeKubeToken", "cloudKubeToken", "nodeJoinScript", "agentEd25519PublicKey"]) delete c[`hybrid-burst:${k}`];
     c["hybrid-burst:agentHs256Secret"] = HS256;
@@ -70,4 +72,11 @@ test("without a join script the node still joins the tailnet", () => {
     const paths = doc.write_files.map((f) => f.path);
     assert.ok(!paths.includes("/etc/hybrid-burst/join.sh"));
     assert.ok(paths.includes("/etc/hybrid-burst/tailscale-authkey"));
+});
+
+test("a 4-vCPU size gets accelerated networking; the Flex instance cap follows config", () => {
+    const vmss = all("compute:VirtualMachineScaleSet")[0]!.inputs;
+    assert.equal(vmss.sku.name, "Standard_D4s_v3");
+    assert.equal(vmss.virtualMachineProfile.networkProfile.networkInterfaceConfigurations[0].enableAcceleratedNetworking, true);
+    assert.equal(all("web:WebApp")[0]!.inputs.functionAppConfig.scaleAndConcurrency.maximumInstanceCount, 100);
 });
