@@ -222,7 +222,7 @@ async fn execute(deps: &Deps, action: &Action) -> Outcome {
         Action::SetCapacity { capacity, reason } => {
             let result = match &deps.scaler {
                 Some(s) => s.set_capacity(*capacity).await,
-                None => ScaleResult::Failed {
+                None => ScaleResult::NotApplicable {
                     detail: "no scale set configured (BURST_ARM_SCALE_SET_ID)".into(),
                 },
             };

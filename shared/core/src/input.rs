@@ -192,6 +192,8 @@ pub enum ScaleResult {
     ReadFailed { detail: String },
     /// Any other failure.
     Failed { detail: String },
+    /// No scale set is configured: nothing to write. Not retried until a probe sees one.
+    NotApplicable { detail: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -175,6 +175,7 @@ fn observe(state: &mut SiteState, input: &Input, now: Timestamp, policy: &Policy
         Input::Probe(p) => {
             signals::apply_probe(&mut state.signals, p, now, policy);
             if let ScaleSetProbe::Seen { capacity, running } = p.scale_set {
+                state.capacity.not_applicable = None;
                 crate::ahead::note_running(&mut state.capacity.boot, running, now);
                 note_scale_set(state, capacity, now, policy);
             }
@@ -316,6 +317,18 @@ fn scale_outcome(
                 format!("scale to {requested}: not written"),
                 format!("the current capacity could not be read ({detail}); never write blind"),
                 true,
+            )
+        }
+        ScaleResult::NotApplicable { detail } => {
+            let first = cap.not_applicable.is_none();
+            cap.not_applicable = Some(detail.clone());
+            if !first {
+                return;
+            }
+            (
+                format!("scale to {requested}: not applicable"),
+                format!("{detail}; no capacity is written until a scale set is seen"),
+                false,
             )
         }
         ScaleResult::Failed { detail } => {
@@ -665,7 +678,8 @@ fn plan_capacity(
     let cap = &state.capacity;
     let in_sync = cap.current == Some(cap.desired);
     let waiting = cap.retry_at.is_some_and(|t| now < t);
-    if in_sync || waiting || busy(state.in_flight.scale, now, policy.action_timeout_s) {
+    let none = cap.not_applicable.is_some();
+    if in_sync || waiting || none || busy(state.in_flight.scale, now, policy.action_timeout_s) {
         return None;
     }
     state.in_flight.scale = Some(now);

@@ -354,6 +354,9 @@ pub struct CapacityState {
     /// What the scale set's boot times have been (write → instances running).
     #[serde(default)]
     pub boot: BootTimes,
+    /// No scale set is configured (shown in the status); cleared when a probe sees one.
+    #[serde(default)]
+    pub not_applicable: Option<String>,
 }
 
 /// Measured boot times of the scale set: the last few samples and the write being timed.

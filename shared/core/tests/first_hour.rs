@@ -230,3 +230,44 @@ fn the_grace_counts_from_the_event_time_of_a_late_delivery() {
     let out = step(s, &Input::Tick, at(120), &p);
     assert_eq!(out.state.mode, Mode::Outage);
 }
+
+#[test]
+fn no_scale_set_is_not_applicable_not_a_failure_every_minute() {
+    let p = Policy::default();
+    let s = SiteState::new("home", T0);
+    let out = step(s, &ups("lb", "LOWBATT", "OB LB", at(0)), at(0), &p);
+    let asked: Vec<u32> = out
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::SetCapacity { capacity, .. } => Some(*capacity),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked.len(), 1);
+    let o = Outcome::Scale {
+        requested: asked[0],
+        result: ScaleResult::NotApplicable {
+            detail: "no scale set configured".into(),
+        },
+    };
+    let mut s = step(out.state, &Input::Outcome(o), at(1), &p).state;
+    assert!(s.capacity.not_applicable.is_some());
+    assert!(
+        !s.posts
+            .iter()
+            .any(|p| p.title.contains("Scaling the cloud failed")),
+        "{:?}",
+        s.posts
+    );
+    for t in (30..=600).step_by(30) {
+        let out = step(s, &unconfigured_probe(), at(t), &p);
+        assert!(
+            !out.actions
+                .iter()
+                .any(|a| matches!(a, Action::SetCapacity { .. })),
+            "no write retried at {t} s"
+        );
+        s = out.state;
+    }
+}
