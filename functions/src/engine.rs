@@ -38,6 +38,9 @@ pub struct Applied {
     /// The input was seen before (same event id / hash): nothing changed.
     pub duplicate: bool,
     pub actions: Vec<Action>,
+    /// Durable saves this invocation made (the intent, then all outcomes at once: ≤ 2
+    /// unless a concurrent writer forced a retry).
+    pub saves: usize,
 }
 
 /// A replay key to remember (the JWT id) until the token's expiry.
@@ -70,6 +73,7 @@ async fn load(
 struct Stepped {
     state: Arc<SiteState>,
     actions: Vec<Action>,
+    saved: bool,
 }
 
 /// Runs one step under CAS: `f` gets the freshly loaded state (and may refuse) and says
@@ -89,6 +93,7 @@ async fn transact(
             return Ok(Stepped {
                 state: Arc::new(out.state),
                 actions: out.actions,
+                saved: false,
             });
         }
         match deps
@@ -103,6 +108,7 @@ async fn transact(
                 return Ok(Stepped {
                     state,
                     actions: out.actions,
+                    saved: true,
                 });
             }
             Err(StoreError::Conflict) => {
@@ -167,30 +173,57 @@ pub async fn apply(
         Ok((out, changed))
     })
     .await?;
+    let mut saves = usize::from(out.saved);
     let mut state = out.state;
     let mut all_actions = out.actions.clone();
     let mut actions = out.actions;
+    // The intent (the state that issued the actions) is saved; the outcomes and whatever
+    // follows from them are worked out in memory and saved once at the end.
+    let mut working = (*state).clone();
+    let mut outcomes: Vec<Input> = Vec::new();
     for _ in 0..MAX_ROUNDS {
         if actions.is_empty() {
             break;
         }
-        let outcomes = execute_all(deps, &actions).await;
+        let results = execute_all(deps, &actions).await;
         actions = Vec::new();
-        for outcome in outcomes {
+        for outcome in results {
             let input = Input::Outcome(outcome);
-            let out = transact(deps, site, |s, now| {
-                Ok((step(s, &input, now, &policy), true))
-            })
-            .await?;
-            actions.extend(out.actions.iter().cloned());
-            state = out.state;
+            let out = step(working, &input, deps.now(), &policy);
+            working = out.state;
+            actions.extend(out.actions);
+            outcomes.push(input);
         }
         all_actions.extend(actions.iter().cloned());
     }
+    if !outcomes.is_empty() {
+        // One compare-and-swap for every outcome, folded in order onto the freshest state: a
+        // lost race re-folds them onto what the other writer saved.
+        let out = transact(deps, site, |s, now| {
+            let mut st = s;
+            let mut next_wake = None;
+            for input in &outcomes {
+                let o = step(st, input, now, &policy);
+                st = o.state;
+                next_wake = o.next_wake;
+            }
+            let folded = Step {
+                state: st,
+                actions: Vec::new(),
+                next_wake,
+            };
+            Ok((folded, true))
+        })
+        .await?;
+        saves += usize::from(out.saved);
+        state = out.state;
+    }
+    tracing::debug!(site, saves, actions = all_actions.len(), "invocation done");
     Ok(Applied {
         state,
         duplicate,
         actions: all_actions,
+        saves,
     })
 }
 

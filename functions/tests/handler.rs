@@ -615,3 +615,29 @@ async fn extreme_token_times_get_401_json_not_a_dropped_connection() {
     }
     assert!(h.alive());
 }
+
+#[tokio::test]
+async fn an_invocation_saves_its_intent_and_then_all_outcomes_at_once() {
+    let mut h = Handler::start(&[]);
+    // LOWBATT: outage at once → a capacity write, a migration and a message, then follow-ups.
+    let (status, v) = post_signed(
+        &h,
+        "/api/ups",
+        &json!({"id": uuid::Uuid::new_v4().to_string(), "at": chrono::Utc::now().to_rfc3339(),
+            "ups": "ups@home", "type": "LOWBATT", "status": "OB LB"}),
+    )
+    .await;
+    assert_eq!((status, v["mode"].as_str()), (200, Some("outage")), "{v}");
+    let logs = h.logs();
+    let done: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == "invocation done")
+        .collect();
+    assert_eq!(done.len(), 1, "{logs}");
+    let actions = done[0]["fields"]["actions"].as_u64().unwrap();
+    assert!(actions >= 3, "scale, migrate and notify at least: {logs}");
+    // Before: one save per outcome (1 + actions); now the intent and one fold.
+    assert_eq!(done[0]["fields"]["saves"], 2, "{logs}");
+    assert!(h.alive());
+}
