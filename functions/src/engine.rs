@@ -9,7 +9,7 @@ use burst_core::{
     Action, Direction, Input, MigrateResult, Mode, NotifyResult, Outcome, ScaleResult, SiteState,
     Step, Timestamp, dedupe, remember_token, step,
 };
-use burst_ports::StoreError;
+use burst_ports::{Loaded, StoreError};
 use std::sync::Arc;
 
 /// Attempts at one compare-and-swap before giving up (each attempt reloads).
@@ -55,6 +55,20 @@ async fn load(
     site: &str,
     now: Timestamp,
 ) -> Result<(SiteState, Option<String>), EngineError> {
+    // With a parsed copy at hand, ask the store only for a newer version (a blob GET with
+    // If-None-Match answers 304 without the document).
+    if let Some((tag, state)) = deps.parsed.latest(site) {
+        match deps.store.load_if_changed(site, &tag).await? {
+            Loaded::Unchanged => return Ok((SiteState::clone(&state), Some(tag))),
+            Loaded::Absent => return Ok((SiteState::new(site, now), None)),
+            Loaded::Changed(v) => {
+                let state = SiteState::from_json(&v.bytes)
+                    .map_err(|e| EngineError::Corrupt(e.to_string()))?;
+                deps.parsed.put(site, &v.etag, Arc::new(state.clone()));
+                return Ok((state, Some(v.etag)));
+            }
+        }
+    }
     match deps.store.load(site).await? {
         None => Ok((SiteState::new(site, now), None)),
         Some(v) => {

@@ -25,6 +25,12 @@ impl StateCache {
         }
     }
 
+    /// The last known version of `site` and its state, if any.
+    pub fn latest(&self, site: &str) -> Option<(String, Arc<SiteState>)> {
+        let sites = self.sites.lock().ok()?;
+        sites.get(site).map(|(t, s)| (t.clone(), s.clone()))
+    }
+
     /// Remembers `state` as version `tag` of `site`.
     pub fn put(&self, site: &str, tag: &str, state: Arc<SiteState>) {
         let Ok(mut sites) = self.sites.lock() else {

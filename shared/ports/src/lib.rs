@@ -71,11 +71,29 @@ pub enum StoreError {
     Refused(String),
 }
 
+/// What a conditional load found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Loaded {
+    /// Still the version the caller holds: nothing was downloaded.
+    Unchanged,
+    Absent,
+    Changed(Versioned),
+}
+
 /// Per-site state documents with compare-and-swap.
 #[async_trait]
 pub trait StateStore: Send + Sync {
     /// The document for `site`, or `None` if it does not exist yet.
     async fn load(&self, site: &str) -> Result<Option<Versioned>, StoreError>;
+    /// Like `load`, but a store that can ask "only if not `known`" (HTTP `If-None-Match`)
+    /// skips the download when the caller's version is current.
+    async fn load_if_changed(&self, site: &str, known: &str) -> Result<Loaded, StoreError> {
+        Ok(match self.load(site).await? {
+            None => Loaded::Absent,
+            Some(v) if v.etag == known => Loaded::Unchanged,
+            Some(v) => Loaded::Changed(v),
+        })
+    }
     /// Writes the document if its version is still `expected` (`None` = create only if absent).
     /// Returns the new version tag.
     async fn save(

@@ -24,7 +24,7 @@ use azure_core::http::{Etag, RequestContent, RetryOptions, StatusCode};
 use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
 use azure_storage_blob::models::{BlobClientDownloadOptions, BlockBlobClientUploadOptions};
 use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
-use burst_ports::{StateStore, StoreError, Versioned};
+use burst_ports::{Loaded, StateStore, StoreError, Versioned};
 use url::Url;
 
 use crate::config::ConfigError;
@@ -77,6 +77,40 @@ impl fmt::Debug for BlobStore {
 }
 
 impl BlobStore {
+    /// GET of the document; with `known`, `If-None-Match` (a 304 downloads nothing).
+    async fn download(&self, site: &str, known: Option<&str>) -> Result<Loaded, StoreError> {
+        let name = document_name(site)?;
+        let blob = self.container.blob_client(&name);
+        let what = format!("load of {name} from {}", self.display);
+        self.bounded(&what, async {
+            let options = BlobClientDownloadOptions {
+                parallel: NonZero::new(1),
+                if_none_match: known.map(|k| Etag::from(k.to_string())),
+                ..Default::default()
+            };
+            let response = match blob.download(Some(options)).await {
+                Ok(r) => r,
+                Err(e) if is_blob_not_found(&e) => return Ok(Loaded::Absent),
+                Err(e) if is_not_modified(&e) => return Ok(Loaded::Unchanged),
+                Err(e) => return Err(self.classify(Op::Load, site, &e)),
+            };
+            let etag = response.properties.etag.map(|t| t.to_string());
+            let bytes = response
+                .body
+                .collect()
+                .await
+                .map_err(|e| self.classify(Op::Load, site, &e))?;
+            let etag = etag.ok_or_else(|| {
+                StoreError::Unavailable(format!("{what}: the response had no ETag"))
+            })?;
+            Ok(Loaded::Changed(Versioned {
+                bytes: bytes.to_vec(),
+                etag,
+            }))
+        })
+        .await
+    }
+
     /// A store on `container` (a container URL without query) with the given authentication.
     pub fn new(container: Url, auth: &BlobAuth, timeout: Duration) -> Result<Self, ConfigError> {
         match auth {
@@ -155,34 +189,14 @@ impl BlobStore {
 #[async_trait]
 impl StateStore for BlobStore {
     async fn load(&self, site: &str) -> Result<Option<Versioned>, StoreError> {
-        let name = document_name(site)?;
-        let blob = self.container.blob_client(&name);
-        let what = format!("load of {name} from {}", self.display);
-        self.bounded(&what, async {
-            let options = BlobClientDownloadOptions {
-                parallel: NonZero::new(1),
-                ..Default::default()
-            };
-            let response = match blob.download(Some(options)).await {
-                Ok(r) => r,
-                Err(e) if is_blob_not_found(&e) => return Ok(None),
-                Err(e) => return Err(self.classify(Op::Load, site, &e)),
-            };
-            let etag = response.properties.etag.map(|t| t.to_string());
-            let bytes = response
-                .body
-                .collect()
-                .await
-                .map_err(|e| self.classify(Op::Load, site, &e))?;
-            let etag = etag.ok_or_else(|| {
-                StoreError::Unavailable(format!("{what}: the response had no ETag"))
-            })?;
-            Ok(Some(Versioned {
-                bytes: bytes.to_vec(),
-                etag,
-            }))
+        Ok(match self.download(site, None).await? {
+            Loaded::Changed(v) => Some(v),
+            Loaded::Absent | Loaded::Unchanged => None,
         })
-        .await
+    }
+
+    async fn load_if_changed(&self, site: &str, known: &str) -> Result<Loaded, StoreError> {
+        self.download(site, Some(known)).await
     }
 
     async fn save(
@@ -248,6 +262,16 @@ fn invalid_url(e: &azure_core::Error, secret: Option<&str>) -> ConfigError {
 enum Op {
     Load,
     Save,
+}
+
+fn is_not_modified(e: &azure_core::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::HttpResponse {
+            status: StatusCode::NotModified,
+            ..
+        }
+    )
 }
 
 fn is_blob_not_found(e: &azure_core::Error) -> bool {

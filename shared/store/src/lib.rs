@@ -28,7 +28,7 @@ mod site;
 pub mod sim;
 
 pub use blob::{BlobAuth, BlobStore, DEFAULT_TIMEOUT};
-pub use burst_ports::{StateStore, StoreError, Versioned};
+pub use burst_ports::{Loaded, StateStore, StoreError, Versioned};
 pub use config::{
     AZURE_CLIENT_ID, ConfigError, STATE_TIMEOUT_MS, STATE_URL, StoreConfig, from_settings,
 };

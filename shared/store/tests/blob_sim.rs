@@ -30,7 +30,8 @@ async fn sim_with_store(timeout_ms: u64) -> (BlobSim, Arc<dyn StateStore>) {
 async fn cas_basics() {
     let (_sim, store) = sim_with_store(5000).await;
     support::cas_basics(store.clone(), "home").await;
-    support::rejects_bad_sites(store).await;
+    support::rejects_bad_sites(store.clone()).await;
+    support::conditional_loads(store, "cond").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -48,7 +48,15 @@ async fn azurite_cas_basics() {
     };
     let store = store_on(&azurite, "state").await;
     support::cas_basics(store.clone(), "home").await;
-    support::rejects_bad_sites(store).await;
+    support::rejects_bad_sites(store.clone()).await;
+    support::conditional_loads(store, "cond").await;
+    // The unchanged load was a GET answered 304 (no document sent).
+    let log = azurite.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"GET /devstoreaccount1/state/cond") && l.contains("\" 304 ")),
+        "{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -21,6 +21,7 @@ fn store_in(dir: &Path) -> Arc<dyn StateStore> {
 async fn cas_basics() {
     let dir = tempfile::tempdir().unwrap();
     support::cas_basics(store_in(dir.path()), "home").await;
+    support::conditional_loads(store_in(dir.path()), "cond").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -437,6 +437,17 @@ fn get_blob(state: &Inner, container: &str, name: &str, headers: &HeaderMap) -> 
     {
         return condition_not_met();
     }
+    // A read with If-None-Match naming the current version: 304 and no body, as Azure does.
+    if let Some(known) = header(headers, "if-none-match")
+        && (known == "*" || unquote(known) == unquote(&blob.etag))
+    {
+        return Reply {
+            status: StatusCode::NOT_MODIFIED,
+            code: None,
+            headers: vec![("etag", blob.etag.clone()), ("last-modified", http_date())],
+            body: Vec::new(),
+        };
+    }
     let total = blob.bytes.len();
     let mut reply_headers = vec![
         ("etag", blob.etag.clone()),

@@ -211,3 +211,26 @@ pub async fn rejects_bad_sites_offline(store: Arc<dyn StateStore>) {
         Err(StoreError::Refused(_))
     ));
 }
+
+/// A conditional load names the version it holds: unchanged → nothing downloaded; a newer
+/// version → the document; no document → absent.
+pub async fn conditional_loads(store: Arc<dyn StateStore>, site: &str) {
+    use burst_store::Loaded;
+    let first = store.save(site, br#"{"v":1}"#, None).await.unwrap();
+    assert_eq!(
+        store.load_if_changed(site, &first).await.unwrap(),
+        Loaded::Unchanged
+    );
+    let second = store.save(site, br#"{"v":2}"#, Some(&first)).await.unwrap();
+    match store.load_if_changed(site, &first).await.unwrap() {
+        Loaded::Changed(v) => {
+            assert_eq!(v.etag, second);
+            assert_eq!(v.bytes, br#"{"v":2}"#);
+        }
+        other => panic!("expected the new version, got {other:?}"),
+    }
+    assert_eq!(
+        store.load_if_changed("nobody", &second).await.unwrap(),
+        Loaded::Absent
+    );
+}
