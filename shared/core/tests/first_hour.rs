@@ -5,28 +5,12 @@
 use burst_core::assess::{assess, holds};
 use burst_core::state::Side;
 use burst_core::{
-    Action, ApiProbe, DevicesProbe, Heartbeat, Input, MigrateResult, Mode, NodeCount, NotifyType,
-    Outcome, Policy, ProbeReport, ScaleResult, ScaleSetProbe, SiteState, Tier, Timestamp, UpsEvent,
-    UpsStatus, step,
+    Action, ApiProbe, DevicesProbe, Heartbeat, Input, MigrateResult, Mode, NodeCount, Outcome,
+    Policy, ProbeReport, ScaleResult, ScaleSetProbe, SiteState, Tier, Timestamp, UpsStatus, step,
 };
 
-const T0: Timestamp = Timestamp::from_secs(1_772_409_600);
-
-fn at(s: i64) -> Timestamp {
-    T0.plus_millis(s * 1000)
-}
-
-fn ups(id: &str, t: &str, status: &str, when: Timestamp) -> Input {
-    Input::Ups(UpsEvent {
-        id: id.into(),
-        at: when,
-        ups: "ups@home".into(),
-        notify: NotifyType::parse(t),
-        status: UpsStatus::parse(status),
-        battery_charge: None,
-        battery_runtime_s: None,
-    })
-}
+mod common;
+use common::{T0, at, ups};
 
 /// The agent with `kube_source = "none"`: 0/0 nodes, api_ok false.
 fn hb_without_cluster(id: &str, when: Timestamp, status: &str) -> Input {
