@@ -60,7 +60,8 @@ async fn test_command_is_accepted_and_a_wrong_key_gets_the_401() {
         run.stdout
     );
 
-    // The function stored it: one event id, the TEST as the last power event (unknown power).
+    // The function stored it (one event id) and shows it in the status' audit, but a TEST is
+    // harmless: no power reading, no incident line, not an unknown type.
     let state = h.state();
     assert_eq!(
         ups_keys(&state),
@@ -68,15 +69,17 @@ async fn test_command_is_accepted_and_a_wrong_key_gets_the_401() {
     );
     let status = h.site_status().await;
     let power = &status["signals"]["power"];
-    assert_eq!(power["last_type"], "TEST", "{status}");
+    assert_eq!(power["last_type"], Value::Null, "{status}");
     assert_eq!(power["health"], "unknown");
     assert_eq!(status["mode"], "healthy");
+    assert!(power["unknown"].as_array().unwrap().is_empty(), "{status}");
     assert!(
-        status["signals"]["power"]["unknown"]
+        status["audit"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|t| t == "TEST")
+            .any(|e| e["what"] == "UPS TEST recorded"),
+        "{status}"
     );
 
     // A key pair the function was not configured with.
@@ -155,12 +158,17 @@ async fn test_command_reads_the_real_ups() {
     assert_eq!(event["battery_charge"], 100);
     let url = format!("{}/api/ups", h.base_url());
     assert_eq!(answer(&run.stdout, &url, 200)["mode"], "healthy");
+    // Recorded with the live status it carried, never applied as a power reading.
     let status = h.site_status().await;
     let power = &status["signals"]["power"];
-    assert_eq!(
-        (&power["last_type"], &power["health"], &power["status"]),
-        (&json!("TEST"), &json!("up"), &json!("OL")),
+    assert_eq!(power["health"], "unknown", "{status}");
+    assert!(
+        status["audit"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["what"] == "UPS TEST recorded"
+                && e["why"].as_str().unwrap_or("").contains("[OL]")),
         "{status}"
     );
-    assert_eq!(power["battery_charge"], 100.0);
 }

@@ -55,8 +55,11 @@ pub fn step(mut state: SiteState, input: &Input, now: Timestamp, policy: &Policy
 
     observe(&mut state, input, now, policy);
 
+    let seen = assess(&state, now, policy);
+    track_trouble(&mut state, &seen, now);
+    // Decide on what the state says now: tracking may have moved a since-time that the
+    // assessment reads (e.g. how long power has been unknown).
     let mut a = assess(&state, now, policy);
-    track_trouble(&mut state, &a, now);
     change_mode(&mut state, &mut a, now, policy);
     warn(&mut state, &a, now, policy);
     budget_alerts(&mut state, now, policy);
