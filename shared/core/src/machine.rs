@@ -179,14 +179,52 @@ fn observe(state: &mut SiteState, input: &Input, now: Timestamp, policy: &Policy
             signals::apply_probe(&mut state.signals, p, now, policy);
             if let ScaleSetProbe::Seen { capacity, running } = p.scale_set {
                 state.capacity.not_applicable = None;
-                crate::ahead::note_running(&mut state.capacity.boot, running, now);
                 note_scale_set(state, capacity, now, policy);
+                nodes_stuck(state, running, now, policy);
+                crate::ahead::note_running(&mut state.capacity.boot, running, now);
             }
         }
         Input::Tailscale(t) => tailscale_event(state, t, now, policy),
         Input::Outcome(o) => outcome(state, o, now, policy),
         Input::Tick => {}
     }
+}
+
+/// A scale-up whose instances are still not running long after the learned boot time: say
+/// so once (Spot capacity, quota or a failed allocation) and re-issue the write, which re-reads
+/// the scale set (a failed provisioning state then comes back as a failure).
+fn nodes_stuck(state: &mut SiteState, running: u32, now: Timestamp, policy: &Policy) {
+    let Some((since, target)) = state.capacity.boot.pending else {
+        state.warnings.nodes_stuck = false;
+        return;
+    };
+    if running >= target {
+        state.warnings.nodes_stuck = false;
+        return;
+    }
+    let boot = crate::ahead::boot_estimate_s(&state.capacity.boot, policy);
+    let limit = boot.saturating_mul(3).saturating_add(60);
+    if state.warnings.nodes_stuck || !now.elapsed_at_least(since, limit) {
+        return;
+    }
+    state.warnings.nodes_stuck = true;
+    let text = format!(
+        "the scale set asks for {target} node(s) but {running} run {} after the write (boot usually {}): Spot capacity, quota or a failed allocation? re-reading and writing again",
+        human_secs(u64::try_from(now.since(since) / 1000).unwrap_or(0)),
+        human_secs(boot)
+    );
+    audit::record(state, now, "cloud nodes not running", text.clone(), policy);
+    incident::update(state, now, &text, None, policy);
+    incident::post(
+        state,
+        now,
+        "Cloud nodes are not starting".to_string(),
+        Severity::Warning,
+        vec![text],
+        true,
+    );
+    state.capacity.current = None;
+    state.capacity.boot.pending = Some((now, target));
 }
 
 /// The scale set's real capacity, from a probe: notice spot evictions and drift.

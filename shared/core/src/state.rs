@@ -459,6 +459,10 @@ pub struct Warnings {
     /// Heartbeats overdue while the probe is fine (the agent is broken).
     pub agent_broken_warned_at: Option<Timestamp>,
     pub agent_broken: bool,
+    /// Capacity written but its instances still not running long after the learned boot time
+    /// (Spot capacity, quota, a stuck allocation).
+    #[serde(default)]
+    pub nodes_stuck: bool,
 }
 
 /// "Why is capacity 4?" — one line per decision.

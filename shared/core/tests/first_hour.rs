@@ -255,3 +255,53 @@ fn no_scale_set_is_not_applicable_not_a_failure_every_minute() {
         s = out.state;
     }
 }
+
+#[test]
+fn capacity_written_but_never_running_is_a_warning_and_a_retry() {
+    let p = Policy::default();
+    let s = SiteState::new("home", T0);
+    let out = step(s, &ups("lb", "LOWBATT", "OB LB", at(0)), at(0), &p);
+    let o = Outcome::Scale {
+        requested: 5,
+        result: ScaleResult::Accepted {
+            capacity: 5,
+            running: Some(0),
+        },
+    };
+    let mut s = step(out.state, &Input::Outcome(o), at(1), &p).state;
+    let probe = |running| {
+        Input::Probe(ProbeReport {
+            home_api: ApiProbe::Unknown {
+                detail: "not configured".into(),
+            },
+            devices: DevicesProbe::Unknown {
+                detail: "not configured".into(),
+            },
+            scale_set: ScaleSetProbe::Seen {
+                capacity: 5,
+                running,
+            },
+        })
+    };
+    let mut retried = false;
+    // Boot prior 120 s: after 3 × 120 + 60 s with nothing running, warn once and retry.
+    for t in (30..=900).step_by(30) {
+        let out = step(s, &probe(0), at(t), &p);
+        retried |= out
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::SetCapacity { capacity: 5, .. }));
+        s = out.state;
+    }
+    assert!(s.warnings.nodes_stuck);
+    assert!(retried, "the write is issued again");
+    let posts = s
+        .posts
+        .iter()
+        .filter(|p| p.title == "Cloud nodes are not starting")
+        .count();
+    assert_eq!(posts, 1, "one ping, not one per probe");
+    // Running at last: the warning clears.
+    let s = step(s, &probe(5), at(960), &p).state;
+    assert!(!s.warnings.nodes_stuck);
+}
