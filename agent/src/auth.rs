@@ -1,4 +1,5 @@
-//! Agent → function authentication: a short-lived JWT per HTTP attempt (see CONTRACT.md).
+//! Agent → function authentication: a short-lived JWT per HTTP attempt (the README's
+//! "Wire contract").
 //!
 //! Claims: `iss` = site id, `aud` = `hybrid-burst`, `iat`, `exp` = `iat` + 120 s, a fresh
 //! `jti` (UUID v4) per attempt, and `body_sha256` binding the token to the exact body bytes.

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 use uuid::Uuid;
 
 use crate::config::Config;
@@ -258,7 +258,11 @@ async fn send_direct(sender: &Sender, id: Uuid, body: &[u8], deadline: Instant) 
     }
 }
 
-/// `burst-agent heartbeat`: flush the spool, look at the cluster and the UPS, report.
+/// `burst-agent heartbeat`: flush the spool, look at the cluster and the UPS, report. On
+/// battery (`ups.status` has `OB`) the run stays and beats again every
+/// `on_battery_interval_ms` until the timer's period (`heartbeat_period_ms`) is nearly used
+/// up, so the cloud hears from home more often during an outage (see [`beat_schedule`]).
+/// Exit 0 only if every beat was delivered.
 pub async fn heartbeat(config: &Config, started: Instant) -> u8 {
     let budget = config.heartbeat_budget();
     let sender = match Sender::from_config(config) {
@@ -269,16 +273,7 @@ pub async fn heartbeat(config: &Config, started: Instant) -> u8 {
         }
     };
     // Events first (they are older and matter more), with at most half of the budget.
-    match Spool::open(&config.spool_dir) {
-        Ok(spool) => match deliver::flush(&spool, &sender, started + budget / 2).await {
-            Ok(report) if report == deliver::FlushReport::default() => {}
-            Ok(report) => info!(?report, "spool flushed"),
-            Err(e) => warn!(error = %e, "spool error"),
-        },
-        Err(e) => warn!(error = %e, dir = %config.spool_dir.display(), "cannot open the spool"),
-    }
-
-    let at = Utc::now();
+    flush_before_beat(config, &sender, started + budget / 2, true).await;
     let ups = match config.default_ups() {
         Ok(u) => u,
         Err(e) => {
@@ -286,10 +281,113 @@ pub async fn heartbeat(config: &Config, started: Instant) -> u8 {
             return EXIT_CONFIG;
         }
     };
-    let (view, snapshot) = tokio::join!(
-        inside_view(config),
-        read_ups(ups.as_ref(), config.upsd_timeout())
-    );
+
+    let schedule = beat_schedule(config, started);
+    let mut code = EXIT_OK;
+    let mut beats = 0u32;
+    let mut deadline = started + budget;
+    loop {
+        let (beat_code, on_battery) = beat(config, &sender, ups.as_ref(), deadline).await;
+        beats += 1;
+        if beat_code != EXIT_OK {
+            code = beat_code;
+        }
+        if !on_battery {
+            break;
+        }
+        let Some(next) = schedule.next_after(Instant::now()) else {
+            if beats == 1 && schedule.interval.is_some() {
+                debug!("on battery, but no further beat fits before the next timer run");
+            }
+            break;
+        };
+        if beats == 1 {
+            info!(
+                interval_ms = config.on_battery_interval_ms,
+                until_ms = schedule.window_end.duration_since(started).as_millis() as u64,
+                "on battery: staying to beat faster until the next timer run"
+            );
+        }
+        tokio::time::sleep_until(next).await;
+        deadline = (next + budget).min(schedule.window_end);
+        // Events spooled meanwhile (the function was unreachable for a hook) go first.
+        let half = next + deadline.saturating_duration_since(next) / 2;
+        flush_before_beat(config, &sender, half, false).await;
+    }
+    if beats > 1 {
+        info!(beats, "heartbeat run done");
+    }
+    code
+}
+
+/// When further beats of an on-battery run go out: every `on_battery_interval_ms` after the
+/// run started, while that is before `window_end` (the next timer run's start, less a margin
+/// of a tenth of the period, at most 1 s, so the run is over before the next one starts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BeatSchedule {
+    pub started: Instant,
+    /// `None`: faster beats are off (`on_battery_interval_ms = 0`).
+    pub interval: Option<std::time::Duration>,
+    pub window_end: Instant,
+}
+
+/// The schedule of one run (see [`BeatSchedule`]).
+pub fn beat_schedule(config: &Config, started: Instant) -> BeatSchedule {
+    let period = config.heartbeat_period();
+    let margin = (period / 10).min(std::time::Duration::from_secs(1));
+    BeatSchedule {
+        started,
+        interval: Some(config.on_battery_interval()).filter(|i| !i.is_zero()),
+        window_end: started + period.saturating_sub(margin),
+    }
+}
+
+impl BeatSchedule {
+    /// The first beat time after `now` (started + k × interval, k ≥ 1), if it is before
+    /// `window_end`.
+    pub fn next_after(&self, now: Instant) -> Option<Instant> {
+        let interval = self.interval?;
+        let since = now.saturating_duration_since(self.started);
+        let k = u32::try_from(since.as_nanos() / interval.as_nanos())
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
+        let next = self.started + interval.checked_mul(k)?;
+        (next < self.window_end).then_some(next)
+    }
+}
+
+/// Delivers the spool before a beat, until `deadline`. The first beat of a run always
+/// tries (and logs a spool it cannot open); later ones only when something is waiting.
+async fn flush_before_beat(config: &Config, sender: &Sender, deadline: Instant, first: bool) {
+    match Spool::open(&config.spool_dir) {
+        Ok(spool) => {
+            if !first && spool.count().unwrap_or(1) == 0 {
+                return;
+            }
+            match deliver::flush(&spool, sender, deadline).await {
+                Ok(report) if report == deliver::FlushReport::default() => {}
+                Ok(report) => info!(?report, "spool flushed"),
+                Err(e) => warn!(error = %e, "spool error"),
+            }
+        }
+        Err(e) if first => {
+            warn!(error = %e, dir = %config.spool_dir.display(), "cannot open the spool")
+        }
+        Err(_) => {}
+    }
+}
+
+/// One beat: look at the cluster and the UPS, post, then the lease fence. Returns the exit
+/// code of the post and whether the UPS is on battery (`ups.status` has `OB`).
+async fn beat(
+    config: &Config,
+    sender: &Sender,
+    ups: Option<&UpsName>,
+    deadline: Instant,
+) -> (u8, bool) {
+    let at = Utc::now();
+    let (view, snapshot) = tokio::join!(inside_view(config), read_ups(ups, config.upsd_timeout()));
+    let on_battery = snapshot.status.split_whitespace().any(|t| t == "OB");
     let beat = Heartbeat {
         id: Uuid::new_v4(),
         at: payload::rfc3339(at),
@@ -297,22 +395,18 @@ pub async fn heartbeat(config: &Config, started: Instant) -> u8 {
         nodes_total: view.nodes_total,
         // No UPS configured: no field. Configured but unreadable: "" (unknown).
         ups_status: ups.map(|_| snapshot.status),
+        battery_charge: snapshot.battery_charge,
+        battery_runtime_s: snapshot.battery_runtime_s,
         api_ok: view.api_ok,
         lease: config.fencing(),
     };
-    let (code, outcome, reply) = post_report(
-        &sender,
-        payload::ROUTE_HEARTBEAT,
-        &beat,
-        beat.id,
-        started + budget,
-    )
-    .await;
+    let (code, outcome, reply) =
+        post_report(sender, payload::ROUTE_HEARTBEAT, &beat, beat.id, deadline).await;
     // After the post, so it never delays or prevents it; bounded by fence_timeout_ms.
     if config.fencing() {
         crate::fence::after_heartbeat(config, &outcome, reply.as_ref()).await;
     }
-    code
+    (code, on_battery)
 }
 
 /// `burst-agent witness`: probe home from here and report.
@@ -497,5 +591,49 @@ pub fn keygen(private_key_out: Option<&Path>, out: &mut dyn Write) -> u8 {
         EXIT_FAILED
     } else {
         EXIT_OK
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::time::Duration;
+
+    fn config(period_ms: u64, interval_ms: u64) -> Config {
+        Config {
+            heartbeat_period_ms: period_ms,
+            on_battery_interval_ms: interval_ms,
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn beats_every_interval_until_just_before_the_next_run() {
+        let t0 = Instant::now();
+        let s = beat_schedule(&config(30_000, 10_000), t0);
+        assert_eq!(s.window_end, t0 + Duration::from_secs(29), "a 1 s margin");
+        let ms = |n| t0 + Duration::from_millis(n);
+        assert_eq!(s.next_after(ms(50)), Some(ms(10_000)));
+        assert_eq!(s.next_after(ms(10_000)), Some(ms(20_000)), "strictly after");
+        // A slow beat skips the slots it missed rather than bunching up.
+        assert_eq!(s.next_after(ms(12_500)), Some(ms(20_000)));
+        assert_eq!(s.next_after(ms(20_300)), None, "30 s is the next run's");
+
+        // Short periods keep a tenth as the margin.
+        let s = beat_schedule(&config(3000, 1000), t0);
+        assert_eq!(s.window_end, ms(2700));
+        assert_eq!(s.next_after(ms(1100)), Some(ms(2000)));
+        assert_eq!(s.next_after(ms(2100)), None);
+
+        // Off, or no room for a second beat.
+        assert_eq!(
+            beat_schedule(&config(30_000, 0), t0).next_after(ms(1)),
+            None
+        );
+        assert_eq!(
+            beat_schedule(&config(30_000, 40_000), t0).next_after(ms(1)),
+            None
+        );
     }
 }

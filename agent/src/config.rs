@@ -51,6 +51,18 @@ pub struct Config {
     pub function_key: String,
     /// File holding the function key (used when `function_key` is empty).
     pub function_key_file: Option<PathBuf>,
+    /// The key for `/api/ups` only (wins over `function_key`; empty: `function_key`).
+    pub function_key_ups: String,
+    /// File holding the key for `/api/ups` (used when `function_key_ups` is empty).
+    pub function_key_ups_file: Option<PathBuf>,
+    /// The key for `/api/heartbeat` only.
+    pub function_key_heartbeat: String,
+    /// File holding the key for `/api/heartbeat`.
+    pub function_key_heartbeat_file: Option<PathBuf>,
+    /// The key for `/api/witness` only.
+    pub function_key_witness: String,
+    /// File holding the key for `/api/witness`.
+    pub function_key_witness_file: Option<PathBuf>,
     /// JWT algorithm, `EdDSA` or `HS256`; the function accepts only the one it is set up for.
     pub algorithm: Algorithm,
     /// Ed25519 private key, PKCS#8 PEM file (from `burst-agent keygen`).
@@ -70,8 +82,15 @@ pub struct Config {
     pub http_timeout_ms: u64,
     /// Total time a `notify` may take before returning to upsmon (query + spool + delivery).
     pub notify_budget_ms: u64,
-    /// Total time a `heartbeat` or `witness` may take (spool flush + probe + delivery).
+    /// Total time a `heartbeat` or `witness` may take (spool flush + probe + delivery); on
+    /// battery, each further beat of a run gets this much too.
     pub heartbeat_budget_ms: u64,
+    /// The heartbeat timer's period: a run that stays to beat faster on battery ends before
+    /// the next run starts.
+    pub heartbeat_period_ms: u64,
+    /// On battery (`ups.status` has `OB`), a heartbeat run stays and beats again every this
+    /// many ms until `heartbeat_period_ms` is used up. 0: one beat per run, always.
+    pub on_battery_interval_ms: u64,
     /// Where the inside view comes from.
     pub kube_source: KubeSource,
     /// Kubeconfig file for `kube_source = "kubeconfig"`.
@@ -111,6 +130,12 @@ impl Default for Config {
             base_url: String::new(),
             function_key: String::new(),
             function_key_file: None,
+            function_key_ups: String::new(),
+            function_key_ups_file: None,
+            function_key_heartbeat: String::new(),
+            function_key_heartbeat_file: None,
+            function_key_witness: String::new(),
+            function_key_witness_file: None,
             algorithm: Algorithm::EdDSA,
             ed25519_key_file: Some(PathBuf::from("/etc/burst-agent/ed25519.pem")),
             hs256_secret: String::new(),
@@ -121,6 +146,8 @@ impl Default for Config {
             http_timeout_ms: 3000,
             notify_budget_ms: 5000,
             heartbeat_budget_ms: 20000,
+            heartbeat_period_ms: 30_000,
+            on_battery_interval_ms: 10_000,
             kube_source: KubeSource::Infer,
             kubeconfig: None,
             kube_context: String::new(),
@@ -223,6 +250,7 @@ impl Config {
         for (key, value) in [
             ("fence_ahead_ms", self.fence_ahead_ms),
             ("fence_timeout_ms", self.fence_timeout_ms),
+            ("heartbeat_period_ms", self.heartbeat_period_ms),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!(
@@ -288,6 +316,49 @@ impl Config {
         )
     }
 
+    /// The key sent to `route` (`/api/ups`, `/api/heartbeat`, `/api/witness`): the route's
+    /// own key (`function_key_<route>`, else `function_key_<route>_file`) when set, else the
+    /// key for all routes ([`function_key`](Config::function_key)). Returns the key and the
+    /// name of the setting it came from (for messages; never the key itself).
+    pub fn function_key_for(
+        &self,
+        route: &str,
+    ) -> Result<(Option<String>, &'static str), ConfigError> {
+        let own = match route {
+            crate::payload::ROUTE_UPS => Some((
+                &self.function_key_ups,
+                self.function_key_ups_file.as_deref(),
+                "function_key_ups",
+                "function_key_ups_file",
+            )),
+            crate::payload::ROUTE_HEARTBEAT => Some((
+                &self.function_key_heartbeat,
+                self.function_key_heartbeat_file.as_deref(),
+                "function_key_heartbeat",
+                "function_key_heartbeat_file",
+            )),
+            crate::payload::ROUTE_WITNESS => Some((
+                &self.function_key_witness,
+                self.function_key_witness_file.as_deref(),
+                "function_key_witness",
+                "function_key_witness_file",
+            )),
+            _ => None,
+        };
+        if let Some((inline, file, name, file_name)) = own {
+            let what = format!("{name} (the key for {route})");
+            if let Some(key) = secret(inline, file, &what)? {
+                return Ok((Some(key), if inline.is_empty() { file_name } else { name }));
+            }
+        }
+        let name = if self.function_key.is_empty() && self.function_key_file.is_some() {
+            "function_key_file"
+        } else {
+            "function_key"
+        };
+        Ok((self.function_key()?, name))
+    }
+
     /// The HS256 secret, from `hs256_secret` or `hs256_secret_file`.
     pub fn hs256_secret(&self) -> Result<Option<String>, ConfigError> {
         secret(
@@ -308,6 +379,12 @@ impl Config {
     }
     pub fn heartbeat_budget(&self) -> Duration {
         Duration::from_millis(self.heartbeat_budget_ms)
+    }
+    pub fn heartbeat_period(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_period_ms)
+    }
+    pub fn on_battery_interval(&self) -> Duration {
+        Duration::from_millis(self.on_battery_interval_ms)
     }
     pub fn kube_timeout(&self) -> Duration {
         Duration::from_millis(self.kube_timeout_ms)
@@ -369,6 +446,18 @@ impl fmt::Debug for Config {
             .field("base_url", &self.base_url)
             .field("function_key", &redact(&self.function_key))
             .field("function_key_file", &self.function_key_file)
+            .field("function_key_ups", &redact(&self.function_key_ups))
+            .field("function_key_ups_file", &self.function_key_ups_file)
+            .field(
+                "function_key_heartbeat",
+                &redact(&self.function_key_heartbeat),
+            )
+            .field(
+                "function_key_heartbeat_file",
+                &self.function_key_heartbeat_file,
+            )
+            .field("function_key_witness", &redact(&self.function_key_witness))
+            .field("function_key_witness_file", &self.function_key_witness_file)
             .field("algorithm", &self.algorithm)
             .field("ed25519_key_file", &self.ed25519_key_file)
             .field("hs256_secret", &redact(&self.hs256_secret))
@@ -379,6 +468,8 @@ impl fmt::Debug for Config {
             .field("http_timeout_ms", &self.http_timeout_ms)
             .field("notify_budget_ms", &self.notify_budget_ms)
             .field("heartbeat_budget_ms", &self.heartbeat_budget_ms)
+            .field("heartbeat_period_ms", &self.heartbeat_period_ms)
+            .field("on_battery_interval_ms", &self.on_battery_interval_ms)
             .field("kube_source", &self.kube_source)
             .field("kubeconfig", &self.kubeconfig)
             .field("kube_context", &self.kube_context)
@@ -566,5 +657,70 @@ kube_source = "in-cluster"
         std::fs::write(&path, "fence_ahead_ms = 0\n").unwrap();
         let err = Config::load(Some(&path), &env(&[])).unwrap_err();
         assert!(err.to_string().contains("fence_ahead_ms"), "{err}");
+    }
+    #[test]
+    fn a_key_per_route_wins_over_the_key_for_all() {
+        use crate::payload::{ROUTE_HEARTBEAT, ROUTE_UPS, ROUTE_WITNESS};
+        let dir = tempfile::tempdir().unwrap();
+        let witness_key = dir.path().join("witness-key");
+        std::fs::write(&witness_key, "key-witness-from-file\n").unwrap();
+        let c = Config::from_env(&env(&[
+            ("BURST_AGENT_FUNCTION_KEY", "host-key"),
+            ("BURST_AGENT_FUNCTION_KEY_HEARTBEAT", "key-heartbeat"),
+            (
+                "BURST_AGENT_FUNCTION_KEY_WITNESS_FILE",
+                witness_key.to_str().unwrap(),
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.function_key_for(ROUTE_UPS).unwrap(),
+            (Some("host-key".to_string()), "function_key")
+        );
+        assert_eq!(
+            c.function_key_for(ROUTE_HEARTBEAT).unwrap(),
+            (Some("key-heartbeat".to_string()), "function_key_heartbeat")
+        );
+        assert_eq!(
+            c.function_key_for(ROUTE_WITNESS).unwrap(),
+            (
+                Some("key-witness-from-file".to_string()),
+                "function_key_witness_file"
+            )
+        );
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("key-heartbeat") && !shown.contains("host-key"),
+            "{shown}"
+        );
+
+        // No key at all: no header; a key file that cannot be read is an error naming it.
+        let c = Config::from_env(&env(&[(
+            "BURST_AGENT_FUNCTION_KEY_UPS_FILE",
+            "/nonexistent/key",
+        )]))
+        .unwrap();
+        assert_eq!(
+            c.function_key_for(ROUTE_HEARTBEAT).unwrap(),
+            (None, "function_key")
+        );
+        let err = c.function_key_for(ROUTE_UPS).unwrap_err().to_string();
+        assert!(
+            err.contains("function_key_ups") && err.contains("/nonexistent/key"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn heartbeat_timing_settings() {
+        let c = Config::from_env(&env(&[])).unwrap();
+        assert_eq!(
+            (c.heartbeat_period_ms, c.on_battery_interval_ms),
+            (30_000, 10_000)
+        );
+        let c = Config::from_env(&env(&[("BURST_AGENT_ON_BATTERY_INTERVAL_MS", "0")])).unwrap();
+        assert_eq!(c.on_battery_interval(), Duration::ZERO, "0 = off");
+        let err = Config::from_env(&env(&[("BURST_AGENT_HEARTBEAT_PERIOD_MS", "0")])).unwrap_err();
+        assert!(err.to_string().contains("heartbeat_period_ms"), "{err}");
     }
 }

@@ -29,6 +29,10 @@ pub struct Reply {
     /// Wall-clock time just before the request went out: whatever the function says about
     /// "now" happened after this (the lease's local expiry is counted from it).
     pub sent_at: chrono::DateTime<chrono::Utc>,
+    /// The reply's `Date` header (the function's clock, whole seconds), when it had one.
+    pub date: Option<chrono::DateTime<chrono::Utc>>,
+    /// The reply's `Location` header (a redirect's target), when it had one.
+    pub location: Option<String>,
 }
 
 /// What one attempt (or a series of them) came to.
@@ -83,7 +87,8 @@ impl Outcome {
 pub struct Sender {
     client: reqwest::Client,
     base_url: String,
-    function_key: Option<String>,
+    /// The `x-functions-key` of each route (see [`Config::function_key_for`]).
+    keys: RouteKeys,
     signer: Signer,
     http_timeout: Duration,
 }
@@ -99,6 +104,49 @@ pub enum SenderError {
     Client(String),
 }
 
+/// The function key sent to each route (`None`: no header).
+#[derive(Clone, Default)]
+struct RouteKeys {
+    ups: Option<String>,
+    heartbeat: Option<String>,
+    witness: Option<String>,
+    other: Option<String>,
+}
+
+impl std::fmt::Debug for RouteKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |k: &Option<String>| if k.is_some() { "<set>" } else { "<none>" };
+        f.debug_struct("RouteKeys")
+            .field("ups", &shown(&self.ups))
+            .field("heartbeat", &shown(&self.heartbeat))
+            .field("witness", &shown(&self.witness))
+            .field("other", &shown(&self.other))
+            .finish()
+    }
+}
+
+impl RouteKeys {
+    fn from_config(config: &Config) -> Result<RouteKeys, crate::config::ConfigError> {
+        use crate::payload::{ROUTE_HEARTBEAT, ROUTE_UPS, ROUTE_WITNESS};
+        Ok(RouteKeys {
+            ups: config.function_key_for(ROUTE_UPS)?.0,
+            heartbeat: config.function_key_for(ROUTE_HEARTBEAT)?.0,
+            witness: config.function_key_for(ROUTE_WITNESS)?.0,
+            other: config.function_key()?,
+        })
+    }
+
+    fn get(&self, route: &str) -> Option<&str> {
+        use crate::payload::{ROUTE_HEARTBEAT, ROUTE_UPS, ROUTE_WITNESS};
+        match route {
+            ROUTE_UPS => self.ups.as_deref(),
+            ROUTE_HEARTBEAT => self.heartbeat.as_deref(),
+            ROUTE_WITNESS => self.witness.as_deref(),
+            _ => self.other.as_deref(),
+        }
+    }
+}
+
 impl Sender {
     pub fn from_config(config: &Config) -> Result<Sender, SenderError> {
         config.require_function()?;
@@ -112,7 +160,7 @@ impl Sender {
         Ok(Sender {
             client,
             base_url: config.base_url.trim_end_matches('/').to_string(),
-            function_key: config.function_key()?,
+            keys: RouteKeys::from_config(config)?,
             signer,
             http_timeout: config.http_timeout(),
         })
@@ -142,19 +190,30 @@ impl Sender {
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(reqwest::header::AUTHORIZATION, format!("Bearer {token}"))
             .body(body.to_vec());
-        if let Some(key) = &self.function_key {
+        if let Some(key) = self.keys.get(route) {
             request = request.header("x-functions-key", key);
         }
         let started = Instant::now();
         let sent_at = chrono::Utc::now();
         let response = request.send().await.map_err(describe_transport_error)?;
         let status = response.status().as_u16();
+        let header = |name: reqwest::header::HeaderName| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let date = header(reqwest::header::DATE).and_then(|d| parse_http_date(&d));
+        let location = header(reqwest::header::LOCATION);
         let body = response.text().await.unwrap_or_default();
         Ok(Reply {
             status,
             body,
             elapsed: started.elapsed(),
             sent_at,
+            date,
+            location,
         })
     }
 
@@ -197,6 +256,14 @@ impl Sender {
             attempt += 1;
         }
     }
+}
+
+/// An HTTP `Date` (IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`, which is RFC 2822 with
+/// the `GMT` zone) as UTC; `None` for anything else.
+pub fn parse_http_date(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc2822(text.trim())
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
 }
 
 /// Exponential backoff, 250 ms doubling up to 2 s, with "equal jitter" (half fixed, half
@@ -389,7 +456,16 @@ mod tests {
             body: body.to_string(),
             elapsed: Duration::ZERO,
             sent_at: chrono::Utc::now(),
+            date: None,
+            location: None,
         }
+    }
+
+    #[test]
+    fn http_dates() {
+        let t = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        assert_eq!(t.to_rfc3339(), "1994-11-06T08:49:37+00:00");
+        assert!(parse_http_date("yesterday").is_none());
     }
 
     #[test]

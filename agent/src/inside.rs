@@ -31,20 +31,21 @@ pub async fn inside_view(config: &Config) -> InsideView {
     if config.kube_source == KubeSource::None {
         return InsideView::UNKNOWN;
     }
-    let limit = config.kube_timeout();
-    match tokio::time::timeout(limit, list_nodes(config)).await {
-        Ok(Ok(view)) => view,
-        Ok(Err(e)) => {
+    match probe_nodes(config).await {
+        Ok(view) => view,
+        Err(e) => {
             tracing::warn!(error = %e, "kubernetes API: no node list; reporting api_ok=false");
             InsideView::UNKNOWN
         }
-        Err(_) => {
-            tracing::warn!(
-                ?limit,
-                "kubernetes API: no answer in time; reporting api_ok=false"
-            );
-            InsideView::UNKNOWN
-        }
+    }
+}
+
+/// Lists the nodes within `kube_timeout_ms`, without logging: the view, or why not.
+pub async fn probe_nodes(config: &Config) -> Result<InsideView, String> {
+    let limit = config.kube_timeout();
+    match tokio::time::timeout(limit, list_nodes(config)).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("no answer within {} ms", limit.as_millis())),
     }
 }
 

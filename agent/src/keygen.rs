@@ -41,6 +41,28 @@ pub fn generate() -> Result<KeyPairPem, KeygenError> {
     })
 }
 
+/// The public half (SPKI PEM, as `keygen` prints it) of a PKCS#8 PEM private key: what the
+/// function's `BURST_AGENT_ED25519_PUBLIC_KEY` must be for this key's signatures to verify.
+pub fn public_of_private_pem(private_pem: &str) -> Result<String, KeygenError> {
+    let b64: String = private_pem
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| *l != "-----BEGIN PRIVATE KEY-----")
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END "))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64.as_bytes())
+        .map_err(|e| KeygenError(format!("not PEM: {e}")))?;
+    let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der)
+        .map_err(|e| KeygenError(format!("not an Ed25519 PKCS#8 private key: {e}")))?;
+    let public = pair
+        .public_key()
+        .as_der()
+        .map_err(|e| KeygenError(e.to_string()))?;
+    Ok(pem("PUBLIC KEY", public.as_ref()))
+}
+
 fn pem(label: &str, der: &[u8]) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
     let mut out = format!("-----BEGIN {label}-----\n");
@@ -82,5 +104,16 @@ mod tests {
         );
         let other = generate().unwrap();
         assert_ne!(pair.public_spki_pem, other.public_spki_pem);
+    }
+
+    #[test]
+    fn public_half_of_a_private_key() {
+        let pair = generate().unwrap();
+        assert_eq!(
+            public_of_private_pem(&pair.private_pkcs8_pem).unwrap(),
+            pair.public_spki_pem
+        );
+        assert!(public_of_private_pem(&pair.public_spki_pem).is_err());
+        assert!(public_of_private_pem("junk").is_err());
     }
 }

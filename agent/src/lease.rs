@@ -218,6 +218,8 @@ mod tests {
             body: body.to_string(),
             elapsed: Duration::from_millis(30),
             sent_at: at(sent_at),
+            date: None,
+            location: None,
         }
     }
 

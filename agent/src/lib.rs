@@ -1,17 +1,20 @@
 //! `burst-agent`, the on-prem side of hybrid-burst: the NUT NOTIFYCMD hook (`notify`), the
 //! dead-man's-switch `heartbeat`, the third-place `witness`, a `test` of the whole path and
-//! `keygen`. Every request is a signed JWT POST to the function app (see CONTRACT.md).
+//! `keygen`, and `doctor`, which checks every link of that path. Every request is a signed JWT POST
+//! to the function app (the README's "Wire contract").
 //!
 //! Modules, from the wire inwards: [`upsd`] (NUT protocol client), [`payload`] (JSON bodies),
 //! [`auth`] (JWT), [`deliver`] (HTTP, retries, outcomes), [`spool`] (the crash-safe queue),
 //! [`inside`] (Kubernetes node view), [`witness`] (reachability probe), [`lease`] (the lease
 //! the cloud grants, and its file), [`fence`] (fencing the stateful tier when the lease cannot
-//! be renewed; runs commands through [`shell`]), [`config`], [`commands`] (the subcommands).
+//! be renewed; runs commands through [`shell`]), [`config`], [`commands`] (the subcommands),
+//! [`doctor`] (the checks and their fixes).
 
 pub mod auth;
 pub mod commands;
 pub mod config;
 pub mod deliver;
+pub mod doctor;
 pub mod fence;
 pub mod inside;
 pub mod keygen;

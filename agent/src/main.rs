@@ -43,6 +43,14 @@ enum Command {
         #[arg(long)]
         ups: Option<String>,
     },
+    /// Check every link from this host to the function (config, key, upsd, upsmon, the
+    /// cluster view, each route with its key, the clock, the spool), one line each with the
+    /// fix for every problem. Sends nothing that changes state. Exit 0 when nothing is broken.
+    Doctor {
+        /// upsmon's configuration, to check its NOTIFYCMD.
+        #[arg(long, value_name = "PATH", default_value = burst_agent::doctor::DEFAULT_UPSMON_CONF)]
+        upsmon_conf: PathBuf,
+    },
     /// Print a new Ed25519 key pair (PKCS#8 private key, SPKI public key) as PEM.
     Keygen {
         /// Write the private key to this new file (mode 0600) and print only the public key.
@@ -66,6 +74,28 @@ fn main() -> ExitCode {
             private_key_out.as_deref(),
             &mut std::io::stdout(),
         ));
+    }
+
+    if let Command::Doctor { upsmon_conf } = &cli.command {
+        let options = burst_agent::doctor::Options {
+            config_path: cli.config.clone(),
+            upsmon_conf: upsmon_conf.clone(),
+        };
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the async runtime");
+                return ExitCode::FAILURE;
+            }
+        };
+        return ExitCode::from(runtime.block_on(burst_agent::doctor::doctor(
+            &options,
+            &env,
+            &mut std::io::stdout(),
+        )));
     }
 
     let config = match Config::load(cli.config.as_deref(), &env) {
@@ -119,7 +149,7 @@ fn main() -> ExitCode {
             Command::Test { ups } => {
                 commands::test_event(&config, ups.as_deref(), &mut std::io::stdout()).await
             }
-            Command::Keygen { .. } => EXIT_CONFIG, // handled above
+            Command::Keygen { .. } | Command::Doctor { .. } => EXIT_CONFIG, // handled above
         }
     });
     ExitCode::from(code)

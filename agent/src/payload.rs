@@ -1,4 +1,4 @@
-//! The JSON bodies the agent posts, exactly as CONTRACT.md lists them.
+//! The JSON bodies the agent posts, as the README's "Wire contract" lists them.
 //! Optional fields are left out when unknown (never sent as `null`).
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -33,6 +33,12 @@ pub struct Heartbeat {
     pub nodes_total: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ups_status: Option<String>,
+    /// `battery.charge` read with the status, percent 0–100; left out when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub battery_charge: Option<u8>,
+    /// `battery.runtime` read with the status, whole seconds; left out when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub battery_runtime_s: Option<u64>,
     pub api_ok: bool,
     /// `true`: this agent holds a lease and fences itself when it cannot renew it (a
     /// `fence_command` is set). Left out otherwise.
@@ -99,13 +105,35 @@ mod tests {
             nodes_ready: 3,
             nodes_total: 3,
             ups_status: None,
+            battery_charge: None,
+            battery_runtime_s: None,
             api_ok: true,
             lease: false,
         };
         let v = serde_json::to_value(&beat).unwrap();
         assert!(v.get("lease").is_none(), "{v}");
+        assert!(
+            v.get("battery_charge").is_none() && v.get("battery_runtime_s").is_none(),
+            "unknown battery: no fields: {v}"
+        );
         beat.lease = true;
-        assert_eq!(serde_json::to_value(&beat).unwrap()["lease"], true);
+        beat.ups_status = Some("OB DISCHRG".into());
+        beat.battery_charge = Some(57);
+        beat.battery_runtime_s = Some(612);
+        let v = serde_json::to_value(&beat).unwrap();
+        assert_eq!(v["lease"], true);
+        assert_eq!(
+            (
+                &v["ups_status"],
+                &v["battery_charge"],
+                &v["battery_runtime_s"]
+            ),
+            (
+                &serde_json::json!("OB DISCHRG"),
+                &serde_json::json!(57),
+                &serde_json::json!(612)
+            )
+        );
     }
 
     #[test]

@@ -191,7 +191,8 @@ async fn network_down_during_the_outage_then_back() {
         format!(
             "site_id = '{}'\nbase_url = '{}'\nfunction_key = '{}'\ned25519_key_file = '{}'\n\
              spool_dir = '{}'\nnotify_budget_ms = 1500\nheartbeat_budget_ms = 6000\n\
-             http_timeout_ms = 1000\nkube_source = 'none'\nups = 'dummy@127.0.0.1:{port}'\n",
+             http_timeout_ms = 1000\nkube_source = 'none'\nups = 'dummy@127.0.0.1:{port}'\n\
+             on_battery_interval_ms = 0\n",
             support::SITE,
             h.receiver.base_url(),
             support::FUNCTION_KEY,

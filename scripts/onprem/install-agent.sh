@@ -85,7 +85,7 @@ if [ -z "$prefix" ] && [ -d /etc/systemd/system ]; then
 	systemctl daemon-reload 2> /dev/null || true
 	timer="systemctl enable --now burst-agent-heartbeat.timer"
 else
-	timer="run '$bindir/burst-agent --config $etc/burst-agent.toml heartbeat' every 30 s (a cron line, a loop, or the CronJob in $here)"
+	timer="run '$bindir/burst-agent --config $etc/burst-agent.toml heartbeat' every 30 s as $user (a cron line or a loop: agent/README.md, step 6; or the CronJob in $here)"
 fi
 cat <<NEXT
 next:

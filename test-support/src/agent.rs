@@ -61,6 +61,8 @@ impl AgentSetup {
             ("BURST_AGENT_HTTP_TIMEOUT_MS", "2000".to_string()),
             ("BURST_AGENT_UPSD_TIMEOUT_MS", "1500".to_string()),
             ("BURST_AGENT_KUBE_SOURCE", "none".to_string()),
+            // One beat per heartbeat run (the faster beats on battery are tested where wanted).
+            ("BURST_AGENT_ON_BATTERY_INTERVAL_MS", "0".to_string()),
             ("BURST_AGENT_LOG", "debug".to_string()),
         ] {
             env.insert(k.to_string(), v);

@@ -89,7 +89,11 @@ impl Harness {
             FUNCTION_KEY,
             &receiver.base_url(),
         );
-        Harness { setup, receiver }
+        let mut h = Harness { setup, receiver };
+        // One beat per heartbeat run, as before faster beats on battery existed: a test that
+        // wants them sets BURST_AGENT_ON_BATTERY_INTERVAL_MS (and a short period) itself.
+        h.set("BURST_AGENT_ON_BATTERY_INTERVAL_MS", "0");
+        h
     }
 
     /// Runs `burst-agent --config <empty file> ARGS` with only PATH and the harness env (plus

@@ -1,8 +1,14 @@
-//! A stand-in for the function app's agent routes that checks requests the way CONTRACT.md
-//! says the real one must: method, path, `x-functions-key`, content type, size, the JWT
-//! (pinned algorithm, signature, `aud`, `iss`, `exp - iat <= 300`, unique `jti`,
-//! `body_sha256`), and the payload fields. It records what it accepts, dedupes on the event
-//! `id` (200 `{"duplicate":true}`), and can refuse connections or answer 503.
+//! A stand-in for the function app's agent routes that checks requests the way the agent
+//! README's "Wire contract" says the real one does: method, path, `x-functions-key`, content
+//! type, size, the JWT (pinned algorithm, signature, `aud`, `iss`, `exp - iat <= 300`, unique
+//! `jti`, `body_sha256`), and the payload fields. It records what it accepts, dedupes on the
+//! event `id` (200 `{"duplicate":true}`), and can refuse connections or answer 503.
+//!
+//! Keys work as on the Functions host: the host key (`ReceiverConfig::function_key`) opens
+//! every route, a function key ([`Receiver::set_route_key`]) only its own; a missing or wrong
+//! key gets 401 with an empty body (the host answers before the function runs). Refusals by
+//! the "function" itself are JSON `{"error", "detail"}` with the function's error codes.
+//! [`Receiver::set_clock_offset`] makes the `Date` header of every answer run off by that much.
 //!
 //! Heartbeats can be answered like the cloud's lease fence does: with [`Receiver::set_lease`]
 //! a heartbeat carrying `"lease": true` renews a lease of that length and the reply carries
@@ -58,6 +64,8 @@ pub struct Accepted {
     pub received_at: f64,
     /// The JSON the receiver answered with.
     pub reply: Value,
+    /// The `x-functions-key` it carried.
+    pub key: String,
 }
 
 /// One refused request.
@@ -86,6 +94,10 @@ struct Record {
     lease_expiry: Option<chrono::DateTime<chrono::Utc>>,
     /// `stateful` of every heartbeat reply (`None`: left out).
     stateful: Option<String>,
+    /// Function keys: (route, key) pairs, each valid on its route only.
+    route_keys: Vec<(String, String)>,
+    /// Seconds added to the clock in the `Date` header (`None`: the server's own header).
+    clock_offset_s: Option<i64>,
 }
 
 struct Shared {
@@ -205,6 +217,18 @@ impl Receiver {
         self.lock().lease = length;
     }
 
+    /// A function key for `route` (`/api/ups`, ...): valid there only, besides the host key.
+    pub fn set_route_key(&self, route: &str, key: &str) {
+        self.lock()
+            .route_keys
+            .push((route.to_string(), key.to_string()));
+    }
+
+    /// Every answer's `Date` header says now + `offset_s` (`None`: the real time).
+    pub fn set_clock_offset(&self, offset_s: Option<i64>) {
+        self.lock().clock_offset_s = offset_s;
+    }
+
     /// Every heartbeat reply says `"stateful": <value>` (`None`: field left out).
     pub fn set_stateful(&self, value: Option<&str>) {
         self.lock().stateful = value.map(str::to_string);
@@ -277,7 +301,25 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let route = format!("/api/{route}");
+    let mut response = answer(&shared, format!("/api/{route}"), headers, body);
+    let offset = shared
+        .record
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clock_offset_s;
+    if let Some(offset) = offset {
+        let date = chrono::Utc::now() + chrono::TimeDelta::seconds(offset);
+        let text = date.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        if let Ok(value) = axum::http::HeaderValue::from_str(&text) {
+            response
+                .headers_mut()
+                .insert(axum::http::header::DATE, value);
+        }
+    }
+    response
+}
+
+fn answer(shared: &Shared, route: String, headers: HeaderMap, body: Bytes) -> Response {
     let unavailable = {
         let mut r = shared.record.lock().unwrap_or_else(|p| p.into_inner());
         r.requests += 1;
@@ -290,7 +332,7 @@ async fn handle(
         )
             .into_response();
     }
-    match check(&shared, &route, &headers, &body) {
+    match check(shared, &route, &headers, &body) {
         Ok((claims, alg, payload)) => {
             let id = payload["id"].as_str().unwrap_or_default().to_string();
             let mut r = shared.record.lock().unwrap_or_else(|p| p.into_inner());
@@ -328,6 +370,11 @@ async fn handle(
                 alg,
                 received_at: now_epoch(),
                 reply: reply.clone(),
+                key: headers
+                    .get("x-functions-key")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string(),
             });
             (StatusCode::OK, axum::Json(reply)).into_response()
         }
@@ -339,6 +386,9 @@ async fn handle(
                 error: code.clone(),
                 detail: detail.clone(),
             });
+            if code == HOST_KEY_REFUSED {
+                return status.into_response(); // the host's 401: no body
+            }
             (status, axum::Json(json!({"error": code, "detail": detail}))).into_response()
         }
     }
@@ -369,6 +419,22 @@ fn heartbeat_reply(r: &mut Record, payload: &Value, duplicate: bool, reply: &mut
 
 type Checked = (Claims, Algorithm, Value);
 
+/// The code recorded for a key the host refused (answered with an empty 401).
+pub const HOST_KEY_REFUSED: &str = "host_key_refused";
+
+/// The function's 401 code for a token jsonwebtoken refused.
+fn token_code(e: &jsonwebtoken::errors::Error) -> &'static str {
+    use jsonwebtoken::errors::ErrorKind;
+    match e.kind() {
+        ErrorKind::InvalidAlgorithm => "wrong_algorithm",
+        ErrorKind::InvalidIssuer => "unknown_site",
+        ErrorKind::InvalidAudience => "wrong_audience",
+        ErrorKind::ExpiredSignature => "token_expired",
+        ErrorKind::ImmatureSignature => "token_not_yet_valid",
+        _ => "invalid_token",
+    }
+}
+
 fn check(
     shared: &Shared,
     route: &str,
@@ -380,10 +446,19 @@ fn check(
         return Err(error(StatusCode::NOT_FOUND, "not_found", route));
     }
     let key = headers.get("x-functions-key").and_then(|v| v.to_str().ok());
-    if key != Some(config.function_key.as_str()) {
+    let route_key = |k: &str| {
+        shared
+            .record
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .route_keys
+            .iter()
+            .any(|(r, rk)| r == route && rk == k)
+    };
+    if !key.is_some_and(|k| k == config.function_key || route_key(k)) {
         return Err(error(
             StatusCode::UNAUTHORIZED,
-            "function_key",
+            HOST_KEY_REFUSED,
             "missing or wrong x-functions-key",
         ));
     }
@@ -409,7 +484,7 @@ fn check(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "no_token", "no Bearer token"))?;
+        .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "missing_token", "no Bearer token"))?;
     let (alg, key) = match &config.verify {
         Verify::EdDSA { public_pem } => (
             Algorithm::EdDSA,
@@ -427,11 +502,11 @@ fn check(
         ),
     };
     let header = jsonwebtoken::decode_header(token)
-        .map_err(|e| error(StatusCode::UNAUTHORIZED, "bad_token", e.to_string()))?;
+        .map_err(|e| error(StatusCode::UNAUTHORIZED, "invalid_token", e.to_string()))?;
     if header.typ.as_deref() != Some("JWT") {
         return Err(error(
             StatusCode::UNAUTHORIZED,
-            "bad_token",
+            "invalid_token",
             "typ is not JWT",
         ));
     }
@@ -441,15 +516,18 @@ fn check(
     v.leeway = 60;
     v.set_required_spec_claims(&["exp", "aud", "iss"]);
     let claims = jsonwebtoken::decode::<Claims>(token, &key, &v)
-        .map_err(|e| error(StatusCode::UNAUTHORIZED, "bad_token", e.to_string()))?
+        .map_err(|e| error(StatusCode::UNAUTHORIZED, token_code(&e), e.to_string()))?
         .claims;
-    if claims.aud != "hybrid-burst" || claims.iss != config.site_id {
-        return Err(error(StatusCode::UNAUTHORIZED, "bad_token", "aud/iss"));
+    if claims.aud != "hybrid-burst" {
+        return Err(error(StatusCode::UNAUTHORIZED, "wrong_audience", "aud"));
+    }
+    if claims.iss != config.site_id {
+        return Err(error(StatusCode::UNAUTHORIZED, "unknown_site", "iss"));
     }
     if claims.exp - claims.iat > 300 || claims.exp < claims.iat {
         return Err(error(
             StatusCode::UNAUTHORIZED,
-            "bad_token",
+            "token_lifetime_too_long",
             "exp - iat must be 0..=300",
         ));
     }
@@ -457,14 +535,14 @@ fn check(
     if claims.iat > now + 60 {
         return Err(error(
             StatusCode::UNAUTHORIZED,
-            "bad_token",
+            "token_not_yet_valid",
             "iat in the future",
         ));
     }
     if uuid::Uuid::parse_str(&claims.jti).is_err() {
         return Err(error(
             StatusCode::UNAUTHORIZED,
-            "bad_token",
+            "invalid_claims",
             "jti is not a UUID",
         ));
     }
@@ -475,17 +553,19 @@ fn check(
     if claims.body_sha256 != digest {
         return Err(error(
             StatusCode::UNAUTHORIZED,
-            "body_mismatch",
+            "body_hash_mismatch",
             "body_sha256 does not match",
         ));
     }
     let payload: Value = serde_json::from_slice(body)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, "malformed", e.to_string()))?;
-    check_payload(route, &payload).map_err(|d| error(StatusCode::BAD_REQUEST, "malformed", d))?;
+        .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_payload", e.to_string()))?;
+    check_payload(route, &payload)
+        .map_err(|d| error(StatusCode::BAD_REQUEST, "invalid_payload", d))?;
     Ok((claims, alg, payload))
 }
 
-/// Field checks per CONTRACT.md (unknown fields ignored, required ones must be there).
+/// Field checks per the README's "Wire contract" (unknown fields ignored, required ones
+/// must be there).
 fn check_payload(route: &str, p: &Value) -> Result<(), String> {
     let obj = p.as_object().ok_or("body is not an object")?;
     let string = |k: &str| -> Result<&str, String> {
@@ -540,6 +620,13 @@ fn check_payload(route: &str, p: &Value) -> Result<(), String> {
             if let Some(s) = obj.get("ups_status") {
                 s.as_str().ok_or("ups_status: not a string")?;
             }
+            if let Some(c) = obj.get("battery_charge") {
+                let c = c.as_f64().ok_or("battery_charge: not a number")?;
+                if !(0.0..=100.0).contains(&c) {
+                    return Err(format!("battery_charge: {c} is not 0..=100"));
+                }
+            }
+            optional_uint("battery_runtime_s")?;
             boolean("api_ok")?;
             // Only ever `true`, and only then (left out otherwise).
             if let Some(l) = obj.get("lease")
