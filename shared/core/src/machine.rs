@@ -509,7 +509,11 @@ fn track_trouble(state: &mut SiteState, a: &Assessment, now: Timestamp) {
     } else {
         t.causes.power |= a.power == Health::Down;
         t.causes.unreachable |= a.home_unreachable;
-        t.causes.api |= !a.api_up;
+        // The API counts as having been down only on evidence (the probe failing, or a fresh
+        // heartbeat whose inside view says so), not for lack of a report yet.
+        let hb = &state.signals.heartbeat;
+        let hb_says_down = hb.inside_seen && !hb.api_ok && !a.heartbeats_overdue;
+        t.causes.api |= !a.api_up && (state.signals.probe.api == Health::Down || hb_says_down);
         t.causes.nodes |= a.nodes_missing;
     }
 }
