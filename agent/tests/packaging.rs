@@ -61,7 +61,7 @@ fn example_config_parses() {
 fn upsmon_snippet_execs_every_notify_type() {
     let snippet = read("scripts/onprem/upsmon.conf.snippet");
     assert!(snippet.contains("NOTIFYCMD \"/usr/local/bin/burst-agent notify\""));
-    // NUT 2.8.0, then the types added up to 2.8.5 (specs/nut.md).
+    // NUT 2.8.0, then the types added up to 2.8.5 (NUT's upsmon.conf documentation).
     for t in [
         "ONLINE",
         "ONBATT",

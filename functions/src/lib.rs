@@ -1,5 +1,5 @@
 //! hybrid-burst's functions: the bodies (platform-free) and their Azure Functions custom-handler
-//! wrapper. See CONTRACT.md for routes, auth and payloads.
+//! wrapper. The README lists the routes, auth and payloads.
 
 pub mod azure;
 pub mod bodies;

@@ -1,4 +1,4 @@
-//! `func-emulator drill SCENARIO... [--virtual] [--json]` (CONTRACT.md) and
+//! `func-emulator drill SCENARIO... [--virtual] [--json]` and
 //! `func-emulator start [APP_DIR] [--port N] [--settings FILE] [--set NAME=VALUE] [--no-auth]
 //! [--state-dir DIR]`.
 

@@ -1,4 +1,4 @@
-//! The drill timeline: what happened when, printed as text or as JSON lines (CONTRACT.md).
+//! The drill timeline: what happened when, printed as text or as JSON lines.
 
 use serde_json::{Map, Value, json};
 
