@@ -81,15 +81,8 @@ fn main() -> ExitCode {
             config_path: cli.config.clone(),
             upsmon_conf: upsmon_conf.clone(),
         };
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start the async runtime");
-                return ExitCode::FAILURE;
-            }
+        let Some(runtime) = runtime() else {
+            return ExitCode::FAILURE;
         };
         return ExitCode::from(runtime.block_on(burst_agent::doctor::doctor(
             &options,
@@ -113,15 +106,8 @@ fn main() -> ExitCode {
     };
     tracing::debug!(?config, "configuration");
 
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the async runtime");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
     let code = runtime.block_on(async {
         match &cli.command {
@@ -168,4 +154,18 @@ fn init_logging(env: &HashMap<String, String>) {
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
+}
+
+/// The one-thread runtime every command runs on (logged when it cannot start).
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            None
+        }
+    }
 }
