@@ -7,6 +7,7 @@ use crate::engine::{self, Applied, EngineError, Token};
 use crate::http::{Reject, Request, Response, require_json};
 use crate::jwt::{self, LEEWAY_S};
 use crate::payloads;
+use crate::status_page;
 use burst_core::Policy;
 use burst_core::assess::{assess, holds};
 use burst_core::state::Side;
@@ -70,7 +71,7 @@ pub async fn http(deps: &Arc<Deps>, f: Function, req: &Request) -> Response {
         Function::Heartbeat => agent(deps, req, payloads::heartbeat).await,
         Function::Witness => agent(deps, req, payloads::witness).await,
         Function::Tailscale => tailscale(deps, req).await,
-        Function::Status => status(deps).await,
+        Function::Status => status(deps, req).await,
         Function::Probe => Err(Reject::new(404, "not_found", "probe is a timer function")),
     };
     result.unwrap_or_else(|r| {
@@ -292,11 +293,26 @@ pub fn summary(s: &SiteState, now: Timestamp, policy: &Policy) -> serde_json::Va
     })
 }
 
-async fn status(deps: &Arc<Deps>) -> Result<Response, Reject> {
+async fn status(deps: &Arc<Deps>, req: &Request) -> Result<Response, Reject> {
     let mut sites = Vec::new();
     for site in &deps.settings.sites {
         let s = engine::peek(deps, site).await.map_err(engine_error)?;
         sites.push(summary(&s, deps.now(), &deps.policy));
+    }
+    if status_page::wants_html(req.header("accept")) {
+        let page = status_page::render(&sites, &deps.now().rfc3339());
+        return Ok(Response {
+            status: 200,
+            headers: vec![
+                ("content-type".into(), "text/html; charset=utf-8".into()),
+                // Self-contained: nothing to load, nothing to run.
+                (
+                    "content-security-policy".into(),
+                    "default-src 'none'; style-src 'unsafe-inline'".into(),
+                ),
+            ],
+            body: page.into_bytes(),
+        });
     }
     Ok(Response::json(200, &json!({ "sites": sites })))
 }

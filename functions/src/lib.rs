@@ -12,4 +12,5 @@ pub mod payloads;
 pub mod serve;
 pub mod settings;
 pub mod state_cache;
+pub mod status_page;
 pub mod wiring;

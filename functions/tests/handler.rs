@@ -641,3 +641,43 @@ async fn an_invocation_saves_its_intent_and_then_all_outcomes_at_once() {
     assert_eq!(done[0]["fields"]["saves"], 2, "{logs}");
     assert!(h.alive());
 }
+
+#[tokio::test]
+async fn a_browser_gets_a_self_contained_status_page() {
+    let mut h = Handler::start(&[]);
+    let (status, _) = post_signed(
+        &h,
+        "/api/ups",
+        &json!({"id": uuid::Uuid::new_v4().to_string(), "at": chrono::Utc::now().to_rfc3339(),
+            "ups": "ups@home", "type": "ONBATT", "status": "OB DISCHRG"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let resp = reqwest::Client::new()
+        .get(format!("{}/api/status", h.base))
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(ct.starts_with("text/html"), "{ct}");
+    assert!(resp.headers().contains_key("content-security-policy"));
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("<h2>home <span class=\"mode\""), "{page}");
+    assert!(page.contains(">suspect</span>"), "{page}");
+    assert!(page.contains("on battery"), "{page}");
+    assert!(
+        !page.contains("<script") && !page.contains("src="),
+        "{page}"
+    );
+    // A client that asks for JSON still gets JSON.
+    let v: Value = reqwest::get(format!("{}/api/status", h.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["sites"][0]["mode"], "suspect");
+    assert!(h.alive());
+}
