@@ -282,7 +282,8 @@ pub async fn site_status(client: &reqwest::Client, base: &str) -> Result<Value, 
 pub fn stored_state(dir: &Path) -> Value {
     match burst_store::FileStore::new(dir).load_blocking(SITE) {
         Ok(Some(doc)) => serde_json::from_slice(&doc.bytes).expect("state document is JSON"),
-        _ => Value::Null,
+        Ok(None) => Value::Null,
+        Err(e) => panic!("the state document cannot be read: {e}"),
     }
 }
 

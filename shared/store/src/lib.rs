@@ -6,8 +6,8 @@
 //! and tries again. This crate implements [`StateStore`] for
 //!
 //! - [`FileStore`]: one file per site in a local folder (`BURST_STATE_URL=file:///dir`), safe
-//!   across tasks and processes (lock file, atomic rename), durable through a journal whose
-//!   flush is shared by concurrent saves (group commit);
+//!   across tasks and processes (a lock file per site), replaced atomically (temp file, fsync,
+//!   rename, folder fsync);
 //! - [`BlobStore`]: one block blob per site in an Azure Blob Storage container or Azurite
 //!   (`BURST_STATE_URL=https://<account>.blob.core.windows.net/<container>` with managed
 //!   identity, or any `http(s)` container URL with a SAS query);
@@ -20,8 +20,6 @@
 mod blob;
 mod config;
 mod file;
-mod group;
-mod journal;
 mod site;
 
 #[cfg(feature = "sim")]
@@ -32,5 +30,5 @@ pub use burst_ports::{Loaded, StateStore, StoreError, Versioned};
 pub use config::{
     AZURE_CLIENT_ID, ConfigError, STATE_TIMEOUT_MS, STATE_URL, StoreConfig, from_settings,
 };
-pub use file::{DEFAULT_JOURNAL_LIMIT, FileStore};
+pub use file::FileStore;
 pub use site::{MAX_DOCUMENT_BYTES, document_name, validate_site};

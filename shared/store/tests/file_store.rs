@@ -1,11 +1,10 @@
 //! The file store: CAS semantics across tasks and across processes, on-disk layout, foreign
-//! files, bad names, and a save+load timing (printed, not asserted).
+//! and unreadable files, stale temp files, a crash before the rename, bad names, and a
+//! save+load timing (printed, not asserted).
 #![allow(clippy::unwrap_used)]
 
 mod support;
 
-use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -52,6 +51,15 @@ async fn bad_site_names_touch_nothing() {
     assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
 }
 
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
 #[tokio::test]
 async fn layout_on_disk() {
     let root = tempfile::tempdir().unwrap();
@@ -68,172 +76,20 @@ async fn layout_on_disk() {
         .unwrap();
     assert_eq!(tag.len(), 32);
     assert!(tag.bytes().all(|b| b.is_ascii_hexdigit()));
-    let names = |dir: &Path| {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        names.sort();
-        names
-    };
-    // The save is one journal record; no checkpoint yet.
-    assert_eq!(names(&dir), [".journal", ".journal.lock"]);
-    let journal = std::fs::read(dir.join(".journal")).unwrap();
-    assert!(journal.starts_with(b"BJR1"), "one journal record");
-    assert!(journal.windows(18).any(|w| w == br#"{"mode":"healthy"}"#));
-    // Compaction writes the checkpoint (the document's exact bytes; its tag is their hash)
-    // and empties the journal.
-    store.compact_blocking().unwrap();
-    assert_eq!(
-        names(&dir),
-        [".compact.lock", ".journal", ".journal.lock", "home.json"]
-    );
+    // The document (its exact bytes; its tag is their hash) and the site's lock file; no temp.
+    assert_eq!(names(&dir), ["home.json", "home.lock"]);
     assert_eq!(
         std::fs::read(dir.join("home.json")).unwrap(),
         br#"{"mode":"healthy"}"#
     );
-    assert_eq!(std::fs::metadata(dir.join(".journal")).unwrap().len(), 0);
+    let tag2 = store.save("home", b"{}", Some(&tag)).await.unwrap();
+    store.save("lab", b"{}", None).await.unwrap();
+    assert_eq!(
+        names(&dir),
+        ["home.json", "home.lock", "lab.json", "lab.lock"]
+    );
     let loaded = FileStore::new(&dir).load("home").await.unwrap().unwrap();
-    assert_eq!(loaded.etag, tag);
-}
-
-/// Saves, then "a crash": nothing but the journal was flushed, and the last append was torn.
-/// A new store (a new process) finds every acknowledged save in the journal.
-#[tokio::test]
-async fn a_new_store_finds_every_save_in_the_journal() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = FileStore::new(dir.path());
-    let v1 = store.save("home", b"{\"n\":1}", None).await.unwrap();
-    let v2 = store.save("home", b"{\"n\":2}", Some(&v1)).await.unwrap();
-    store.save("lab", b"{\"lab\":1}", None).await.unwrap();
-    drop(store);
-    // The first half of one more record (here: a copy of the last one's start): the append
-    // in flight when the power went.
-    let path = dir.path().join(".journal");
-    let mut journal = std::fs::read(&path).unwrap();
-    let last = journal.windows(4).rposition(|w| w == b"BJR1").unwrap();
-    let torn = journal[last..last + (journal.len() - last) / 2].to_vec();
-    journal.extend_from_slice(&torn);
-    std::fs::write(&path, &journal).unwrap();
-    // A checkpoint the journal does not know (written by hand) is used as it is.
-    std::fs::write(dir.path().join("shed.json"), b"{\"by hand\":true}").unwrap();
-
-    let again = FileStore::new(dir.path());
-    let home = again.load("home").await.unwrap().unwrap();
-    assert_eq!(home.bytes, b"{\"n\":2}");
-    assert_eq!(home.etag, v2);
-    assert_eq!(
-        again.load("lab").await.unwrap().unwrap().bytes,
-        b"{\"lab\":1}"
-    );
-    assert_eq!(
-        again.load("shed").await.unwrap().unwrap().bytes,
-        b"{\"by hand\":true}"
-    );
-    // Saves go on after the torn bytes and are found by the next process too.
-    let v3 = again.save("home", b"{\"n\":3}", Some(&v2)).await.unwrap();
-    assert_eq!(
-        again.save("home", b"{\"n\":4}", Some(&v2)).await,
-        Err(StoreError::Conflict)
-    );
-    drop(again);
-    let third = FileStore::new(dir.path());
-    assert_eq!(third.load("home").await.unwrap().unwrap().etag, v3);
-}
-
-/// A journal of megabytes over several sites, with a torn append in the middle: a new store
-/// reads it back in pieces (an async load hands that first long catch-up to a blocking thread)
-/// and finds each site's last save; a compaction writes every site's checkpoint, and the next
-/// store finds them there.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn megabytes_of_journal_over_many_sites_are_read_back_and_compacted() {
-    let dir = tempfile::tempdir().unwrap();
-    let sites = ["a", "b", "c", "d", "e"];
-    let writer = FileStore::new(dir.path());
-    let mut tags: HashMap<&str, String> = HashMap::new();
-    let mut last: HashMap<&str, Vec<u8>> = HashMap::new();
-    for round in 0..80 {
-        // Site i's last save is in round 16 i + 15: the last records lie all over the journal.
-        for (i, site) in sites.into_iter().enumerate() {
-            if round >= 16 * (i + 1) {
-                continue;
-            }
-            let doc = format!(
-                "{{\"site\":\"{site}\",\"round\":{round},\"pad\":\"{}\"}}",
-                "x".repeat(12_000)
-            )
-            .into_bytes();
-            let tag = writer
-                .save(site, &doc, tags.get(site).map(String::as_str))
-                .await
-                .unwrap();
-            tags.insert(site, tag);
-            last.insert(site, doc);
-        }
-        if round == 40 {
-            // The start of a record whose writer died: skipped by every reader.
-            let mut journal = std::fs::OpenOptions::new()
-                .append(true)
-                .open(dir.path().join(".journal"))
-                .unwrap();
-            journal
-                .write_all(b"BJR1\x00\x10\x00\x00\x01a\x00{\"torn")
-                .unwrap();
-        }
-    }
-    drop(writer);
-    let journal = dir.path().join(".journal");
-    assert!(std::fs::metadata(&journal).unwrap().len() > 2 << 20);
-
-    let reader = FileStore::new(dir.path());
-    for site in sites {
-        let v = reader.load(site).await.unwrap().unwrap();
-        assert_eq!(v.bytes, last[site], "{site}");
-        assert_eq!(v.etag, tags[site], "{site}");
-    }
-    reader.compact_blocking().unwrap();
-    assert_eq!(std::fs::metadata(&journal).unwrap().len(), 0);
-    for site in sites {
-        let checkpoint = std::fs::read(dir.path().join(format!("{site}.json"))).unwrap();
-        assert_eq!(checkpoint, last[site], "{site}");
-    }
-    let third = FileStore::new(dir.path());
-    for site in sites {
-        assert_eq!(third.load(site).await.unwrap().unwrap().etag, tags[site]);
-    }
-    third.save("a", b"{}", Some(&tags["a"])).await.unwrap();
-    assert_eq!(
-        third.save("b", b"{}", None).await,
-        Err(StoreError::Conflict)
-    );
-}
-
-/// With a small limit the journal is compacted while saves go on; nothing is lost and the
-/// journal stays bounded.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_journal_is_compacted_past_its_limit() {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn StateStore> = Arc::new(FileStore::with_journal_limit(dir.path(), 2048));
-    let report = support::concurrent_appenders(store, "home", 8, 8).await;
-    assert_eq!(report.final_doc["ids"].as_array().unwrap().len(), 64);
-    // The 64 records add up to ~30 KB; a record is under 1 KB, so the limit plus the 8 saves
-    // in flight bound a compacted journal well below that (once the background compaction
-    // that the last saves started is done).
-    let journal_len = || {
-        std::fs::metadata(dir.path().join(".journal"))
-            .unwrap()
-            .len()
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while journal_len() >= 2048 + 8 * 1024 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let len = journal_len();
-    assert!(len < 2048 + 8 * 1024, "journal is {len} bytes");
-    let fresh = FileStore::new(dir.path());
-    let doc: serde_json::Value =
-        serde_json::from_slice(&fresh.load("home").await.unwrap().unwrap().bytes).unwrap();
-    assert_eq!(doc["ids"].as_array().unwrap().len(), 64);
+    assert_eq!((loaded.bytes.as_slice(), loaded.etag), (&b"{}"[..], tag2));
 }
 
 #[tokio::test]
@@ -251,21 +107,133 @@ async fn foreign_and_corrupt_files_are_returned_as_bytes() {
     );
     let fixed = store.save("home", b"{}", Some(&loaded.etag)).await.unwrap();
     assert_eq!(store.load("home").await.unwrap().unwrap().etag, fixed);
-
-    // Once the journal holds a save, it wins over the checkpoint file.
+    // A file edited by hand is what the next load sees, and its tag changes with it.
     std::fs::write(dir.path().join("home.json"), b"{\"edited\":true}").unwrap();
-    assert_eq!(store.load("home").await.unwrap().unwrap().bytes, b"{}");
+    let edited = store.load("home").await.unwrap().unwrap();
+    assert_eq!(edited.bytes, b"{\"edited\":true}");
+    assert_eq!(
+        store.save("home", b"{}", Some(&fixed)).await,
+        Err(StoreError::Conflict)
+    );
+}
 
-    // A folder where the document should be is an error, not a panic.
+/// A document that cannot be read is an error naming the file — never `None`, which would
+/// start the site over from an empty state — for loads and saves alike; other sites go on.
+#[tokio::test]
+async fn an_unreadable_document_is_an_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path());
+    store.save("fine", b"{}", None).await.unwrap();
+    // A folder where the document should be, a dangling link, a link loop.
     std::fs::create_dir(dir.path().join("odd.json")).unwrap();
-    assert!(matches!(
-        store.load("odd").await,
-        Err(StoreError::Unavailable(_))
-    ));
-    assert!(matches!(
-        store.save("odd", b"{}", None).await,
-        Err(StoreError::Unavailable(_))
-    ));
+    std::os::unix::fs::symlink(dir.path().join("gone"), dir.path().join("dangling.json")).unwrap();
+    std::os::unix::fs::symlink("loop.json", dir.path().join("loop.json")).unwrap();
+    for site in ["odd", "dangling", "loop"] {
+        let file = dir
+            .path()
+            .join(format!("{site}.json"))
+            .display()
+            .to_string();
+        for result in [
+            store.load(site).await.map(|_| ()),
+            store.load_blocking(site).map(|_| ()),
+            store.save(site, b"{}", None).await.map(|_| ()),
+            store.save(site, b"{}", Some("x")).await.map(|_| ()),
+        ] {
+            match result {
+                Err(StoreError::Unavailable(msg)) => assert!(msg.contains(&file), "{msg}"),
+                other => panic!("{site}: expected Unavailable naming {file}, got {other:?}"),
+            }
+        }
+    }
+    assert!(store.load("fine").await.unwrap().is_some());
+    store.save("new", b"{}", None).await.unwrap();
+}
+
+/// A temp file left by a save that died before its rename is never the document, and the
+/// next save of the site removes it.
+#[tokio::test]
+async fn a_stale_temp_file_does_not_become_the_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path());
+    let v1 = store.save("home", b"{\"n\":1}", None).await.unwrap();
+    std::fs::write(dir.path().join(".home.json.tmp"), b"{\"n\":2,\"torn").unwrap();
+    let loaded = FileStore::new(dir.path())
+        .load("home")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (loaded.bytes.as_slice(), &loaded.etag),
+        (&b"{\"n\":1}"[..], &v1)
+    );
+    // A site whose temp file is the only file has no document.
+    std::fs::write(dir.path().join(".lab.json.tmp"), b"{}").unwrap();
+    assert_eq!(store.load("lab").await, Ok(None));
+    store.save("home", b"{\"n\":3}", Some(&v1)).await.unwrap();
+    store.save("lab", b"{}", None).await.unwrap();
+    assert_eq!(
+        names(dir.path()),
+        ["home.json", "home.lock", "lab.json", "lab.lock"]
+    );
+}
+
+/// A process killed between writing its temp file and the rename (here: it aborts at that
+/// point, holding the lock) leaves the previous version; the lock dies with it, and the next
+/// save goes through.
+#[test]
+fn a_kill_before_the_rename_leaves_the_previous_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path());
+    let v1 = store.save_blocking("home", b"{\"n\":1}", None).unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "worker_dies_before_rename",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("BURST_STORE_WORKER_DIR", dir.path())
+        .env("BURST_STORE_WORKER_TAG", &v1)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("worker saving"),
+        "the worker did not run: {stdout}"
+    );
+    assert!(!out.status.success(), "the worker survived: {stdout}");
+    // Its temp file is complete, and still not the document.
+    assert_eq!(
+        std::fs::read(dir.path().join(".home.json.tmp")).unwrap(),
+        b"{\"n\":2}"
+    );
+    let loaded = store.load_blocking("home").unwrap().unwrap();
+    assert_eq!(
+        (loaded.bytes.as_slice(), &loaded.etag),
+        (&b"{\"n\":1}"[..], &v1)
+    );
+    let v3 = store
+        .save_blocking("home", b"{\"n\":3}", Some(&v1))
+        .unwrap();
+    assert_eq!(store.load_blocking("home").unwrap().unwrap().etag, v3);
+    assert!(!dir.path().join(".home.json.tmp").exists());
+}
+
+/// Worker for `a_kill_before_the_rename_leaves_the_previous_version`.
+#[test]
+#[ignore = "worker process of a_kill_before_the_rename_leaves_the_previous_version"]
+fn worker_dies_before_rename() {
+    let Some(dir) = std::env::var_os("BURST_STORE_WORKER_DIR") else {
+        eprintln!("not started as a worker: nothing to do");
+        return;
+    };
+    let tag = std::env::var("BURST_STORE_WORKER_TAG").unwrap();
+    burst_store::sim::abort_file_saves_before_rename();
+    println!("worker saving");
+    let result = FileStore::new(dir).save_blocking("home", b"{\"n\":2}", Some(&tag));
+    println!("worker was not stopped: {result:?}");
 }
 
 #[tokio::test]
@@ -295,17 +263,6 @@ async fn opened_from_settings() {
 /// counter; the final count is exact.
 #[test]
 fn processes_increment_without_losing_updates() {
-    increment_in_processes(None);
-}
-
-/// The same with a tiny journal limit: every few saves some process compacts while the others
-/// keep saving (and compacting).
-#[test]
-fn processes_increment_while_compacting() {
-    increment_in_processes(Some(200));
-}
-
-fn increment_in_processes(journal_limit: Option<u64>) {
     const PROCS: usize = 4;
     const EACH: u64 = 25;
     let dir = tempfile::tempdir().unwrap();
@@ -322,12 +279,6 @@ fn increment_in_processes(journal_limit: Option<u64>) {
                 ])
                 .env("BURST_STORE_WORKER_DIR", dir.path())
                 .env("BURST_STORE_WORKER_COUNT", EACH.to_string())
-                .env(
-                    "BURST_STORE_WORKER_LIMIT",
-                    journal_limit
-                        .unwrap_or(burst_store::DEFAULT_JOURNAL_LIMIT)
-                        .to_string(),
-                )
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -370,11 +321,7 @@ fn worker_cas_increments() {
         .unwrap()
         .parse()
         .unwrap();
-    let limit: u64 = std::env::var("BURST_STORE_WORKER_LIMIT")
-        .unwrap()
-        .parse()
-        .unwrap();
-    let store = FileStore::with_journal_limit(dir, limit);
+    let store = FileStore::new(dir);
     let mut conflicts = 0u64;
     for _ in 0..count {
         loop {

@@ -14,6 +14,16 @@ pub mod blob;
 
 pub use blob::{BlobSim, Injected, SimBlob, SimRequest};
 
+/// Set by [`abort_file_saves_before_rename`].
+pub(crate) static ABORT_BEFORE_RENAME: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Crash tests only: from now on, a `FileStore` save in this process aborts the process after
+/// its temp file is written and synced, before the rename (a kill at the worst moment).
+pub fn abort_file_saves_before_rename() {
+    ABORT_BEFORE_RENAME.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
