@@ -30,6 +30,16 @@ async fn post(h: &Handler, path: &str, body: &[u8], headers: &[(&str, String)]) 
     (status, v)
 }
 
+/// `GET /api/status` as JSON.
+async fn status_json(h: &Handler) -> Value {
+    reqwest::get(format!("{}/api/status", h.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 fn agent_headers(token: &str) -> Vec<(&'static str, String)> {
     vec![
         ("content-type", "application/json".to_string()),
@@ -88,12 +98,7 @@ async fn agent_events_are_authenticated_deduplicated_and_stored() {
     .await;
     assert_eq!(status, 200);
 
-    let status_resp: Value = reqwest::get(format!("{}/api/status", h.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status_resp: Value = status_json(&h).await;
     let site = &status_resp["sites"][0];
     assert_eq!(site["site"], "home");
     assert_eq!(site["mode"], "suspect");
@@ -545,12 +550,7 @@ async fn heartbeats_carry_the_lease_and_where_the_stateful_tier_runs() {
     let ahead = (expires - before).num_milliseconds();
     assert!((119_000..=125_000).contains(&ahead), "{v}");
 
-    let status_resp: Value = reqwest::get(format!("{}/api/status", h.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status_resp: Value = status_json(&h).await;
     assert_eq!(
         status_resp["sites"][0]["lease"]["expires_at"],
         v["lease"]["expires_at"]
@@ -576,12 +576,7 @@ async fn an_event_dated_in_the_future_never_blocks_later_ones() {
     let (status, v) = post_signed(&h, "/api/ups", &ups("ONLINE", "OL", &now)).await;
     assert_eq!((status, v["mode"].as_str()), (200, Some("healthy")), "{v}");
 
-    let status_resp: Value = reqwest::get(format!("{}/api/status", h.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status_resp: Value = status_json(&h).await;
     let site = &status_resp["sites"][0];
     assert_eq!(site["signals"]["power"]["health"], "up", "{site}");
     let audit = site["audit"].to_string();
@@ -672,12 +667,7 @@ async fn a_browser_gets_a_self_contained_status_page() {
         "{page}"
     );
     // A client that asks for JSON still gets JSON.
-    let v: Value = reqwest::get(format!("{}/api/status", h.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = status_json(&h).await;
     assert_eq!(v["sites"][0]["mode"], "suspect");
     assert!(h.alive());
 }

@@ -47,37 +47,13 @@ fn unconfigured_probe() -> Input {
 
 /// Answers actions as a shell with a scale set and no cloud cluster would.
 fn feed(s: SiteState, input: &Input, now: Timestamp, p: &Policy) -> SiteState {
-    let out = step(s, input, now, p);
-    let mut state = out.state;
-    let mut pending = out.actions;
-    while let Some(a) = pending.pop() {
-        let o = match &a {
-            Action::SetCapacity { capacity, .. } => Outcome::Scale {
-                requested: *capacity,
-                result: ScaleResult::Accepted {
-                    capacity: *capacity,
-                    running: Some(*capacity),
-                },
-            },
-            Action::Migrate {
-                tier, direction, ..
-            } => Outcome::Migrate {
-                tier: *tier,
-                direction: *direction,
-                result: MigrateResult::NotApplicable {
-                    detail: "no cloud cluster configured".into(),
-                },
-            },
-            Action::Notify(n) => Outcome::Notify {
-                key: n.key.clone(),
-                result: burst_core::NotifyResult::Delivered { message_id: None },
-            },
-        };
-        let out = step(state, &Input::Outcome(o), now, p);
-        state = out.state;
-        pending.extend(out.actions);
-    }
-    state
+    let shell = common::Shell {
+        migrate: MigrateResult::NotApplicable {
+            detail: "no cloud cluster configured".into(),
+        },
+        message_id: None,
+    };
+    shell.feed(s, input, now, p).0
 }
 
 #[test]

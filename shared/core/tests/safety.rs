@@ -5,8 +5,7 @@
 use burst_core::state::Side;
 use burst_core::{
     Action, ApiProbe, DevicesProbe, Direction, Heartbeat, Input, MigrateResult, Mode, NodeCount,
-    Outcome, Policy, ProbeReport, ScaleResult, ScaleSetProbe, SiteState, Tier, Timestamp,
-    UpsStatus, WitnessReport, step,
+    Policy, ProbeReport, ScaleSetProbe, SiteState, Tier, Timestamp, UpsStatus, WitnessReport,
 };
 
 mod common;
@@ -60,39 +59,11 @@ fn witness(id: &str, when: Timestamp, reachable: bool) -> Input {
 
 /// Steps an input and answers every action at once with success, as a healthy shell would.
 fn feed(s: SiteState, input: &Input, now: Timestamp, p: &Policy) -> (SiteState, Vec<Action>) {
-    let out = step(s, input, now, p);
-    let mut state = out.state;
-    let mut all = out.actions.clone();
-    let mut pending = out.actions;
-    while let Some(a) = pending.pop() {
-        let o = match &a {
-            Action::SetCapacity { capacity, .. } => Outcome::Scale {
-                requested: *capacity,
-                result: ScaleResult::Accepted {
-                    capacity: *capacity,
-                    running: Some(*capacity),
-                },
-            },
-            Action::Migrate {
-                tier, direction, ..
-            } => Outcome::Migrate {
-                tier: *tier,
-                direction: *direction,
-                result: MigrateResult::Done { workloads: 1 },
-            },
-            Action::Notify(n) => Outcome::Notify {
-                key: n.key.clone(),
-                result: burst_core::NotifyResult::Delivered {
-                    message_id: Some("m".into()),
-                },
-            },
-        };
-        let out = step(state, &Input::Outcome(o), now, p);
-        state = out.state;
-        all.extend(out.actions.iter().cloned());
-        pending.extend(out.actions);
-    }
-    (state, all)
+    let shell = common::Shell {
+        migrate: MigrateResult::Done { workloads: 1 },
+        message_id: Some("m".into()),
+    };
+    shell.feed(s, input, now, p)
 }
 
 fn moved_stateful(actions: &[Action]) -> bool {

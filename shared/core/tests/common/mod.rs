@@ -23,3 +23,57 @@ pub fn ups(id: &str, t: &str, status: &str, when: Timestamp) -> Input {
         battery_runtime_s: None,
     })
 }
+
+/// How the test shell answers actions: every scale write accepted (all running at once),
+/// every message delivered with `message_id`, every migration with `migrate`.
+pub struct Shell {
+    pub migrate: burst_core::MigrateResult,
+    pub message_id: Option<String>,
+}
+
+impl Shell {
+    /// Steps `input`, then carries out every action and feeds its outcome back until nothing
+    /// is left; returns the state and every action handed out.
+    pub fn feed(
+        &self,
+        s: burst_core::SiteState,
+        input: &Input,
+        now: Timestamp,
+        p: &burst_core::Policy,
+    ) -> (burst_core::SiteState, Vec<burst_core::Action>) {
+        use burst_core::{Action, NotifyResult, Outcome, ScaleResult, step};
+        let out = step(s, input, now, p);
+        let mut state = out.state;
+        let mut all = out.actions.clone();
+        let mut pending = out.actions;
+        while let Some(a) = pending.pop() {
+            let o = match &a {
+                Action::SetCapacity { capacity, .. } => Outcome::Scale {
+                    requested: *capacity,
+                    result: ScaleResult::Accepted {
+                        capacity: *capacity,
+                        running: Some(*capacity),
+                    },
+                },
+                Action::Migrate {
+                    tier, direction, ..
+                } => Outcome::Migrate {
+                    tier: *tier,
+                    direction: *direction,
+                    result: self.migrate.clone(),
+                },
+                Action::Notify(n) => Outcome::Notify {
+                    key: n.key.clone(),
+                    result: NotifyResult::Delivered {
+                        message_id: self.message_id.clone(),
+                    },
+                },
+            };
+            let out = step(state, &Input::Outcome(o), now, p);
+            state = out.state;
+            all.extend(out.actions.iter().cloned());
+            pending.extend(out.actions);
+        }
+        (state, all)
+    }
+}
