@@ -3,7 +3,7 @@
 use crate::settings::Settings;
 use crate::state_cache::StateCache;
 use burst_core::{Policy, Timestamp};
-use burst_ports::{DeviceList, HomeProbe, Migrator, Notifier, Scaler, StateStore};
+use burst_ports::{DeviceList, HomeProbe, Migrator, Notifier, Scaler, StateStore, Waker};
 use std::sync::Arc;
 
 /// The wall clock, injectable (tests, drills at a different pace).
@@ -23,6 +23,11 @@ pub struct Deps {
     pub devices: Option<Arc<dyn DeviceList>>,
     pub migrator: Option<Arc<dyn Migrator>>,
     pub clock: Clock,
+    /// How many core milliseconds pass per real millisecond (1 except in fast drills): a
+    /// wake-up due in core time is scheduled after the real delay.
+    pub clock_scale: f64,
+    /// Scheduled wake-ups (a Storage Queue); without one, deadlines wait for the probe.
+    pub waker: Option<Arc<dyn Waker>>,
     /// Parsed states by version tag (saves the JSON parse on most loads).
     pub parsed: StateCache,
 }
@@ -36,6 +41,7 @@ impl std::fmt::Debug for Deps {
             .field("home", &self.home.is_some())
             .field("devices", &self.devices.is_some())
             .field("migrator", &self.migrator.is_some())
+            .field("waker", &self.waker.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -9,7 +9,7 @@ use burst_core::{
     Action, Direction, Input, MigrateResult, Mode, NotifyResult, Outcome, ScaleResult, SiteState,
     Step, Timestamp, dedupe, remember_token, step,
 };
-use burst_ports::{Loaded, StoreError};
+use burst_ports::{Loaded, StoreError, WakeUp};
 use std::sync::Arc;
 
 /// Attempts at one compare-and-swap before giving up (each attempt reloads).
@@ -90,11 +90,36 @@ struct Stepped {
     saved: bool,
 }
 
+/// When the transaction plans the site's next wake-up: `Last` for the final save of an
+/// invocation, `IfSettled` for the intent save (it plans only when no actions follow, else
+/// the outcome save does).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WakePlan {
+    IfSettled,
+    Last,
+}
+
+/// Records the step's next deadline as the pending wake-up unless it already is: at most one
+/// pending wake-up per site and instant. Returns the instant to schedule.
+fn plan_wake(deps: &Deps, out: &mut Step, plan: WakePlan) -> Option<Timestamp> {
+    deps.waker.as_ref()?;
+    if plan == WakePlan::IfSettled && !out.actions.is_empty() {
+        return None;
+    }
+    let at = out.next_wake?;
+    if out.state.wake_at == Some(at) {
+        return None;
+    }
+    out.state.wake_at = Some(at);
+    Some(at)
+}
+
 /// Runs one step under CAS: `f` gets the freshly loaded state (and may refuse) and says
 /// whether the state changed.
 async fn transact(
     deps: &Deps,
     site: &str,
+    plan: WakePlan,
     mut f: impl FnMut(SiteState, Timestamp) -> Result<(Step, bool), EngineError>,
 ) -> Result<Stepped, EngineError> {
     let mut last = EngineError::Store(StoreError::Conflict);
@@ -102,8 +127,9 @@ async fn transact(
         let now = deps.now();
         let (state, etag) = load(deps, site, now).await?;
         let before = (state.mode, state.audit.last().cloned());
-        let (out, changed) = f(state, now)?;
-        if !changed {
+        let (mut out, changed) = f(state, now)?;
+        let wake = plan_wake(deps, &mut out, plan);
+        if !changed && wake.is_none() {
             return Ok(Stepped {
                 state: Arc::new(out.state),
                 actions: out.actions,
@@ -119,6 +145,9 @@ async fn transact(
                 log_decisions(site, &before, &out.state);
                 let state = Arc::new(out.state);
                 deps.parsed.put(site, &tag, state.clone());
+                if let Some(at) = wake {
+                    schedule_wake(deps, site, at, now).await;
+                }
                 return Ok(Stepped {
                     state,
                     actions: out.actions,
@@ -133,6 +162,26 @@ async fn transact(
         }
     }
     Err(last)
+}
+
+/// Asks the platform for the wake-up saved in the state. A failure is logged, not fatal: the
+/// timer probe still comes, and the next invocation that changes the deadline asks again.
+async fn schedule_wake(deps: &Deps, site: &str, at: Timestamp, now: Timestamp) {
+    let Some(waker) = &deps.waker else { return };
+    let core_ms = at.since(now).max(0) as f64;
+    let delay = std::time::Duration::from_secs_f64(core_ms / deps.clock_scale.max(1.0) / 1000.0);
+    let wake = WakeUp {
+        site: site.to_string(),
+        at: at.0,
+    };
+    match waker.schedule(&wake, delay).await {
+        Ok(()) => {
+            tracing::info!(site, at = %at.rfc3339(), delay_ms = delay.as_millis() as u64, "wake-up scheduled")
+        }
+        Err(e) => {
+            tracing::warn!(site, at = %at.rfc3339(), error = %e, "could not schedule a wake-up; the probe will catch the deadline")
+        }
+    }
 }
 
 /// One JSON log line per decision the saved step took (its audit entries: mode changes,
@@ -170,9 +219,48 @@ pub async fn apply(
     input: Input,
     token: Option<Token>,
 ) -> Result<Applied, EngineError> {
+    run(deps, site, input, token, None).await
+}
+
+/// A scheduled wake-up arrived: if it is still the site's pending one, consume it and let time
+/// pass (`Tick`), which acts on whatever is due and schedules the next wake-up. A wake-up that
+/// was superseded (a later save asked for another instant), repeated or forged changes nothing
+/// and answers `None`.
+pub async fn wake(deps: &Arc<Deps>, wake: &WakeUp) -> Result<Option<Applied>, EngineError> {
+    let applied = run(
+        deps,
+        &wake.site,
+        Input::Tick,
+        None,
+        Some(Timestamp(wake.at)),
+    )
+    .await?;
+    Ok((!applied.duplicate).then_some(applied))
+}
+
+async fn run(
+    deps: &Arc<Deps>,
+    site: &str,
+    input: Input,
+    token: Option<Token>,
+    wake_for: Option<Timestamp>,
+) -> Result<Applied, EngineError> {
     let policy = deps.policy.clone();
     let mut duplicate = false;
-    let out = transact(deps, site, |mut state, now| {
+    let out = transact(deps, site, WakePlan::IfSettled, |mut state, now| {
+        if let Some(at) = wake_for {
+            if state.wake_at != Some(at) {
+                duplicate = true;
+                let unchanged = Step {
+                    state,
+                    actions: Vec::new(),
+                    next_wake: None,
+                };
+                return Ok((unchanged, false));
+            }
+            // Consumed: whatever is still due after this step is scheduled afresh.
+            state.wake_at = None;
+        }
         if let Some(t) = &token
             && !remember_token(&mut state, &t.jti, t.until, now, &policy)
         {
@@ -213,7 +301,7 @@ pub async fn apply(
     if !outcomes.is_empty() {
         // One compare-and-swap for every outcome, folded in order onto the freshest state: a
         // lost race re-folds them onto what the other writer saved.
-        let out = transact(deps, site, |s, now| {
+        let out = transact(deps, site, WakePlan::Last, |s, now| {
             let mut st = s;
             let mut next_wake = None;
             for input in &outcomes {

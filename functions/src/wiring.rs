@@ -71,6 +71,8 @@ pub async fn from_settings(get: Get<'_>) -> Result<Deps, WiringError> {
         devices,
         migrator,
         clock,
+        clock_scale: clock_scale(get),
+        waker: None,
         parsed: Default::default(),
     })
 }
@@ -85,6 +87,15 @@ fn tailscale_devices(get: Get<'_>) -> Result<Option<Arc<dyn DeviceList>>, Wiring
         ))),
         None => Ok(None),
     }
+}
+
+/// Core milliseconds per real millisecond: `BURST_CLOCK_SCALE` once `scaled_clock` accepted it,
+/// else 1.
+pub fn clock_scale(get: Get<'_>) -> f64 {
+    get("BURST_CLOCK_SCALE")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 1.0)
+        .unwrap_or(1.0)
 }
 
 /// The wall clock, or for drills a faster one: `BURST_CLOCK_SCALE` (e.g. `60` = a minute per

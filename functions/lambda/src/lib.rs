@@ -78,6 +78,8 @@ pub async fn deps_from_settings(
         devices,
         migrator,
         clock,
+        clock_scale: wiring::clock_scale(get),
+        waker: None,
         parsed: Default::default(),
     })
 }

@@ -45,6 +45,10 @@ pub struct SiteState {
     /// agent never asked for one.
     #[serde(default)]
     pub lease: Option<Lease>,
+    /// The wake-up the shell last asked the platform for (a queue message due then). The core
+    /// never reads it; the shell keeps at most one pending wake-up per site and instant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake_at: Option<Timestamp>,
 }
 
 /// A lease granted with an accepted heartbeat. The agent fences the home stateful tier when it
@@ -80,6 +84,7 @@ impl SiteState {
             seen: BTreeMap::new(),
             audit: Vec::new(),
             lease: None,
+            wake_at: None,
         }
     }
 

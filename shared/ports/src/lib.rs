@@ -104,6 +104,25 @@ pub trait StateStore: Send + Sync {
     ) -> Result<String, StoreError>;
 }
 
+/// Scheduled wake-ups: one invocation of the `wake` function for `site` at (or just after)
+/// `at`, so deadlines are acted on when they fall instead of at the next probe.
+#[async_trait]
+pub trait Waker: Send + Sync {
+    /// Asks for a wake-up `delay` from now (a queue message that becomes visible then). The
+    /// platform may deliver it more than once or a little late; the `wake` function checks
+    /// what is due. An error means no wake-up was scheduled (the timer probe still comes).
+    async fn schedule(&self, wake: &WakeUp, delay: std::time::Duration) -> Result<(), String>;
+}
+
+/// What a wake-up message carries: the site and the instant it was asked for.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WakeUp {
+    pub site: String,
+    /// Unix milliseconds (the core's clock).
+    pub at: i64,
+}
+
 /// Handy for fakes: a node count.
 pub fn nodes(ready: u32, total: u32) -> NodeCount {
     NodeCount { ready, total }
