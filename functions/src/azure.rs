@@ -198,6 +198,9 @@ async fn json_mode(deps: &Arc<Deps>, name: &str, req: Request) -> Response {
         };
         return invocation_reply(json!({}), vec![log]);
     }
+    if f == Function::Wake {
+        return queue_invocation(deps, &payload).await;
+    }
     let fr = match http_trigger_request(&payload) {
         Ok(r) => r,
         Err(detail) => {
@@ -215,6 +218,34 @@ async fn json_mode(deps: &Arc<Deps>, name: &str, req: Request) -> Response {
     }
     let r = bodies::http(deps, f, &fr).await;
     invocation_reply(http_output(&r), vec![])
+}
+
+/// A queue-triggered invocation: `Data.<binding>` is the message (its text, the host having
+/// decoded base64). Success answers 200; a failure answers 500 so the host counts a failed
+/// attempt and retries (then parks the message in `<queue>-poison`).
+async fn queue_invocation(deps: &Arc<Deps>, payload: &Value) -> Response {
+    let message = payload
+        .get("Data")
+        .and_then(Value::as_object)
+        .and_then(|d| d.values().next());
+    let dequeue = payload
+        .pointer("/Metadata/DequeueCount")
+        .and_then(Value::as_u64)
+        .unwrap_or(1);
+    let result = match message {
+        Some(m) => bodies::wake(deps, m).await,
+        None => Err("wake: invocation has no Data item (the queue message)".to_string()),
+    };
+    match result {
+        Ok(log) => invocation_reply(json!({}), vec![log]),
+        Err(e) => {
+            tracing::error!(error = %e, dequeue_count = dequeue, "wake failed");
+            reply(FnResponse::json(
+                500,
+                &json!({"Outputs": {}, "Logs": [e], "ReturnValue": null}),
+            ))
+        }
+    }
 }
 
 /// Builds a request from `Data.<trigger>`: headers are arrays of strings, `Body` is present

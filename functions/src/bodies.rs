@@ -12,6 +12,7 @@ use burst_core::Policy;
 use burst_core::assess::{assess, holds};
 use burst_core::state::Side;
 use burst_core::{ApiProbe, DevicesProbe, Input, ProbeReport, ScaleSetProbe, SiteState, Timestamp};
+use burst_ports::WakeUp;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -24,16 +25,19 @@ pub enum Function {
     Tailscale,
     Status,
     Probe,
+    /// Queue-triggered: a scheduled wake-up (see `engine::wake`).
+    Wake,
 }
 
 impl Function {
-    pub const ALL: [Function; 6] = [
+    pub const ALL: [Function; 7] = [
         Function::Ups,
         Function::Heartbeat,
         Function::Witness,
         Function::Tailscale,
         Function::Status,
         Function::Probe,
+        Function::Wake,
     ];
 
     pub fn name(self) -> &'static str {
@@ -44,6 +48,7 @@ impl Function {
             Function::Tailscale => "tailscale",
             Function::Status => "status",
             Function::Probe => "probe",
+            Function::Wake => "wake",
         }
     }
 
@@ -54,11 +59,11 @@ impl Function {
             .find(|f| f.name().eq_ignore_ascii_case(name))
     }
 
-    /// The HTTP method of an HTTP-triggered function (`None` for the timer).
+    /// The HTTP method of an HTTP-triggered function (`None` for the timer and the queue).
     pub fn method(self) -> Option<&'static str> {
         match self {
             Function::Status => Some("GET"),
-            Function::Probe => None,
+            Function::Probe | Function::Wake => None,
             _ => Some("POST"),
         }
     }
@@ -72,7 +77,11 @@ pub async fn http(deps: &Arc<Deps>, f: Function, req: &Request) -> Response {
         Function::Witness => agent(deps, req, payloads::witness).await,
         Function::Tailscale => tailscale(deps, req).await,
         Function::Status => status(deps, req).await,
-        Function::Probe => Err(Reject::new(404, "not_found", "probe is a timer function")),
+        Function::Probe | Function::Wake => Err(Reject::new(
+            404,
+            "not_found",
+            "probe and wake are not HTTP functions",
+        )),
     };
     result.unwrap_or_else(|r| {
         tracing::info!(function = f.name(), status = r.status, error = r.code, detail = %r.detail, "refused");
@@ -360,5 +369,47 @@ pub async fn probe(deps: &Arc<Deps>) -> Result<String, String> {
             a.actions.len()
         )),
         Err(e) => Err(format!("probe {site}: {e}")),
+    }
+}
+
+/// The largest wake-up message accepted (a real one is about 40 bytes).
+const WAKE_MESSAGE_LIMIT: usize = 1024;
+
+/// Serves one scheduled wake-up (`wake`, queue-triggered). `message` is the queue item as the
+/// host hands it over: the message text (JSON `{"site","at"}`), or already parsed. An error
+/// fails the invocation, so the host retries it and, after its dequeue limit, parks it in the
+/// poison queue where it can be inspected: nothing is dropped silently.
+pub async fn wake(deps: &Arc<Deps>, message: &serde_json::Value) -> Result<String, String> {
+    let parsed = match message {
+        serde_json::Value::String(text) if text.len() > WAKE_MESSAGE_LIMIT => {
+            return Err(format!(
+                "wake: message of {} bytes is over {WAKE_MESSAGE_LIMIT}",
+                text.len()
+            ));
+        }
+        serde_json::Value::String(text) => serde_json::from_str::<WakeUp>(text),
+        other => serde_json::from_value::<WakeUp>(other.clone()),
+    };
+    let wake = parsed.map_err(|e| format!("wake: not a wake-up message ({{\"site\",\"at\"}}): {e}"))?;
+    if !deps.settings.sites.iter().any(|s| s == &wake.site) {
+        return Err(format!(
+            "wake: site {:?} is not watched here (BURST_SITES)",
+            wake.site
+        ));
+    }
+    let at = Timestamp(wake.at).rfc3339();
+    match engine::wake(deps, &wake).await {
+        Ok(Some(a)) => Ok(format!(
+            "wake {} at {at}: mode {}, capacity {} ({} action(s))",
+            wake.site,
+            a.state.mode,
+            a.state.capacity.desired,
+            a.actions.len()
+        )),
+        Ok(None) => Ok(format!(
+            "wake {} at {at}: superseded (not the pending wake-up), nothing to do",
+            wake.site
+        )),
+        Err(e) => Err(format!("wake {} at {at}: {e}", wake.site)),
     }
 }

@@ -72,7 +72,12 @@ pub async fn from_settings(get: Get<'_>) -> Result<Deps, WiringError> {
         migrator,
         clock,
         clock_scale: clock_scale(get),
-        waker: None,
+        waker: burst_queue::QueueWaker::from_settings(get, None)
+            .map_err(|e| WiringError::Invalid {
+                name: burst_queue::WAKE_QUEUE_URL,
+                problem: e.to_string(),
+            })?
+            .map(|w| Arc::new(w) as Arc<dyn burst_ports::Waker>),
         parsed: Default::default(),
     })
 }
