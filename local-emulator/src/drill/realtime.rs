@@ -73,7 +73,7 @@ pub struct Sample {
 struct Cloud {
     arm: burst_arm::sim::SimHandle,
     discord: burst_discord::sim::SimHandle,
-    tailscale: burst_tailscale::sim::SimHandle,
+    tailscale: burst_tailscale_sim::SimHandle,
     home_kube: burst_kube::sim::SimHandle,
     cloud_kube: burst_kube::sim::SimHandle,
     devices: Vec<String>,
@@ -94,7 +94,7 @@ impl Cloud {
         let discord = burst_discord::sim::start(burst_discord::sim::SimConfig::default())
             .await
             .map_err(sim)?;
-        let tailscale = burst_tailscale::sim::start(burst_tailscale::sim::SimConfig::default())
+        let tailscale = burst_tailscale_sim::start(burst_tailscale_sim::SimConfig::default())
             .await
             .map_err(sim)?;
         let devices = tailscale.add_devices("k8s-home", w.devices_total as usize, &[SITE_TAG]);
@@ -665,7 +665,7 @@ impl Runner<'_> {
                 "data": {"nodeID": "nDrill1CNTRL", "deviceName": e.device.clone().unwrap_or_else(|| "k8s-home-0".into())}
             }]))
             .unwrap_or_default();
-            let sig = burst_tailscale::sign(&self.ts_secret, now_s, &body);
+            let sig = burst_tailscale_sim::sign(&self.ts_secret, now_s, &body);
             let resp = self
                 .client
                 .post(format!("{}/api/tailscale", self.host.base_url()))

@@ -5,15 +5,12 @@
 //!   [`burst_core::TailscaleEvent`]s with a stable dedupe hash;
 //! - [`devices`]: the devices API client implementing [`burst_ports::DeviceList`] (how many
 //!   on-prem devices are connected to Tailscale's control server; errors are Unknown);
-//! - [`config`]: the settings of all of the above;
-//! - `sim` (feature `sim`): a simulated devices API and OAuth endpoint.
+//! - [`config`]: the settings of all of the above.
 
 pub mod config;
 pub mod devices;
 pub mod payload;
 pub mod signature;
-#[cfg(feature = "sim")]
-pub mod sim;
 
 pub use config::{Auth, ConfigError, Secret, TailscaleConfig, WebhookSecret};
 pub use devices::{Device, DevicesError, TailscaleDevices};

@@ -20,12 +20,11 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use base64::Engine;
+use burst_sim_kit::{FaultQueue, RequestLog, Server};
 use serde_json::{Map, Value, json};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
 
-pub use crate::signature::sign;
+pub use burst_tailscale::sign;
 
 /// The simulated tailnet and its credentials.
 #[derive(Debug, Clone)]
@@ -198,58 +197,42 @@ struct Inner {
     next_device: u64,
     tokens: Vec<Token>,
     tokens_issued: u32,
-    fail_next: u32,
-    fail_status: u16,
-    log: Vec<SimRequest>,
+    /// Statuses the next requests (to any endpoint) answer with.
+    failures: FaultQueue<(), u16>,
+    log: RequestLog<SimRequest>,
 }
 
-type Shared = Arc<Mutex<Inner>>;
-
-fn lock(shared: &Shared) -> MutexGuard<'_, Inner> {
-    shared.lock().unwrap_or_else(|e| e.into_inner())
-}
+type Shared = burst_sim_kit::Shared<Inner>;
 
 /// A running simulator; stops when dropped or on [`SimHandle::shutdown`].
 #[derive(Debug)]
 pub struct SimHandle {
     base_url: String,
     shared: Shared,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    server: Server,
 }
 
 /// Starts the simulator on 127.0.0.1 with a free port.
 pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-    let addr = listener.local_addr()?;
-    let shared: Shared = Arc::new(Mutex::new(Inner {
+    let shared = Shared::new(Inner {
         config,
         devices: Vec::new(),
         next_device: 1,
         tokens: Vec::new(),
         tokens_issued: 0,
-        fail_next: 0,
-        fail_status: 500,
-        log: Vec::new(),
-    }));
+        failures: FaultQueue::default(),
+        log: RequestLog::default(),
+    });
     let app = Router::new()
         .route("/api/v2/oauth/token", any(token_route))
         .route("/api/v2/tailnet/{tailnet}/devices", any(devices_route))
         .fallback(not_found)
         .with_state(shared.clone());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await;
-    });
+    let server = Server::start(app).await?;
     Ok(SimHandle {
-        base_url: format!("http://{addr}"),
+        base_url: server.base_url(),
         shared,
-        stop: Some(stop),
-        task: Some(task),
+        server,
     })
 }
 
@@ -264,12 +247,12 @@ impl SimHandle {
     }
 
     pub fn api_key(&self) -> String {
-        lock(&self.shared).config.api_key.clone()
+        self.shared.lock().config.api_key.clone()
     }
 
     /// `(client_id, client_secret)`.
     pub fn oauth_client(&self) -> (String, String) {
-        let inner = lock(&self.shared);
+        let inner = self.shared.lock();
         (
             inner.config.oauth_client_id.clone(),
             inner.config.oauth_client_secret.clone(),
@@ -278,7 +261,7 @@ impl SimHandle {
 
     /// Adds a device, filling in ids, MagicDNS name and addresses; returns its `nodeId`.
     pub fn add_device(&self, mut device: SimDevice) -> String {
-        let mut inner = lock(&self.shared);
+        let mut inner = self.shared.lock();
         let n = inner.next_device;
         inner.next_device += 1;
         if device.node_id.is_empty() {
@@ -313,7 +296,7 @@ impl SimHandle {
 
     /// Sets one device (by node id, hostname or name) online or offline; `false` if unknown.
     pub fn set_online(&self, device: &str, online: bool) -> bool {
-        let mut inner = lock(&self.shared);
+        let mut inner = self.shared.lock();
         let found = inner
             .devices
             .iter_mut()
@@ -329,7 +312,7 @@ impl SimHandle {
 
     /// Sets every device carrying `tag` online or offline; returns how many.
     pub fn set_tag_online(&self, tag: &str, online: bool) -> usize {
-        let mut inner = lock(&self.shared);
+        let mut inner = self.shared.lock();
         let mut n = 0;
         for d in inner
             .devices
@@ -344,7 +327,7 @@ impl SimHandle {
 
     /// Removes a device (by node id or hostname); `false` if unknown.
     pub fn remove_device(&self, device: &str) -> bool {
-        let mut inner = lock(&self.shared);
+        let mut inner = self.shared.lock();
         let before = inner.devices.len();
         inner
             .devices
@@ -353,47 +336,33 @@ impl SimHandle {
     }
 
     pub fn devices(&self) -> Vec<SimDevice> {
-        lock(&self.shared).devices.clone()
+        self.shared.lock().devices.clone()
     }
 
     /// The next `n` requests (to any endpoint) fail with `status`: 500 `{"message":"internal
     /// server error"}`, 429 with `Retry-After: 60`, or another status.
     pub fn fail_next(&self, n: u32, status: u16) {
-        let mut inner = lock(&self.shared);
-        inner.fail_next = n;
-        inner.fail_status = status;
+        self.shared.lock().failures.replace((), n, status);
     }
 
     /// How many OAuth tokens were issued.
     pub fn tokens_issued(&self) -> u32 {
-        lock(&self.shared).tokens_issued
+        self.shared.lock().tokens_issued
     }
 
     /// Invalidates every issued OAuth token (as if revoked or expired).
     pub fn revoke_tokens(&self) {
-        lock(&self.shared).tokens.clear();
+        self.shared.lock().tokens.clear();
     }
 
     /// Every request received, oldest first.
     pub fn requests(&self) -> Vec<SimRequest> {
-        lock(&self.shared).log.clone()
+        self.shared.lock().log.to_vec()
     }
 
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for SimHandle {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+    /// Stops the server and waits for it.
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 }
 
@@ -458,12 +427,8 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 
 /// A queued failure, if any.
 fn forced_failure(inner: &mut Inner) -> Option<Response> {
-    if inner.fail_next == 0 {
-        return None;
-    }
-    inner.fail_next -= 1;
-    let status =
-        StatusCode::from_u16(inner.fail_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status = inner.failures.take(|_| true)?;
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = match status {
         StatusCode::TOO_MANY_REQUESTS => message(status, "rate limit exceeded"),
         StatusCode::INTERNAL_SERVER_ERROR => message(status, "internal server error"),
@@ -791,7 +756,7 @@ async fn devices_route(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let mut inner = lock(&shared);
+    let mut inner = shared.lock();
     let (auth, response) = list_devices(&mut inner, &method, &tailnet, query.as_deref(), &headers);
     log(
         &mut inner,
@@ -810,7 +775,7 @@ async fn token_route(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let mut inner = lock(&shared);
+    let mut inner = shared.lock();
     let response = issue_token(&mut inner, &method, &headers, &body);
     let auth = if headers.contains_key(header::AUTHORIZATION) {
         AuthKind::Basic
@@ -829,7 +794,7 @@ async fn token_route(
 }
 
 async fn not_found(State(shared): State<Shared>, method: Method, uri: axum::http::Uri) -> Response {
-    let mut inner = lock(&shared);
+    let mut inner = shared.lock();
     log(
         &mut inner,
         &method,

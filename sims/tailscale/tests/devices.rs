@@ -3,8 +3,8 @@
 
 use burst_core::DevicesProbe;
 use burst_ports::DeviceList;
-use burst_tailscale::sim::{self, AuthKind, SimConfig, SimDevice, SimHandle};
 use burst_tailscale::{Auth, DevicesError, Secret, TailscaleConfig, TailscaleDevices};
+use burst_tailscale_sim::{self as sim, AuthKind, SimConfig, SimDevice, SimHandle};
 use serde_json::{Value, json};
 
 async fn sim_with_home() -> SimHandle {
