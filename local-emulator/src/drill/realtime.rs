@@ -72,7 +72,7 @@ pub struct Sample {
 /// The simulated cloud, started for one drill.
 struct Cloud {
     arm: burst_arm::sim::SimHandle,
-    discord: burst_discord::sim::SimHandle,
+    discord: burst_discord_sim::SimHandle,
     tailscale: burst_tailscale_sim::SimHandle,
     home_kube: burst_kube::sim::SimHandle,
     cloud_kube: burst_kube::sim::SimHandle,
@@ -91,7 +91,7 @@ impl Cloud {
         })
         .await
         .map_err(sim)?;
-        let discord = burst_discord::sim::start(burst_discord::sim::SimConfig::default())
+        let discord = burst_discord_sim::start(burst_discord_sim::SimConfig::default())
             .await
             .map_err(sim)?;
         let tailscale = burst_tailscale_sim::start(burst_tailscale_sim::SimConfig::default())

@@ -6,16 +6,11 @@
 //! ping is configured, and every HTTP answer is classified into the core's
 //! [`burst_core::NotifyResult`] — 429 with Discord's wait, 401/404 as a gone webhook, 400 as a
 //! refused message, 5xx and transport errors as retryable. Nothing here retries or sleeps.
-//!
-//! With the `sim` feature, [`sim`] is a simulated Discord webhook API that validates requests
-//! the way Discord does, for tests and the local emulator.
 
 pub mod client;
 pub mod config;
 pub mod limits;
 pub mod message;
-#[cfg(feature = "sim")]
-pub mod sim;
 
 pub use client::{BuildError, DiscordWebhook, USER_AGENT, classify};
 pub use config::{ConfigError, DiscordConfig, UrlError, WebhookUrl};

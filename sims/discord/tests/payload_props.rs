@@ -5,7 +5,7 @@
 use burst_core::{Delivery, Notification, Severity};
 use burst_discord::limits::{self, DESCRIPTION_MAX, EMBED_TOTAL_MAX, FOOTER_MAX, TITLE_MAX};
 use burst_discord::message::{MessageOptions, body};
-use burst_discord::sim::{validate_edit, validate_execute};
+use burst_discord_sim::{validate_edit, validate_execute};
 use proptest::prelude::*;
 
 fn text() -> impl Strategy<Value = String> {

@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 use burst_core::{Delivery, Notification, NotifyResult, Severity};
-use burst_discord::sim::{self, RateLimit, SimConfig, SimHandle};
 use burst_discord::{DiscordConfig, DiscordWebhook, WebhookUrl};
+use burst_discord_sim::{self as sim, RateLimit, SimConfig, SimHandle};
 use burst_ports::Notifier;
 use serde_json::{Value, json};
 use std::time::Duration;

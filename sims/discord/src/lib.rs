@@ -14,21 +14,20 @@
 //! [`SimHandle`] injects failures (forced 429s, 5xx, a deleted webhook or message) and exposes
 //! every message (with its edit history) and the request log.
 
-use crate::config::validate_username;
-use crate::limits::{
-    AUTHOR_NAME_MAX, COLOR_MAX, CONTENT_MAX, DESCRIPTION_MAX, EMBED_TOTAL_MAX, EMBEDS_MAX,
-    FIELD_NAME_MAX, FIELD_VALUE_MAX, FIELDS_MAX, FOOTER_MAX, TITLE_MAX, count,
-};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+use burst_discord::config::validate_username;
+use burst_discord::limits::{
+    AUTHOR_NAME_MAX, COLOR_MAX, CONTENT_MAX, DESCRIPTION_MAX, EMBED_TOTAL_MAX, EMBEDS_MAX,
+    FIELD_NAME_MAX, FIELD_VALUE_MAX, FIELDS_MAX, FOOTER_MAX, TITLE_MAX, count,
+};
+use burst_sim_kit::{FaultQueue, RequestLog, Server};
 use serde_json::{Map, Value, json};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::oneshot;
 
 /// Discord error codes the simulator answers with.
 pub mod codes {
@@ -200,48 +199,43 @@ struct Inner {
     deleted: bool,
     messages: Vec<SimMessage>,
     next_id: u64,
-    log: Vec<SimRequest>,
+    log: RequestLog<SimRequest>,
     window_start: Instant,
     window_count: u32,
-    forced_429: u32,
-    forced_retry_after: f64,
-    forced_errors: u32,
-    forced_status: u16,
+    faults: FaultQueue<(), Forced>,
 }
 
-type Shared = Arc<Mutex<Inner>>;
-
-fn lock(shared: &Shared) -> MutexGuard<'_, Inner> {
-    // A panic elsewhere must not take the simulator down with it.
-    shared.lock().unwrap_or_else(|e| e.into_inner())
+/// An answer forced on the next requests.
+#[derive(Debug, Clone, Copy)]
+enum Forced {
+    /// 429 with this `retry_after` in seconds.
+    RateLimit(f64),
+    /// This status with Discord's generic error body.
+    Status(u16),
 }
+
+type Shared = burst_sim_kit::Shared<Inner>;
 
 /// A running simulator; stops when dropped or on [`SimHandle::shutdown`].
 #[derive(Debug)]
 pub struct SimHandle {
     base_url: String,
     shared: Shared,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    server: Server,
 }
 
 /// Starts the simulator on 127.0.0.1 with a free port.
 pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-    let addr = listener.local_addr()?;
-    let shared: Shared = Arc::new(Mutex::new(Inner {
+    let shared = Shared::new(Inner {
         config,
         deleted: false,
         messages: Vec::new(),
         next_id: FIRST_MESSAGE_ID,
-        log: Vec::new(),
+        log: RequestLog::default(),
         window_start: Instant::now(),
         window_count: 0,
-        forced_429: 0,
-        forced_retry_after: 0.0,
-        forced_errors: 0,
-        forced_status: 500,
-    }));
+        faults: FaultQueue::default(),
+    });
     let app = Router::new()
         .route("/api/v10/webhooks/{id}/{token}", any(webhook_route))
         .route(
@@ -250,19 +244,11 @@ pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
         )
         .fallback(not_found)
         .with_state(shared.clone());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await;
-    });
+    let server = Server::start(app).await?;
     Ok(SimHandle {
-        base_url: format!("http://{addr}"),
+        base_url: server.base_url(),
         shared,
-        stop: Some(stop),
-        task: Some(task),
+        server,
     })
 }
 
@@ -274,7 +260,7 @@ impl SimHandle {
 
     /// The webhook URL as a user would paste it (unversioned).
     pub fn webhook_url(&self) -> String {
-        let inner = lock(&self.shared);
+        let inner = self.shared.lock();
         format!(
             "{}/api/webhooks/{}/{}",
             self.base_url, inner.config.webhook_id, inner.config.token
@@ -282,30 +268,30 @@ impl SimHandle {
     }
 
     pub fn webhook_id(&self) -> String {
-        lock(&self.shared).config.webhook_id.clone()
+        self.shared.lock().config.webhook_id.clone()
     }
 
     pub fn token(&self) -> String {
-        lock(&self.shared).config.token.clone()
+        self.shared.lock().config.token.clone()
     }
 
     /// The next `n` requests get 429 with `retry_after` seconds (and `Retry-After`).
     pub fn force_rate_limit(&self, n: u32, retry_after_s: f64) {
-        let mut inner = lock(&self.shared);
-        inner.forced_429 = n;
-        inner.forced_retry_after = retry_after_s.max(0.0);
+        let forced = Forced::RateLimit(retry_after_s.max(0.0));
+        self.shared.lock().faults.push((), n, forced);
     }
 
     /// The next `n` requests get `status` (a 5xx) with Discord's generic error body.
     pub fn force_server_errors(&self, n: u32, status: u16) {
-        let mut inner = lock(&self.shared);
-        inner.forced_errors = n;
-        inner.forced_status = status;
+        self.shared
+            .lock()
+            .faults
+            .push((), n, Forced::Status(status));
     }
 
     /// Replaces the rate-limit bucket (and starts a fresh window).
     pub fn set_rate_limit(&self, rate_limit: Option<RateLimit>) {
-        let mut inner = lock(&self.shared);
+        let mut inner = self.shared.lock();
         inner.config.rate_limit = rate_limit;
         inner.window_start = Instant::now();
         inner.window_count = 0;
@@ -313,12 +299,12 @@ impl SimHandle {
 
     /// Deletes the webhook: every later request gets 404 code 10015.
     pub fn delete_webhook(&self) {
-        lock(&self.shared).deleted = true;
+        self.shared.lock().deleted = true;
     }
 
     /// Deletes a message as a channel moderator would; `false` if there was none.
     pub fn delete_message(&self, id: &str) -> bool {
-        let mut inner = lock(&self.shared);
+        let mut inner = self.shared.lock();
         let before = inner.messages.len();
         inner.messages.retain(|m| m.id != id);
         inner.messages.len() != before
@@ -326,11 +312,12 @@ impl SimHandle {
 
     /// Every message in the channel, oldest first.
     pub fn messages(&self) -> Vec<SimMessage> {
-        lock(&self.shared).messages.clone()
+        self.shared.lock().messages.clone()
     }
 
     pub fn message(&self, id: &str) -> Option<SimMessage> {
-        lock(&self.shared)
+        self.shared
+            .lock()
             .messages
             .iter()
             .find(|m| m.id == id)
@@ -339,29 +326,16 @@ impl SimHandle {
 
     /// Every request received, oldest first.
     pub fn requests(&self) -> Vec<SimRequest> {
-        lock(&self.shared).log.clone()
+        self.shared.lock().log.to_vec()
     }
 
     pub fn clear_requests(&self) {
-        lock(&self.shared).log.clear();
+        self.shared.lock().log.clear();
     }
 
     /// Stops the server and waits for it.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for SimHandle {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 }
 
@@ -1076,20 +1050,20 @@ fn snowflake_error(field: &str, value: &str) -> Reply {
 
 fn process(inner: &mut Inner, req: &Incoming<'_>) -> Reply {
     let now = Instant::now();
-    if inner.forced_429 > 0 {
-        inner.forced_429 -= 1;
-        return Reply::rate_limited(inner.forced_retry_after, "shared");
-    }
-    if inner.forced_errors > 0 {
-        inner.forced_errors -= 1;
-        let status =
-            StatusCode::from_u16(inner.forced_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let text = format!(
-            "{}: {}",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("Server Error")
-        );
-        return Reply::error(status, codes::GENERAL, &text);
+    match inner.faults.take(|_| true) {
+        None => {}
+        Some(Forced::RateLimit(retry_after)) => {
+            return Reply::rate_limited(retry_after, "shared");
+        }
+        Some(Forced::Status(status)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let text = format!(
+                "{}: {}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("Server Error")
+            );
+            return Reply::error(status, codes::GENERAL, &text);
+        }
     }
     if let Some(view) = inner.view(now) {
         if view.remaining == 0 {
@@ -1331,7 +1305,7 @@ fn render(reply: Reply, bucket: Option<BucketView>, bucket_name: &str) -> Respon
 }
 
 async fn read_body(shared: &Shared, body: Body) -> (Result<Vec<u8>, ()>, usize) {
-    let limit = lock(shared).config.max_body_bytes;
+    let limit = shared.lock().config.max_body_bytes;
     match axum::body::to_bytes(body, limit).await {
         Ok(b) => {
             let n = b.len();
@@ -1364,7 +1338,7 @@ async fn handle(
     };
     if !user_agent.as_deref().is_some_and(valid_user_agent) {
         // Cloudflare answers before Discord's API: no bucket counted, no Discord headers.
-        lock(&shared).log.push(SimRequest {
+        shared.lock().log.push(SimRequest {
             method: method.to_string(),
             path,
             query,
@@ -1377,7 +1351,7 @@ async fn handle(
         });
         return cloudflare_block();
     }
-    let mut inner = lock(&shared);
+    let mut inner = shared.lock();
     let incoming = Incoming {
         method: &method,
         id: &id,
@@ -1459,7 +1433,7 @@ async fn not_found(
 ) -> Response {
     let user_agent = user_agent_of(&headers);
     let blocked = !user_agent.as_deref().is_some_and(valid_user_agent);
-    lock(&shared).log.push(SimRequest {
+    shared.lock().log.push(SimRequest {
         method: method.to_string(),
         path: uri.path().to_string(),
         query: uri.query().map(str::to_string),
