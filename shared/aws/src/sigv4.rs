@@ -135,7 +135,9 @@ pub fn canonical_headers(headers: &[(String, String)]) -> (String, String) {
 #[derive(Clone, Debug)]
 pub struct RequestParts<'a> {
     pub method: &'a str,
-    /// The path, already URI-encoded the way it is sent (`/` for the query API).
+    /// The path, already URI-encoded the way it is sent (`/` for the query API). [`signature`]
+    /// and [`authorization`] turn it into the service's canonical URI ([`canonical_uri`]);
+    /// [`canonical_request`] uses it verbatim.
     pub canonical_uri: &'a str,
     /// Decoded query parameters.
     pub query: &'a [(String, String)],
@@ -145,7 +147,41 @@ pub struct RequestParts<'a> {
     pub payload_hash: &'a str,
 }
 
-/// The canonical request (the spec's six lines).
+/// The canonical URI of a path as sent. S3 signs the path exactly as sent. Every other service
+/// signs it normalised (no `.`, `..` or empty segments, a trailing `/` kept) and URI-encoded a
+/// second time, so a space sent as `%20` is signed as `%2520`.
+pub fn canonical_uri(path_as_sent: &str, service: &str) -> String {
+    if service == "s3" {
+        return if path_as_sent.is_empty() {
+            "/".to_string()
+        } else {
+            path_as_sent.to_string()
+        };
+    }
+    uri_encode(&normalize_path(path_as_sent), true)
+}
+
+/// RFC 3986 dot-segment removal, plus the removal of empty segments that AWS services apply.
+fn normalize_path(path: &str) -> String {
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            kept => segments.push(kept),
+        }
+    }
+    let mut out = format!("/{}", segments.join("/"));
+    let trailing_slash = ["/", "/.", "/.."].iter().any(|end| path.ends_with(end));
+    if trailing_slash && !out.ends_with('/') {
+        out.push('/');
+    }
+    out
+}
+
+/// The canonical request (the spec's six lines), with `r.canonical_uri` used verbatim.
 pub fn canonical_request(r: &RequestParts<'_>) -> String {
     let (headers, signed) = canonical_headers(r.headers);
     format!(
@@ -189,10 +225,15 @@ pub fn signature(
     r: &RequestParts<'_>,
 ) -> String {
     let date = amz_date.get(..8).unwrap_or(amz_date);
+    let uri = canonical_uri(r.canonical_uri, service);
+    let parts = RequestParts {
+        canonical_uri: &uri,
+        ..r.clone()
+    };
     let sts = string_to_sign(
         amz_date,
         &scope(date, region, service),
-        &canonical_request(r),
+        &canonical_request(&parts),
     );
     hex(&hmac(
         &signing_key(secret, date, region, service),
@@ -428,6 +469,19 @@ mod tests {
     fn uri_encoding() {
         assert_eq!(uri_encode("a b/c~d*é", false), "a%20b%2Fc~d%2A%C3%A9");
         assert_eq!(uri_encode("state/home.json", true), "state/home.json");
+    }
+
+    #[test]
+    fn canonical_uri_is_verbatim_for_s3_and_normalised_twice_encoded_elsewhere() {
+        assert_eq!(canonical_uri("/b/a%20b/./c", "s3"), "/b/a%20b/./c");
+        assert_eq!(canonical_uri("", "s3"), "/");
+        // Found by the differential test against aws-sigv4: every other service signs the
+        // path encoded once more (a path with `%20` used to be signed verbatim).
+        assert_eq!(canonical_uri("/a%20b", "autoscaling"), "/a%2520b");
+        assert_eq!(canonical_uri("//x/./y/../z//", "autoscaling"), "/x/z/");
+        assert_eq!(canonical_uri("/x/..", "autoscaling"), "/");
+        assert_eq!(canonical_uri("", "autoscaling"), "/");
+        assert_eq!(canonical_uri("/", "autoscaling"), "/");
     }
 
     #[test]
