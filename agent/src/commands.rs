@@ -127,7 +127,7 @@ pub async fn notify(config: &Config, env: &NotifyEnv, at: DateTime<Utc>, started
         ups: label,
         kind: env.notifytype.clone(),
         status: snapshot.status,
-        battery_charge: snapshot.battery_charge,
+        battery_charge: snapshot.battery_charge.map(f64::from),
         battery_runtime_s: snapshot.battery_runtime_s,
     };
     let body = match serde_json::to_string(&event) {
@@ -395,7 +395,7 @@ async fn beat(
         nodes_total: view.nodes_total,
         // No UPS configured: no field. Configured but unreadable: "" (unknown).
         ups_status: ups.map(|_| snapshot.status),
-        battery_charge: snapshot.battery_charge,
+        battery_charge: snapshot.battery_charge.map(f64::from),
         battery_runtime_s: snapshot.battery_runtime_s,
         api_ok: view.api_ok,
         lease: config.fencing(),
@@ -511,7 +511,7 @@ pub async fn test_event(config: &Config, ups_override: Option<&str>, out: &mut d
         ups: label,
         kind: "TEST".to_string(),
         status: snapshot.status,
-        battery_charge: snapshot.battery_charge,
+        battery_charge: snapshot.battery_charge.map(f64::from),
         battery_runtime_s: snapshot.battery_runtime_s,
     };
     let body = match serde_json::to_vec(&event) {

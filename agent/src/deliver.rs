@@ -150,7 +150,7 @@ impl RouteKeys {
 impl Sender {
     pub fn from_config(config: &Config) -> Result<Sender, SenderError> {
         config.require_function()?;
-        let signer = Signer::from_config(config)?;
+        let signer = crate::auth::signer_from_config(config)?;
         let client = reqwest::Client::builder()
             .user_agent(concat!("burst-agent/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
@@ -187,7 +187,7 @@ impl Sender {
             .client
             .post(self.url(route))
             .timeout(limit.min(self.http_timeout))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::CONTENT_TYPE, burst_wire::JSON_CONTENT_TYPE)
             .header(reqwest::header::AUTHORIZATION, format!("Bearer {token}"))
             .body(body.to_vec());
         if let Some(key) = self.keys.get(route) {

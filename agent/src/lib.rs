@@ -3,12 +3,13 @@
 //! `keygen`, and `doctor`, which checks every link of that path. Every request is a signed JWT POST
 //! to the function app (the README's "Wire contract").
 //!
-//! Modules, from the wire inwards: [`upsd`] (NUT protocol client), [`payload`] (JSON bodies),
-//! [`auth`] (JWT), [`deliver`] (HTTP, retries, outcomes), [`spool`] (the crash-safe queue),
-//! [`inside`] (Kubernetes node view), [`witness`] (reachability probe), [`lease`] (the lease
-//! the cloud grants, and its file), [`fence`] (fencing the stateful tier when the lease cannot
-//! be renewed; runs commands through [`shell`]), [`config`], [`commands`] (the subcommands),
-//! [`doctor`] (the checks and their fixes).
+//! Modules, from the wire inwards: [`upsd`] (NUT protocol client), [`payload`] (the JSON
+//! bodies, from the wire contract), [`auth`] (the JWT signer), [`deliver`] (HTTP, retries,
+//! outcomes), [`spool`] (the crash-safe queue), [`inside`] (Kubernetes node view), [`witness`]
+//! (reachability probe), [`lease`] (the lease the cloud grants, and its file), [`fence`]
+//! (fencing the stateful tier when the lease cannot be renewed; runs commands through
+//! [`shell`]), [`config`], [`commands`] (the subcommands), [`doctor`] (the checks and their
+//! fixes).
 
 pub mod auth;
 pub mod commands;
@@ -19,7 +20,8 @@ pub mod fence;
 pub mod inside;
 pub mod keygen;
 pub mod lease;
-pub mod payload;
+/// The JSON bodies and routes are the wire contract's.
+pub use burst_wire::payload;
 pub mod shell;
 pub mod spool;
 pub mod upsd;

@@ -29,14 +29,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use burst_wire::{BODY_LIMIT, Claims, Payload, body_sha256};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-
-const MAX_BODY: usize = 64 * 1024;
 
 /// How the receiver verifies signatures (one algorithm only, as the function does).
 #[derive(Clone)]
@@ -110,16 +107,6 @@ pub struct Receiver {
     addr: SocketAddr,
     shared: Arc<Shared>,
     server: tokio::sync::Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>,
-}
-
-#[derive(Deserialize)]
-struct Claims {
-    iss: String,
-    aud: String,
-    iat: i64,
-    exp: i64,
-    jti: String,
-    body_sha256: String,
 }
 
 fn now_epoch() -> f64 {
@@ -442,7 +429,7 @@ fn check(
     body: &[u8],
 ) -> Result<Checked, (StatusCode, String, String)> {
     let config = &shared.config;
-    if !matches!(route, "/api/ups" | "/api/heartbeat" | "/api/witness") {
+    if Payload::for_route(route).is_none() {
         return Err(error(StatusCode::NOT_FOUND, "not_found", route));
     }
     let key = headers.get("x-functions-key").and_then(|v| v.to_str().ok());
@@ -473,7 +460,7 @@ fn check(
             ctype,
         ));
     }
-    if body.len() > MAX_BODY {
+    if body.len() > BODY_LIMIT {
         return Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
@@ -546,11 +533,7 @@ fn check(
             "jti is not a UUID",
         ));
     }
-    let digest: String = Sha256::digest(body)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    if claims.body_sha256 != digest {
+    if claims.body_sha256 != body_sha256(body) {
         return Err(error(
             StatusCode::UNAUTHORIZED,
             "body_hash_mismatch",
