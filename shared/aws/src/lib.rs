@@ -5,7 +5,6 @@
 //! A small hand-written client instead of the AWS SDK: two query-API actions and two S3 calls
 //! need SigV4 ([`sigv4`], written from the public spec), reqwest and a little XML; the SDK
 //! would add a few hundred crates to the Lambda build (numbers in `docs/aws.md`).
-//! With feature `sim`, [`sim`] serves a simulated Auto Scaling API and S3 on 127.0.0.1.
 
 pub mod asg;
 pub mod s3;
@@ -13,9 +12,6 @@ pub mod settings;
 mod signed;
 pub mod sigv4;
 pub mod xml;
-
-#[cfg(feature = "sim")]
-pub mod sim;
 
 pub use asg::{AsgConfig, AsgError, AsgScaler};
 pub use s3::{S3Config, S3Store};

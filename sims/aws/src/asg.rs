@@ -1,17 +1,20 @@
 //! A simulated Auto Scaling query API: one group, `DescribeAutoScalingGroups` and
 //! `SetDesiredCapacity` (SigV4-checked, `Action`/`Version` checked, min/max enforced with
 //! AWS's `ValidationError` wording), XML answers shaped like AWS's, and injectable
-//! `Throttling` / `ScalingActivityInProgress`.
+//! `Throttling` / `ScalingActivityInProgress`. The group is the shared scale-set model: new
+//! instances are `Pending` for the boot time, then `InService`; Spot interruptions delete them.
 
-use super::{AuthCodes, Server, Shared, lock, request_id, verify};
-use crate::sigv4::Credentials;
-use crate::xml::{ASG_NS, escape};
+use super::{AuthCodes, verify};
 use axum::body::{Bytes, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use burst_aws::sigv4::Credentials;
+use burst_aws::xml::{ASG_NS, escape};
+use burst_sim_kit::scale_set::{InstanceState, ScaleSet};
+use burst_sim_kit::{FaultQueue, RequestLog, Server, Shared, request_id};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The group the sim starts with.
 #[derive(Debug, Clone)]
@@ -20,6 +23,8 @@ pub struct AsgSimConfig {
     pub min: u32,
     pub max: u32,
     pub desired: u32,
+    /// How long a new instance stays `Pending` before it is `InService`.
+    pub boot_time: Duration,
     pub region: String,
     pub credentials: Credentials,
 }
@@ -31,6 +36,7 @@ impl Default for AsgSimConfig {
             min: 0,
             max: 5,
             desired: 0,
+            boot_time: Duration::ZERO,
             region: super::SIM_REGION.into(),
             credentials: super::test_credentials(),
         }
@@ -48,19 +54,29 @@ pub struct AsgCall {
 }
 
 #[derive(Debug)]
-struct Group {
-    desired: u32,
-    /// Instances in service; `None` = all of the desired capacity.
-    in_service: Option<u32>,
-}
-
-#[derive(Debug)]
 struct SimState {
     config: AsgSimConfig,
-    group: Group,
-    throttle_next: u32,
-    activity_next: u32,
-    calls: Vec<AsgCall>,
+    group: ScaleSet<Instant>,
+    faults: FaultQueue<Fault, ()>,
+    calls: RequestLog<AsgCall>,
+}
+
+impl SimState {
+    /// Sets the desired capacity; new instances are in service after the boot time.
+    fn resize(&mut self, n: u32) {
+        let now = Instant::now();
+        let ready_at = now.checked_add(self.config.boot_time).unwrap_or(now);
+        self.group.resize(n, now, ready_at, false);
+    }
+}
+
+/// An injected failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Any action: `Throttling`.
+    Throttling,
+    /// `SetDesiredCapacity`: `ScalingActivityInProgress`.
+    ActivityInProgress,
 }
 
 /// The running sim.
@@ -72,16 +88,16 @@ pub struct AsgSim {
 
 /// Starts the sim on 127.0.0.1 with a free port.
 pub async fn start(config: AsgSimConfig) -> std::io::Result<AsgSim> {
-    let state = Arc::new(std::sync::Mutex::new(SimState {
-        group: Group {
-            desired: config.desired,
-            in_service: None,
-        },
+    let mut group = ScaleSet::default();
+    // The starting instances are already in service.
+    let now = Instant::now();
+    group.resize(config.desired, now, now, false);
+    let state = Shared::new(SimState {
+        group,
         config,
-        throttle_next: 0,
-        activity_next: 0,
-        calls: Vec::new(),
-    }));
+        faults: FaultQueue::default(),
+        calls: RequestLog::default(),
+    });
     let router = axum::Router::new()
         .fallback(handle)
         .with_state(state.clone());
@@ -94,43 +110,55 @@ pub async fn start(config: AsgSimConfig) -> std::io::Result<AsgSim> {
 impl AsgSim {
     /// `http://127.0.0.1:PORT/` (the `BURST_AWS_ASG_ENDPOINT`).
     pub fn base_url(&self) -> String {
-        format!("{}/", self.server.base_url)
+        format!("{}/", self.server.base_url())
     }
     /// The group's desired capacity now.
     pub fn desired(&self) -> u32 {
-        lock(&self.state).group.desired
+        self.state.lock().group.capacity()
     }
     /// Sets the desired capacity from outside (as another actor would).
     pub fn set_desired(&self, n: u32) {
-        lock(&self.state).group.desired = n;
+        self.state.lock().resize(n);
     }
-    /// Fixes how many instances are `InService` (the rest of the desired capacity is
-    /// `Pending`); `None` = all of them.
-    pub fn set_in_service(&self, n: Option<u32>) {
-        lock(&self.state).group.in_service = n;
+    /// How long instances added from now on stay `Pending`.
+    pub fn set_boot_time(&self, boot_time: Duration) {
+        self.state.lock().config.boot_time = boot_time;
+    }
+    /// Instances `InService` now.
+    pub fn in_service(&self) -> u32 {
+        self.state.lock().group.running(Instant::now())
+    }
+    /// A Spot interruption of up to `n` instances (newest first): they are terminated and the
+    /// desired capacity drops with them. Returns how many.
+    pub fn interrupt(&self, n: u32) -> usize {
+        self.state.lock().group.evict_newest(n, None).len()
     }
     /// The next `n` requests (any action) get `Throttling`.
     pub fn throttle_next(&self, n: u32) {
-        lock(&self.state).throttle_next = n;
+        self.state.lock().faults.push(Fault::Throttling, n, ());
     }
     /// The next `n` `SetDesiredCapacity` calls get `ScalingActivityInProgress`.
     pub fn activity_in_progress_next(&self, n: u32) {
-        lock(&self.state).activity_next = n;
+        self.state
+            .lock()
+            .faults
+            .push(Fault::ActivityInProgress, n, ());
     }
     /// Every request answered so far.
     pub fn calls(&self) -> Vec<AsgCall> {
-        lock(&self.state).calls.clone()
+        self.state.lock().calls.to_vec()
     }
     /// Successful `SetDesiredCapacity` calls so far.
     pub fn writes(&self) -> usize {
-        lock(&self.state)
+        self.state
+            .lock()
             .calls
             .iter()
             .filter(|c| c.action == "SetDesiredCapacity" && c.status == 200)
             .count()
     }
     pub fn shutdown(&mut self) {
-        self.server.shutdown();
+        self.server.stop();
     }
 }
 
@@ -162,7 +190,7 @@ async fn handle(State(state): State<Shared<SimState>>, req: Request) -> Response
         Ok(b) => b,
         Err(_) => return error(413, "RequestEntityTooLarge", "Request is too large."),
     };
-    let mut st = lock(&state);
+    let mut st = state.lock();
     let answered = answer(&mut st, &parts.method, &parts.uri, &parts.headers, &body);
     let (params, action, status, code, resp) = answered;
     st.calls.push(AsgCall {
@@ -246,7 +274,7 @@ fn answer(
     if action.is_empty() {
         return err(params, "", 400, "MissingAction", "Missing Action");
     }
-    if map.get("Version").copied() != Some(crate::asg::API_VERSION) {
+    if map.get("Version").copied() != Some(burst_aws::asg::API_VERSION) {
         return err(
             params,
             &action,
@@ -255,8 +283,7 @@ fn answer(
             "Could not find operation for this Version (expected 2011-01-01)",
         );
     }
-    if st.throttle_next > 0 {
-        st.throttle_next -= 1;
+    if st.faults.take(|f| *f == Fault::Throttling).is_some() {
         return err(params, &action, 400, "Throttling", "Rate exceeded");
     }
     match action.as_str() {
@@ -315,8 +342,11 @@ fn answer(
                     "AutoScalingGroup name not found - null",
                 );
             }
-            if st.activity_next > 0 {
-                st.activity_next -= 1;
+            if st
+                .faults
+                .take(|f| *f == Fault::ActivityInProgress)
+                .is_some()
+            {
                 return err(
                     params,
                     &action,
@@ -339,7 +369,7 @@ fn answer(
                 );
                 return err(params, &action, 400, "ValidationError", &m);
             }
-            st.group.desired = desired;
+            st.resize(desired);
             let body = format!(
                 "<SetDesiredCapacityResponse xmlns=\"{ASG_NS}\">\n  <ResponseMetadata>\n    <RequestId>{}</RequestId>\n  </ResponseMetadata>\n</SetDesiredCapacityResponse>\n",
                 request_id()
@@ -354,15 +384,18 @@ fn answer(
 }
 
 fn group_xml(st: &SimState) -> String {
-    let g = &st.group;
-    let running = g.in_service.unwrap_or(g.desired).min(g.desired);
+    let now = Instant::now();
     let mut instances = String::new();
-    for i in 0..g.desired {
-        let state = if i < running { "InService" } else { "Pending" };
+    for (id, instance) in st.group.instances() {
+        let state = match ScaleSet::state(instance, now) {
+            InstanceState::Running => "InService",
+            InstanceState::Booting => "Pending",
+            InstanceState::Failed => "Terminated",
+        };
         instances.push_str(&format!(
             "\n          <member>\n            <HealthStatus>Healthy</HealthStatus>\n            <AvailabilityZone>{}a</AvailabilityZone>\n            <InstanceId>i-{:017x}</InstanceId>\n            <InstanceType>t3.large</InstanceType>\n            <ProtectedFromScaleIn>false</ProtectedFromScaleIn>\n            <LifecycleState>{state}</LifecycleState>\n          </member>",
             st.config.region,
-            u64::from(i) + 1
+            u64::from(id) + 1
         ));
     }
     let name = escape(&st.config.group_name);
@@ -370,7 +403,7 @@ fn group_xml(st: &SimState) -> String {
         "\n      <member>\n        <AutoScalingGroupARN>arn:aws:autoscaling:{region}:123456789012:autoScalingGroup:00000000-0000-4000-8000-000000000000:autoScalingGroupName/{name}</AutoScalingGroupARN>\n        <AutoScalingGroupName>{name}</AutoScalingGroupName>\n        <MinSize>{}</MinSize>\n        <MaxSize>{}</MaxSize>\n        <DesiredCapacity>{}</DesiredCapacity>\n        <DefaultCooldown>300</DefaultCooldown>\n        <AvailabilityZones><member>{region}a</member></AvailabilityZones>\n        <Instances>{instances}\n        </Instances>\n        <HealthCheckType>EC2</HealthCheckType>\n        <CapacityRebalance>true</CapacityRebalance>\n      </member>\n    ",
         st.config.min,
         st.config.max,
-        g.desired,
+        st.group.capacity(),
         region = st.config.region,
     )
 }

@@ -1,5 +1,5 @@
-//! Simulated AWS services on 127.0.0.1 (feature `sim`): the Auto Scaling query API
-//! ([`asg`]) and S3 ([`s3`]). Both check what they receive as AWS does — the SigV4
+//! Simulated AWS services on 127.0.0.1: the Auto Scaling query API ([`asg`], on the shared
+//! scale-set model) and S3 ([`s3`]). Both check what they receive as AWS does — the SigV4
 //! `Authorization` header is parsed and the signature recomputed with the secret the sim knows,
 //! `x-amz-date` must be well-formed and within 15 minutes, the session token must match — and
 //! answer with AWS's real response and error shapes. Failure injection and inspection through
@@ -8,10 +8,8 @@
 pub mod asg;
 pub mod s3;
 
-use crate::sigv4::{self, Credentials, RequestParts};
 use axum::http::{HeaderMap, Method, Uri};
-use std::sync::Arc;
-use tokio::sync::oneshot;
+use burst_aws::sigv4::{self, Credentials, RequestParts};
 
 /// The credentials the sims accept by default (and the ones to give the clients).
 pub fn test_credentials() -> Credentials {
@@ -220,63 +218,6 @@ pub(crate) fn verify(
         ));
     }
     Ok(())
-}
-
-/// A running sim server; stops on drop or [`Server::shutdown`].
-#[derive(Debug)]
-pub(crate) struct Server {
-    pub base_url: String,
-    stop: Option<oneshot::Sender<()>>,
-}
-
-impl Server {
-    pub(crate) async fn start(router: axum::Router) -> std::io::Result<Server> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr = listener.local_addr()?;
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
-        Ok(Server {
-            base_url: format!("http://{addr}"),
-            stop: Some(tx),
-        })
-    }
-
-    pub(crate) fn shutdown(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
-}
-
-/// A random request id, like AWS's.
-pub(crate) fn request_id() -> String {
-    format!(
-        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-        fastrand::u32(..),
-        fastrand::u16(..),
-        fastrand::u16(..0x1000),
-        fastrand::u16(..0x1000),
-        fastrand::u64(..1 << 48)
-    )
-}
-
-pub(crate) type Shared<T> = Arc<std::sync::Mutex<T>>;
-
-pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding the lock leaves consistent data here; keep serving.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

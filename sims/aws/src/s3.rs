@@ -3,15 +3,15 @@
 //! `x-amz-content-sha256` checked, S3's XML error bodies, and injectable `SlowDown` (503) and
 //! `ConditionalRequestConflict` (409).
 
-use super::{AuthCodes, Server, Shared, lock, request_id, verify};
-use crate::sigv4::{self, Credentials};
-use crate::xml::escape;
+use super::{AuthCodes, verify};
 use axum::body::to_bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use burst_aws::sigv4::{self, Credentials};
+use burst_aws::xml::escape;
+use burst_sim_kit::{FaultQueue, RequestLog, Server, Shared, request_id};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// Objects above this are refused (`EntityTooLarge`); state documents are small.
 pub const MAX_OBJECT: usize = 1024 * 1024;
@@ -55,9 +55,17 @@ struct SimState {
     config: S3SimConfig,
     objects: BTreeMap<String, Object>,
     generation: u64,
-    slowdown_next: u32,
-    conflict_next: u32,
-    calls: Vec<S3Call>,
+    faults: FaultQueue<Target, ()>,
+    calls: RequestLog<S3Call>,
+}
+
+/// Which requests an injected failure hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// Any request: 503 `SlowDown`.
+    Any,
+    /// Conditional PUTs: 409 `ConditionalRequestConflict`.
+    ConditionalPut,
 }
 
 #[derive(Debug)]
@@ -67,14 +75,13 @@ pub struct S3Sim {
 }
 
 pub async fn start(config: S3SimConfig) -> std::io::Result<S3Sim> {
-    let state = Arc::new(std::sync::Mutex::new(SimState {
+    let state = Shared::new(SimState {
         config,
         objects: BTreeMap::new(),
         generation: 0,
-        slowdown_next: 0,
-        conflict_next: 0,
-        calls: Vec::new(),
-    }));
+        faults: FaultQueue::default(),
+        calls: RequestLog::default(),
+    });
     let router = axum::Router::new()
         .fallback(handle)
         .with_state(state.clone());
@@ -87,27 +94,27 @@ pub async fn start(config: S3SimConfig) -> std::io::Result<S3Sim> {
 impl S3Sim {
     /// `http://127.0.0.1:PORT` (the `BURST_AWS_S3_ENDPOINT`).
     pub fn base_url(&self) -> String {
-        self.server.base_url.clone()
+        self.server.base_url()
     }
     pub fn object(&self, key: &str) -> Option<Object> {
-        lock(&self.state).objects.get(key).cloned()
+        self.state.lock().objects.get(key).cloned()
     }
     pub fn keys(&self) -> Vec<String> {
-        lock(&self.state).objects.keys().cloned().collect()
+        self.state.lock().objects.keys().cloned().collect()
     }
     /// The next `n` requests get 503 `SlowDown`.
     pub fn slowdown_next(&self, n: u32) {
-        lock(&self.state).slowdown_next = n;
+        self.state.lock().faults.push(Target::Any, n, ());
     }
     /// The next `n` conditional PUTs get 409 `ConditionalRequestConflict`.
     pub fn conflict_next(&self, n: u32) {
-        lock(&self.state).conflict_next = n;
+        self.state.lock().faults.push(Target::ConditionalPut, n, ());
     }
     pub fn calls(&self) -> Vec<S3Call> {
-        lock(&self.state).calls.clone()
+        self.state.lock().calls.to_vec()
     }
     pub fn shutdown(&mut self) {
-        self.server.shutdown();
+        self.server.stop();
     }
 }
 
@@ -136,7 +143,7 @@ async fn handle(State(state): State<Shared<SimState>>, req: Request) -> Response
             "",
         );
     };
-    let mut st = lock(&state);
+    let mut st = state.lock();
     let path = parts.uri.path().to_string();
     let key_raw = path
         .trim_start_matches('/')
@@ -214,8 +221,7 @@ fn answer(
             "",
         );
     }
-    if st.slowdown_next > 0 {
-        st.slowdown_next -= 1;
+    if st.faults.take(|t| *t == Target::Any).is_some() {
         return e(503, "SlowDown", "Please reduce your request rate.", "");
     }
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
@@ -252,8 +258,9 @@ fn answer(
                     "<Header>If-None-Match</Header>",
                 );
             }
-            if (if_match.is_some() || if_none.is_some()) && st.conflict_next > 0 {
-                st.conflict_next -= 1;
+            if (if_match.is_some() || if_none.is_some())
+                && st.faults.take(|t| *t == Target::ConditionalPut).is_some()
+            {
                 return e(
                     409,
                     "ConditionalRequestConflict",

@@ -3,14 +3,14 @@
 #![allow(clippy::unwrap_used)]
 
 use burst_aws::sigv4::{self, Credentials, RequestParts};
-use burst_aws::sim::{self, asg::AsgSimConfig, s3::S3SimConfig};
 use burst_aws::{AsgConfig, AsgScaler, S3Config, S3Store};
+use burst_aws_sim::{self as sim, asg::AsgSimConfig, s3::S3SimConfig};
 use burst_core::{ScaleResult, ScaleSetProbe};
 use burst_ports::{Scaler, StateStore, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 
-fn asg_client(sim: &burst_aws::sim::asg::AsgSim, creds: Credentials) -> AsgScaler {
+fn asg_client(sim: &burst_aws_sim::asg::AsgSim, creds: Credentials) -> AsgScaler {
     AsgScaler::new(AsgConfig {
         group_name: "burst-spot".into(),
         region: sim::SIM_REGION.into(),
@@ -22,7 +22,7 @@ fn asg_client(sim: &burst_aws::sim::asg::AsgSim, creds: Credentials) -> AsgScale
     .unwrap()
 }
 
-fn s3_store(sim: &burst_aws::sim::s3::S3Sim, creds: Credentials) -> S3Store {
+fn s3_store(sim: &burst_aws_sim::s3::S3Sim, creds: Credentials) -> S3Store {
     S3Store::new(S3Config {
         bucket: "burst-state".into(),
         prefix: "burst".into(),
@@ -36,39 +36,25 @@ fn s3_store(sim: &burst_aws::sim::s3::S3Sim, creds: Credentials) -> S3Store {
 
 #[tokio::test]
 async fn asg_observe_and_set_capacity() {
-    let sim = sim::asg::start(AsgSimConfig::default()).await.unwrap();
+    // One instance already in service; the ones added from now on stay Pending for an hour.
+    let config = AsgSimConfig {
+        desired: 1,
+        ..AsgSimConfig::default()
+    };
+    let sim = sim::asg::start(config).await.unwrap();
+    sim.set_boot_time(Duration::from_secs(3600));
     let c = asg_client(&sim, sim::test_credentials());
-    assert_eq!(
-        c.observe().await,
-        ScaleSetProbe::Seen {
-            capacity: 0,
-            running: 0
-        }
-    );
-    assert_eq!(
-        c.set_capacity(3).await,
-        ScaleResult::Accepted {
-            capacity: 3,
-            running: Some(0)
-        }
-    );
-    assert_eq!(sim.desired(), 3);
-    sim.set_in_service(Some(1));
-    assert_eq!(
-        c.observe().await,
-        ScaleSetProbe::Seen {
-            capacity: 3,
-            running: 1
-        }
-    );
+    let seen = |capacity, running| ScaleSetProbe::Seen { capacity, running };
+    let accepted = |capacity, running| ScaleResult::Accepted {
+        capacity,
+        running: Some(running),
+    };
+    assert_eq!(c.observe().await, seen(1, 1));
+    assert_eq!(c.set_capacity(3).await, accepted(3, 1));
+    assert_eq!((sim.desired(), sim.in_service()), (3, 1));
+    assert_eq!(c.observe().await, seen(3, 1));
     // Equal: read only, no write.
-    assert_eq!(
-        c.set_capacity(3).await,
-        ScaleResult::Accepted {
-            capacity: 3,
-            running: Some(1)
-        }
-    );
+    assert_eq!(c.set_capacity(3).await, accepted(3, 1));
     assert_eq!(sim.writes(), 1);
     let calls = sim.calls();
     let write = calls
@@ -86,6 +72,9 @@ async fn asg_observe_and_set_capacity() {
         ]
     );
     assert!(calls.iter().all(|c| c.status == 200));
+    // A Spot interruption takes the newest (still Pending) instances and the capacity with them.
+    assert_eq!(sim.interrupt(2), 2);
+    assert_eq!(c.observe().await, seen(1, 1));
 }
 
 #[tokio::test]

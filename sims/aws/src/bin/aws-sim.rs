@@ -2,7 +2,7 @@
 //! point the function app at them (one `NAME=value` per line), then runs until stdin closes
 //! or SIGTERM. Used by `scripts/test-lambda` and for local runs.
 
-use burst_aws::sim::{self, asg::AsgSimConfig, s3::S3SimConfig};
+use burst_aws_sim::{self as sim, asg::AsgSimConfig, s3::S3SimConfig};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
