@@ -1,4 +1,5 @@
-//! Runs the real Azure Storage emulator, Azurite (blob service only), for tests and local runs.
+//! Runs the real Azure Storage emulator, Azurite (its blob or its queue service), for tests and
+//! local runs.
 //!
 //! The npm package is pinned in `tests/azurite/package.json` + `package-lock.json` (Azurite
 //! 3.35.0, the last release for Node 20). [`Azurite::start`] installs it with
@@ -55,7 +56,30 @@ pub enum AzuriteError {
     Request(String),
 }
 
-/// A running Azurite blob service; killed (by PID) when dropped.
+/// Which Azurite service one process serves (each is its own bin script).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    Blob,
+    Queue,
+}
+
+impl Service {
+    fn bin(self) -> &'static str {
+        match self {
+            Service::Blob => "azurite-blob",
+            Service::Queue => "azurite-queue",
+        }
+    }
+
+    fn host_and_port_flags(self) -> (&'static str, &'static str) {
+        match self {
+            Service::Blob => ("--blobHost", "--blobPort"),
+            Service::Queue => ("--queueHost", "--queuePort"),
+        }
+    }
+}
+
+/// A running Azurite service (blob or queue); killed (by PID) when dropped.
 #[derive(Debug)]
 pub struct Azurite {
     child: Child,
@@ -86,6 +110,15 @@ impl Azurite {
     /// For tests: starts Azurite, or `Ok(None)` (with a note on stderr) when Node.js is missing
     /// and the `CI` variable is unset. In CI a missing Node.js is an error.
     pub async fn start_for_tests() -> Result<Option<Self>, AzuriteError> {
+        Self::service_for_tests(Service::Blob).await
+    }
+
+    /// Like [`Azurite::start_for_tests`], for the queue service.
+    pub async fn start_queue_for_tests() -> Result<Option<Self>, AzuriteError> {
+        Self::service_for_tests(Service::Queue).await
+    }
+
+    async fn service_for_tests(service: Service) -> Result<Option<Self>, AzuriteError> {
         if !Self::node_available() {
             let msg = "node/npm not found; install Node.js 20 and npm, then `npm ci --prefix tests/azurite`";
             if std::env::var_os("CI").is_some() {
@@ -94,7 +127,9 @@ impl Azurite {
             eprintln!("skipping the Azurite test: {msg}");
             return Ok(None);
         }
-        Self::start().await.map(Some)
+        Self::start_service(&Self::package_dir(), service)
+            .await
+            .map(Some)
     }
 
     /// Installs (if needed) and starts Azurite from [`Azurite::package_dir`].
@@ -105,14 +140,20 @@ impl Azurite {
     /// Installs (if needed) and starts Azurite from `package_dir` (a folder with the pinned
     /// package.json and package-lock.json).
     pub async fn start_in(package_dir: &Path) -> Result<Self, AzuriteError> {
+        Self::start_service(package_dir, Service::Blob).await
+    }
+
+    /// Installs (if needed) and starts one Azurite service from `package_dir`.
+    pub async fn start_service(package_dir: &Path, service: Service) -> Result<Self, AzuriteError> {
         let dir = package_dir.to_owned();
-        let bin = tokio::task::spawn_blocking(move || ensure_installed(&dir))
+        let blob_bin = tokio::task::spawn_blocking(move || ensure_installed(&dir))
             .await
             .map_err(|e| AzuriteError::Install(e.to_string()))??;
+        let bin = blob_bin.with_file_name(service.bin());
         // A free port can be taken by someone else before Azurite binds it: try a few.
         let mut last = String::new();
         for _ in 0..3 {
-            match Self::spawn(&bin).await {
+            match Self::spawn(&bin, service).await {
                 Ok(azurite) => return Ok(azurite),
                 Err(AzuriteError::Start(e)) => last = e,
                 Err(e) => return Err(e),
@@ -121,7 +162,8 @@ impl Azurite {
         Err(AzuriteError::Start(last))
     }
 
-    async fn spawn(bin: &Path) -> Result<Self, AzuriteError> {
+    async fn spawn(bin: &Path, service: Service) -> Result<Self, AzuriteError> {
+        let (host_flag, port_flag) = service.host_and_port_flags();
         let port = free_port().map_err(|e| AzuriteError::Start(format!("no free port: {e}")))?;
         let dir = tempfile::Builder::new()
             .prefix("burst-azurite-")
@@ -134,9 +176,9 @@ impl Azurite {
             .try_clone()
             .map_err(|e| AzuriteError::Start(e.to_string()))?;
         let child = Command::new(bin)
-            .arg("--blobHost")
+            .arg(host_flag)
             .arg("127.0.0.1")
-            .arg("--blobPort")
+            .arg(port_flag)
             .arg(port.to_string())
             .arg("--location")
             .arg(&data)
@@ -193,9 +235,30 @@ impl Azurite {
         self.child.id()
     }
 
-    /// `http://127.0.0.1:<port>/devstoreaccount1`
+    /// `http://127.0.0.1:<port>/devstoreaccount1` (the service's endpoint, blob or queue)
     pub fn blob_endpoint(&self) -> String {
         format!("http://127.0.0.1:{}/{ACCOUNT}", self.port)
+    }
+
+    /// A storage connection string for this (queue) service, as `AzureWebJobsStorage` holds it.
+    pub fn connection_string(&self) -> String {
+        format!(
+            "DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};QueueEndpoint={}",
+            self.blob_endpoint()
+        )
+    }
+
+    /// A queue's URL with an account SAS for the queue service (a `BURST_WAKE_QUEUE_URL`).
+    pub fn queue_url(&self, queue: &str) -> String {
+        let expiry = chrono::Utc::now() + chrono::Duration::days(1);
+        let sas = account_sas_for(
+            "q",
+            ACCOUNT,
+            ACCOUNT_KEY,
+            "rwdlacup",
+            &expiry.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        );
+        format!("{}/{queue}?{sas}", self.blob_endpoint())
     }
 
     /// The container's URL without a SAS.
@@ -263,7 +326,18 @@ impl Drop for Azurite {
 /// `account\npermissions\nservices\nresource types\nstart\nexpiry\nip\nprotocol\nversion\nencryption scope\n`.
 /// `key` is the base64 account key; `expiry` is `YYYY-MM-DDTHH:MM:SSZ`. Returns the query string.
 pub fn account_sas(account: &str, key: &str, permissions: &str, expiry: &str) -> String {
-    let (services, resource_types, protocol) = ("b", "sco", "https,http");
+    account_sas_for("b", account, key, permissions, expiry)
+}
+
+/// An account SAS for `services` (`b` blob, `q` queue, ...), as [`account_sas`].
+pub fn account_sas_for(
+    services: &str,
+    account: &str,
+    key: &str,
+    permissions: &str,
+    expiry: &str,
+) -> String {
+    let (resource_types, protocol) = ("sco", "https,http");
     let to_sign = format!(
         "{account}\n{permissions}\n{services}\n{resource_types}\n\n{expiry}\n\n{protocol}\n{SAS_VERSION}\n\n"
     );
