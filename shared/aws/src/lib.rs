@@ -11,9 +11,11 @@ pub mod s3;
 pub mod settings;
 mod signed;
 pub mod sigv4;
+pub mod sqs;
 pub mod xml;
 
 pub use asg::{AsgConfig, AsgError, AsgScaler};
 pub use s3::{S3Config, S3Store};
 pub use settings::ConfigError;
 pub use sigv4::Credentials;
+pub use sqs::{SqsConfig, SqsError, SqsWaker};
