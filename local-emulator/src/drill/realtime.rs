@@ -74,8 +74,8 @@ struct Cloud {
     arm: burst_arm::sim::SimHandle,
     discord: burst_discord_sim::SimHandle,
     tailscale: burst_tailscale_sim::SimHandle,
-    home_kube: burst_kube::sim::SimHandle,
-    cloud_kube: burst_kube::sim::SimHandle,
+    home_kube: burst_kube_sim::SimHandle,
+    cloud_kube: burst_kube_sim::SimHandle,
     devices: Vec<String>,
     nodes_total: u32,
 }
@@ -99,24 +99,24 @@ impl Cloud {
             .map_err(sim)?;
         let devices = tailscale.add_devices("k8s-home", w.devices_total as usize, &[SITE_TAG]);
         let home_kube =
-            burst_kube::sim::start(burst_kube::sim::SimOptions::with_token("home-probe-token"))
+            burst_kube_sim::start(burst_kube_sim::SimOptions::with_token("home-probe-token"))
                 .await
                 .map_err(sim)?;
-        let cloud_kube = burst_kube::sim::start(burst_kube::sim::SimOptions::with_token(
+        let cloud_kube = burst_kube_sim::start(burst_kube_sim::SimOptions::with_token(
             "cloud-migrator-token",
         ))
         .await
         .map_err(sim)?;
         for i in 0..w.critical_workloads {
             cloud_kube.add_deployment(
-                burst_kube::sim::SimWorkload::new("apps", &format!("critical-{i}"))
+                burst_kube_sim::SimWorkload::new("apps", &format!("critical-{i}"))
                     .tier("critical", "2")
                     .replicas(0),
             );
         }
         for i in 0..w.stateful_workloads {
             cloud_kube.add_statefulset(
-                burst_kube::sim::SimWorkload::new("data", &format!("stateful-{i}"))
+                burst_kube_sim::SimWorkload::new("data", &format!("stateful-{i}"))
                     .tier("stateful", "1")
                     .replicas(0),
             );
@@ -172,7 +172,7 @@ impl Cloud {
 
     fn tier_in_cloud(&self, tier: &str) -> bool {
         self.cloud_kube.workloads().iter().any(|w| {
-            w.labels.get(burst_kube::TIER_LABEL).map(String::as_str) == Some(tier) && w.replicas > 0
+            w.labels.get(burst_kube_sim::TIER_LABEL).map(String::as_str) == Some(tier) && w.replicas > 0
         })
     }
 
@@ -704,9 +704,9 @@ impl Runner<'_> {
         }
         if let Some(a) = e.home_api {
             c.home_kube.set_readyz(if a == UpDown::Up {
-                burst_kube::sim::Readyz::Ok
+                burst_kube_sim::Readyz::Ok
             } else {
-                burst_kube::sim::Readyz::Failing
+                burst_kube_sim::Readyz::Failing
             });
         }
         if let Some(n) = e.nodes_ready {
