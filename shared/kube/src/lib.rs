@@ -1,5 +1,4 @@
-//! Kubernetes for hybrid-burst: the home cluster probe and the cloud cluster migrator, plus a
-//! simulated API server (feature `sim`).
+//! Kubernetes for hybrid-burst: the home cluster probe and the cloud cluster migrator.
 //!
 //! - [`HomeClusterProbe`] ([`burst_ports::HomeProbe`]): `GET /readyz` and the node list of the
 //!   home cluster, classified into [`burst_core::ApiProbe`] within a short timeout.
@@ -7,7 +6,6 @@
 //!   Deployments and StatefulSets labelled [`TIER_LABEL`]`=<tier>` to their
 //!   [`CLOUD_REPLICAS_ANNOTATION`] (to the cloud) or to 0 (back home), through the `scale`
 //!   subresource.
-//! - [`sim`]: a kube-apiserver stand-in that `kube::Client` and the real `kubectl` both talk to.
 //!
 //! Nothing here decides anything: the adapters report what they saw and did.
 
@@ -15,8 +13,6 @@ mod client;
 pub mod config;
 pub mod migrate;
 pub mod probe;
-#[cfg(feature = "sim")]
-pub mod sim;
 
 pub use config::{CloudMigratorConfig, ClusterConnection, ConfigError, HomeProbeConfig};
 pub use migrate::{

@@ -2,8 +2,8 @@
 #![allow(clippy::unwrap_used)]
 
 use burst_core::{Direction, MigrateResult, Tier};
-use burst_kube::sim::{self, SimHandle, SimOptions, SimWorkload, WorkloadKind};
 use burst_kube::{CloudClusterMigrator, CloudMigratorConfig, WorkloadRef};
+use burst_kube_sim::{self as sim, SimHandle, SimOptions, SimWorkload, WorkloadKind};
 use burst_ports::Migrator;
 
 const TOKEN: &str = "migrator-token";

@@ -2,8 +2,8 @@
 #![allow(clippy::unwrap_used)]
 
 use burst_core::{ApiProbe, NodeCount};
-use burst_kube::sim::{self, Readyz, SimHandle, SimOptions};
 use burst_kube::{HomeClusterProbe, HomeProbeConfig};
+use burst_kube_sim::{self as sim, Readyz, SimHandle, SimOptions};
 use burst_ports::HomeProbe;
 use std::time::Duration;
 

@@ -27,7 +27,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-pub use crate::migrate::WorkloadKind;
+pub use burst_kube::{TIER_LABEL, WorkloadKind};
 
 /// How the sim is started.
 #[derive(Clone, Debug, Default)]
@@ -114,8 +114,8 @@ impl SimWorkload {
     }
     /// Shorthand for the migration contract: the tier label and the cloud-replicas annotation.
     pub fn tier(self, tier: &str, cloud_replicas: &str) -> Self {
-        self.label(crate::TIER_LABEL, tier)
-            .annotation(crate::CLOUD_REPLICAS_ANNOTATION, cloud_replicas)
+        self.label(burst_kube::TIER_LABEL, tier)
+            .annotation(burst_kube::CLOUD_REPLICAS_ANNOTATION, cloud_replicas)
     }
 }
 

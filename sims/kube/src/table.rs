@@ -136,7 +136,7 @@ impl Rows for Node {
         &self.metadata
     }
     fn cells(&self) -> Vec<Value> {
-        let status = if crate::node_ready(self) {
+        let status = if burst_kube::node_ready(self) {
             "Ready"
         } else {
             "NotReady"

@@ -3,7 +3,7 @@
 //! wrong shape.
 #![allow(clippy::unwrap_used)]
 
-use burst_kube::sim::{self, Readyz, SimHandle, SimOptions, SimWorkload, WorkloadKind};
+use burst_kube_sim::{self as sim, Readyz, SimHandle, SimOptions, SimWorkload, WorkloadKind};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "t0ken";

@@ -6,7 +6,7 @@
 //! set: then they fail.
 #![allow(clippy::unwrap_used)]
 
-use burst_kube::sim::{self, SimHandle, SimOptions, SimWorkload, WorkloadKind};
+use burst_kube_sim::{self as sim, SimHandle, SimOptions, SimWorkload, WorkloadKind};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Output;

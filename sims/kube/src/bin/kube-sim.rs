@@ -8,7 +8,7 @@
 //!
 //! Stops on Ctrl-C.
 
-use burst_kube::sim::{self, SimOptions, SimWorkload};
+use burst_kube_sim::{self as sim, SimOptions, SimWorkload};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
