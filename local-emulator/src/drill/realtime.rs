@@ -17,9 +17,8 @@ use super::{DrillRun, Measured};
 use crate::host::{Host, HostConfig, HostHandle};
 use crate::scenario::{Event, Scenario, UpDown};
 use burst_core::{Input, Timestamp};
-use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use burst_wire::Signer;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -185,33 +184,6 @@ impl Cloud {
     }
 }
 
-/// Signs like the agent: EdDSA is the production default, HS256 keeps the drill's setup free
-/// of key files; the handler pins whichever is configured.
-struct Signer {
-    secret: String,
-    site: String,
-}
-
-impl Signer {
-    fn token(&self, body: &[u8], now: Timestamp) -> String {
-        let iat = now.millis() / 1000;
-        let hash: String = Sha256::digest(body)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let claims = json!({
-            "iss": self.site, "aud": "hybrid-burst", "iat": iat, "exp": iat + 120,
-            "jti": uuid::Uuid::new_v4().to_string(), "body_sha256": hash,
-        });
-        encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(self.secret.as_bytes()),
-        )
-        .unwrap_or_default()
-    }
-}
-
 /// Scenario time ↔ wall time at a fixed speed-up, shared with the handler's clock.
 #[derive(Clone, Copy)]
 struct Pace {
@@ -330,10 +302,9 @@ pub async fn run(
     let mut runner = Runner {
         scenario,
         home: Home::new(&scenario.world),
-        signer: Signer {
-            secret: agent_secret,
-            site: scenario.world.site.clone(),
-        },
+        // HS256 keeps the drill free of key files; the handler pins whichever is configured.
+        signer: Signer::hs256(&scenario.world.site, agent_secret.as_bytes())
+            .map_err(|e| RealtimeError::Setup(e.to_string()))?,
         ts_secret,
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -520,7 +491,7 @@ impl Runner<'_> {
                 Due::Heartbeat => self.heartbeat().await?,
                 Due::Witness => {
                     let w = self.home.witness(self.pace.now());
-                    self.send_agent("witness", &Input::Witness(w)).await?;
+                    self.send_agent(&Input::Witness(w)).await?;
                 }
                 Due::Expect(i) => {
                     let o = self.observe().await?;
@@ -547,23 +518,30 @@ impl Runner<'_> {
     }
 
     /// POSTs a payload like the agent: function key, Bearer JWT over the exact body.
-    async fn send_agent(&mut self, function: &str, input: &Input) -> Result<(), String> {
-        let body = agent_body(input);
-        let token = self.signer.token(&body, self.pace.now());
+    async fn send_agent(&mut self, input: &Input) -> Result<(), String> {
+        let (payload, body) = burst_wire::input::agent_request(input)
+            .ok_or_else(|| format!("the agent does not send {input:?}"))?;
+        let route = payload.route();
+        let token = self
+            .signer
+            .token(&body, self.pace.now().millis() / 1000)
+            .map_err(|e| format!("POST {route}: {e}"))?;
+        // The function is named after its route (`/api/ups` → `ups`).
+        let function = route.trim_start_matches("/api/");
         let resp = self
             .client
-            .post(format!("{}/api/{function}", self.host.base_url()))
+            .post(format!("{}{route}", self.host.base_url()))
             .header("x-functions-key", self.function_key(function))
-            .header("content-type", "application/json")
+            .header("content-type", burst_wire::JSON_CONTENT_TYPE)
             .header("authorization", format!("Bearer {token}"))
             .body(body)
             .send()
             .await
-            .map_err(|e| format!("POST /api/{function}: {e}"))?;
+            .map_err(|e| format!("POST {route}: {e}"))?;
         let status = resp.status().as_u16();
         if status != 200 {
             let text = resp.text().await.unwrap_or_default();
-            return Err(format!("POST /api/{function} answered {status}: {text}"));
+            return Err(format!("POST {route} answered {status}: {text}"));
         }
         Ok(())
     }
@@ -571,10 +549,10 @@ impl Runner<'_> {
     async fn heartbeat(&mut self) -> Result<(), String> {
         // The agent's heartbeat delivers its spool first.
         for ev in self.home.flush() {
-            self.send_agent("ups", &Input::Ups(ev)).await?;
+            self.send_agent(&Input::Ups(ev)).await?;
         }
         if let Some(hb) = self.home.heartbeat(self.pace.now()) {
-            self.send_agent("heartbeat", &Input::Heartbeat(hb)).await?;
+            self.send_agent(&Input::Heartbeat(hb)).await?;
         }
         Ok(())
     }
@@ -654,7 +632,7 @@ impl Runner<'_> {
         if let Some(ev) = ups {
             self.on_battery = ev.status.has("OB");
             for ev in self.home.send_ups(ev) {
-                self.send_agent("ups", &Input::Ups(ev)).await?;
+                self.send_agent(&Input::Ups(ev)).await?;
             }
         }
         if let Some(kind) = &e.tailscale {
@@ -867,33 +845,4 @@ impl Runner<'_> {
         });
         Ok(())
     }
-}
-
-/// The JSON body the agent sends for an input (CONTRACT's agent payloads).
-fn agent_body(input: &Input) -> Vec<u8> {
-    let v = match input {
-        Input::Ups(e) => json!({
-            "id": uuid_of(&e.id), "at": e.at.rfc3339(), "ups": e.ups, "type": e.notify.as_str(),
-            "status": e.status.to_string(), "battery_charge": e.battery_charge, "battery_runtime_s": e.battery_runtime_s,
-        }),
-        Input::Heartbeat(h) => json!({
-            "id": uuid_of(&h.id), "at": h.at.rfc3339(), "nodes_ready": h.nodes_ready, "nodes_total": h.nodes_total,
-            "ups_status": h.ups_status.as_ref().map(|s| s.to_string()), "api_ok": h.api_ok,
-        }),
-        Input::Witness(w) => json!({
-            "id": uuid_of(&w.id), "at": w.at.rfc3339(), "target": w.target, "reachable": w.reachable, "latency_ms": w.latency_ms,
-        }),
-        _ => Value::Null,
-    };
-    serde_json::to_vec(&v).unwrap_or_default()
-}
-
-/// The simulated home names its events; the function wants UUIDs: derive one per name.
-fn uuid_of(name: &str) -> String {
-    let digest = Sha256::digest(name.as_bytes());
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_random_bytes(bytes)
-        .into_uuid()
-        .to_string()
 }
