@@ -1,18 +1,18 @@
-//! The simulated cloud for virtual drills: the scale set (with boot times, spot evictions,
-//! throttling and conflicts), the Discord webhook (rate limits, deletion) and the cloud
-//! cluster's workloads. It answers the core's actions the way the real services would.
+//! The simulated cloud for virtual drills: the scale set (the simulators' shared scale-set
+//! model on the drill's clock: boot times, spot evictions; plus throttling and conflicts), the
+//! Discord webhook (rate limits, deletion) and the cloud cluster's workloads. It answers the
+//! core's actions the way the real services would.
 
 use burst_core::{
     Delivery, Direction, MigrateResult, Notification, NotifyResult, ScaleResult, ScaleSetProbe,
     Tier, Timestamp,
 };
+use burst_sim_kit::scale_set::{Resized, ScaleSet};
 use std::collections::BTreeMap;
 
 #[derive(Debug)]
 pub struct Cloud {
-    capacity: u32,
-    /// When each instance is (or was) ready, oldest first.
-    instances: Vec<Timestamp>,
+    scale_set: ScaleSet<Timestamp>,
     boot_ms: i64,
     throttle_next: Option<u64>,
     conflicts_next: u32,
@@ -44,8 +44,7 @@ pub enum ScaleEffect {
 impl Cloud {
     pub fn new(boot_ms: i64, price_per_node_hour: f64, start: Timestamp) -> Cloud {
         Cloud {
-            capacity: 0,
-            instances: Vec::new(),
+            scale_set: ScaleSet::default(),
             boot_ms,
             throttle_next: None,
             conflicts_next: 0,
@@ -59,28 +58,21 @@ impl Cloud {
     }
 
     pub fn capacity(&self) -> u32 {
-        self.capacity
+        self.scale_set.capacity()
     }
 
     /// When instances become running within `(from, to)`, in order (for exact integrals).
     pub fn ready_between(&self, from: Timestamp, to: Timestamp) -> Vec<Timestamp> {
-        let mut v: Vec<Timestamp> = self
-            .instances
-            .iter()
-            .copied()
-            .filter(|t| *t > from && *t < to)
-            .collect();
-        v.sort();
-        v
+        self.scale_set.ready_between(from, to)
     }
 
     pub fn running(&self, now: Timestamp) -> u32 {
-        self.instances.iter().filter(|t| **t <= now).count() as u32
+        self.scale_set.running(now)
     }
 
     pub fn probe(&self, now: Timestamp) -> ScaleSetProbe {
         ScaleSetProbe::Seen {
-            capacity: self.capacity,
+            capacity: self.capacity(),
             running: self.running(now),
         }
     }
@@ -116,16 +108,8 @@ impl Cloud {
 
     /// Spot evictions: the newest `n` running instances are deleted and capacity drops.
     pub fn evict(&mut self, n: u32, now: Timestamp) -> u32 {
-        let mut evicted = 0;
-        while evicted < n {
-            let Some(pos) = self.instances.iter().rposition(|t| *t <= now) else {
-                break;
-            };
-            self.instances.remove(pos);
-            self.capacity = self.capacity.saturating_sub(1);
-            evicted += 1;
-        }
-        evicted
+        let evicted = self.scale_set.evict_newest(n, Some(now));
+        u32::try_from(evicted.len()).unwrap_or(u32::MAX)
     }
 
     /// GET then PATCH with If-Match, as the ARM adapter does.
@@ -146,15 +130,9 @@ impl Cloud {
                 ScaleEffect::Refused,
             );
         }
-        let from = self.capacity;
-        if n > from {
-            for _ in from..n {
-                self.instances.push(now.plus_millis(self.boot_ms));
-            }
-        } else {
-            self.instances.truncate(n as usize);
-        }
-        self.capacity = n;
+        let Resized { from, .. } =
+            self.scale_set
+                .resize(n, now, now.plus_millis(self.boot_ms), false);
         let effect = if n == from {
             ScaleEffect::Unchanged
         } else {
