@@ -17,4 +17,5 @@ export const storageAccountName = stack.storageAccount.name;
 export const hostStorageAccountName = stack.hostStorageAccount.name;
 export const deployIdentityPrincipalId = stack.deployIdentity.principalId;
 export const stateUrl = stack.stateUrl;
+export const wakeQueueUrl = stack.wakeQueueUrl;
 export const budgetName = stack.budget.name;

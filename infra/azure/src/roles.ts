@@ -54,20 +54,131 @@ export const POLLING_ACTIONS: readonly string[] = ["Microsoft.Compute/locations/
 export const STORAGE_BLOB_DATA_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b";
 export const STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe";
 export const STORAGE_TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3";
+export const STORAGE_QUEUE_DATA_MESSAGE_SENDER = "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a";
+
+const QUEUE = "Microsoft.Storage/storageAccounts/queueServices/queues";
+
+/**
+ * Azure's built-in queue data roles (Azure docs, "Azure built-in roles": Storage), for the
+ * record and for the tests: the program assigns only the Message Sender.
+ */
+export const BUILT_IN_QUEUE_ROLES: Readonly<Record<string, { name: string; actions: readonly string[]; dataActions: readonly string[] }>> = {
+    "19e7f393-937e-4f77-808e-94535e297925": {
+        name: "Storage Queue Data Reader",
+        actions: [`${QUEUE}/read`],
+        dataActions: [`${QUEUE}/messages/read`],
+    },
+    "8a0f0c08-91a1-4084-bc3d-661d67233fed": {
+        name: "Storage Queue Data Message Processor",
+        actions: [],
+        dataActions: [`${QUEUE}/messages/read`, `${QUEUE}/messages/process/action`],
+    },
+    [STORAGE_QUEUE_DATA_MESSAGE_SENDER]: {
+        name: "Storage Queue Data Message Sender",
+        actions: [],
+        dataActions: [`${QUEUE}/messages/add/action`],
+    },
+    "974c5e8b-45b9-4653-ba55-5f855dd0fb88": {
+        name: "Storage Queue Data Contributor",
+        actions: [`${QUEUE}/delete`, `${QUEUE}/read`, `${QUEUE}/write`],
+        dataActions: [
+            `${QUEUE}/messages/delete`,
+            `${QUEUE}/messages/read`,
+            `${QUEUE}/messages/write`,
+            `${QUEUE}/messages/process/action`,
+        ],
+    },
+};
+
+/**
+ * What each queue operation asks for, as alternatives (any one set suffices) (Azure Storage
+ * REST docs, "Authorize with Microsoft Entra ID", permissions for Queue service operations).
+ * Put Message takes messages/write too, which is how Storage Queue Data Contributor sends.
+ */
+export const QUEUE_OPERATIONS: Readonly<Record<string, readonly (readonly string[])[]>> = {
+    "Get Queue Metadata": [[`${QUEUE}/read`]],
+    "Peek Messages": [[`${QUEUE}/messages/read`]],
+    "Get Messages": [[`${QUEUE}/messages/process/action`], [`${QUEUE}/messages/delete`, `${QUEUE}/messages/read`]],
+    "Delete Message": [[`${QUEUE}/messages/process/action`], [`${QUEUE}/messages/delete`]],
+    "Update Message": [[`${QUEUE}/messages/write`]],
+    "Put Message": [[`${QUEUE}/messages/add/action`], [`${QUEUE}/messages/write`]],
+};
+
+/**
+ * The operations the function app performs on each queue: the Functions host's queue trigger
+ * (poll, dequeue, delete after success, release a failure with the host.json
+ * `visibilityTimeout` and renew visibility while an invocation runs, both Update Message;
+ * queue length and oldest message for scaling), the handler's send, and the host's move of a
+ * message to the poison queue after `maxDequeueCount` failures (Put Message there, then Delete
+ * Message on the wake queue).
+ */
+export const WAKE_QUEUE_OPERATIONS: readonly string[] = [
+    "Get Queue Metadata",
+    "Peek Messages",
+    "Get Messages",
+    "Delete Message",
+    "Update Message",
+    "Put Message",
+];
+export const WAKE_POISON_QUEUE_OPERATIONS: readonly string[] = ["Put Message"];
+
+/**
+ * Custom role assigned to the function's identity at the wake queue's scope (`burst-wake` in
+ * the host's account; the `wake` function's queue trigger reads it through the identity-based
+ * `AzureWebJobsStorage` connection, and the handler sends wake-ups to it).
+ *
+ * - queues/read (action): Get Queue Metadata (the SDKs' "get properties"), the approximate
+ *   queue length the trigger's scaling reads;
+ * - messages/read: Peek Messages (the scaler looks at the oldest message);
+ * - messages/process/action: Get Messages (dequeue) and Delete Message (after success, and
+ *   after the copy to the poison queue);
+ * - messages/write: Update Message. The host releases a failed message with the host.json
+ *   `visibilityTimeout` (the handler answers 500 to be retried) and renews the visibility of
+ *   a message while its invocation runs. Without it a failed wake-up would come back only
+ *   when the dequeue's own visibility timeout runs out (minutes, not seconds);
+ * - messages/add/action: Put Message, the handler's send (`BURST_WAKE_QUEUE_URL`). Covered by
+ *   messages/write already (Put Message takes either); listed because it is the sender's need.
+ *
+ * Why not built-in roles: Functions' docs recommend Storage Queue Data Reader + Message
+ * Processor for a queue trigger and Message Sender for a sender, but none of them grants
+ * messages/write (Update Message), so retries would wait for the dequeue timeout; the only
+ * built-in that does, Storage Queue Data Contributor, also grants deleting the queue, writing
+ * its metadata and clearing it (queues/write, queues/delete, messages/delete): more than is
+ * needed. Not included on purpose: messages/delete (Clear Messages; Delete Message goes through
+ * process/action) and anything on queues other than this one.
+ */
+export const WAKE_QUEUE_ACTIONS: readonly string[] = ["Microsoft.Storage/storageAccounts/queueServices/queues/read"];
+export const WAKE_QUEUE_DATA_ACTIONS: readonly string[] = [
+    "Microsoft.Storage/storageAccounts/queueServices/queues/messages/read",
+    "Microsoft.Storage/storageAccounts/queueServices/queues/messages/process/action",
+    "Microsoft.Storage/storageAccounts/queueServices/queues/messages/write",
+    "Microsoft.Storage/storageAccounts/queueServices/queues/messages/add/action",
+];
+
+/*
+ * The poison queue (`burst-wake-poison`): after `maxDequeueCount` failures the host puts a copy
+ * of the message there (Put Message, then Delete Message on the wake queue). Put Message is all
+ * it needs there, as the queue exists (the program creates it; otherwise the host would create
+ * it and need queues/write): Storage Queue Data Message Sender, at the poison queue's scope.
+ * Nobody of ours reads it; an operator inspects it with their own credentials.
+ */
 
 /** Every built-in role the program assigns (the policy tests allow these and no other). */
 export const BUILT_IN_ROLES_USED: Readonly<Record<string, string>> = {
     [STORAGE_BLOB_DATA_OWNER]: "Storage Blob Data Owner",
     [STORAGE_BLOB_DATA_CONTRIBUTOR]: "Storage Blob Data Contributor",
     [STORAGE_TABLE_DATA_CONTRIBUTOR]: "Storage Table Data Contributor",
+    [STORAGE_QUEUE_DATA_MESSAGE_SENDER]: "Storage Queue Data Message Sender",
 };
 
 /**
  * What the person running `pulumi up` / `pulumi destroy` needs, at the subscription (the
- * resource group is the program's own). Microsoft.Authorization: the program creates a custom
- * role (definition write) and assigns roles (assignment write); destroy deletes both. The rest
- * is one write per kind of resource the program creates, the capacity read before each run,
- * and attaching the deployment identity to the app (a linked-access check on the identity).
+ * resource group is the program's own). Microsoft.Authorization: the program creates custom
+ * roles (definition write: the scale set operator, the wake queue worker) and assigns roles
+ * (assignment write, also at the two queues' scopes); destroy deletes both. The rest is one
+ * write per kind of resource the program creates (the queues are `queueServices/queues`
+ * children of the host's account), the capacity read before each run, and attaching the
+ * deployment identity to the app (a linked-access check on the identity).
  */
 export const DEPLOYER_ACTIONS: readonly string[] = [
     "Microsoft.Authorization/roleDefinitions/write",
@@ -76,7 +187,10 @@ export const DEPLOYER_ACTIONS: readonly string[] = [
     "Microsoft.Authorization/roleAssignments/delete",
     "Microsoft.Resources/subscriptions/resourceGroups/write",
     "Microsoft.Storage/storageAccounts/write",
+    "Microsoft.Storage/storageAccounts/blobServices/containers/write",
+    "Microsoft.Storage/storageAccounts/queueServices/queues/write",
     "Microsoft.Network/virtualNetworks/write",
+    "Microsoft.Network/virtualNetworks/subnets/write",
     "Microsoft.Network/networkSecurityGroups/write",
     "Microsoft.Compute/virtualMachineScaleSets/write",
     "Microsoft.Compute/virtualMachineScaleSets/read",
@@ -84,6 +198,7 @@ export const DEPLOYER_ACTIONS: readonly string[] = [
     "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action",
     "Microsoft.Web/serverfarms/write",
     "Microsoft.Web/sites/write",
+    "Microsoft.Web/sites/basicPublishingCredentialsPolicies/write",
     "Microsoft.Consumption/budgets/write",
 ];
 

@@ -21,7 +21,7 @@ export interface ConfigSetting {
 }
 
 /** Values that only exist once resources are created. */
-export type DerivedValue = "stateContainerUrl" | "scaleSetId";
+export type DerivedValue = "stateContainerUrl" | "scaleSetId" | "wakeQueueName" | "wakeQueueUrl";
 
 /** A setting wired from a created resource, never from config. */
 export interface DerivedSetting {
@@ -56,6 +56,11 @@ export const SETTINGS: readonly Setting[] = [
     { env: "BURST_HOME_KUBE_TOKEN", key: "homeKubeToken", secret: true, required: false, doc: "bearer token for the on-prem Kubernetes API" },
     { env: "BURST_CLOUD_KUBE_URL", key: "cloudKubeUrl", secret: false, required: false, doc: "cloud cluster Kubernetes API URL (migrations)" },
     { env: "BURST_CLOUD_KUBE_TOKEN", key: "cloudKubeToken", secret: true, required: false, doc: "bearer token for the cloud cluster Kubernetes API" },
+    // The `wake` function's queue trigger names its queue `%BURST_WAKE_QUEUE%` (on the host's
+    // storage, connection AzureWebJobsStorage); the handler sends to BURST_WAKE_QUEUE_URL with
+    // the app's default identity, as the state store does. Both name the same created queue.
+    { env: "BURST_WAKE_QUEUE", from: "wakeQueueName", doc: "name of the wake-up queue the `wake` function's trigger reads" },
+    { env: "BURST_WAKE_QUEUE_URL", from: "wakeQueueUrl", doc: "URL of that queue (host storage's queue endpoint), where the handler sends wake-ups" },
 ];
 
 /** Settings the Functions host itself needs (not ours to name). */

@@ -19,7 +19,10 @@ import {
     SCALE_SET_ACTIONS,
     STORAGE_BLOB_DATA_CONTRIBUTOR,
     STORAGE_BLOB_DATA_OWNER,
+    STORAGE_QUEUE_DATA_MESSAGE_SENDER,
     STORAGE_TABLE_DATA_CONTRIBUTOR,
+    WAKE_QUEUE_ACTIONS,
+    WAKE_QUEUE_DATA_ACTIONS,
     builtInRoleId,
     stableGuid,
 } from "./roles";
@@ -29,6 +32,10 @@ export const VNET_PREFIX = "10.1.0.0/16";
 export const SUBNET_PREFIX = "10.1.1.0/24";
 export const STATE_CONTAINER = "burst-state";
 export const PACKAGE_CONTAINER = "app-package";
+/** The scheduled wake-ups' queue, in the host's account (`BURST_WAKE_QUEUE`). */
+export const WAKE_QUEUE = "burst-wake";
+/** Where the Functions host moves a message after `maxDequeueCount` failures: `<queue>-poison`. */
+export const WAKE_POISON_QUEUE = `${WAKE_QUEUE}-poison`;
 export const BUDGET_THRESHOLDS = [50, 80, 100] as const;
 
 /** Ubuntu 22.04 LTS (Gen2) from Canonical's marketplace offer. */
@@ -43,8 +50,13 @@ export interface Stack {
     resourceGroup: resources.ResourceGroup;
     /** State documents and the deployment package (two private containers), nothing else. */
     storageAccount: storage.StorageAccount;
-    /** The Functions host's own storage (`AzureWebJobsStorage`), nothing else. */
+    /** The Functions host's own storage (`AzureWebJobsStorage`) and the wake-up queues. */
     hostStorageAccount: storage.StorageAccount;
+    /** The wake-up queue and its poison queue, in the host's account. */
+    wakeQueue: storage.Queue;
+    wakePoisonQueue: storage.Queue;
+    /** `BURST_WAKE_QUEUE_URL`: the host account's queue endpoint + the wake queue. */
+    wakeQueueUrl: pulumi.Output<string>;
     stateContainer: storage.BlobContainer;
     packageContainer: storage.BlobContainer;
     stateUrl: pulumi.Output<string>;
@@ -62,6 +74,13 @@ export interface Stack {
     deployIdentity: managedidentity.UserAssignedIdentity;
     scaleSetRole: authorization.RoleDefinition;
     scaleSetRoleAssignment: authorization.RoleAssignment;
+    /** The wake queue's custom role (the trigger's and the sender's rights, see roles.ts). */
+    wakeQueueRole: authorization.RoleDefinition;
+    /** The function's rights on the two queues. */
+    queueRoleAssignments: {
+        wake: authorization.RoleAssignment;
+        poison: authorization.RoleAssignment;
+    };
     /** Every storage data-plane assignment, by purpose. */
     storageRoleAssignments: {
         hostBlobs: authorization.RoleAssignment;
@@ -99,7 +118,8 @@ export function createStack(cfg: StackConfig): Stack {
     };
     // State documents and the deployment package.
     const storageAccount = new storage.StorageAccount("burststate", accountArgs);
-    // AzureWebJobsStorage: timer locks, host keys, diagnostic events. The host creates what it needs.
+    // AzureWebJobsStorage: timer locks, host keys, diagnostic events. The host creates what it
+    // needs there, except the wake-up queues below.
     const hostStorageAccount = new storage.StorageAccount("bursthost", accountArgs);
     const containerArgs = { resourceGroupName: rg, accountName: storageAccount.name, publicAccess: storage.PublicAccess.None };
     const stateContainer = new storage.BlobContainer("state", { ...containerArgs, containerName: STATE_CONTAINER });
@@ -107,6 +127,15 @@ export function createStack(cfg: StackConfig): Stack {
     const blobEndpoint = storageAccount.primaryEndpoints.apply((e) => e.blob);
     const stateUrl = pulumi.interpolate`${blobEndpoint}${stateContainer.name}`;
     const packageUrl = pulumi.interpolate`${blobEndpoint}${packageContainer.name}`;
+
+    // --- scheduled wake-ups: a queue on the host's storage, where the `wake` function's trigger
+    // (connection AzureWebJobsStorage, identity-based) looks, and its poison queue. Created
+    // here so that the host needs no right to create queues (see roles.ts).
+    const queueArgs = { resourceGroupName: rg, accountName: hostStorageAccount.name };
+    const wakeQueue = new storage.Queue("wake", { ...queueArgs, queueName: WAKE_QUEUE });
+    const wakePoisonQueue = new storage.Queue("wake-poison", { ...queueArgs, queueName: WAKE_POISON_QUEUE });
+    const queueEndpoint = hostStorageAccount.primaryEndpoints.apply((e) => e.queue);
+    const wakeQueueUrl = pulumi.interpolate`${queueEndpoint}${wakeQueue.name}`;
 
     // --- network for the Spot nodes: no inbound from the internet (admin access is Tailscale).
     const vnet = new network.VirtualNetwork("burst", {
@@ -239,7 +268,11 @@ export function createStack(cfg: StackConfig): Stack {
         sku: { name: "FC1", tier: "FlexConsumption" },
         tags,
     });
-    const appSettings = buildAppSettings(cfg.settings, { stateContainerUrl: stateUrl, scaleSetId: scaleSet.id }, hostStorageAccount.name);
+    const appSettings = buildAppSettings(
+        cfg.settings,
+        { stateContainerUrl: stateUrl, scaleSetId: scaleSet.id, wakeQueueName: wakeQueue.name, wakeQueueUrl },
+        hostStorageAccount.name,
+    );
     // Flex Consumption writes the package with this identity on deploy and reads it on start.
     const deployIdentity = new managedidentity.UserAssignedIdentity("burst-deploy", { resourceGroupName: rg, location, tags });
     const app = new web.WebApp("burst-functions", {
@@ -358,6 +391,36 @@ export function createStack(cfg: StackConfig): Stack {
         ),
     };
 
+    // --- the wake-up queues: the trigger's and the sender's rights on the wake queue (a custom
+    // role: no built-in grants Update Message without also deleting and clearing queues), and
+    // Put Message on the poison queue, each at its queue's scope; nothing account-wide.
+    const wakeQueueRole = new authorization.RoleDefinition("burst-wake-queue-worker", {
+        roleDefinitionId: roleDefinitionId("wake-queue-worker"),
+        scope: resourceGroup.id,
+        roleName: pulumi.interpolate`hybrid-burst wake queue worker (${rg})`,
+        description: "Send, receive, release and delete the messages of a hybrid-burst wake-up queue. Assigned at the queue's scope only.",
+        roleType: "CustomRole",
+        permissions: [{ actions: [...WAKE_QUEUE_ACTIONS], notActions: [], dataActions: [...WAKE_QUEUE_DATA_ACTIONS], notDataActions: [] }],
+        assignableScopes: [resourceGroup.id],
+    });
+    const queueRoleAssignments = {
+        wake: new authorization.RoleAssignment("burst-functions-wake-queue", {
+            roleAssignmentName: assignmentName(wakeQueue.id, wakeQueueRole.id),
+            scope: wakeQueue.id,
+            roleDefinitionId: wakeQueueRole.id,
+            principalId,
+            principalType: authorization.PrincipalType.ServicePrincipal,
+            description: "hybrid-burst functions: the wake-up queue (queue trigger and sender), this queue only",
+        }),
+        poison: dataRole(
+            "burst-functions-wake-poison",
+            wakePoisonQueue.id,
+            STORAGE_QUEUE_DATA_MESSAGE_SENDER,
+            principalId,
+            "hybrid-burst functions: move failed wake-ups to the poison queue (add messages only)",
+        ),
+    };
+
     let pollingRoleAssignment: authorization.RoleAssignment | undefined;
     if (cfg.allowAsyncOperationPolling) {
         const pollingRole = new authorization.RoleDefinition("burst-operation-reader", {
@@ -410,6 +473,9 @@ export function createStack(cfg: StackConfig): Stack {
         resourceGroup,
         storageAccount,
         hostStorageAccount,
+        wakeQueue,
+        wakePoisonQueue,
+        wakeQueueUrl,
         stateContainer,
         packageContainer,
         stateUrl,
@@ -426,6 +492,8 @@ export function createStack(cfg: StackConfig): Stack {
         deployIdentity,
         scaleSetRole,
         scaleSetRoleAssignment,
+        wakeQueueRole,
+        queueRoleAssignments,
         storageRoleAssignments,
         pollingRoleAssignment,
         budget,

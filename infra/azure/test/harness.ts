@@ -60,6 +60,8 @@ function armId(type: string, name: string, i: Record<string, any>): string {
             return `${rg}/providers/Microsoft.Storage/storageAccounts/${name}`;
         case "azure-native:storage:BlobContainer":
             return `${rg}/providers/Microsoft.Storage/storageAccounts/${i.accountName}/blobServices/default/containers/${name}`;
+        case "azure-native:storage:Queue":
+            return `${rg}/providers/Microsoft.Storage/storageAccounts/${i.accountName}/queueServices/default/queues/${name}`;
         case "azure-native:network:VirtualNetwork":
             return `${rg}/providers/Microsoft.Network/virtualNetworks/${name}`;
         case "azure-native:network:Subnet":
@@ -96,6 +98,7 @@ function azureName(type: string, logical: string, i: Record<string, any>): strin
         "azure-native:resources:ResourceGroup": "resourceGroupName",
         "azure-native:storage:StorageAccount": "accountName",
         "azure-native:storage:BlobContainer": "containerName",
+        "azure-native:storage:Queue": "queueName",
         "azure-native:network:VirtualNetwork": "virtualNetworkName",
         "azure-native:network:Subnet": "subnetName",
         "azure-native:network:NetworkSecurityGroup": "networkSecurityGroupName",
@@ -123,7 +126,7 @@ export function installMocks(): void {
                 recorded.push({ type: args.type, name: args.name, id, inputs, hasSecret: containsSecret(args.inputs) });
                 const state: Record<string, any> = { ...args.inputs, name };
                 if (args.type === "azure-native:storage:StorageAccount") {
-                    state.primaryEndpoints = { blob: `https://${name}.blob.core.windows.net/` };
+                    state.primaryEndpoints = { blob: `https://${name}.blob.core.windows.net/`, queue: `https://${name}.queue.core.windows.net/` };
                 }
                 if (args.type === "azure-native:managedidentity:UserAssignedIdentity") {
                     state.principalId = UAMI_PRINCIPAL;

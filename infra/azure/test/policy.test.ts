@@ -5,7 +5,19 @@ import { before, test } from "node:test";
 import assert from "node:assert/strict";
 
 import { BASE_CONFIG, PRINCIPAL, SECRET_KEYS, UAMI_PRINCIPAL, type Built, type Recorded, runProgram } from "./harness";
-import { BUILT_IN_ROLES_USED, STORAGE_BLOB_DATA_CONTRIBUTOR, STORAGE_BLOB_DATA_OWNER, STORAGE_TABLE_DATA_CONTRIBUTOR } from "../src/roles";
+import {
+    BUILT_IN_QUEUE_ROLES,
+    BUILT_IN_ROLES_USED,
+    DEPLOYER_ACTIONS,
+    QUEUE_OPERATIONS,
+    STORAGE_BLOB_DATA_CONTRIBUTOR,
+    STORAGE_BLOB_DATA_OWNER,
+    STORAGE_TABLE_DATA_CONTRIBUTOR,
+    WAKE_POISON_QUEUE_OPERATIONS,
+    WAKE_QUEUE_ACTIONS,
+    WAKE_QUEUE_DATA_ACTIONS,
+    WAKE_QUEUE_OPERATIONS,
+} from "../src/roles";
 import { HOST_STORAGE_SETTING } from "../src/settings";
 
 let built: Built;
@@ -17,6 +29,7 @@ const ALLOWED_TYPES = new Set([
     "azure-native:resources:ResourceGroup",
     "azure-native:storage:StorageAccount",
     "azure-native:storage:BlobContainer",
+    "azure-native:storage:Queue",
     "azure-native:network:VirtualNetwork",
     "azure-native:network:Subnet",
     "azure-native:network:NetworkSecurityGroup",
@@ -254,5 +267,108 @@ test("storage: data roles only on a container, or on an account that holds none 
             assert.deepEqual(containers.filter((c) => c.id.startsWith(account.id + "/")).map((c) => c.name), [], `${a.name}: account-wide data role on an account holding containers`);
         }
         if (roleGuid(a) === STORAGE_BLOB_DATA_OWNER) assert.ok(account, `${a.name}: Blob Data Owner only for the host's own account`);
+    }
+});
+
+// --- queue data rights: least privilege ---------------------------------------------------
+// Resolved from what the program declares: the trigger's queue is BURST_WAKE_QUEUE on the
+// account of AzureWebJobsStorage__accountName, the host's poison queue is `<queue>-poison`,
+// the sender's is BURST_WAKE_QUEUE_URL. Rights are what the assigned roles' definitions say
+// (built-in ones from BUILT_IN_QUEUE_ROLES, custom ones from the declared definitions).
+
+const QUEUE_PREFIX = "Microsoft.Storage/storageAccounts/queueServices/";
+const queueByName = (account: Recorded, name: string) => {
+    const q = ofKind("storage:Queue").find((x) => x.id === `${account.id}/queueServices/default/queues/${name}`);
+    assert.ok(q, `no declared queue ${name} in ${account.name}`);
+    return q;
+};
+/** The actions and data actions a role assignment grants (exact names; wildcards are banned above). */
+function granted(a: Recorded): string[] {
+    const custom = ofKind("authorization:RoleDefinition").find((d) => d.id === a.inputs.roleDefinitionId);
+    if (custom) return (custom.inputs.permissions as { actions?: string[]; dataActions?: string[] }[]).flatMap((p) => [...(p.actions ?? []), ...(p.dataActions ?? [])]);
+    const b = BUILT_IN_QUEUE_ROLES[roleGuid(a)];
+    return b ? [...b.actions, ...b.dataActions] : [];
+}
+/** Everything the function's identity may do on a queue (assignments at it or above it). */
+const rightsOn = (queueId: string) =>
+    new Set(assignments().filter((a) => a.inputs.principalId === PRINCIPAL && covers(a.inputs.scope, queueId)).flatMap(granted).filter((x) => x.startsWith(QUEUE_PREFIX)));
+const allows = (rights: Set<string>, op: string) => {
+    const alternatives = QUEUE_OPERATIONS[op];
+    assert.ok(alternatives, `unknown queue operation ${op}`);
+    return alternatives.some((need) => need.every((x) => rights.has(x)));
+};
+/** A right is needed if it is part of some way to do one of the operations. */
+const neededBy = (ops: readonly string[]) => new Set(ops.flatMap((op) => QUEUE_OPERATIONS[op]!.flat()));
+
+test("queues: every queue right is granted at one queue's scope, never account-wide", () => {
+    const queues = new Set(ofKind("storage:Queue").map((q) => q.id));
+    for (const a of assignments()) {
+        if (!granted(a).some((x) => x.startsWith(QUEUE_PREFIX))) continue;
+        assert.ok(queues.has(a.inputs.scope), `${a.name}: queue rights at ${a.inputs.scope}, not at a declared queue`);
+    }
+});
+
+test("queues: the function's identity can do what the trigger, the sender and the poison move need, and nothing more", () => {
+    const host = hostAccount();
+    const wake = queueByName(host, setting("BURST_WAKE_QUEUE")!);
+    const poison = queueByName(host, `${setting("BURST_WAKE_QUEUE")}-poison`);
+    // The sender's URL names the same queue.
+    const u = new URL(setting("BURST_WAKE_QUEUE_URL")!);
+    assert.equal(u.hostname, `${setting(HOST_STORAGE_SETTING)}.queue.core.windows.net`);
+    assert.equal(queueByName(host, u.pathname.slice(1)).id, wake.id);
+
+    const onWake = rightsOn(wake.id);
+    for (const op of WAKE_QUEUE_OPERATIONS) assert.ok(allows(onWake, op), `wake queue: ${op} is not granted`);
+    const extraWake = [...onWake].filter((x) => !neededBy(WAKE_QUEUE_OPERATIONS).has(x));
+    assert.deepEqual(extraWake, [], "wake queue: rights no operation needs");
+    for (const x of ["queues/write", "queues/delete", "queues/messages/delete"]) assert.ok(!onWake.has(QUEUE_PREFIX + x), `wake queue: ${x}`);
+
+    const onPoison = rightsOn(poison.id);
+    for (const op of WAKE_POISON_QUEUE_OPERATIONS) assert.ok(allows(onPoison, op), `poison queue: ${op} is not granted`);
+    assert.deepEqual([...onPoison], [`${QUEUE_PREFIX}queues/messages/add/action`], "poison queue: add messages only");
+});
+
+test("queues: why a custom role (the built-ins Functions' docs suggest cannot release a message; Contributor can delete the queue)", () => {
+    const union = (...guids: string[]) => new Set(guids.flatMap((g) => [...BUILT_IN_QUEUE_ROLES[g]!.actions, ...BUILT_IN_QUEUE_ROLES[g]!.dataActions]));
+    const byName = (n: string) => Object.entries(BUILT_IN_QUEUE_ROLES).find(([, r]) => r.name === n)![0];
+    const suggested = union(byName("Storage Queue Data Reader"), byName("Storage Queue Data Message Processor"), byName("Storage Queue Data Message Sender"));
+    assert.deepEqual(WAKE_QUEUE_OPERATIONS.filter((op) => !allows(suggested, op)), ["Update Message"]);
+    const contributor = union(byName("Storage Queue Data Contributor"));
+    assert.ok(WAKE_QUEUE_OPERATIONS.every((op) => allows(contributor, op)));
+    // What Contributor would add to the custom role: deleting the queue, writing its metadata, clearing it.
+    const custom = new Set([...WAKE_QUEUE_ACTIONS, ...WAKE_QUEUE_DATA_ACTIONS]);
+    assert.deepEqual(
+        [...contributor].filter((x) => !custom.has(x)).sort(),
+        [`${QUEUE_PREFIX}queues/delete`, `${QUEUE_PREFIX}queues/messages/delete`, `${QUEUE_PREFIX}queues/write`].sort(),
+    );
+});
+
+// --- the deployer -------------------------------------------------------------------------
+
+/** The ARM write each declared resource type needs (what DEPLOYER_ACTIONS must hold). */
+const WRITE_ACTION: Readonly<Record<string, string>> = {
+    "azure-native:resources:ResourceGroup": "Microsoft.Resources/subscriptions/resourceGroups/write",
+    "azure-native:storage:StorageAccount": "Microsoft.Storage/storageAccounts/write",
+    "azure-native:storage:BlobContainer": "Microsoft.Storage/storageAccounts/blobServices/containers/write",
+    "azure-native:storage:Queue": "Microsoft.Storage/storageAccounts/queueServices/queues/write",
+    "azure-native:network:VirtualNetwork": "Microsoft.Network/virtualNetworks/write",
+    "azure-native:network:Subnet": "Microsoft.Network/virtualNetworks/subnets/write",
+    "azure-native:network:NetworkSecurityGroup": "Microsoft.Network/networkSecurityGroups/write",
+    "azure-native:compute:VirtualMachineScaleSet": "Microsoft.Compute/virtualMachineScaleSets/write",
+    "azure-native:managedidentity:UserAssignedIdentity": "Microsoft.ManagedIdentity/userAssignedIdentities/write",
+    "azure-native:web:AppServicePlan": "Microsoft.Web/serverfarms/write",
+    "azure-native:web:WebApp": "Microsoft.Web/sites/write",
+    "azure-native:web:WebAppFtpAllowed": "Microsoft.Web/sites/basicPublishingCredentialsPolicies/write",
+    "azure-native:web:WebAppScmAllowed": "Microsoft.Web/sites/basicPublishingCredentialsPolicies/write",
+    "azure-native:authorization:RoleDefinition": "Microsoft.Authorization/roleDefinitions/write",
+    "azure-native:authorization:RoleAssignment": "Microsoft.Authorization/roleAssignments/write",
+    "azure-native:consumption:Budget": "Microsoft.Consumption/budgets/write",
+};
+
+test("the deployer's actions cover every kind of resource the program declares", () => {
+    for (const t of new Set(built.resources.map((r) => r.type))) {
+        const w = WRITE_ACTION[t];
+        assert.ok(w, `${t}: which ARM write creates it? (add it here and to DEPLOYER_ACTIONS)`);
+        assert.ok(DEPLOYER_ACTIONS.includes(w), `DEPLOYER_ACTIONS lacks ${w} (${t})`);
     }
 });

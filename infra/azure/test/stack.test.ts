@@ -4,13 +4,19 @@ import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as yaml from "js-yaml";
 
+import * as fs from "node:fs";
+import * as path from "node:path";
+
 import { BASE_CONFIG, ED25519_PEM, PRINCIPAL, SUBSCRIPTION, UAMI_PRINCIPAL, type Built, type Recorded, invocations, runProgram } from "./harness";
 import { FLEX_FORBIDDEN_SETTINGS, FLEX_UNSUPPORTED_SITE_CONFIG, HOST_STORAGE_SETTING, SETTINGS, isDerived } from "../src/settings";
 import {
     SCALE_SET_ACTIONS,
     STORAGE_BLOB_DATA_CONTRIBUTOR,
     STORAGE_BLOB_DATA_OWNER,
+    STORAGE_QUEUE_DATA_MESSAGE_SENDER,
     STORAGE_TABLE_DATA_CONTRIBUTOR,
+    WAKE_QUEUE_ACTIONS,
+    WAKE_QUEUE_DATA_ACTIONS,
     stableGuid,
 } from "../src/roles";
 import { SCALE_SET_NAME } from "../src/capacity";
@@ -132,6 +138,7 @@ describe("function app", () => {
             "TAILSCALE_WEBHOOK_SECRET", "DISCORD_WEBHOOK_URL", "BURST_ARM_SCALE_SET_ID", "BURST_SITE_ID", "BURST_MAX_NODES",
             "BURST_MONTHLY_BUDGET_USD", "BURST_PRICE_PER_NODE_HOUR", "BURST_TAILSCALE_API_KEY", "BURST_TAILSCALE_TAGS",
             "BURST_HOME_KUBE_URL", "BURST_HOME_KUBE_TOKEN", "BURST_CLOUD_KUBE_URL", "BURST_CLOUD_KUBE_TOKEN",
+            "BURST_WAKE_QUEUE", "BURST_WAKE_QUEUE_URL",
         ];
         assert.deepEqual(SETTINGS.map((s) => s.env).sort(), [...wanted].sort());
     });
@@ -231,7 +238,7 @@ describe("Spot scale set", () => {
 
 describe("least-privilege role", () => {
     test("custom role with exactly the scale set actions", () => {
-        const role = one("authorization:RoleDefinition").inputs;
+        const role = one("authorization:RoleDefinition", "burst-scale-set-operator").inputs;
         assert.deepEqual(role.permissions, [{ actions: [...SCALE_SET_ACTIONS], notActions: [], dataActions: [], notDataActions: [] }]);
         assert.deepEqual(SCALE_SET_ACTIONS, [
             "Microsoft.Compute/virtualMachineScaleSets/read",
@@ -244,7 +251,7 @@ describe("least-privilege role", () => {
         assert.deepEqual(role.assignableScopes, [one("resources:ResourceGroup").id]);
     });
     test("assigned to the function's identity, scoped to the scale set", () => {
-        const role = one("authorization:RoleDefinition");
+        const role = one("authorization:RoleDefinition", "burst-scale-set-operator");
         const a = one("authorization:RoleAssignment", "burst-functions-scale-set").inputs;
         assert.equal(a.scope, one("compute:VirtualMachineScaleSet").id);
         assert.equal(a.roleDefinitionId, role.id);
@@ -268,7 +275,7 @@ describe("least-privilege role", () => {
     test("role definition and assignments have stable GUID names", () => {
         const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
         const rg = one("resources:ResourceGroup").id;
-        const role = one("authorization:RoleDefinition");
+        const role = one("authorization:RoleDefinition", "burst-scale-set-operator");
         assert.equal(role.inputs.roleDefinitionId, stableGuid(rg, "hybrid-burst", "scale-set-operator"));
         const names = ofType("authorization:RoleAssignment").map((a) => a.inputs.roleAssignmentName as string);
         for (const n of [role.inputs.roleDefinitionId, ...names]) assert.match(n, GUID);
@@ -278,8 +285,78 @@ describe("least-privilege role", () => {
         assert.notEqual(stableGuid("a", "bc"), stableGuid("ab", "c"));
     });
     test("no operation-polling role unless asked for", () => {
-        assert.equal(ofType("authorization:RoleAssignment").length, 5);
-        assert.equal(ofType("authorization:RoleDefinition").length, 1);
+        assert.equal(ofType("authorization:RoleAssignment").length, 7);
+        assert.deepEqual(ofType("authorization:RoleDefinition").map((r) => r.name).sort(), ["burst-scale-set-operator", "burst-wake-queue-worker"]);
+    });
+});
+
+describe("scheduled wake-ups: the queues", () => {
+    // The wake function's binding, as deployed (functions/app/wake/function.json).
+    const REPO = path.resolve(__dirname, "..", "..", "..", "..");
+    const binding = () => {
+        const fn = JSON.parse(fs.readFileSync(path.join(REPO, "functions", "app", "wake", "function.json"), "utf8")) as { bindings: Record<string, string>[] };
+        const b = fn.bindings.find((x) => x.type === "queueTrigger");
+        assert.ok(b, "the wake function has a queue trigger");
+        return b;
+    };
+    const queue = (name: string) => {
+        const qs = ofType("storage:Queue").filter((q) => q.inputs.queueName === name);
+        assert.equal(qs.length, 1, `exactly one queue named ${name}`);
+        return qs[0]!;
+    };
+
+    test("burst-wake and burst-wake-poison, both in the host's account, nothing else", () => {
+        const host = one("storage:StorageAccount", "bursthost");
+        assert.deepEqual(ofType("storage:Queue").map((q) => q.inputs.queueName).sort(), ["burst-wake", "burst-wake-poison"]);
+        for (const name of ["burst-wake", "burst-wake-poison"]) {
+            const q = queue(name);
+            assert.equal(q.inputs.accountName, "bursthostabcd1234", `${name} is on the host's storage`);
+            assert.equal(q.inputs.resourceGroupName, one("resources:ResourceGroup").name);
+            assert.equal(q.id, `${host.id}/queueServices/default/queues/${name}`);
+        }
+    });
+    test("the trigger's queue is the created one, on the connection whose account holds it", () => {
+        const b = binding();
+        // `%BURST_WAKE_QUEUE%` is resolved from the app setting of that name.
+        assert.equal(b.queueName, "%BURST_WAKE_QUEUE%");
+        assert.equal(appSettings().get("BURST_WAKE_QUEUE"), "burst-wake");
+        // connection AzureWebJobsStorage, identity-based: `AzureWebJobsStorage__accountName` names the account.
+        assert.equal(b.connection, "AzureWebJobsStorage");
+        assert.equal(appSettings().get(`${b.connection}__accountName`), queue("burst-wake").inputs.accountName);
+        assert.ok(![...appSettings().keys()].includes(b.connection!), "no connection string for the trigger");
+        // The host's poison queue is `<queue>-poison`.
+        assert.equal(queue(`${appSettings().get("BURST_WAKE_QUEUE")}-poison`).inputs.queueName, "burst-wake-poison");
+    });
+    test("BURST_WAKE_QUEUE_URL is the host account's queue endpoint + the wake queue, https, no SAS", () => {
+        const url = appSettings().get("BURST_WAKE_QUEUE_URL");
+        assert.equal(url, "https://bursthostabcd1234.queue.core.windows.net/burst-wake");
+        const u = new URL(url!);
+        assert.equal(u.protocol, "https:");
+        assert.equal(u.search, "", "managed identity, no SAS in the URL");
+        assert.equal(u.pathname, `/${appSettings().get("BURST_WAKE_QUEUE")}`, "the queue the trigger reads");
+        assert.equal(built.exports.wakeQueueUrl, url);
+        // No AZURE_CLIENT_ID: the handler sends with the app's default (system-assigned) identity,
+        // the one the role assignments below name.
+        assert.ok(!appSettings().has("AZURE_CLIENT_ID"));
+    });
+    test("wake queue: the custom role, exactly the trigger's and the sender's operations, at the queue's scope", () => {
+        const role = one("authorization:RoleDefinition", "burst-wake-queue-worker");
+        assert.deepEqual(role.inputs.permissions, [{ actions: [...WAKE_QUEUE_ACTIONS], notActions: [], dataActions: [...WAKE_QUEUE_DATA_ACTIONS], notDataActions: [] }]);
+        const Q = "Microsoft.Storage/storageAccounts/queueServices/queues";
+        assert.deepEqual(WAKE_QUEUE_ACTIONS, [`${Q}/read`]);
+        assert.deepEqual(WAKE_QUEUE_DATA_ACTIONS, [`${Q}/messages/read`, `${Q}/messages/process/action`, `${Q}/messages/write`, `${Q}/messages/add/action`]);
+        assert.equal(role.inputs.roleType, "CustomRole");
+        assert.deepEqual(role.inputs.assignableScopes, [one("resources:ResourceGroup").id]);
+        assert.equal(role.inputs.roleDefinitionId, stableGuid(one("resources:ResourceGroup").id, "hybrid-burst", "wake-queue-worker"));
+        const a = one("authorization:RoleAssignment", "burst-functions-wake-queue").inputs;
+        assert.deepEqual([a.scope, a.roleDefinitionId, a.principalId, a.principalType], [queue("burst-wake").id, role.id, PRINCIPAL, "ServicePrincipal"]);
+        assert.equal(a.roleAssignmentName, stableGuid(a.scope, a.roleDefinitionId, a.principalId));
+    });
+    test("poison queue: Storage Queue Data Message Sender (c6a89b2d-…), at the poison queue's scope", () => {
+        assert.equal(STORAGE_QUEUE_DATA_MESSAGE_SENDER, "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a");
+        const a = one("authorization:RoleAssignment", "burst-functions-wake-poison").inputs;
+        const role = `/subscriptions/${SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/${STORAGE_QUEUE_DATA_MESSAGE_SENDER}`;
+        assert.deepEqual([a.scope, a.roleDefinitionId, a.principalId, a.principalType], [queue("burst-wake-poison").id, role, PRINCIPAL, "ServicePrincipal"]);
     });
 });
 

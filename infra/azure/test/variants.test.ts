@@ -33,7 +33,7 @@ const settings = () =>
 test("polling role: only the operation-status action, at the resource group", () => {
     const rg = all("resources:ResourceGroup")[0]!;
     const roles = all("authorization:RoleDefinition");
-    assert.equal(roles.length, 2);
+    assert.equal(roles.length, 3);
     const polling = roles.find((r) => r.name === "burst-operation-reader")!;
     assert.deepEqual(polling.inputs.permissions[0].actions, [...POLLING_ACTIONS]);
     const a = all("authorization:RoleAssignment").find((r) => r.inputs.roleDefinitionId === polling.id)!;
