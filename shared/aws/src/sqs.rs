@@ -427,12 +427,16 @@ impl SqsWaker {
 /// it).
 pub fn classify(status: u16, body: &[u8]) -> SqsError {
     let parsed = serde_json::from_slice::<serde_json::Value>(body).ok();
+    let text = String::from_utf8_lossy(body);
     let field = |names: &[&str]| {
-        parsed.as_ref().and_then(|v| {
-            names
+        match parsed.as_ref() {
+            Some(v) => names
                 .iter()
-                .find_map(|n| v.get(*n).and_then(|x| x.as_str()).map(str::to_string))
-        })
+                .find_map(|n| v.get(*n).and_then(|x| x.as_str()).map(str::to_string)),
+            // An XML error (the query protocol's shape; some front ends and emulators answer
+            // authentication failures that way): `<Code>` and `<Message>` wherever they are.
+            None => names.iter().find_map(|n| xml_element(&text, n)),
+        }
     };
     let code = field(&["__type", "code", "Code"])
         .map(|t| t.rsplit('#').next().unwrap_or_default().to_string())
@@ -443,7 +447,9 @@ pub fn classify(status: u16, body: &[u8]) -> SqsError {
         .map(|m| short(m.lines().next().unwrap_or_default()))
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| "no error message".to_string());
+    // `AWS.SimpleQueueService.NonExistentQueue` (query protocol) = `NonExistentQueue`.
     let lower = code.to_ascii_lowercase();
+    let key = lower.rsplit('.').next().unwrap_or_default();
     if status == 429 || lower.contains("throttl") || lower == "requestlimitexceeded" {
         return SqsError::Throttled { code, message };
     }
@@ -478,7 +484,7 @@ pub fn classify(status: u16, body: &[u8]) -> SqsError {
             code,
             message,
         },
-        _ if refused.contains(&lower.as_str()) => SqsError::Refused {
+        _ if refused.contains(&key) => SqsError::Refused {
             status,
             code,
             message,
@@ -489,6 +495,19 @@ pub fn classify(status: u16, body: &[u8]) -> SqsError {
             message,
         },
     }
+}
+
+/// The text of the first `<name>…</name>` element, unescaped.
+fn xml_element(body: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let start = body.find(&open)? + open.len();
+    let end = body[start..].find(&format!("</{name}>"))? + start;
+    let raw = &body[start..end];
+    Some(
+        quick_xml::escape::unescape(raw)
+            .map(|c| c.into_owned())
+            .unwrap_or_else(|_| raw.to_string()),
+    )
 }
 
 #[async_trait]
@@ -696,6 +715,22 @@ mod tests {
         assert!(matches!(
             classify(400, json("com.amazonaws.sqs#InvalidParameterValue", "DelaySeconds").as_bytes()),
             SqsError::Rejected { status: 400, .. }
+        ));
+        // The query protocol's XML error shapes (with and without `<Errors>`).
+        assert_eq!(
+            classify(
+                403,
+                b"<?xml version=\"1.0\"?><ErrorResponse><Errors><Error><Code>InvalidClientTokenId</Code><Message>The security token included in the request is invalid.</Message><Type>Sender</Type></Error></Errors></ErrorResponse>"
+            ),
+            SqsError::Refused {
+                status: 403,
+                code: "InvalidClientTokenId".into(),
+                message: "The security token included in the request is invalid.".into()
+            }
+        );
+        assert!(matches!(
+            classify(400, b"<ErrorResponse><Error><Code>AWS.SimpleQueueService.NonExistentQueue</Code><Message>a &amp; b</Message></Error></ErrorResponse>"),
+            SqsError::Refused { ref message, .. } if message == "a & b"
         ));
         assert_eq!(
             classify(503, b"<html>busy</html>"),

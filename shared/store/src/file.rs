@@ -20,12 +20,23 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use burst_ports::{StateStore, StoreError, Versioned};
 use sha2::{Digest, Sha256};
 
 use crate::site::{check_size, document_name, validate_site};
+
+/// Set by [`abort_file_saves_before_rename`].
+static ABORT_BEFORE_RENAME: AtomicBool = AtomicBool::new(false);
+
+/// Crash tests only: from now on, a `FileStore` save in this process aborts the process after
+/// its temp file is written and synced, before the rename (a kill at the worst moment).
+#[doc(hidden)]
+pub fn abort_file_saves_before_rename() {
+    ABORT_BEFORE_RENAME.store(true, Ordering::SeqCst);
+}
 
 /// Per-site JSON documents in a local folder (the embedded default store).
 #[derive(Clone, Debug)]
@@ -88,8 +99,7 @@ impl FileStore {
             fs::remove_file(&tmp).map_err(|e| io_error("remove", &tmp, &e))?;
         }
         write_synced(&tmp, bytes).map_err(|e| io_error("write", &tmp, &e))?;
-        #[cfg(feature = "sim")]
-        if crate::sim::ABORT_BEFORE_RENAME.load(std::sync::atomic::Ordering::SeqCst) {
+        if ABORT_BEFORE_RENAME.load(Ordering::SeqCst) {
             std::process::abort();
         }
         fs::rename(&tmp, &path).map_err(|e| io_error("rename", &tmp, &e))?;

@@ -11,8 +11,9 @@
 //! - [`BlobStore`]: one block blob per site in an Azure Blob Storage container or Azurite
 //!   (`BURST_STATE_URL=https://<account>.blob.core.windows.net/<container>` with managed
 //!   identity, or any `http(s)` container URL with a SAS query);
-//! - `sim::MemoryStore` (feature `sim`): the same semantics in memory, with failure injection,
-//!   for tests and the emulator; `sim::azurite` starts the real Azure Storage emulator.
+//!
+//! Test doubles (an in-memory store, a simulated Blob service, the Azurite launcher) live in the
+//! `burst-store-sim` crate under `sims/store`.
 //!
 //! The store never interprets the bytes: a corrupt or foreign document is returned as it is and
 //! the caller decides what to do with it.
@@ -22,13 +23,10 @@ mod config;
 mod file;
 mod site;
 
-#[cfg(feature = "sim")]
-pub mod sim;
-
 pub use blob::{BlobAuth, BlobStore, DEFAULT_TIMEOUT};
 pub use burst_ports::{Loaded, StateStore, StoreError, Versioned};
 pub use config::{
     AZURE_CLIENT_ID, ConfigError, STATE_TIMEOUT_MS, STATE_URL, StoreConfig, from_settings,
 };
-pub use file::FileStore;
-pub use site::{MAX_DOCUMENT_BYTES, document_name, validate_site};
+pub use file::{FileStore, abort_file_saves_before_rename};
+pub use site::{MAX_DOCUMENT_BYTES, check_size, document_name, validate_site};

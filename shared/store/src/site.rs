@@ -33,7 +33,7 @@ pub fn document_name(site: &str) -> Result<String, StoreError> {
 }
 
 /// Rejects documents over [`MAX_DOCUMENT_BYTES`].
-pub(crate) fn check_size(bytes: &[u8]) -> Result<(), StoreError> {
+pub fn check_size(bytes: &[u8]) -> Result<(), StoreError> {
     if bytes.len() > MAX_DOCUMENT_BYTES {
         return Err(StoreError::Refused(format!(
             "document of {} bytes is over the {MAX_DOCUMENT_BYTES}-byte limit",

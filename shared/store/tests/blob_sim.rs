@@ -8,8 +8,8 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use burst_store::sim::azurite::{ACCOUNT, ACCOUNT_KEY, account_sas};
-use burst_store::sim::{BlobSim, Injected, SimRequest};
+use burst_store_sim::azurite::{ACCOUNT, ACCOUNT_KEY, account_sas};
+use burst_store_sim::{BlobSim, Injected, SimRequest};
 use burst_store::{BlobStore, StateStore, StoreError};
 
 async fn sim_with_store(timeout_ms: u64) -> (BlobSim, Arc<dyn StateStore>) {

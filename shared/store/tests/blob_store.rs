@@ -9,7 +9,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use burst_store::sim::azurite::{self, Azurite};
+use burst_store_sim::azurite::{self, Azurite};
 use burst_store::{BlobStore, StateStore, StoreConfig, StoreError};
 use url::Url;
 

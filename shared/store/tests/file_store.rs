@@ -230,7 +230,7 @@ fn worker_dies_before_rename() {
         return;
     };
     let tag = std::env::var("BURST_STORE_WORKER_TAG").unwrap();
-    burst_store::sim::abort_file_saves_before_rename();
+    burst_store::abort_file_saves_before_rename();
     println!("worker saving");
     let result = FileStore::new(dir).save_blocking("home", b"{\"n\":2}", Some(&tag));
     println!("worker was not stopped: {result:?}");

@@ -1,11 +1,11 @@
-//! The in-memory store (feature `sim`) follows the same CAS rules as the real stores.
+//! The in-memory store (burst-store-sim) follows the same CAS rules as the real stores.
 #![allow(clippy::unwrap_used)]
 
 mod support;
 
 use std::sync::Arc;
 
-use burst_store::sim::MemoryStore;
+use burst_store_sim::MemoryStore;
 
 #[tokio::test]
 async fn cas_basics() {

@@ -1,4 +1,4 @@
-//! Test and emulator support (feature `sim`).
+//! The state stores' test doubles, for tests and the emulator.
 //!
 //! - [`MemoryStore`]: a [`StateStore`] in memory with exactly the file and blob stores'
 //!   compare-and-swap rules, plus failure injection and inspection, for tests of other crates
@@ -7,30 +7,21 @@
 //!   loopback port, with failure injection (5xx, 429, latency) and request inspection;
 //! - [`azurite`]: starts the real Azure Storage emulator (npm `azurite`, pinned in
 //!   `tests/azurite/`) on a free loopback port and signs account SASes for its well-known dev
-//!   account, so [`crate::BlobStore`] is tested against the real protocol.
+//!   account, so [`burst_store::BlobStore`] is tested against the real protocol.
 
 pub mod azurite;
 pub mod blob;
 
 pub use blob::{BlobSim, Injected, SimBlob, SimRequest};
 
-/// Set by [`abort_file_saves_before_rename`].
-pub(crate) static ABORT_BEFORE_RENAME: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
-
-/// Crash tests only: from now on, a `FileStore` save in this process aborts the process after
-/// its temp file is written and synced, before the rename (a kill at the worst moment).
-pub fn abort_file_saves_before_rename() {
-    ABORT_BEFORE_RENAME.store(true, std::sync::atomic::Ordering::SeqCst);
-}
-
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::BTreeMap;
+use std::sync::MutexGuard;
 
 use async_trait::async_trait;
 use burst_ports::{StateStore, StoreError, Versioned};
+use burst_sim_kit::{FaultQueue, Shared};
 
-use crate::site::{check_size, validate_site};
+use burst_store::{check_size, validate_site};
 
 /// Which operation a queued failure applies to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,7 +44,7 @@ pub struct Stats {
 struct Inner {
     docs: BTreeMap<String, Versioned>,
     generation: u64,
-    failures: VecDeque<(Operation, StoreError)>,
+    failures: FaultQueue<Operation, StoreError>,
     stats: Stats,
 }
 
@@ -63,7 +54,7 @@ struct Inner {
 /// reused, like a blob ETag.
 #[derive(Clone, Debug, Default)]
 pub struct MemoryStore {
-    inner: Arc<Mutex<Inner>>,
+    inner: Shared<Inner>,
 }
 
 impl MemoryStore {
@@ -72,13 +63,12 @@ impl MemoryStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic in another test thread must not poison every later call.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.lock()
     }
 
     /// The next `op` fails with `error` (queued in order; one entry per call).
     pub fn fail_next(&self, op: Operation, error: StoreError) {
-        self.lock().failures.push_back((op, error));
+        self.lock().failures.push(op, 1, error);
     }
 
     /// Removes every queued failure.
@@ -121,8 +111,7 @@ impl MemoryStore {
     }
 
     fn injected(inner: &mut Inner, op: Operation) -> Option<StoreError> {
-        let pos = inner.failures.iter().position(|(o, _)| *o == op)?;
-        let (_, error) = inner.failures.remove(pos)?;
+        let error = inner.failures.take(|o| *o == op)?;
         inner.stats.injected += 1;
         Some(error)
     }

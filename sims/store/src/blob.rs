@@ -12,9 +12,7 @@
 //!
 //! Everything stays in memory for inspection ([`BlobSim::blob`], [`BlobSim::requests`]).
 
-use std::collections::{BTreeMap, VecDeque};
-use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::Router;
@@ -22,9 +20,9 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use tokio::sync::oneshot;
+use burst_sim_kit::{FaultQueue, RequestLog, Server};
 
-use super::azurite::{ACCOUNT, ACCOUNT_KEY, account_sas, sign};
+use crate::azurite::{ACCOUNT, ACCOUNT_KEY, account_sas, sign};
 
 /// Largest Put Blob body the simulation accepts (the real limit is far higher; state documents
 /// are tiny).
@@ -64,53 +62,35 @@ pub struct Injected {
 struct Inner {
     containers: BTreeMap<String, BTreeMap<String, SimBlob>>,
     counter: u64,
-    failures: VecDeque<Injected>,
+    failures: FaultQueue<(), Injected>,
     latency: Option<Duration>,
-    requests: Vec<SimRequest>,
+    requests: RequestLog<SimRequest>,
 }
 
-type Shared = Arc<Mutex<Inner>>;
-
-fn lock(inner: &Shared) -> MutexGuard<'_, Inner> {
-    inner.lock().unwrap_or_else(|e| e.into_inner())
-}
+type Shared = burst_sim_kit::Shared<Inner>;
 
 /// A running simulated blob service; stops on drop or [`BlobSim::shutdown`].
 #[derive(Debug)]
 pub struct BlobSim {
-    addr: SocketAddr,
     inner: Shared,
-    stop: Option<oneshot::Sender<()>>,
+    server: Server,
 }
 
 impl BlobSim {
     /// Starts the service on a free port of 127.0.0.1.
     pub async fn start() -> std::io::Result<BlobSim> {
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-        let addr = listener.local_addr()?;
-        let inner: Shared = Arc::default();
+        let inner = Shared::default();
         let app = Router::new()
             .fallback(handle)
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .with_state(inner.clone());
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
-        Ok(BlobSim {
-            addr,
-            inner,
-            stop: Some(stop),
-        })
+        let server = Server::start(app).await?;
+        Ok(BlobSim { inner, server })
     }
 
     /// `http://127.0.0.1:<port>/devstoreaccount1`
     pub fn base_url(&self) -> String {
-        format!("http://{}/{ACCOUNT}", self.addr)
+        format!("{}/{ACCOUNT}", self.server.base_url())
     }
 
     /// A `BURST_STATE_URL` for `container` with an account SAS valid for a day.
@@ -131,7 +111,7 @@ impl BlobSim {
 
     /// Creates a container directly (no request); returns false if it existed.
     pub fn create_container(&self, container: &str) -> bool {
-        let mut inner = lock(&self.inner);
+        let mut inner = self.inner.lock();
         if inner.containers.contains_key(container) {
             return false;
         }
@@ -143,7 +123,8 @@ impl BlobSim {
 
     /// The stored blob, if any.
     pub fn blob(&self, container: &str, name: &str) -> Option<SimBlob> {
-        lock(&self.inner)
+        self.inner
+            .lock()
             .containers
             .get(container)?
             .get(name)
@@ -152,34 +133,22 @@ impl BlobSim {
 
     /// Every request so far, in order.
     pub fn requests(&self) -> Vec<SimRequest> {
-        lock(&self.inner).requests.clone()
+        self.inner.lock().requests.to_vec()
     }
 
     /// The next blob request gets this answer (queued; one per request).
     pub fn fail_next(&self, failure: Injected) {
-        lock(&self.inner).failures.push_back(failure);
+        self.inner.lock().failures.push((), 1, failure);
     }
 
     /// Delays every answer by `latency` (`None`: answer at once).
     pub fn set_latency(&self, latency: Option<Duration>) {
-        lock(&self.inner).latency = latency;
+        self.inner.lock().latency = latency;
     }
 
     /// Stops the server (also done on drop).
     pub fn shutdown(mut self) {
-        self.stop_now();
-    }
-
-    fn stop_now(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-impl Drop for BlobSim {
-    fn drop(&mut self) {
-        self.stop_now();
+        self.server.stop();
     }
 }
 
@@ -244,13 +213,13 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let latency = lock(&inner).latency;
+    let latency = inner.lock().latency;
     if let Some(latency) = latency {
         tokio::time::sleep(latency).await;
     }
     let reply = {
-        let mut state = lock(&inner);
-        let reply = match state.failures.pop_front() {
+        let mut state = inner.lock();
+        let reply = match state.failures.take(|_| true) {
             Some(injected) => injected_reply(&injected),
             None => serve(&mut state, &method, &uri, &headers, &body),
         };
