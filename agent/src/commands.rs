@@ -12,9 +12,17 @@ use uuid::Uuid;
 use crate::config::Config;
 use crate::deliver::{self, Outcome, Reply, Sender};
 use crate::inside::inside_view;
-use crate::payload::{self, Heartbeat, UpsEvent, WitnessReport};
+use crate::payload::{self, Battery, Heartbeat, UpsEvent, WitnessReport};
 use crate::spool::Spool;
 use crate::upsd::{self, Snapshot, UpsName};
+
+/// The battery readings of a snapshot, as the payloads carry them.
+fn battery(snapshot: &Snapshot) -> Battery {
+    Battery {
+        charge: snapshot.battery_charge.map(f64::from),
+        runtime_s: snapshot.battery_runtime_s,
+    }
+}
 
 /// Exit codes: done; not delivered / not accepted; unusable configuration or usage.
 pub const EXIT_OK: u8 = 0;
@@ -126,9 +134,8 @@ pub async fn notify(config: &Config, env: &NotifyEnv, at: DateTime<Utc>, started
         at: payload::rfc3339(at),
         ups: label,
         kind: env.notifytype.clone(),
+        battery: battery(&snapshot),
         status: snapshot.status,
-        battery_charge: snapshot.battery_charge.map(f64::from),
-        battery_runtime_s: snapshot.battery_runtime_s,
     };
     let body = match serde_json::to_string(&event) {
         Ok(b) => b,
@@ -393,10 +400,9 @@ async fn beat(
         at: payload::rfc3339(at),
         nodes_ready: view.nodes_ready,
         nodes_total: view.nodes_total,
+        battery: battery(&snapshot),
         // No UPS configured: no field. Configured but unreadable: "" (unknown).
         ups_status: ups.map(|_| snapshot.status),
-        battery_charge: snapshot.battery_charge.map(f64::from),
-        battery_runtime_s: snapshot.battery_runtime_s,
         api_ok: view.api_ok,
         lease: config.fencing(),
     };
@@ -510,9 +516,8 @@ pub async fn test_event(config: &Config, ups_override: Option<&str>, out: &mut d
         at: payload::rfc3339(at),
         ups: label,
         kind: "TEST".to_string(),
+        battery: battery(&snapshot),
         status: snapshot.status,
-        battery_charge: snapshot.battery_charge.map(f64::from),
-        battery_runtime_s: snapshot.battery_runtime_s,
     };
     let body = match serde_json::to_vec(&event) {
         Ok(b) => b,

@@ -72,20 +72,22 @@ pub enum SignError {
     Sign(String),
 }
 
-/// Signs tokens for one site with one key.
-pub struct Signer {
-    algorithm: Algorithm,
-    key: EncodingKey,
-    site_id: String,
+/// Key material: printed as a placeholder, never as bytes.
+#[derive(Clone)]
+struct Hidden<K>(K);
+
+impl<K> std::fmt::Debug for Hidden<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<key>")
+    }
 }
 
-impl std::fmt::Debug for Signer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer")
-            .field("algorithm", &self.algorithm)
-            .field("site_id", &self.site_id)
-            .finish_non_exhaustive()
-    }
+/// Signs tokens for one site with one key.
+#[derive(Debug)]
+pub struct Signer {
+    algorithm: Algorithm,
+    key: Hidden<EncodingKey>,
+    site_id: String,
 }
 
 impl Signer {
@@ -94,7 +96,7 @@ impl Signer {
         let key = EncodingKey::from_ed_pem(pem).map_err(|e| SignError::BadKey(e.to_string()))?;
         let signer = Signer {
             algorithm: Algorithm::EdDSA,
-            key,
+            key: Hidden(key),
             site_id: site_id.to_string(),
         };
         // A key of the wrong type is caught here, at startup, not at the first event.
@@ -109,7 +111,7 @@ impl Signer {
         }
         Ok(Signer {
             algorithm: Algorithm::HS256,
-            key: EncodingKey::from_secret(secret),
+            key: Hidden(EncodingKey::from_secret(secret)),
             site_id: site_id.to_string(),
         })
     }
@@ -131,23 +133,16 @@ impl Signer {
     pub fn sign(&self, claims: &Claims) -> Result<String, SignError> {
         let mut header = Header::new(self.algorithm);
         header.typ = Some("JWT".to_string());
-        jsonwebtoken::encode(&header, claims, &self.key).map_err(|e| SignError::Sign(e.to_string()))
+        jsonwebtoken::encode(&header, claims, &self.key.0)
+            .map_err(|e| SignError::Sign(e.to_string()))
     }
 }
 
 /// The key the functions verify agent tokens with, built once from settings.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct AgentKey {
     algorithm: Algorithm,
-    key: DecodingKey,
-}
-
-impl std::fmt::Debug for AgentKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AgentKey")
-            .field("algorithm", &self.algorithm)
-            .finish_non_exhaustive()
-    }
+    key: Hidden<DecodingKey>,
 }
 
 /// A verification key that cannot be used; names the function setting to fix.
@@ -169,7 +164,7 @@ impl AgentKey {
         let key = DecodingKey::from_ed_pem(pem.as_bytes()).map_err(|_| KeyError::BadPublicKey)?;
         Ok(AgentKey {
             algorithm: Algorithm::EdDSA,
-            key,
+            key: Hidden(key),
         })
     }
 
@@ -179,7 +174,7 @@ impl AgentKey {
         }
         Ok(AgentKey {
             algorithm: Algorithm::HS256,
-            key: DecodingKey::from_secret(secret.as_bytes()),
+            key: Hidden(DecodingKey::from_secret(secret.as_bytes())),
         })
     }
 
@@ -249,7 +244,7 @@ pub fn verify(key: &AgentKey, token: &str, body: &[u8], now: i64) -> Result<Clai
     v.validate_nbf = false;
     v.validate_aud = false;
     v.required_spec_claims.clear();
-    let data = decode::<serde_json::Value>(token, &key.key, &v).map_err(|e| match e.kind() {
+    let data = decode::<serde_json::Value>(token, &key.key.0, &v).map_err(|e| match e.kind() {
         jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => AuthError::WrongAlgorithm,
         _ => AuthError::BadToken,
     })?;
@@ -369,6 +364,15 @@ mod tests {
             verify(&hs().1, &token, b"body", NOW).unwrap_err(),
             AuthError::WrongAlgorithm
         );
+    }
+
+    #[test]
+    fn debug_output_hides_the_keys() {
+        let (signer, key) = hs();
+        let shown = format!("{signer:?} {key:?}");
+        assert!(shown.contains("HS256") && shown.contains("home"), "{shown}");
+        assert!(!shown.contains("0123456789abcdef"), "{shown}");
+        assert_eq!(shown.matches("<key>").count(), 2, "{shown}");
     }
 
     #[test]

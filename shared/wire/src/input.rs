@@ -2,7 +2,7 @@
 //! that is wrong; writing (what a simulated home sends) gives each event a UUID.
 
 use crate::http::truncate;
-use crate::payload::{Heartbeat, Payload, UpsEvent, WitnessReport};
+use crate::payload::{Battery, Heartbeat, Payload, UpsEvent, WitnessReport};
 use burst_core::{Input, NotifyType, Timestamp, UpsStatus};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -68,8 +68,8 @@ impl UpsEvent {
             ups: text("ups", self.ups)?,
             notify: NotifyType::parse(&text("type", self.kind)?),
             status: UpsStatus::parse(&text("status", self.status)?),
-            battery_charge: battery_charge(self.battery_charge)?,
-            battery_runtime_s: self.battery_runtime_s,
+            battery_charge: battery_charge(self.battery.charge)?,
+            battery_runtime_s: self.battery.runtime_s,
         }))
     }
 }
@@ -91,8 +91,8 @@ impl Heartbeat {
                 .ups_status
                 .map(|s| text("ups_status", s).map(|s| UpsStatus::parse(&s)))
                 .transpose()?,
-            battery_charge: battery_charge(self.battery_charge)?,
-            battery_runtime_s: self.battery_runtime_s,
+            battery_charge: battery_charge(self.battery.charge)?,
+            battery_runtime_s: self.battery.runtime_s,
             api_ok: self.api_ok,
             lease: self.lease,
         }))
@@ -137,8 +137,10 @@ impl From<&burst_core::UpsEvent> for UpsEvent {
             ups: e.ups.clone(),
             kind: e.notify.as_str().to_string(),
             status: e.status.to_string(),
-            battery_charge: e.battery_charge,
-            battery_runtime_s: e.battery_runtime_s,
+            battery: Battery {
+                charge: e.battery_charge,
+                runtime_s: e.battery_runtime_s,
+            },
         }
     }
 }
@@ -151,8 +153,10 @@ impl From<&burst_core::Heartbeat> for Heartbeat {
             nodes_ready: h.nodes_ready,
             nodes_total: h.nodes_total,
             ups_status: h.ups_status.as_ref().map(ToString::to_string),
-            battery_charge: h.battery_charge,
-            battery_runtime_s: h.battery_runtime_s,
+            battery: Battery {
+                charge: h.battery_charge,
+                runtime_s: h.battery_runtime_s,
+            },
             api_ok: h.api_ok,
             lease: h.lease,
         }

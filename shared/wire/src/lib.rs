@@ -22,5 +22,6 @@ pub use auth::{
 pub use http::{BODY_LIMIT, BodyError, JSON_CONTENT_TYPE, check_body, truncate};
 pub use input::PayloadError;
 pub use payload::{
-    Heartbeat, Payload, ROUTE_HEARTBEAT, ROUTE_UPS, ROUTE_WITNESS, UpsEvent, WitnessReport, rfc3339,
+    Battery, Heartbeat, Payload, ROUTE_HEARTBEAT, ROUTE_UPS, ROUTE_WITNESS, UpsEvent,
+    WitnessReport, rfc3339,
 };

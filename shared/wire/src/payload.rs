@@ -49,16 +49,28 @@ pub struct UpsEvent {
     #[serde(rename = "type")]
     pub kind: String,
     pub status: String,
+    #[serde(flatten)]
+    pub battery: Battery,
+}
+
+/// The battery as upsd reported it with the status; each field is left out when unknown.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Battery {
     /// `battery.charge`, percent 0–100.
     #[serde(
+        rename = "battery_charge",
         default,
         skip_serializing_if = "Option::is_none",
         serialize_with = "percent"
     )]
-    pub battery_charge: Option<f64>,
+    pub charge: Option<f64>,
     /// `battery.runtime`, whole seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub battery_runtime_s: Option<u64>,
+    #[serde(
+        rename = "battery_runtime_s",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub runtime_s: Option<u64>,
 }
 
 /// `POST /api/heartbeat`: the agent's view from inside the home cluster.
@@ -71,16 +83,8 @@ pub struct Heartbeat {
     pub nodes_total: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ups_status: Option<String>,
-    /// `battery.charge` read with the status, percent 0–100.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "percent"
-    )]
-    pub battery_charge: Option<f64>,
-    /// `battery.runtime` read with the status, whole seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub battery_runtime_s: Option<u64>,
+    #[serde(flatten)]
+    pub battery: Battery,
     pub api_ok: bool,
     /// `true`: this agent holds a lease and fences the home stateful tier when it cannot
     /// renew it.
@@ -136,8 +140,10 @@ mod tests {
             ups: "dummy@127.0.0.1:34930".into(),
             kind: "ONBATT".into(),
             status: "OB DISCHRG".into(),
-            battery_charge: Some(60.0),
-            battery_runtime_s: Some(600),
+            battery: Battery {
+                charge: Some(60.0),
+                runtime_s: Some(600),
+            },
         }
     }
 
@@ -153,8 +159,7 @@ mod tests {
         let commloss = UpsEvent {
             kind: "COMMBAD".into(),
             status: String::new(),
-            battery_charge: None,
-            battery_runtime_s: None,
+            battery: Battery::default(),
             ..e
         };
         let v = serde_json::to_value(&commloss).unwrap();
@@ -165,7 +170,10 @@ mod tests {
     #[test]
     fn fractional_charge_stays_a_float() {
         let e = UpsEvent {
-            battery_charge: Some(57.5),
+            battery: Battery {
+                charge: Some(57.5),
+                runtime_s: None,
+            },
             ..ups_event()
         };
         let text = serde_json::to_string(&e).unwrap();
@@ -182,8 +190,7 @@ mod tests {
             nodes_ready: 3,
             nodes_total: 3,
             ups_status: None,
-            battery_charge: None,
-            battery_runtime_s: None,
+            battery: Battery::default(),
             api_ok: true,
             lease: false,
         };
@@ -195,8 +202,10 @@ mod tests {
         );
         beat.lease = true;
         beat.ups_status = Some("OB DISCHRG".into());
-        beat.battery_charge = Some(57.0);
-        beat.battery_runtime_s = Some(612);
+        beat.battery = Battery {
+            charge: Some(57.0),
+            runtime_s: Some(612),
+        };
         let v = serde_json::to_value(&beat).unwrap();
         assert_eq!(
             (

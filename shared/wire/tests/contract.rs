@@ -5,8 +5,8 @@
 
 use burst_core::{Input, NotifyType, Timestamp, UpsStatus};
 use burst_wire::{
-    AgentKey, Claims, Heartbeat, Payload, Signer, UpsEvent, WitnessReport, body_sha256, rfc3339,
-    verify,
+    AgentKey, Battery, Claims, Heartbeat, Payload, Signer, UpsEvent, WitnessReport, body_sha256,
+    rfc3339, verify,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -37,7 +37,7 @@ fn at(text: &str) -> Timestamp {
 #[test]
 fn ups_event_fixture() {
     let e: UpsEvent = round_trip("ups-event.json");
-    assert_eq!((e.kind.as_str(), e.battery_charge), ("ONBATT", Some(93.0)));
+    assert_eq!((e.kind.as_str(), e.battery.charge), ("ONBATT", Some(93.0)));
     let Input::Ups(core) = Payload::Ups.parse(&fixture("ups-event.json")).unwrap() else {
         panic!("not a UPS input")
     };
@@ -109,15 +109,16 @@ fn agent_payloads() -> Vec<(Payload, Vec<u8>, Input)> {
         ups: "nas@127.0.0.1:3493".into(),
         kind: "LOWBATT".into(),
         status: "OB DISCHRG LB".into(),
-        battery_charge: Some(f64::from(9u8)),
-        battery_runtime_s: Some(120),
+        battery: Battery {
+            charge: Some(f64::from(9u8)),
+            runtime_s: Some(120),
+        },
     };
     let commloss = UpsEvent {
         id: uuid::Uuid::new_v4(),
         kind: "COMMBAD".into(),
         status: String::new(),
-        battery_charge: None,
-        battery_runtime_s: None,
+        battery: Battery::default(),
         ..ups.clone()
     };
     let beat = Heartbeat {
@@ -126,16 +127,17 @@ fn agent_payloads() -> Vec<(Payload, Vec<u8>, Input)> {
         nodes_ready: 6,
         nodes_total: 7,
         ups_status: Some("OL CHRG".into()),
-        battery_charge: Some(f64::from(97u8)),
-        battery_runtime_s: Some(3000),
+        battery: Battery {
+            charge: Some(f64::from(97u8)),
+            runtime_s: Some(3000),
+        },
         api_ok: true,
         lease: true,
     };
     let plain_beat = Heartbeat {
         id: uuid::Uuid::new_v4(),
         ups_status: None,
-        battery_charge: None,
-        battery_runtime_s: None,
+        battery: Battery::default(),
         api_ok: false,
         lease: false,
         ..beat.clone()
@@ -154,8 +156,8 @@ fn agent_payloads() -> Vec<(Payload, Vec<u8>, Input)> {
             ups: e.ups.clone(),
             notify: NotifyType::parse(&e.kind),
             status: UpsStatus::parse(&e.status),
-            battery_charge: e.battery_charge,
-            battery_runtime_s: e.battery_runtime_s,
+            battery_charge: e.battery.charge,
+            battery_runtime_s: e.battery.runtime_s,
         })
     };
     let beat_input = |h: &Heartbeat| {
@@ -165,8 +167,8 @@ fn agent_payloads() -> Vec<(Payload, Vec<u8>, Input)> {
             nodes_ready: h.nodes_ready,
             nodes_total: h.nodes_total,
             ups_status: h.ups_status.as_deref().map(UpsStatus::parse),
-            battery_charge: h.battery_charge,
-            battery_runtime_s: h.battery_runtime_s,
+            battery_charge: h.battery.charge,
+            battery_runtime_s: h.battery.runtime_s,
             api_ok: h.api_ok,
             lease: h.lease,
         })
