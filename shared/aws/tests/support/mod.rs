@@ -1,0 +1,275 @@
+//! What the tests against moto share: `moto_server` started on a free loopback port (and
+//! stopped by its PID), requests signed with burst-aws's signer, and an IAM user with a policy.
+//!
+//! moto runs with IAM checks on: `INITIAL_NO_AUTH_ACTION_COUNT` = the number of setup requests
+//! a test makes first (unchecked); every request after those must carry a signature that moto
+//! recomputes with botocore's signer, as a user that holds only the test's policy.
+//!
+//! moto is `BURST_MOTO_SERVER`, else `target/moto-venv/bin/moto_server` (installed by
+//! `scripts/install-test-deps`), else `moto_server` on `PATH`. Without it a test says so and
+//! passes, unless `BURST_REQUIRE_MOTO` is set (CI sets it): then it fails.
+
+// Each test file uses its own part of this module.
+#![allow(dead_code)]
+
+use burst_aws::sigv4::{self, Credentials, RequestParts};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use url::Url;
+
+pub const REGION: &str = "us-east-1";
+/// moto's default account.
+pub const ACCOUNT: &str = "123456789012";
+/// The IAM calls [`create_iam_user`] makes (user, policy, key), all unchecked.
+pub const IAM_SETUP_REQUESTS: usize = 3;
+
+/// A running `moto_server` on 127.0.0.1, stopped (by its PID) when dropped.
+#[derive(Debug)]
+pub struct Moto {
+    child: Child,
+    pub base: Url,
+    log: PathBuf,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        // Child::kill signals exactly this PID.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+fn moto_server_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("BURST_MOTO_SERVER") {
+        return Some(PathBuf::from(p));
+    }
+    let venv =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/moto-venv/bin/moto_server");
+    if venv.is_file() {
+        return Some(venv);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("moto_server"))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Starts moto with IAM checks from request `unchecked_requests + 1` on, or returns `None`
+/// (after saying why) when moto is not installed and not required.
+pub fn start(test: &str, unchecked_requests: usize) -> Option<Moto> {
+    let required = std::env::var_os("BURST_REQUIRE_MOTO").is_some_and(|v| !v.is_empty());
+    let Some(server) = moto_server_path() else {
+        assert!(
+            !required,
+            "BURST_REQUIRE_MOTO is set but moto_server was not found \
+             (run scripts/install-test-deps, or set BURST_MOTO_SERVER)"
+        );
+        eprintln!(
+            "SKIPPED {test}: moto_server not found (run scripts/install-test-deps; \
+             BURST_REQUIRE_MOTO=1 makes this a failure)"
+        );
+        return None;
+    };
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free loopback port: {e}"));
+    let log = std::env::temp_dir().join(format!("burst-moto-{}-{port}.log", std::process::id()));
+    let log_file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+    let log_err = log_file
+        .try_clone()
+        .unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+    let child = Command::new(&server)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .env(
+            "INITIAL_NO_AUTH_ACTION_COUNT",
+            unchecked_requests.to_string(),
+        )
+        .stdin(Stdio::null())
+        .stdout(log_file)
+        .stderr(log_err)
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {}: {e}", server.display()));
+    let base = Url::parse(&format!("http://127.0.0.1:{port}/"))
+        .unwrap_or_else(|e| panic!("loopback URL: {e}"));
+    let mut moto = Moto { child, base, log };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(moto);
+        }
+        if let Ok(Some(status)) = moto.child.try_wait() {
+            panic!(
+                "moto_server exited ({status}) before listening:\n{}",
+                std::fs::read_to_string(&moto.log).unwrap_or_default()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "moto_server did not listen on port {port} within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Credentials for the unchecked setup requests (moto has no such key; it does not look).
+pub fn setup_credentials() -> Credentials {
+    Credentials {
+        access_key_id: "AKIASETUPSETUPSETUP0".into(),
+        secret_access_key: "setup".into(),
+        session_token: None,
+    }
+}
+
+/// One request signed by burst-aws's signer the way its clients sign: `host`, `x-amz-date`,
+/// `x-amz-content-sha256` and the given headers. Returns status and body.
+pub async fn send_signed(
+    http: &reqwest::Client,
+    credentials: &Credentials,
+    service: &str,
+    method: reqwest::Method,
+    url: &Url,
+    extra_headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    let amz_date = sigv4::amz_date(chrono::Utc::now());
+    let payload_hash = sigv4::sha256_hex(body);
+    let host = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_string(),
+    };
+    let mut headers: Vec<(String, String)> = vec![
+        ("host".into(), host),
+        ("x-amz-date".into(), amz_date.clone()),
+        ("x-amz-content-sha256".into(), payload_hash.clone()),
+    ];
+    headers.extend(
+        extra_headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let query: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let parts = RequestParts {
+        method: method.as_str(),
+        canonical_uri: url.path(),
+        query: &query,
+        headers: &headers,
+        payload_hash: &payload_hash,
+    };
+    let auth = sigv4::authorization(credentials, &amz_date, REGION, service, &parts);
+    let mut request = http.request(method, url.clone());
+    for (k, v) in headers.iter().filter(|(k, _)| k != "host") {
+        request = request.header(k.as_str(), v.as_str());
+    }
+    let response = request
+        .header("authorization", auth)
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{service} request to {url}: {e}"));
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}
+
+/// A form-encoded query-API call (IAM, Auto Scaling) that must answer 200; returns the XML.
+pub async fn query_api(
+    http: &reqwest::Client,
+    moto: &Moto,
+    credentials: &Credentials,
+    service: &str,
+    params: &[(&str, &str)],
+) -> String {
+    let form = params
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                sigv4::uri_encode(k, false),
+                sigv4::uri_encode(v, false)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    let (status, body) = send_signed(
+        http,
+        credentials,
+        service,
+        reqwest::Method::POST,
+        &moto.base,
+        &[(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )],
+        form.as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200, "{service} {params:?}: {body}");
+    body
+}
+
+/// The text of the first `<tag>` in an XML answer.
+pub fn xml_field(body: &str, tag: &str) -> String {
+    let open = format!("<{tag}>");
+    let start = body
+        .find(&open)
+        .unwrap_or_else(|| panic!("no <{tag}> in {body}"))
+        + open.len();
+    let end = body[start..]
+        .find(&format!("</{tag}>"))
+        .unwrap_or_else(|| panic!("no </{tag}> in {body}"))
+        + start;
+    body[start..end].to_string()
+}
+
+/// The IAM user `burst` holding `policy` (a JSON policy document): [`IAM_SETUP_REQUESTS`]
+/// unchecked requests. Returns its access key.
+pub async fn create_iam_user(http: &reqwest::Client, moto: &Moto, policy: &str) -> Credentials {
+    let setup = setup_credentials();
+    let version = ("Version", "2010-05-08");
+    query_api(
+        http,
+        moto,
+        &setup,
+        "iam",
+        &[version, ("Action", "CreateUser"), ("UserName", "burst")],
+    )
+    .await;
+    query_api(
+        http,
+        moto,
+        &setup,
+        "iam",
+        &[
+            version,
+            ("Action", "PutUserPolicy"),
+            ("UserName", "burst"),
+            ("PolicyName", "burst"),
+            ("PolicyDocument", policy),
+        ],
+    )
+    .await;
+    let key = query_api(
+        http,
+        moto,
+        &setup,
+        "iam",
+        &[
+            version,
+            ("Action", "CreateAccessKey"),
+            ("UserName", "burst"),
+        ],
+    )
+    .await;
+    Credentials {
+        access_key_id: xml_field(&key, "AccessKeyId"),
+        secret_access_key: xml_field(&key, "SecretAccessKey"),
+        session_token: None,
+    }
+}
