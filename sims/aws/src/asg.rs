@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use burst_aws::sigv4::Credentials;
 use burst_aws::xml::{ASG_NS, escape};
 use burst_sim_kit::scale_set::{InstanceState, ScaleSet};
-use burst_sim_kit::{FaultQueue, RequestLog, Server, Shared, request_id};
+use burst_sim_kit::{FaultQueue, RequestLog, Running, Shared, request_id};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -82,8 +82,7 @@ enum Fault {
 /// The running sim.
 #[derive(Debug)]
 pub struct AsgSim {
-    server: Server,
-    state: Shared<SimState>,
+    sim: Running<SimState>,
 }
 
 /// Starts the sim on 127.0.0.1 with a free port.
@@ -92,73 +91,70 @@ pub async fn start(config: AsgSimConfig) -> std::io::Result<AsgSim> {
     // The starting instances are already in service.
     let now = Instant::now();
     group.resize(config.desired, now, now, false);
-    let state = Shared::new(SimState {
+    let state = SimState {
         group,
         config,
         faults: FaultQueue::default(),
         calls: RequestLog::default(),
-    });
-    let router = axum::Router::new()
-        .fallback(handle)
-        .with_state(state.clone());
+    };
+    let routes = axum::Router::new().fallback(handle);
     Ok(AsgSim {
-        server: Server::start(router).await?,
-        state,
+        sim: Running::start(state, routes).await?,
     })
 }
 
 impl AsgSim {
     /// `http://127.0.0.1:PORT/` (the `BURST_AWS_ASG_ENDPOINT`).
     pub fn base_url(&self) -> String {
-        format!("{}/", self.server.base_url())
+        format!("{}/", self.sim.base_url())
     }
     /// The group's desired capacity now.
     pub fn desired(&self) -> u32 {
-        self.state.lock().group.capacity()
+        self.sim.state().group.capacity()
     }
     /// Sets the desired capacity from outside (as another actor would).
     pub fn set_desired(&self, n: u32) {
-        self.state.lock().resize(n);
+        self.sim.state().resize(n);
     }
     /// How long instances added from now on stay `Pending`.
     pub fn set_boot_time(&self, boot_time: Duration) {
-        self.state.lock().config.boot_time = boot_time;
+        self.sim.state().config.boot_time = boot_time;
     }
     /// Instances `InService` now.
     pub fn in_service(&self) -> u32 {
-        self.state.lock().group.running(Instant::now())
+        self.sim.state().group.running(Instant::now())
     }
     /// A Spot interruption of up to `n` instances (newest first): they are terminated and the
     /// desired capacity drops with them. Returns how many.
     pub fn interrupt(&self, n: u32) -> usize {
-        self.state.lock().group.evict_newest(n, None).len()
+        self.sim.state().group.evict_newest(n, None).len()
     }
     /// The next `n` requests (any action) get `Throttling`.
     pub fn throttle_next(&self, n: u32) {
-        self.state.lock().faults.push(Fault::Throttling, n, ());
+        self.sim.state().faults.push(Fault::Throttling, n, ());
     }
     /// The next `n` `SetDesiredCapacity` calls get `ScalingActivityInProgress`.
     pub fn activity_in_progress_next(&self, n: u32) {
-        self.state
-            .lock()
+        self.sim
+            .state()
             .faults
             .push(Fault::ActivityInProgress, n, ());
     }
     /// Every request answered so far.
     pub fn calls(&self) -> Vec<AsgCall> {
-        self.state.lock().calls.to_vec()
+        self.sim.state().calls.to_vec()
     }
     /// Successful `SetDesiredCapacity` calls so far.
     pub fn writes(&self) -> usize {
-        self.state
-            .lock()
+        self.sim
+            .state()
             .calls
             .iter()
             .filter(|c| c.action == "SetDesiredCapacity" && c.status == 200)
             .count()
     }
     pub fn shutdown(&mut self) {
-        self.server.stop();
+        self.sim.stop();
     }
 }
 

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use burst_aws::sigv4::{self, Credentials};
 use burst_aws::xml::escape;
-use burst_sim_kit::{FaultQueue, RequestLog, Server, Shared, request_id};
+use burst_sim_kit::{FaultQueue, RequestLog, Running, Shared, request_id};
 use std::collections::BTreeMap;
 
 /// Objects above this are refused (`EntityTooLarge`); state documents are small.
@@ -70,51 +70,47 @@ enum Target {
 
 #[derive(Debug)]
 pub struct S3Sim {
-    server: Server,
-    state: Shared<SimState>,
+    sim: Running<SimState>,
 }
 
 pub async fn start(config: S3SimConfig) -> std::io::Result<S3Sim> {
-    let state = Shared::new(SimState {
+    let state = SimState {
         config,
         objects: BTreeMap::new(),
         generation: 0,
         faults: FaultQueue::default(),
         calls: RequestLog::default(),
-    });
-    let router = axum::Router::new()
-        .fallback(handle)
-        .with_state(state.clone());
+    };
+    let routes = axum::Router::new().fallback(handle);
     Ok(S3Sim {
-        server: Server::start(router).await?,
-        state,
+        sim: Running::start(state, routes).await?,
     })
 }
 
 impl S3Sim {
     /// `http://127.0.0.1:PORT` (the `BURST_AWS_S3_ENDPOINT`).
     pub fn base_url(&self) -> String {
-        self.server.base_url()
+        self.sim.base_url()
     }
     pub fn object(&self, key: &str) -> Option<Object> {
-        self.state.lock().objects.get(key).cloned()
+        self.sim.state().objects.get(key).cloned()
     }
     pub fn keys(&self) -> Vec<String> {
-        self.state.lock().objects.keys().cloned().collect()
+        self.sim.state().objects.keys().cloned().collect()
     }
     /// The next `n` requests get 503 `SlowDown`.
     pub fn slowdown_next(&self, n: u32) {
-        self.state.lock().faults.push(Target::Any, n, ());
+        self.sim.state().faults.push(Target::Any, n, ());
     }
     /// The next `n` conditional PUTs get 409 `ConditionalRequestConflict`.
     pub fn conflict_next(&self, n: u32) {
-        self.state.lock().faults.push(Target::ConditionalPut, n, ());
+        self.sim.state().faults.push(Target::ConditionalPut, n, ());
     }
     pub fn calls(&self) -> Vec<S3Call> {
-        self.state.lock().calls.to_vec()
+        self.sim.state().calls.to_vec()
     }
     pub fn shutdown(&mut self) {
-        self.server.stop();
+        self.sim.stop();
     }
 }
 

@@ -25,7 +25,7 @@ use burst_discord::limits::{
     AUTHOR_NAME_MAX, COLOR_MAX, CONTENT_MAX, DESCRIPTION_MAX, EMBED_TOTAL_MAX, EMBEDS_MAX,
     FIELD_NAME_MAX, FIELD_VALUE_MAX, FIELDS_MAX, FOOTER_MAX, TITLE_MAX, count,
 };
-use burst_sim_kit::{FaultQueue, RequestLog, Server};
+use burst_sim_kit::{FaultQueue, RequestLog, Running};
 use serde_json::{Map, Value, json};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -220,13 +220,12 @@ type Shared = burst_sim_kit::Shared<Inner>;
 #[derive(Debug)]
 pub struct SimHandle {
     base_url: String,
-    shared: Shared,
-    server: Server,
+    sim: Running<Inner>,
 }
 
 /// Starts the simulator on 127.0.0.1 with a free port.
 pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
-    let shared = Shared::new(Inner {
+    let inner = Inner {
         config,
         deleted: false,
         messages: Vec::new(),
@@ -235,20 +234,18 @@ pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
         window_start: Instant::now(),
         window_count: 0,
         faults: FaultQueue::default(),
-    });
-    let app = Router::new()
+    };
+    let routes = Router::new()
         .route("/api/v10/webhooks/{id}/{token}", any(webhook_route))
         .route(
             "/api/v10/webhooks/{id}/{token}/messages/{message_id}",
             any(message_route),
         )
-        .fallback(not_found)
-        .with_state(shared.clone());
-    let server = Server::start(app).await?;
+        .fallback(not_found);
+    let sim = Running::start(inner, routes).await?;
     Ok(SimHandle {
-        base_url: server.base_url(),
-        shared,
-        server,
+        base_url: sim.base_url(),
+        sim,
     })
 }
 
@@ -260,7 +257,7 @@ impl SimHandle {
 
     /// The webhook URL as a user would paste it (unversioned).
     pub fn webhook_url(&self) -> String {
-        let inner = self.shared.lock();
+        let inner = self.sim.state();
         format!(
             "{}/api/webhooks/{}/{}",
             self.base_url, inner.config.webhook_id, inner.config.token
@@ -268,30 +265,27 @@ impl SimHandle {
     }
 
     pub fn webhook_id(&self) -> String {
-        self.shared.lock().config.webhook_id.clone()
+        self.sim.state().config.webhook_id.clone()
     }
 
     pub fn token(&self) -> String {
-        self.shared.lock().config.token.clone()
+        self.sim.state().config.token.clone()
     }
 
     /// The next `n` requests get 429 with `retry_after` seconds (and `Retry-After`).
     pub fn force_rate_limit(&self, n: u32, retry_after_s: f64) {
         let forced = Forced::RateLimit(retry_after_s.max(0.0));
-        self.shared.lock().faults.push((), n, forced);
+        self.sim.state().faults.push((), n, forced);
     }
 
     /// The next `n` requests get `status` (a 5xx) with Discord's generic error body.
     pub fn force_server_errors(&self, n: u32, status: u16) {
-        self.shared
-            .lock()
-            .faults
-            .push((), n, Forced::Status(status));
+        self.sim.state().faults.push((), n, Forced::Status(status));
     }
 
     /// Replaces the rate-limit bucket (and starts a fresh window).
     pub fn set_rate_limit(&self, rate_limit: Option<RateLimit>) {
-        let mut inner = self.shared.lock();
+        let mut inner = self.sim.state();
         inner.config.rate_limit = rate_limit;
         inner.window_start = Instant::now();
         inner.window_count = 0;
@@ -299,12 +293,12 @@ impl SimHandle {
 
     /// Deletes the webhook: every later request gets 404 code 10015.
     pub fn delete_webhook(&self) {
-        self.shared.lock().deleted = true;
+        self.sim.state().deleted = true;
     }
 
     /// Deletes a message as a channel moderator would; `false` if there was none.
     pub fn delete_message(&self, id: &str) -> bool {
-        let mut inner = self.shared.lock();
+        let mut inner = self.sim.state();
         let before = inner.messages.len();
         inner.messages.retain(|m| m.id != id);
         inner.messages.len() != before
@@ -312,12 +306,12 @@ impl SimHandle {
 
     /// Every message in the channel, oldest first.
     pub fn messages(&self) -> Vec<SimMessage> {
-        self.shared.lock().messages.clone()
+        self.sim.state().messages.clone()
     }
 
     pub fn message(&self, id: &str) -> Option<SimMessage> {
-        self.shared
-            .lock()
+        self.sim
+            .state()
             .messages
             .iter()
             .find(|m| m.id == id)
@@ -326,16 +320,16 @@ impl SimHandle {
 
     /// Every request received, oldest first.
     pub fn requests(&self) -> Vec<SimRequest> {
-        self.shared.lock().log.to_vec()
+        self.sim.state().log.to_vec()
     }
 
     pub fn clear_requests(&self) {
-        self.shared.lock().log.clear();
+        self.sim.state().log.clear();
     }
 
     /// Stops the server and waits for it.
     pub async fn shutdown(self) {
-        self.server.shutdown().await;
+        self.sim.shutdown().await;
     }
 }
 

@@ -11,7 +11,7 @@ mod server;
 
 pub use faults::FaultQueue;
 pub use log::RequestLog;
-pub use server::Server;
+pub use server::{Running, Server};
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

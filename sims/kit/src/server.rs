@@ -1,7 +1,9 @@
 //! A simulator's HTTP server on a free port of 127.0.0.1.
 
+use crate::Shared;
 use axum::Router;
 use std::net::SocketAddr;
+use std::sync::MutexGuard;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -64,6 +66,47 @@ impl Drop for Server {
     }
 }
 
+/// A running simulator: its state and the server that answers from it. The handle every
+/// simulator hands to its tests wraps one.
+#[derive(Debug)]
+pub struct Running<T> {
+    state: Shared<T>,
+    server: Server,
+}
+
+impl<T: Send + 'static> Running<T> {
+    /// Serves `routes` on a free port of 127.0.0.1, each handler seeing `state`.
+    pub async fn start(state: T, routes: Router<Shared<T>>) -> std::io::Result<Running<T>> {
+        let state = Shared::new(state);
+        let server = Server::start(routes.with_state(state.clone())).await?;
+        Ok(Running { state, server })
+    }
+
+    /// The state, for inspection and failure injection.
+    pub fn state(&self) -> MutexGuard<'_, T> {
+        self.state.lock()
+    }
+
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        self.server.base_url()
+    }
+
+    /// Asks the server to stop without waiting for it.
+    pub fn stop(&mut self) {
+        self.server.stop();
+    }
+
+    /// Stops the server and waits until it has.
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -94,5 +137,26 @@ mod tests {
             get_status(&url).await.is_err(),
             "still listening after shutdown"
         );
+    }
+
+    #[tokio::test]
+    async fn handlers_and_the_handle_share_the_state() {
+        async fn count(axum::extract::State(n): axum::extract::State<Shared<u32>>) -> String {
+            let mut n = n.lock();
+            *n += 1;
+            n.to_string()
+        }
+        let sim = Running::start(0u32, Router::new().route("/", get(count)))
+            .await
+            .unwrap();
+        assert_eq!(
+            get_status(&sim.base_url()).await.unwrap(),
+            "HTTP/1.1 200 OK"
+        );
+        assert_eq!(*sim.state(), 1);
+        *sim.state() = 10;
+        get_status(&sim.base_url()).await.unwrap();
+        assert_eq!(*sim.state(), 11);
+        sim.shutdown().await;
     }
 }

@@ -20,7 +20,7 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use burst_sim_kit::{FaultQueue, RequestLog, Server};
+use burst_sim_kit::{FaultQueue, RequestLog, Running};
 
 use crate::azurite::{ACCOUNT, ACCOUNT_KEY, account_sas, sign};
 
@@ -72,25 +72,22 @@ type Shared = burst_sim_kit::Shared<Inner>;
 /// A running simulated blob service; stops on drop or [`BlobSim::shutdown`].
 #[derive(Debug)]
 pub struct BlobSim {
-    inner: Shared,
-    server: Server,
+    sim: Running<Inner>,
 }
 
 impl BlobSim {
     /// Starts the service on a free port of 127.0.0.1.
     pub async fn start() -> std::io::Result<BlobSim> {
-        let inner = Shared::default();
-        let app = Router::new()
+        let routes = Router::new()
             .fallback(handle)
-            .layer(DefaultBodyLimit::max(MAX_BODY))
-            .with_state(inner.clone());
-        let server = Server::start(app).await?;
-        Ok(BlobSim { inner, server })
+            .layer(DefaultBodyLimit::max(MAX_BODY));
+        let sim = Running::start(Inner::default(), routes).await?;
+        Ok(BlobSim { sim })
     }
 
     /// `http://127.0.0.1:<port>/devstoreaccount1`
     pub fn base_url(&self) -> String {
-        format!("{}/{ACCOUNT}", self.server.base_url())
+        format!("{}/{ACCOUNT}", self.sim.base_url())
     }
 
     /// A `BURST_STATE_URL` for `container` with an account SAS valid for a day.
@@ -111,7 +108,7 @@ impl BlobSim {
 
     /// Creates a container directly (no request); returns false if it existed.
     pub fn create_container(&self, container: &str) -> bool {
-        let mut inner = self.inner.lock();
+        let mut inner = self.sim.state();
         if inner.containers.contains_key(container) {
             return false;
         }
@@ -123,8 +120,8 @@ impl BlobSim {
 
     /// The stored blob, if any.
     pub fn blob(&self, container: &str, name: &str) -> Option<SimBlob> {
-        self.inner
-            .lock()
+        self.sim
+            .state()
             .containers
             .get(container)?
             .get(name)
@@ -133,22 +130,22 @@ impl BlobSim {
 
     /// Every request so far, in order.
     pub fn requests(&self) -> Vec<SimRequest> {
-        self.inner.lock().requests.to_vec()
+        self.sim.state().requests.to_vec()
     }
 
     /// The next blob request gets this answer (queued; one per request).
     pub fn fail_next(&self, failure: Injected) {
-        self.inner.lock().failures.push((), 1, failure);
+        self.sim.state().failures.push((), 1, failure);
     }
 
     /// Delays every answer by `latency` (`None`: answer at once).
     pub fn set_latency(&self, latency: Option<Duration>) {
-        self.inner.lock().latency = latency;
+        self.sim.state().latency = latency;
     }
 
     /// Stops the server (also done on drop).
     pub fn shutdown(mut self) {
-        self.server.stop();
+        self.sim.stop();
     }
 }
 

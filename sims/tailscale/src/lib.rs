@@ -20,7 +20,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use base64::Engine;
-use burst_sim_kit::{FaultQueue, RequestLog, Server};
+use burst_sim_kit::{FaultQueue, RequestLog, Running};
 use serde_json::{Map, Value, json};
 use std::time::{Duration, Instant};
 
@@ -208,13 +208,12 @@ type Shared = burst_sim_kit::Shared<Inner>;
 #[derive(Debug)]
 pub struct SimHandle {
     base_url: String,
-    shared: Shared,
-    server: Server,
+    sim: Running<Inner>,
 }
 
 /// Starts the simulator on 127.0.0.1 with a free port.
 pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
-    let shared = Shared::new(Inner {
+    let inner = Inner {
         config,
         devices: Vec::new(),
         next_device: 1,
@@ -222,17 +221,15 @@ pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
         tokens_issued: 0,
         failures: FaultQueue::default(),
         log: RequestLog::default(),
-    });
-    let app = Router::new()
+    };
+    let routes = Router::new()
         .route("/api/v2/oauth/token", any(token_route))
         .route("/api/v2/tailnet/{tailnet}/devices", any(devices_route))
-        .fallback(not_found)
-        .with_state(shared.clone());
-    let server = Server::start(app).await?;
+        .fallback(not_found);
+    let sim = Running::start(inner, routes).await?;
     Ok(SimHandle {
-        base_url: server.base_url(),
-        shared,
-        server,
+        base_url: sim.base_url(),
+        sim,
     })
 }
 
@@ -247,12 +244,12 @@ impl SimHandle {
     }
 
     pub fn api_key(&self) -> String {
-        self.shared.lock().config.api_key.clone()
+        self.sim.state().config.api_key.clone()
     }
 
     /// `(client_id, client_secret)`.
     pub fn oauth_client(&self) -> (String, String) {
-        let inner = self.shared.lock();
+        let inner = self.sim.state();
         (
             inner.config.oauth_client_id.clone(),
             inner.config.oauth_client_secret.clone(),
@@ -261,7 +258,7 @@ impl SimHandle {
 
     /// Adds a device, filling in ids, MagicDNS name and addresses; returns its `nodeId`.
     pub fn add_device(&self, mut device: SimDevice) -> String {
-        let mut inner = self.shared.lock();
+        let mut inner = self.sim.state();
         let n = inner.next_device;
         inner.next_device += 1;
         if device.node_id.is_empty() {
@@ -296,7 +293,7 @@ impl SimHandle {
 
     /// Sets one device (by node id, hostname or name) online or offline; `false` if unknown.
     pub fn set_online(&self, device: &str, online: bool) -> bool {
-        let mut inner = self.shared.lock();
+        let mut inner = self.sim.state();
         let found = inner
             .devices
             .iter_mut()
@@ -312,7 +309,7 @@ impl SimHandle {
 
     /// Sets every device carrying `tag` online or offline; returns how many.
     pub fn set_tag_online(&self, tag: &str, online: bool) -> usize {
-        let mut inner = self.shared.lock();
+        let mut inner = self.sim.state();
         let mut n = 0;
         for d in inner
             .devices
@@ -327,7 +324,7 @@ impl SimHandle {
 
     /// Removes a device (by node id or hostname); `false` if unknown.
     pub fn remove_device(&self, device: &str) -> bool {
-        let mut inner = self.shared.lock();
+        let mut inner = self.sim.state();
         let before = inner.devices.len();
         inner
             .devices
@@ -336,33 +333,33 @@ impl SimHandle {
     }
 
     pub fn devices(&self) -> Vec<SimDevice> {
-        self.shared.lock().devices.clone()
+        self.sim.state().devices.clone()
     }
 
     /// The next `n` requests (to any endpoint) fail with `status`: 500 `{"message":"internal
     /// server error"}`, 429 with `Retry-After: 60`, or another status.
     pub fn fail_next(&self, n: u32, status: u16) {
-        self.shared.lock().failures.replace((), n, status);
+        self.sim.state().failures.replace((), n, status);
     }
 
     /// How many OAuth tokens were issued.
     pub fn tokens_issued(&self) -> u32 {
-        self.shared.lock().tokens_issued
+        self.sim.state().tokens_issued
     }
 
     /// Invalidates every issued OAuth token (as if revoked or expired).
     pub fn revoke_tokens(&self) {
-        self.shared.lock().tokens.clear();
+        self.sim.state().tokens.clear();
     }
 
     /// Every request received, oldest first.
     pub fn requests(&self) -> Vec<SimRequest> {
-        self.shared.lock().log.to_vec()
+        self.sim.state().log.to_vec()
     }
 
     /// Stops the server and waits for it.
     pub async fn shutdown(self) {
-        self.server.shutdown().await;
+        self.sim.shutdown().await;
     }
 }
 
