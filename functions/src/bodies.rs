@@ -5,14 +5,13 @@
 use crate::deps::Deps;
 use crate::engine::{self, Applied, EngineError, Token};
 use crate::http::{Reject, Request, Response, require_json};
-use crate::jwt::{self, LEEWAY_S};
-use crate::payloads;
 use crate::status_page;
 use burst_core::Policy;
 use burst_core::assess::{assess, holds};
 use burst_core::state::Side;
 use burst_core::{ApiProbe, DevicesProbe, Input, ProbeReport, ScaleSetProbe, SiteState, Timestamp};
 use burst_ports::WakeUp;
+use burst_wire::{AuthError, LEEWAY_S, Payload};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -72,9 +71,9 @@ impl Function {
 /// Serves one HTTP function.
 pub async fn http(deps: &Arc<Deps>, f: Function, req: &Request) -> Response {
     let result = match f {
-        Function::Ups => agent(deps, req, payloads::ups).await,
-        Function::Heartbeat => agent(deps, req, payloads::heartbeat).await,
-        Function::Witness => agent(deps, req, payloads::witness).await,
+        Function::Ups => agent(deps, req, Payload::Ups).await,
+        Function::Heartbeat => agent(deps, req, Payload::Heartbeat).await,
+        Function::Witness => agent(deps, req, Payload::Witness).await,
         Function::Tailscale => tailscale(deps, req).await,
         Function::Status => status(deps, req).await,
         Function::Probe | Function::Wake => Err(Reject::new(
@@ -130,23 +129,20 @@ fn accepted(applied: &Applied, extra: serde_json::Value) -> Response {
     Response::json(200, &body)
 }
 
-async fn agent(
-    deps: &Arc<Deps>,
-    req: &Request,
-    parse: fn(&[u8]) -> Result<Input, Reject>,
-) -> Result<Response, Reject> {
+async fn agent(deps: &Arc<Deps>, req: &Request, payload: Payload) -> Result<Response, Reject> {
     require_json(req)?;
     let key = deps.settings.agent_key.as_ref().ok_or_else(|| {
         Reject::new(503, "not_configured", "agent authentication is not configured (BURST_AGENT_ED25519_PUBLIC_KEY or BURST_AGENT_HS256_SECRET)")
     })?;
     let now = deps.now();
-    let unauthorized = |e: jwt::AuthError| Reject::new(401, e.code(), e.to_string());
-    let token = jwt::bearer(req.header("authorization")).map_err(unauthorized)?;
-    let claims = jwt::verify(key, token, &req.body, now.millis() / 1000).map_err(unauthorized)?;
+    let unauthorized = |e: AuthError| Reject::new(401, e.code(), e.to_string());
+    let token = burst_wire::bearer(req.header("authorization")).map_err(unauthorized)?;
+    let claims =
+        burst_wire::verify(key, token, &req.body, now.millis() / 1000).map_err(unauthorized)?;
     if !deps.settings.sites.contains(&claims.iss) {
-        return Err(unauthorized(jwt::AuthError::UnknownSite(claims.iss)));
+        return Err(unauthorized(AuthError::UnknownSite(claims.iss)));
     }
-    let input = parse(&req.body)?;
+    let input = payload.parse(&req.body)?;
     let token = Token {
         jti: claims.jti,
         until: Timestamp::from_secs(claims.exp.saturating_add(LEEWAY_S + 1)),
@@ -390,7 +386,8 @@ pub async fn wake(deps: &Arc<Deps>, message: &serde_json::Value) -> Result<Strin
         serde_json::Value::String(text) => serde_json::from_str::<WakeUp>(text),
         other => serde_json::from_value::<WakeUp>(other.clone()),
     };
-    let wake = parsed.map_err(|e| format!("wake: not a wake-up message ({{\"site\",\"at\"}}): {e}"))?;
+    let wake =
+        parsed.map_err(|e| format!("wake: not a wake-up message ({{\"site\",\"at\"}}): {e}"))?;
     if !deps.settings.sites.iter().any(|s| s == &wake.site) {
         return Err(format!(
             "wake: site {:?} is not watched here (BURST_SITES)",

@@ -3,10 +3,10 @@
 //! The Azure custom handler (forwarding and JSON mode) and the Lambda wrappers convert their
 //! own types into these, so the bodies never see a platform type.
 
+use burst_wire::{BodyError, PayloadError};
 use serde::Serialize;
 
-/// Request bodies above this are refused with 413 (CONTRACT: 64 KiB).
-pub const BODY_LIMIT: usize = 64 * 1024;
+pub use burst_wire::{BODY_LIMIT, truncate};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Request {
@@ -84,39 +84,23 @@ impl Reject {
     }
 }
 
-/// Checks the content type is JSON (415 otherwise) and the size (413).
+/// Checks the size (413) and that the content type is JSON (415), as the contract says.
 pub fn require_json(req: &Request) -> Result<(), Reject> {
-    if req.body.len() > BODY_LIMIT {
-        return Err(Reject::new(
-            413,
-            "body_too_large",
-            format!(
-                "request body is {} bytes; the limit is {BODY_LIMIT}",
-                req.body.len()
-            ),
-        ));
-    }
-    let ct = req.header("content-type").unwrap_or("");
-    let mime = ct.split(';').next().unwrap_or("").trim();
-    if !mime.eq_ignore_ascii_case("application/json") {
-        return Err(Reject::new(
-            415,
-            "unsupported_media_type",
-            format!(
-                "Content-Type must be application/json, got {:?}",
-                truncate(ct, 80)
-            ),
-        ));
-    }
-    Ok(())
+    Ok(burst_wire::check_body(
+        req.header("content-type"),
+        req.body.len(),
+    )?)
 }
 
-/// Shortens text for error messages (never echo large or secret input).
-pub fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        let head: String = s.chars().take(max).collect();
-        format!("{head}…")
+impl From<BodyError> for Reject {
+    fn from(e: BodyError) -> Reject {
+        Reject::new(e.status(), e.code(), e.to_string())
+    }
+}
+
+/// A body that is not the contract's payload.
+impl From<PayloadError> for Reject {
+    fn from(e: PayloadError) -> Reject {
+        Reject::new(400, "invalid_payload", e.0)
     }
 }

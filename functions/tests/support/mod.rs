@@ -5,7 +5,7 @@
 use hmac::{Hmac, KeyInit, Mac};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -31,24 +31,9 @@ pub fn now_unix() -> i64 {
         .as_secs() as i64
 }
 
-pub fn sha256_hex(body: &[u8]) -> String {
-    Sha256::digest(body)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// Claims as the agent signs them; tests tweak fields to forge bad tokens.
 pub fn claims(body: &[u8]) -> Value {
-    let now = now_unix();
-    json!({
-        "iss": "home",
-        "aud": "hybrid-burst",
-        "iat": now,
-        "exp": now + 120,
-        "jti": uuid::Uuid::new_v4().to_string(),
-        "body_sha256": sha256_hex(body),
-    })
+    json!(burst_wire::Claims::for_body("home", body, now_unix()))
 }
 
 pub fn sign_ed(claims: &Value, pem: &str) -> String {
