@@ -196,7 +196,9 @@ const HEADER_NAMES: &[&str] = &[
     "x-amz-acl",
 ];
 
-/// Header value pieces: printable ASCII only (HTTP header values), with runs of spaces.
+/// Header value pieces: printable ASCII only (HTTP header values), with runs of spaces. No tabs:
+/// aws-sigv4 trims and collapses spaces only, while botocore and this signer collapse any
+/// whitespace; the clients never send a tab.
 const VALUE_PIECES: &[&str] = &[
     "application/json",
     "application/x-www-form-urlencoded; charset=utf-8",
