@@ -3,10 +3,16 @@
 
 use crate::jwt::{AgentKey, KeyError};
 use burst_core::Policy;
+pub use burst_settings::{ConfigError, Get};
+use burst_settings::{Settings as Reader, is_site_id, parse_bool};
 use serde_json::{Map, Value};
 
-/// A function reading one setting (environment, app settings, a test map).
-pub type Get<'a> = &'a dyn Fn(&str) -> Option<String>;
+const SITES: &str = "BURST_SITES";
+const SITE_ID: &str = "BURST_SITE_ID";
+const AGENT_ED25519: &str = "BURST_AGENT_ED25519_PUBLIC_KEY";
+const AGENT_HS256: &str = "BURST_AGENT_HS256_SECRET";
+const TAILSCALE_WEBHOOK_SECRET: &str = "TAILSCALE_WEBHOOK_SECRET";
+const BODY_TIMEOUT_MS: &str = "BURST_BODY_TIMEOUT_MS";
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -30,81 +36,60 @@ impl std::fmt::Debug for TailscaleSecret {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum SettingsError {
-    #[error(transparent)]
-    Key(#[from] KeyError),
-    /// A setting's value cannot be used; names the setting, never echoes secrets.
-    #[error("{name}: {problem}")]
-    Invalid { name: String, problem: String },
-}
-
-fn nonempty(get: Get, name: &str) -> Option<String> {
-    get(name)
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-}
-
-/// Valid site ids: they become file and blob names.
-pub fn valid_site(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && !id.starts_with('.')
-}
-
 impl Settings {
-    pub fn from_settings(get: Get) -> Result<Settings, SettingsError> {
-        let mut sites: Vec<String> = match nonempty(get, "BURST_SITES") {
-            Some(list) => list
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect(),
-            None => vec![nonempty(get, "BURST_SITE_ID").unwrap_or_else(|| "home".into())],
+    pub fn from_settings(get: Get) -> Result<Settings, ConfigError> {
+        let reader = Reader::new(get);
+        let sites = match reader.list(SITES) {
+            Some(list) => list,
+            None => vec![reader.string(SITE_ID).unwrap_or_else(|| "home".into())],
         };
-        sites.dedup();
-        if let Some(bad) = sites.iter().find(|s| !valid_site(s)) {
-            return Err(SettingsError::Invalid {
-                name: "BURST_SITES / BURST_SITE_ID".into(),
-                problem: format!(
-                    "{bad:?} is not a valid site id (letters, digits, - _ .; 64 at most)"
-                ),
-            });
+        if let Some(bad) = sites.iter().find(|s| !is_site_id(s)) {
+            return Err(ConfigError::new(
+                format!("{SITES} / {SITE_ID}"),
+                format!("{bad:?} is not a valid site id (letters, digits, - _ .; 64 at most)"),
+            ));
         }
-        let ed = nonempty(get, "BURST_AGENT_ED25519_PUBLIC_KEY");
-        let hs = nonempty(get, "BURST_AGENT_HS256_SECRET");
-        let agent_key = match (ed, hs) {
-            (Some(_), Some(_)) => return Err(KeyError::Both.into()),
-            (Some(pem), None) => Some(AgentKey::ed25519_pem(&pem)?),
-            (None, Some(secret)) => Some(AgentKey::hs256(&secret)?),
+        let agent_key = match (reader.string(AGENT_ED25519), reader.secret(AGENT_HS256)) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    AGENT_ED25519,
+                    format!("set only one of {AGENT_ED25519} and {AGENT_HS256}"),
+                ));
+            }
+            (Some(pem), None) => Some(AgentKey::ed25519_pem(&pem).map_err(key_error)?),
+            (None, Some(secret)) => Some(AgentKey::hs256(secret.expose()).map_err(key_error)?),
             (None, None) => None,
         };
-        let tailscale_secret = nonempty(get, "TAILSCALE_WEBHOOK_SECRET").map(TailscaleSecret);
+        let tailscale_secret = reader
+            .secret(TAILSCALE_WEBHOOK_SECRET)
+            .map(|s| TailscaleSecret(s.expose().to_string()));
         let policy = policy_from_settings(get)?;
-        let body_timeout_ms =
-            match nonempty(get, "BURST_BODY_TIMEOUT_MS") {
-                None => 10_000,
-                Some(v) => v.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    SettingsError::Invalid {
-                        name: "BURST_BODY_TIMEOUT_MS".into(),
-                        problem: format!("expected milliseconds > 0, got {v:?}"),
-                    }
-                })?,
-            };
+        let body_timeout = reader.millis(BODY_TIMEOUT_MS, 10_000, 1..=600_000)?;
         Ok(Settings {
             sites,
             agent_key,
             tailscale_secret,
             policy,
-            body_timeout: std::time::Duration::from_millis(body_timeout_ms),
+            body_timeout,
         })
     }
 
     pub fn default_site(&self) -> &str {
         self.sites.first().map(String::as_str).unwrap_or("home")
+    }
+}
+
+/// The agent key's problem, under the setting that holds it.
+fn key_error(e: KeyError) -> ConfigError {
+    match e {
+        KeyError::BadPublicKey => {
+            ConfigError::new(AGENT_ED25519, "not an Ed25519 public key in PEM form")
+        }
+        KeyError::ShortSecret => ConfigError::new(AGENT_HS256, "must be at least 32 bytes"),
+        KeyError::Both => ConfigError::new(
+            AGENT_ED25519,
+            format!("set only one of {AGENT_ED25519} and {AGENT_HS256}"),
+        ),
     }
 }
 
@@ -117,7 +102,8 @@ pub fn policy_setting_name(field: &str) -> String {
 const ALIASES: &[(&str, &str)] = &[("price_per_node_hour_usd", "BURST_PRICE_PER_NODE_HOUR")];
 
 /// Reads every policy field from `BURST_<FIELD>`; the defaults are DESIGN's.
-pub fn policy_from_settings(get: Get) -> Result<Policy, SettingsError> {
+pub fn policy_from_settings(get: Get) -> Result<Policy, ConfigError> {
+    let reader = Reader::new(get);
     let defaults = serde_json::to_value(Policy::default()).unwrap_or(Value::Null);
     let Value::Object(defaults) = defaults else {
         return Ok(Policy::default());
@@ -125,29 +111,23 @@ pub fn policy_from_settings(get: Get) -> Result<Policy, SettingsError> {
     let mut out = Map::new();
     for (field, default) in defaults {
         let name = policy_setting_name(&field);
-        let raw = nonempty(get, &name).map(|v| (name.clone(), v)).or_else(|| {
+        let raw = reader.string(&name).map(|v| (name.clone(), v)).or_else(|| {
             ALIASES
                 .iter()
                 .find(|(f, _)| *f == field)
-                .and_then(|(_, alias)| nonempty(get, alias).map(|v| (alias.to_string(), v)))
+                .and_then(|(_, alias)| reader.string(alias).map(|v| (alias.to_string(), v)))
         });
         let Some((shown, raw)) = raw else {
             out.insert(field, default);
             continue;
         };
-        let invalid = |problem: &str| SettingsError::Invalid {
-            name: shown.clone(),
-            problem: problem.to_string(),
-        };
+        let invalid =
+            |problem: &str| ConfigError::new(shown.clone(), format!("{problem}, got {raw:?}"));
         let optional = default.is_null() || field == "monthly_budget_usd";
         let value = if optional && raw.eq_ignore_ascii_case("none") {
             Value::Null
         } else if default.is_boolean() {
-            match raw.to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" | "on" => Value::Bool(true),
-                "false" | "0" | "no" | "off" => Value::Bool(false),
-                _ => return Err(invalid("expected true or false")),
-            }
+            Value::Bool(parse_bool(&raw).ok_or_else(|| invalid("expected true or false"))?)
         } else if default.is_u64() || (default.is_null() && field != "monthly_budget_usd") {
             Value::from(
                 raw.parse::<u64>()
@@ -163,15 +143,11 @@ pub fn policy_from_settings(get: Get) -> Result<Policy, SettingsError> {
         };
         out.insert(field, value);
     }
-    let policy: Policy =
-        serde_json::from_value(Value::Object(out)).map_err(|e| SettingsError::Invalid {
-            name: "BURST_* policy".into(),
-            problem: e.to_string(),
-        })?;
-    policy.validate().map_err(|e| SettingsError::Invalid {
-        name: "BURST_* policy".into(),
-        problem: e.to_string(),
-    })?;
+    let policy: Policy = serde_json::from_value(Value::Object(out))
+        .map_err(|e| ConfigError::new("BURST_* policy", e.to_string()))?;
+    policy
+        .validate()
+        .map_err(|e| ConfigError::new("BURST_* policy", e.to_string()))?;
     Ok(policy)
 }
 

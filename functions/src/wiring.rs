@@ -1,64 +1,52 @@
-//! Builds the function app's dependencies from its settings: each adapter reads its own
-//! settings (see the README's settings table) and is left out when not configured.
+//! The one wiring: builds the function app's dependencies from its settings, for the Azure
+//! Functions handler and the Lambda binaries alike. Each adapter reads its own settings (see
+//! the README's settings tables) and is left out when not configured; the settings pick the
+//! cloud:
+//!
+//! - state: `BURST_STATE_URL=s3://…` → S3; `https://…` → Azure Blob; `file:///…` → local files;
+//!   unset → a local folder (the caller's default);
+//! - capacity: `BURST_AWS_ASG_NAME` → an Auto Scaling group; `BURST_ARM_SCALE_SET_ID` → an
+//!   Azure scale set (not both);
+//! - wake-ups: `BURST_WAKE_QUEUE_URL` with an SQS queue's shape (`/<account id>/<queue>`) →
+//!   SQS; any other queue URL → an Azure Storage queue.
+//!
+//! Everything Azure that needs a token (ARM, a Blob container or a wake-up queue without SAS)
+//! shares one credential, built here once.
 
 use crate::deps::{Deps, system_clock};
-use crate::settings::{Get, Settings, SettingsError};
+use crate::settings::{ConfigError, Get, Settings};
+use azure_core::credentials::TokenCredential;
 use burst_core::Timestamp;
-use burst_ports::{DeviceList, HomeProbe, Migrator, Notifier, Scaler, StateStore};
+use burst_ports::{DeviceList, HomeProbe, Migrator, Notifier, Scaler, StateStore, Waker};
 use std::sync::Arc;
 
-#[derive(Debug, thiserror::Error)]
-pub enum WiringError {
-    #[error(transparent)]
-    Settings(#[from] SettingsError),
-    #[error("state store: {0}")]
-    Store(#[from] burst_store::ConfigError),
-    #[error("scale set: {0}")]
-    Arm(#[from] burst_arm::ConfigError),
-    #[error("Discord: {0}")]
-    Discord(String),
-    #[error("Kubernetes: {0}")]
-    Kube(#[from] burst_kube::ConfigError),
-    #[error("Tailscale: {0}")]
-    Tailscale(String),
-    #[error("{name}: {problem}")]
-    Invalid { name: &'static str, problem: String },
-}
-
-/// Where the state lives when `BURST_STATE_URL` is not set: a local folder (the embedded
-/// default for local runs; Azure deployments set a blob container URL).
+/// Where the state lives when `BURST_STATE_URL` is not set and the handler runs locally (the
+/// embedded default for local runs; Azure deployments set a blob container URL).
 pub const DEFAULT_STATE_DIR: &str = "burst-state";
 
-pub async fn from_settings(get: Get<'_>) -> Result<Deps, WiringError> {
+/// The dependencies of `burst-handler`: [`from_settings_in`] with [`DEFAULT_STATE_DIR`].
+pub async fn from_settings(get: Get<'_>) -> Result<Deps, ConfigError> {
+    from_settings_in(get, DEFAULT_STATE_DIR).await
+}
+
+/// The dependencies for any platform; `local_state_dir` holds the state when
+/// `BURST_STATE_URL` is unset.
+pub async fn from_settings_in(get: Get<'_>, local_state_dir: &str) -> Result<Deps, ConfigError> {
     let settings = Settings::from_settings(get)?;
-    let store: Arc<dyn StateStore> = match burst_store::from_settings(get)? {
-        Some(s) => s,
-        None => {
-            tracing::warn!(
-                dir = DEFAULT_STATE_DIR,
-                "BURST_STATE_URL not set: keeping state in a local folder"
-            );
-            Arc::new(burst_store::FileStore::new(DEFAULT_STATE_DIR))
-        }
-    };
-    let scaler: Option<Arc<dyn Scaler>> = match burst_arm::ArmConfig::from_settings(get)? {
-        Some(c) => Some(Arc::new(burst_arm::ArmScaleSet::new(c)?)),
-        None => None,
-    };
-    let notifier: Option<Arc<dyn Notifier>> = match burst_discord::DiscordConfig::from_settings(get)
-        .map_err(|e| WiringError::Discord(e.to_string()))?
-    {
-        Some(c) => Some(Arc::new(
-            burst_discord::DiscordWebhook::new(c)
-                .map_err(|e| WiringError::Discord(e.to_string()))?,
-        )),
-        None => None,
-    };
+    let mut azure = AzureCredential::new(get);
+    let store = state_store(get, local_state_dir, &mut azure)?;
+    let scaler = scaler(get, &mut azure)?;
+    let notifier: Option<Arc<dyn Notifier>> = burst_discord::DiscordConfig::from_settings(get)?
+        .map(|c| burst_discord::DiscordWebhook::new(c).map(|n| Arc::new(n) as Arc<dyn Notifier>))
+        .transpose()?;
     let home: Option<Arc<dyn HomeProbe>> = burst_kube::HomeProbeConfig::from_settings(get)?
         .map(|c| Arc::new(burst_kube::HomeClusterProbe::new(c)) as Arc<dyn HomeProbe>);
     let migrator: Option<Arc<dyn Migrator>> = burst_kube::CloudMigratorConfig::from_settings(get)?
         .map(|c| Arc::new(burst_kube::CloudClusterMigrator::new(c)) as Arc<dyn Migrator>);
-    let devices: Option<Arc<dyn DeviceList>> = tailscale_devices(get)?;
+    let devices: Option<Arc<dyn DeviceList>> = burst_tailscale::DevicesConfig::from_settings(get)?
+        .map(|c| burst_tailscale::DevicesClient::new(c).map(|d| Arc::new(d) as Arc<dyn DeviceList>))
+        .transpose()?;
+    let waker = waker(get, &mut azure)?;
     let clock = scaled_clock(get)?;
     let policy = settings.policy.clone();
     Ok(Deps {
@@ -72,25 +60,118 @@ pub async fn from_settings(get: Get<'_>) -> Result<Deps, WiringError> {
         migrator,
         clock,
         clock_scale: clock_scale(get),
-        waker: burst_queue::QueueWaker::from_settings(get, None)
-            .map_err(|e| WiringError::Invalid {
-                name: burst_queue::WAKE_QUEUE_URL,
-                problem: e.to_string(),
-            })?
-            .map(|w| Arc::new(w) as Arc<dyn burst_ports::Waker>),
+        waker,
         parsed: Default::default(),
     })
 }
 
-fn tailscale_devices(get: Get<'_>) -> Result<Option<Arc<dyn DeviceList>>, WiringError> {
-    match burst_tailscale::DevicesConfig::from_settings(get)
-        .map_err(|e| WiringError::Tailscale(e.to_string()))?
-    {
-        Some(c) => Ok(Some(Arc::new(
-            burst_tailscale::DevicesClient::new(c)
-                .map_err(|e| WiringError::Tailscale(e.to_string()))?,
-        ))),
-        None => Ok(None),
+/// The process's one Azure credential, built on first need: the scale set's choice when one
+/// is configured, else the settings' (a managed identity by default).
+struct AzureCredential<'a> {
+    get: Get<'a>,
+    built: Option<Arc<dyn TokenCredential>>,
+}
+
+impl<'a> AzureCredential<'a> {
+    fn new(get: Get<'a>) -> Self {
+        AzureCredential { get, built: None }
+    }
+
+    fn get(&mut self) -> Result<Arc<dyn TokenCredential>, ConfigError> {
+        if let Some(credential) = &self.built {
+            return Ok(credential.clone());
+        }
+        let choice = match burst_arm::Credential::from_settings(self.get)? {
+            Some(choice) => choice,
+            None => burst_arm::Credential::ManagedIdentity {
+                client_id: burst_settings::Settings::new(self.get)
+                    .string(burst_arm::settings::AZURE_CLIENT_ID),
+            },
+        };
+        let credential = choice.build()?;
+        tracing::info!(kind = choice.kind(), "Azure credential");
+        self.built = Some(credential.clone());
+        Ok(credential)
+    }
+}
+
+/// `BURST_WAKE_QUEUE_URL`, told apart by its shape (`burst_aws::sqs::is_sqs_queue_url`): an SQS
+/// queue URL, `/<12-digit account id>/<queue>` (`https://sqs.<region>.amazonaws.com/…`) → SQS
+/// with message delays; any other URL → an Azure Storage queue (its SAS, else the shared
+/// credential); unset → no wake-ups (the timer probe alone).
+fn waker(
+    get: Get<'_>,
+    azure: &mut AzureCredential<'_>,
+) -> Result<Option<Arc<dyn Waker>>, ConfigError> {
+    let Some(url) = burst_settings::Settings::new(get).string(burst_queue::WAKE_QUEUE_URL) else {
+        return Ok(None);
+    };
+    if burst_aws::sqs::is_sqs_queue_url(&url) {
+        let waker = burst_aws::SqsWaker::from_settings(get)?;
+        return Ok(waker.map(|w| Arc::new(w) as Arc<dyn Waker>));
+    }
+    // A queue URL without SAS authenticates with the shared credential.
+    let credential = if url.contains("sig=") {
+        None
+    } else {
+        Some(azure.get()?)
+    };
+    let waker = burst_queue::QueueWaker::from_settings(get, credential)?;
+    Ok(waker.map(|w| Arc::new(w) as Arc<dyn Waker>))
+}
+
+/// `s3://bucket/prefix` → S3; other URLs → `burst_store` (file, blob); unset → a local folder.
+fn state_store(
+    get: Get<'_>,
+    local_state_dir: &str,
+    azure: &mut AzureCredential<'_>,
+) -> Result<Arc<dyn StateStore>, ConfigError> {
+    if let Some(c) = burst_aws::S3Config::from_settings(get)? {
+        tracing::info!(bucket = %c.bucket, prefix = %c.prefix, "state in S3");
+        return Ok(Arc::new(burst_aws::S3Store::new(c)?));
+    }
+    match burst_store::StoreConfig::from_settings(get)? {
+        Some(config) => {
+            let credential = if config.needs_credential() {
+                Some(azure.get()?)
+            } else {
+                None
+            };
+            config.open(credential)
+        }
+        None => {
+            tracing::warn!(
+                dir = local_state_dir,
+                "BURST_STATE_URL not set: keeping state in a local folder"
+            );
+            Ok(Arc::new(burst_store::FileStore::new(local_state_dir)))
+        }
+    }
+}
+
+/// The Auto Scaling group (`BURST_AWS_ASG_NAME`) or the Azure scale set
+/// (`BURST_ARM_SCALE_SET_ID`); not both.
+fn scaler(
+    get: Get<'_>,
+    azure: &mut AzureCredential<'_>,
+) -> Result<Option<Arc<dyn Scaler>>, ConfigError> {
+    let asg = burst_aws::AsgConfig::from_settings(get)?;
+    let arm = burst_arm::ArmConfig::from_settings(get)?;
+    match (asg, arm) {
+        (Some(_), Some(_)) => Err(ConfigError::new(
+            burst_aws::settings::ASG_NAME,
+            format!(
+                "set only one of {} and {}",
+                burst_aws::settings::ASG_NAME,
+                burst_arm::settings::SCALE_SET_ID
+            ),
+        )),
+        (Some(c), None) => Ok(Some(Arc::new(burst_aws::AsgScaler::new(c)?))),
+        (None, Some(c)) => {
+            let credential = azure.get()?;
+            Ok(Some(Arc::new(burst_arm::ArmScaleSet::new(c, credential)?)))
+        }
+        (None, None) => Ok(None),
     }
 }
 
@@ -106,7 +187,7 @@ pub fn clock_scale(get: Get<'_>) -> f64 {
 /// The wall clock, or for drills a faster one: `BURST_CLOCK_SCALE` (e.g. `60` = a minute per
 /// second) starting at `BURST_CLOCK_START_MS` (Unix ms; default: now). Every time the core and
 /// the agent-token checks see then runs at that pace, so a 3-hour outage drill takes minutes.
-pub fn scaled_clock(get: Get<'_>) -> Result<crate::deps::Clock, WiringError> {
+pub fn scaled_clock(get: Get<'_>) -> Result<crate::deps::Clock, ConfigError> {
     let Some(scale) = get("BURST_CLOCK_SCALE").filter(|v| !v.trim().is_empty()) else {
         return Ok(system_clock());
     };
@@ -115,16 +196,20 @@ pub fn scaled_clock(get: Get<'_>) -> Result<crate::deps::Clock, WiringError> {
         .parse()
         .ok()
         .filter(|s: &f64| s.is_finite() && *s >= 1.0 && *s <= 10_000.0)
-        .ok_or(WiringError::Invalid {
-            name: "BURST_CLOCK_SCALE",
-            problem: "expected a number from 1 to 10000".into(),
+        .ok_or_else(|| {
+            ConfigError::new(
+                "BURST_CLOCK_SCALE",
+                format!("expected a number from 1 to 10000, got {:?}", scale.trim()),
+            )
         })?;
     let real_start = std::time::Instant::now();
     let wall = chrono::Utc::now().timestamp_millis();
     let start = match get("BURST_CLOCK_START_MS").filter(|v| !v.trim().is_empty()) {
-        Some(v) => v.trim().parse::<i64>().map_err(|_| WiringError::Invalid {
-            name: "BURST_CLOCK_START_MS",
-            problem: "expected Unix milliseconds".into(),
+        Some(v) => v.trim().parse::<i64>().map_err(|_| {
+            ConfigError::new(
+                "BURST_CLOCK_START_MS",
+                format!("expected Unix milliseconds, got {:?}", v.trim()),
+            )
         })?,
         None => wall,
     };

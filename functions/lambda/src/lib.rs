@@ -7,124 +7,26 @@
 //!   Tailscale signature covers are the bytes that were sent.
 //! - `burst-lambda-probe`: the timer probe, invoked by an EventBridge schedule.
 //!
-//! The platform is chosen by configuration: [`deps_from_settings`] builds the same `Deps` as
-//! `burst_functions::wiring`, with the AWS adapters when their settings are present
-//! (`BURST_AWS_ASG_NAME` → Auto Scaling group; `BURST_STATE_URL=s3://…` → S3), else the
-//! Azure/local ones. The bodies never learn which cloud they run in.
+//! The platform is chosen by configuration: [`deps_from_settings`] is the function app's one
+//! wiring (`burst_functions::wiring`), which picks the AWS adapters when their settings are
+//! present (`BURST_AWS_ASG_NAME` → Auto Scaling group; `BURST_STATE_URL=s3://…` → S3), else
+//! the Azure/local ones. The bodies never learn which cloud they run in.
 
 use burst_functions::bodies::{self, Function};
 use burst_functions::deps::Deps;
 use burst_functions::http::{BODY_LIMIT, Request as FnRequest, Response as FnResponse};
-use burst_functions::settings::Settings;
+use burst_functions::settings::ConfigError;
 use burst_functions::wiring;
-use burst_ports::{DeviceList, HomeProbe, Migrator, Notifier, Scaler, StateStore};
 use std::sync::Arc;
 
 /// Where state lives without `BURST_STATE_URL`: Lambda's only writable folder. It is lost
 /// with the execution environment, so real deployments set `s3://…`.
 pub const LAMBDA_STATE_DIR: &str = "/tmp/burst-state";
 
-/// A setting that stops the function from starting (logged, then the init fails).
-#[derive(Debug, thiserror::Error)]
-pub enum LambdaWiringError {
-    /// The function app's own settings (sites, keys, policy): fix the named setting.
-    #[error(transparent)]
-    Settings(#[from] burst_functions::settings::SettingsError),
-    /// An adapter's settings: fix the named setting.
-    #[error("{0}")]
-    Adapter(String),
-}
-
-fn adapter<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> LambdaWiringError {
-    move |e| LambdaWiringError::Adapter(format!("{what}: {e}"))
-}
-
-/// The function app's dependencies from its settings, AWS adapters included.
-pub async fn deps_from_settings(
-    get: &dyn Fn(&str) -> Option<String>,
-) -> Result<Deps, LambdaWiringError> {
-    let settings = Settings::from_settings(get)?;
-    let store = state_store(get)?;
-    let scaler = scaler(get)?;
-    let notifier: Option<Arc<dyn Notifier>> =
-        match burst_discord::DiscordConfig::from_settings(get).map_err(adapter("Discord"))? {
-            Some(c) => Some(Arc::new(
-                burst_discord::DiscordWebhook::new(c).map_err(adapter("Discord"))?,
-            )),
-            None => None,
-        };
-    let home: Option<Arc<dyn HomeProbe>> = burst_kube::HomeProbeConfig::from_settings(get)
-        .map_err(adapter("Kubernetes"))?
-        .map(|c| Arc::new(burst_kube::HomeClusterProbe::new(c)) as Arc<dyn HomeProbe>);
-    let migrator: Option<Arc<dyn Migrator>> = burst_kube::CloudMigratorConfig::from_settings(get)
-        .map_err(adapter("Kubernetes"))?
-        .map(|c| Arc::new(burst_kube::CloudClusterMigrator::new(c)) as Arc<dyn Migrator>);
-    let devices: Option<Arc<dyn DeviceList>> =
-        match burst_tailscale::DevicesConfig::from_settings(get).map_err(adapter("Tailscale"))? {
-            Some(c) => Some(Arc::new(
-                burst_tailscale::DevicesClient::new(c).map_err(adapter("Tailscale"))?,
-            )),
-            None => None,
-        };
-    let clock = wiring::scaled_clock(get).map_err(adapter("clock"))?;
-    let policy = settings.policy.clone();
-    Ok(Deps {
-        settings,
-        policy,
-        store,
-        scaler,
-        notifier,
-        home,
-        devices,
-        migrator,
-        clock,
-        clock_scale: wiring::clock_scale(get),
-        waker: None,
-        parsed: Default::default(),
-    })
-}
-
-/// `s3://bucket/prefix` → S3; anything else → `burst_store` (file, blob); unset → `/tmp`.
-pub fn state_store(
-    get: &dyn Fn(&str) -> Option<String>,
-) -> Result<Arc<dyn StateStore>, LambdaWiringError> {
-    if let Some(c) = burst_aws::S3Config::from_settings(get).map_err(adapter("state store"))? {
-        tracing::info!(bucket = %c.bucket, prefix = %c.prefix, "state in S3");
-        return Ok(Arc::new(
-            burst_aws::S3Store::new(c).map_err(adapter("state store"))?,
-        ));
-    }
-    match burst_store::from_settings(get).map_err(adapter("state store"))? {
-        Some(s) => Ok(s),
-        None => {
-            tracing::warn!(
-                dir = LAMBDA_STATE_DIR,
-                "BURST_STATE_URL not set: keeping state in /tmp (lost with the execution environment)"
-            );
-            Ok(Arc::new(burst_store::FileStore::new(LAMBDA_STATE_DIR)))
-        }
-    }
-}
-
-/// The Auto Scaling group (`BURST_AWS_ASG_NAME`) or the Azure scale set
-/// (`BURST_ARM_SCALE_SET_ID`); not both.
-pub fn scaler(
-    get: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<Arc<dyn Scaler>>, LambdaWiringError> {
-    let asg = burst_aws::AsgConfig::from_settings(get).map_err(adapter("Auto Scaling group"))?;
-    let arm = burst_arm::ArmConfig::from_settings(get).map_err(adapter("scale set"))?;
-    match (asg, arm) {
-        (Some(_), Some(_)) => Err(LambdaWiringError::Adapter(
-            "set only one of BURST_AWS_ASG_NAME and BURST_ARM_SCALE_SET_ID".into(),
-        )),
-        (Some(c), None) => Ok(Some(Arc::new(
-            burst_aws::AsgScaler::new(c).map_err(adapter("Auto Scaling group"))?,
-        ))),
-        (None, Some(c)) => Ok(Some(Arc::new(
-            burst_arm::ArmScaleSet::new(c).map_err(adapter("scale set"))?,
-        ))),
-        (None, None) => Ok(None),
-    }
+/// The function app's dependencies from its settings (the one wiring, state in `/tmp` when
+/// `BURST_STATE_URL` is unset). A bad setting stops the function from starting.
+pub async fn deps_from_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<Deps, ConfigError> {
+    wiring::from_settings_in(get, LAMBDA_STATE_DIR).await
 }
 
 /// One function-URL request → the platform-neutral request → the body → the response.

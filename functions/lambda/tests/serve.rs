@@ -1,7 +1,7 @@
 //! The Lambda wrapper's routing and wiring, without the Lambda runtime.
 #![allow(clippy::unwrap_used)]
 
-use burst_lambda::{deps_from_settings, scaler, serve, state_store};
+use burst_lambda::{deps_from_settings, serve};
 use std::sync::Arc;
 
 fn getter(pairs: Vec<(&'static str, String)>) -> impl Fn(&str) -> Option<String> {
@@ -65,33 +65,43 @@ async fn routes_by_path_and_method() {
     assert_eq!(json(&r.body)["error"], "missing_token");
 }
 
+/// The one wiring's answer for these settings (a state folder of its own unless given).
+async fn wired(
+    mut pairs: Vec<(&'static str, String)>,
+) -> Result<burst_functions::deps::Deps, burst_functions::settings::ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    if !pairs.iter().any(|(k, _)| *k == "BURST_STATE_URL") {
+        pairs.push((
+            "BURST_STATE_URL",
+            format!("file://{}", dir.path().display()),
+        ));
+    }
+    deps_from_settings(&getter(pairs)).await
+}
+
 #[tokio::test]
 async fn platform_is_chosen_by_settings() {
     // S3 for s3:// (needs credentials and a region), else burst-store's own URLs.
-    let e = state_store(&getter(vec![("BURST_STATE_URL", "s3://bucket/p".into())]))
+    let e = wired(vec![("BURST_STATE_URL", "s3://bucket/p".into())])
+        .await
         .err()
         .unwrap();
     assert_eq!(
         e.to_string(),
-        "state store: AWS_REGION is not set: the S3 state store needs signed requests"
+        "AWS_REGION: not set (the S3 state store needs signed requests)"
     );
-    assert!(
-        state_store(&getter(vec![
-            ("BURST_STATE_URL", "s3://bucket/p".into()),
-            ("AWS_REGION", "eu-west-1".into()),
-            ("AWS_ACCESS_KEY_ID", "AKID".into()),
-            ("AWS_SECRET_ACCESS_KEY", "secret".into()),
-        ]))
-        .is_ok()
-    );
-    assert!(scaler(&getter(vec![])).unwrap().is_none());
-    let aws = vec![
-        ("BURST_AWS_ASG_NAME", "burst".to_string()),
-        ("AWS_REGION", "eu-west-1".into()),
+    let aws_credentials = vec![
+        ("AWS_REGION", "eu-west-1".to_string()),
         ("AWS_ACCESS_KEY_ID", "AKID".into()),
         ("AWS_SECRET_ACCESS_KEY", "secret".into()),
     ];
-    assert!(scaler(&getter(aws.clone())).unwrap().is_some());
+    let mut s3 = aws_credentials.clone();
+    s3.push(("BURST_STATE_URL", "s3://bucket/p".into()));
+    assert!(wired(s3).await.is_ok());
+    assert!(wired(vec![]).await.unwrap().scaler.is_none());
+    let mut aws = aws_credentials;
+    aws.push(("BURST_AWS_ASG_NAME", "burst".to_string()));
+    assert!(wired(aws.clone()).await.unwrap().scaler.is_some());
     let mut both = aws;
     both.push((
         "BURST_ARM_SCALE_SET_ID",
@@ -106,11 +116,17 @@ async fn platform_is_chosen_by_settings() {
         "00000000-0000-0000-0000-000000000002".into(),
     ));
     both.push(("AZURE_CLIENT_SECRET", "sp-secret".into()));
-    let e = scaler(&getter(both)).err().unwrap();
+    let e = wired(both.clone()).await.err().unwrap();
     assert_eq!(
         e.to_string(),
-        "set only one of BURST_AWS_ASG_NAME and BURST_ARM_SCALE_SET_ID"
+        "BURST_AWS_ASG_NAME: set only one of BURST_AWS_ASG_NAME and BURST_ARM_SCALE_SET_ID"
     );
+    // The Azure scale set alone, with a service principal: the ARM adapter.
+    let azure: Vec<_> = both
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("AWS_") && *k != "BURST_AWS_ASG_NAME")
+        .collect();
+    assert!(wired(azure).await.unwrap().scaler.is_some());
 }
 
 /// A function-URL event (payload 2.0) as Lambda delivers it, body base64-encoded.

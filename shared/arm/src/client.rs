@@ -20,15 +20,17 @@
 
 use crate::http_util::{describe_transport, read_body_capped, short_text};
 use crate::resource_id::ScaleSetId;
-use crate::settings::{ArmConfig, ConfigError, SCALE_SET_ID};
-use crate::token::{TokenError, TokenSource};
+use crate::settings::{ArmConfig, SCALE_SET_ID};
+use crate::token::ARM_SCOPE;
 use crate::wire::{self, ScaleSetBody, VmCensus, VmListPage};
 use async_trait::async_trait;
+use azure_core::credentials::TokenCredential;
 use burst_core::{ScaleResult, ScaleSetProbe};
+use burst_settings::ConfigError;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 use url::Url;
 
 /// The header ARM uses to say how much of a throttling budget is left.
@@ -37,10 +39,10 @@ pub const RATE_LIMIT_HEADER: &str = "x-ms-ratelimit-remaining-resource";
 /// Why an ARM call failed; `ArmScaleSet` turns these into the core's outcome types.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ArmError {
-    /// No token (see [`TokenError`]): a refused token is a configuration problem to report,
-    /// an unavailable endpoint is worth another try later.
+    /// No token from the app's credential (identity endpoint unreachable, or it refused):
+    /// report it; the next invocation asks again.
     #[error("no ARM token: {0}")]
-    Token(#[from] TokenError),
+    Token(String),
     /// ARM could not be reached or timed out: try again later. For a write, whether it was
     /// applied is unknown: re-read before deciding again.
     #[error("ARM unreachable: {0}")]
@@ -115,41 +117,47 @@ impl ScaleSetView {
 #[derive(Debug)]
 pub struct ArmScaleSet {
     http: reqwest::Client,
-    tokens: Arc<TokenSource>,
+    credential: Arc<dyn TokenCredential>,
+    timeout: Duration,
     scale_set: ScaleSetId,
     endpoint: Url,
     api_version: String,
 }
 
 impl ArmScaleSet {
-    /// A client with its own token source.
-    pub fn new(config: ArmConfig) -> Result<Self, ConfigError> {
+    /// A client taking its tokens from `credential` (the process's one Azure credential).
+    pub fn new(
+        config: ArmConfig,
+        credential: Arc<dyn TokenCredential>,
+    ) -> Result<Self, ConfigError> {
         let http = crate::http_util::client(config.timeout)
-            .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
-        let tokens = Arc::new(TokenSource::with_client(
-            http.clone(),
-            config.credential.clone(),
-        ));
-        Ok(Self::with_tokens(config, http, tokens))
-    }
-
-    /// A client sharing a token source (and HTTP client) with others.
-    pub fn with_tokens(config: ArmConfig, http: reqwest::Client, tokens: Arc<TokenSource>) -> Self {
-        Self {
+            .map_err(|e| ConfigError::new("the ARM HTTP client", e.to_string()))?;
+        Ok(Self {
             http,
-            tokens,
+            credential,
+            timeout: config.timeout,
             scale_set: config.scale_set,
             endpoint: config.endpoint,
             api_version: config.api_version,
-        }
+        })
     }
 
     pub fn scale_set(&self) -> &ScaleSetId {
         &self.scale_set
     }
 
-    pub fn tokens(&self) -> &Arc<TokenSource> {
-        &self.tokens
+    /// A bearer token for ARM, bounded by the request timeout (the credential caches it).
+    async fn token(&self) -> Result<azure_core::credentials::AccessToken, ArmError> {
+        match tokio::time::timeout(self.timeout, self.credential.get_token(&[ARM_SCOPE], None))
+            .await
+        {
+            Ok(Ok(token)) => Ok(token),
+            Ok(Err(e)) => Err(ArmError::Token(e.to_string())),
+            Err(_) => Err(ArmError::Token(format!(
+                "no answer within {} ms",
+                self.timeout.as_millis()
+            ))),
+        }
     }
 
     /// `GET` the scale set.
@@ -166,14 +174,13 @@ impl ArmScaleSet {
             .as_deref()
             .is_some_and(|m| m.eq_ignore_ascii_case("flexible"))
         {
-            return Err(ArmError::Config(ConfigError::Invalid {
-                setting: SCALE_SET_ID,
-                why: "it names a scale set in Flexible orchestration mode; hybrid-burst needs a \
+            return Err(ArmError::Config(ConfigError::new(
+                SCALE_SET_ID,
+                "it names a scale set in Flexible orchestration mode; hybrid-burst needs a \
                       Uniform scale set (it counts running VMs with the Uniform-only VM list and \
                       drills evictions with simulateEviction): create the scale set with \
-                      orchestrationMode Uniform"
-                    .into(),
-            }));
+                      orchestrationMode Uniform",
+            )));
         }
         Ok(view)
     }
@@ -276,7 +283,7 @@ impl ArmScaleSet {
     }
 
     /// One request with a bearer token; the body and headers of any answer are returned for
-    /// the caller to classify. A 401 drops the cached token so the next call fetches a new one.
+    /// the caller to classify.
     async fn send(
         &self,
         method: Method,
@@ -296,11 +303,11 @@ impl ArmScaleSet {
         if_match: Option<&str>,
     ) -> Result<(StatusCode, HeaderMap, Vec<u8>), ArmError> {
         let path = url.path().to_string();
-        let token = self.tokens.token().await?;
+        let token = self.token().await?;
         let mut req = self
             .http
             .request(method.clone(), url)
-            .bearer_auth(token.token.expose())
+            .bearer_auth(token.token.secret())
             .header("Accept", "application/json");
         if let Some(etag) = if_match {
             req = req.header("If-Match", etag);
@@ -321,9 +328,6 @@ impl ArmScaleSet {
             tracing::debug!(remaining = v, %method, path, "ARM rate limit");
         }
         let body = read_body_capped(resp).await.map_err(ArmError::Transport)?;
-        if status == StatusCode::UNAUTHORIZED {
-            self.tokens.invalidate().await;
-        }
         Ok((status, headers, body))
     }
 
@@ -594,18 +598,29 @@ mod tests {
         );
     }
 
+    /// A credential these URL tests never ask.
+    #[derive(Debug)]
+    struct Unused;
+
+    #[async_trait]
+    impl TokenCredential for Unused {
+        async fn get_token(
+            &self,
+            _: &[&str],
+            _: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+            unreachable!("no request is made")
+        }
+    }
+
     fn client_for(endpoint: &str) -> ArmScaleSet {
         let id = ScaleSetId::new("00000000-0000-4000-8000-000000000000", "rg", "vmss").unwrap();
         let mut config = ArmConfig::new(
             id,
-            crate::token::Credential::ManagedIdentity {
-                endpoint: Url::parse("http://127.0.0.1:9/msi/token").unwrap(),
-                header: crate::token::Secret::new("h"),
-                client_id: None,
-            },
+            crate::token::Credential::ManagedIdentity { client_id: None },
         );
         config.endpoint = Url::parse(endpoint).unwrap();
-        ArmScaleSet::new(config).unwrap()
+        ArmScaleSet::new(config, Arc::new(Unused)).unwrap()
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! Azure Resource Manager: tokens and the VM Scale Set capacity client, plus a simulated ARM.
+//! Azure Resource Manager: the VM Scale Set capacity client and its credential, plus a
+//! simulated ARM.
 //!
-//! - [`token`]: bearer tokens for ARM from the App Service managed identity endpoint or a
-//!   service principal, cached until shortly before expiry.
+//! - [`token`]: the process's one Azure credential (`azure_identity`: the App Service managed
+//!   identity or a service principal), shared with the Blob store.
 //! - [`ArmScaleSet`]: the [`burst_ports::Scaler`] for one scale set — `observe` reads
 //!   `sku.capacity` and the running VMs, `set_capacity` reads then writes a sparse
 //!   `{"sku":{"capacity":n}}` with `If-Match`, and classifies what happened into the core's
@@ -20,18 +21,8 @@ pub mod wire;
 #[cfg(feature = "sim")]
 pub mod sim;
 
+pub use burst_settings::{ConfigError, Secret};
 pub use client::{ArmError, ArmScaleSet, RATE_LIMIT_HEADER, ScaleSetView};
 pub use resource_id::{ResourceIdError, ScaleSetId};
-pub use settings::{ArmConfig, ConfigError};
-pub use token::{AccessToken, Credential, Secret, TokenError, TokenSource};
-
-impl ArmScaleSet {
-    /// Reads the settings and builds the client; `Ok(None)` when no scale set is configured.
-    pub fn from_settings(
-        get: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Option<Self>, ConfigError> {
-        ArmConfig::from_settings(get)?
-            .map(ArmScaleSet::new)
-            .transpose()
-    }
-}
+pub use settings::ArmConfig;
+pub use token::Credential;

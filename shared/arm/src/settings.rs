@@ -1,7 +1,8 @@
 //! The adapter's settings: which scale set, which ARM endpoint, which credential.
 
-use crate::resource_id::{ResourceIdError, ScaleSetId};
-use crate::token::{Credential, DEFAULT_AUTHORITY, Secret};
+use crate::resource_id::ScaleSetId;
+use crate::token::{Credential, DEFAULT_AUTHORITY};
+use burst_settings::{ConfigError, Get, PlainHttp, Settings};
 use std::time::Duration;
 use url::Url;
 
@@ -21,25 +22,7 @@ pub const DEFAULT_ENDPOINT: &str = "https://management.azure.com";
 pub const DEFAULT_API_VERSION: &str = "2025-11-01";
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 
-/// A setting is missing or wrong. The message names the setting; secret values are never
-/// echoed. The caller should tell the owner: nothing will work until the setting is fixed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// A required setting is absent.
-    #[error("{setting} is not set: {why}")]
-    Missing {
-        setting: &'static str,
-        why: &'static str,
-    },
-    /// A setting has a value that cannot be used.
-    #[error("{setting} is not valid: {why}")]
-    Invalid { setting: &'static str, why: String },
-    /// The HTTP client could not be built (TLS setup failed): a broken installation.
-    #[error("could not build the HTTP client: {0}")]
-    HttpClient(String),
-}
-
-/// Everything `ArmScaleSet` needs.
+/// Everything `ArmScaleSet` needs besides the credential itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ArmConfig {
     pub scale_set: ScaleSetId,
@@ -48,6 +31,7 @@ pub struct ArmConfig {
     pub api_version: String,
     /// Total time per HTTP request (token requests too).
     pub timeout: Duration,
+    /// Which credential the process builds (once, shared with the Blob store).
     pub credential: Credential,
 }
 
@@ -64,184 +48,116 @@ impl ArmConfig {
     }
 
     /// Reads the settings. `Ok(None)` when `BURST_ARM_SCALE_SET_ID` is absent (the adapter is
-    /// not configured). Empty values count as absent.
-    ///
-    /// Credential choice: `BURST_ARM_CREDENTIAL` (`managed_identity` / `service_principal`)
-    /// if set; otherwise the managed identity when `IDENTITY_ENDPOINT` and `IDENTITY_HEADER`
-    /// are both present (the platform provides them inside Azure, and a forgotten secret in
-    /// the app settings should not override the platform identity), else the service
-    /// principal from `AZURE_TENANT_ID` + `AZURE_CLIENT_ID` + `AZURE_CLIENT_SECRET`.
-    pub fn from_settings(
-        get: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Option<Self>, ConfigError> {
-        let get = |name: &str| {
-            get(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let Some(raw_id) = get(SCALE_SET_ID) else {
+    /// not configured); a scale set without any credential setting is an error.
+    pub fn from_settings(get: Get<'_>) -> Result<Option<Self>, ConfigError> {
+        let settings = Settings::new(get);
+        let Some(scale_set) = settings.parsed(SCALE_SET_ID, |raw| {
+            ScaleSetId::parse(raw).map_err(|e| e.to_string())
+        })?
+        else {
             return Ok(None);
         };
-        let scale_set =
-            ScaleSetId::parse(&raw_id).map_err(|e: ResourceIdError| ConfigError::Invalid {
-                setting: SCALE_SET_ID,
-                why: e.to_string(),
-            })?;
-        let endpoint = match get(ENDPOINT) {
-            Some(v) => base_url(ENDPOINT, &v)?,
-            None => base_url(ENDPOINT, DEFAULT_ENDPOINT)?,
-        };
-        let api_version = get(API_VERSION).unwrap_or_else(|| DEFAULT_API_VERSION.to_string());
-        if !api_version
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-')
-        {
-            return Err(ConfigError::Invalid {
-                setting: API_VERSION,
-                why: "expected a date like 2025-11-01 (optionally -preview)".into(),
-            });
-        }
-        let timeout_ms = match get(TIMEOUT_MS) {
-            None => DEFAULT_TIMEOUT_MS,
-            Some(v) => match v.parse::<u64>() {
-                Ok(ms) if (1..=120_000).contains(&ms) => ms,
-                _ => {
-                    return Err(ConfigError::Invalid {
-                        setting: TIMEOUT_MS,
-                        why: "expected milliseconds between 1 and 120000".into(),
-                    });
+        let endpoint = settings
+            .base_url(ENDPOINT, PlainHttp::Allowed)?
+            .unwrap_or_else(|| Url::parse(DEFAULT_ENDPOINT).expect("constant URL parses"));
+        let api_version = settings
+            .parsed(API_VERSION, |v| {
+                if v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                    Ok(v.to_string())
+                } else {
+                    Err("expected a date like 2025-11-01 (optionally -preview)".into())
                 }
-            },
-        };
-        let credential = credential(&get)?;
+            })?
+            .unwrap_or_else(|| DEFAULT_API_VERSION.to_string());
+        let timeout = settings.millis(TIMEOUT_MS, DEFAULT_TIMEOUT_MS, 1..=120_000)?;
+        let credential = Credential::from_settings(get)?.ok_or_else(|| {
+            ConfigError::missing(
+                IDENTITY_ENDPOINT,
+                "a scale set is configured but there is no credential: set IDENTITY_ENDPOINT and IDENTITY_HEADER (managed identity) or AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (service principal)",
+            )
+        })?;
         Ok(Some(Self {
             scale_set,
             endpoint,
             api_version,
-            timeout: Duration::from_millis(timeout_ms),
+            timeout,
             credential,
         }))
     }
 }
 
-fn credential(get: &dyn Fn(&str) -> Option<String>) -> Result<Credential, ConfigError> {
-    let mi_endpoint = get(IDENTITY_ENDPOINT);
-    let mi_header = get(IDENTITY_HEADER);
-    let tenant = get(AZURE_TENANT_ID);
-    let secret = get(AZURE_CLIENT_SECRET);
-    let forced = get(CREDENTIAL);
-    let use_mi = match forced.as_deref() {
-        Some("managed_identity") => true,
-        Some("service_principal") => false,
-        Some(_) => {
-            return Err(ConfigError::Invalid {
-                setting: CREDENTIAL,
-                why: "expected managed_identity or service_principal".into(),
-            });
-        }
-        None => {
-            if mi_endpoint.is_some() || mi_header.is_some() {
+impl Credential {
+    /// The credential the settings choose; `Ok(None)` when none is configured.
+    ///
+    /// `BURST_ARM_CREDENTIAL` (`managed_identity` / `service_principal`) if set; otherwise the
+    /// managed identity when `IDENTITY_ENDPOINT` or `IDENTITY_HEADER` is present (the platform
+    /// provides both inside Azure, and a forgotten secret in the app settings should not
+    /// override the platform identity) — unless only half of it is there next to a complete
+    /// service principal — else the service principal from `AZURE_TENANT_ID` +
+    /// `AZURE_CLIENT_ID` + `AZURE_CLIENT_SECRET`.
+    pub fn from_settings(get: Get<'_>) -> Result<Option<Self>, ConfigError> {
+        let settings = Settings::new(get);
+        let mi_endpoint = settings.string(IDENTITY_ENDPOINT);
+        let mi_header = settings.string(IDENTITY_HEADER);
+        let tenant = settings.string(AZURE_TENANT_ID);
+        let secret = settings.string(AZURE_CLIENT_SECRET);
+        let use_mi = match settings.string(CREDENTIAL).as_deref() {
+            Some("managed_identity") => true,
+            Some("service_principal") => false,
+            Some(_) => {
+                return Err(ConfigError::new(
+                    CREDENTIAL,
+                    "expected managed_identity or service_principal",
+                ));
+            }
+            None if mi_endpoint.is_some() || mi_header.is_some() => {
                 // Half a managed identity is a mistake worth naming, unless a complete service
                 // principal is configured next to it.
                 !(tenant.is_some()
                     && secret.is_some()
                     && (mi_endpoint.is_none() || mi_header.is_none()))
-            } else if tenant.is_some() || secret.is_some() {
-                false
-            } else {
-                return Err(ConfigError::Missing {
-                    setting: IDENTITY_ENDPOINT,
-                    why: "a scale set is configured but there is no credential: set IDENTITY_ENDPOINT and IDENTITY_HEADER (managed identity) or AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (service principal)",
-                });
             }
+            None if tenant.is_some() || secret.is_some() => false,
+            None => return Ok(None),
+        };
+        let client_id = settings.parsed(AZURE_CLIENT_ID, plain_id)?;
+        if use_mi {
+            let why = "the managed identity needs IDENTITY_ENDPOINT and IDENTITY_HEADER";
+            settings.required(IDENTITY_ENDPOINT, why)?;
+            settings.required_secret(IDENTITY_HEADER, why)?;
+            settings.base_url(IDENTITY_ENDPOINT, PlainHttp::Allowed)?;
+            return Ok(Some(Credential::ManagedIdentity { client_id }));
         }
-    };
-    if use_mi {
-        let endpoint = mi_endpoint.ok_or(ConfigError::Missing {
-            setting: IDENTITY_ENDPOINT,
-            why: "the managed identity needs IDENTITY_ENDPOINT and IDENTITY_HEADER",
-        })?;
-        let header = mi_header.ok_or(ConfigError::Missing {
-            setting: IDENTITY_HEADER,
-            why: "the managed identity needs IDENTITY_ENDPOINT and IDENTITY_HEADER",
-        })?;
-        let endpoint = Url::parse(&endpoint)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
-            .ok_or(ConfigError::Invalid {
-                setting: IDENTITY_ENDPOINT,
-                why: "expected an http(s) URL".into(),
-            })?;
-        let client_id = get(AZURE_CLIENT_ID);
-        if let Some(id) = &client_id {
-            check_plain(AZURE_CLIENT_ID, id)?;
-        }
-        Ok(Credential::ManagedIdentity {
-            endpoint,
-            header: Secret::new(header),
-            client_id,
-        })
-    } else {
         let why =
             "the service principal needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET";
-        let tenant_id = tenant.ok_or(ConfigError::Missing {
-            setting: AZURE_TENANT_ID,
-            why,
-        })?;
-        let client_id = get(AZURE_CLIENT_ID).ok_or(ConfigError::Missing {
-            setting: AZURE_CLIENT_ID,
-            why,
-        })?;
-        let client_secret = secret.ok_or(ConfigError::Missing {
-            setting: AZURE_CLIENT_SECRET,
-            why,
-        })?;
-        check_plain(AZURE_TENANT_ID, &tenant_id)?;
-        check_plain(AZURE_CLIENT_ID, &client_id)?;
-        let authority = base_url(
-            AUTHORITY,
-            get(AUTHORITY).as_deref().unwrap_or(DEFAULT_AUTHORITY),
-        )?;
-        Ok(Credential::ServicePrincipal {
+        let tenant_id = settings.required(AZURE_TENANT_ID, why)?;
+        let client_id = client_id.ok_or_else(|| ConfigError::missing(AZURE_CLIENT_ID, why))?;
+        let client_secret = settings.required_secret(AZURE_CLIENT_SECRET, why)?;
+        plain_id(&tenant_id).map_err(|p| ConfigError::new(AZURE_TENANT_ID, p))?;
+        // The token request carries the secret: https only.
+        let authority = settings
+            .base_url(AUTHORITY, PlainHttp::Allowed)?
+            .unwrap_or_else(|| Url::parse(DEFAULT_AUTHORITY).expect("constant URL parses"));
+        if authority.scheme() != "https" {
+            return Err(ConfigError::new(AUTHORITY, "expected an https URL"));
+        }
+        Ok(Some(Credential::ServicePrincipal {
             authority,
             tenant_id,
             client_id,
-            client_secret: Secret::new(client_secret),
-        })
+            client_secret,
+        }))
     }
 }
 
 /// Tenant and client ids go into URLs and forms: GUIDs or domain names only.
-fn check_plain(setting: &'static str, v: &str) -> Result<(), ConfigError> {
+fn plain_id(v: &str) -> Result<String, String> {
     if v.len() <= 256
         && v.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
     {
-        Ok(())
+        Ok(v.to_string())
     } else {
-        Err(ConfigError::Invalid {
-            setting,
-            why: "expected a GUID or a domain name".into(),
-        })
+        Err("expected a GUID or a domain name".into())
     }
-}
-
-fn base_url(setting: &'static str, v: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(v).map_err(|e| ConfigError::Invalid {
-        setting,
-        why: format!("not a URL ({e})"),
-    })?;
-    if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
-        return Err(ConfigError::Invalid {
-            setting,
-            why: "expected an http(s) base URL".into(),
-        });
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(ConfigError::Invalid {
-            setting,
-            why: "a base URL takes no query or fragment".into(),
-        });
-    }
-    Ok(url)
 }

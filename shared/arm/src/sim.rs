@@ -27,7 +27,7 @@
 
 use crate::resource_id::ScaleSetId;
 use crate::settings::ArmConfig;
-use crate::token::{ARM_RESOURCE, ARM_SCOPE, Credential, IDENTITY_API_VERSION, Secret};
+use crate::token::{ARM_RESOURCE, ARM_SCOPE, Credential, IDENTITY_API_VERSION};
 use crate::wire::ceil_secs;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
@@ -499,19 +499,14 @@ impl SimHandle {
         ]
     }
 
-    /// A client config for this sim with the managed identity credential.
+    /// A client config for this sim with the managed identity credential (whose endpoint and
+    /// header `azure_identity` reads from the environment: see [`SimHandle::settings`]).
     pub fn arm_config(&self) -> ArmConfig {
-        #[allow(clippy::expect_used)]
-        let endpoint = Url::parse(&self.identity_endpoint()).expect("sim URL parses");
         #[allow(clippy::expect_used)]
         let base = Url::parse(&self.base_url()).expect("sim URL parses");
         let mut cfg = ArmConfig::new(
             self.scale_set_id(),
-            Credential::ManagedIdentity {
-                endpoint,
-                header: Secret::new(self.identity_header()),
-                client_id: None,
-            },
+            Credential::ManagedIdentity { client_id: None },
         );
         cfg.endpoint = base;
         cfg

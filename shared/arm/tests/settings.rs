@@ -2,6 +2,8 @@
 //! name the setting without echoing secrets.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use burst_arm::{ArmConfig, ArmScaleSet, ConfigError, Credential};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -42,7 +44,6 @@ fn not_configured_without_a_scale_set() {
         read(&with(&MI, &[("BURST_ARM_SCALE_SET_ID", "  ")])),
         Ok(None)
     );
-    assert!(ArmScaleSet::from_settings(&|_| None).unwrap().is_none());
 }
 
 #[test]
@@ -54,18 +55,10 @@ fn defaults_with_managed_identity() {
     assert_eq!(cfg.endpoint.as_str(), "https://management.azure.com/");
     assert_eq!(cfg.api_version, "2025-11-01");
     assert_eq!(cfg.timeout, Duration::from_millis(10_000));
-    match &cfg.credential {
-        Credential::ManagedIdentity {
-            endpoint,
-            header,
-            client_id,
-        } => {
-            assert_eq!(endpoint.as_str(), "http://127.0.0.1:41234/msi/token");
-            assert_eq!(header.expose(), "header-secret-value");
-            assert_eq!(client_id, &None);
-        }
-        other => panic!("expected managed identity, got {other:?}"),
-    }
+    assert_eq!(
+        cfg.credential,
+        Credential::ManagedIdentity { client_id: None }
+    );
     assert!(!format!("{cfg:?}").contains("header-secret-value"));
 }
 
@@ -102,12 +95,8 @@ fn invalid_resource_ids_name_the_setting() {
         "/subscriptions/not-a-guid/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/v",
         "/subscriptions/00000000-1111-2222-3333-444455556666/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/v",
     ] {
-        match read(&with(&MI, &[("BURST_ARM_SCALE_SET_ID", bad)])) {
-            Err(ConfigError::Invalid { setting, .. }) => {
-                assert_eq!(setting, "BURST_ARM_SCALE_SET_ID", "{bad}")
-            }
-            other => panic!("{bad}: expected invalid, got {other:?}"),
-        }
+        let err = read(&with(&MI, &[("BURST_ARM_SCALE_SET_ID", bad)])).unwrap_err();
+        assert_eq!(err.setting, "BURST_ARM_SCALE_SET_ID", "{bad}");
     }
 }
 
@@ -126,22 +115,27 @@ fn invalid_values_name_the_setting() {
     ];
     for (name, value) in cases {
         let settings = with(&MI, &[("BURST_ARM_SCALE_SET_ID", ID), (name, value)]);
-        match read(&settings) {
-            Err(ConfigError::Invalid { setting, .. }) => assert_eq!(setting, name, "{value}"),
-            other => panic!("{name}={value}: expected invalid, got {other:?}"),
-        }
+        let err = read(&settings).unwrap_err();
+        assert_eq!(err.setting, name, "{value}");
     }
     let settings = with(
         &[("BURST_ARM_SCALE_SET_ID", ID), ("IDENTITY_HEADER", "h")],
         &[("IDENTITY_ENDPOINT", "not a url")],
     );
-    assert!(matches!(
-        read(&settings),
-        Err(ConfigError::Invalid {
-            setting: "IDENTITY_ENDPOINT",
-            ..
-        })
-    ));
+    assert_eq!(read(&settings).unwrap_err().setting, "IDENTITY_ENDPOINT");
+    // The timeout error says the range and what was given.
+    let err = read(&with(
+        &MI,
+        &[
+            ("BURST_ARM_SCALE_SET_ID", ID),
+            ("BURST_ARM_TIMEOUT_MS", "ten"),
+        ],
+    ))
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "BURST_ARM_TIMEOUT_MS: expected milliseconds from 1 to 120000, got \"ten\""
+    );
 }
 
 #[test]
@@ -163,13 +157,8 @@ fn no_credential_is_an_error_naming_the_settings() {
         ("IDENTITY_ENDPOINT", "http://127.0.0.1:1/msi/token"),
     ])
     .unwrap_err();
-    assert!(matches!(
-        err,
-        ConfigError::Missing {
-            setting: "IDENTITY_HEADER",
-            ..
-        }
-    ));
+    assert_eq!(err.setting, "IDENTITY_HEADER");
+    assert!(err.problem.starts_with("not set"), "{err}");
     // Half a service principal.
     let err = read(&[
         ("BURST_ARM_SCALE_SET_ID", ID),
@@ -177,13 +166,7 @@ fn no_credential_is_an_error_naming_the_settings() {
         ("AZURE_CLIENT_SECRET", "client-secret-value"),
     ])
     .unwrap_err();
-    assert!(matches!(
-        err,
-        ConfigError::Missing {
-            setting: "AZURE_CLIENT_ID",
-            ..
-        }
-    ));
+    assert_eq!(err.setting, "AZURE_CLIENT_ID");
     assert!(!err.to_string().contains("client-secret-value"));
 }
 
@@ -211,7 +194,7 @@ fn service_principal() {
         &SP,
         &[
             ("BURST_ARM_SCALE_SET_ID", ID),
-            ("BURST_AZURE_AUTHORITY", "http://127.0.0.1:5555"),
+            ("BURST_AZURE_AUTHORITY", "https://login.example.test"),
         ],
     ))
     .unwrap()
@@ -219,7 +202,24 @@ fn service_principal() {
     let Credential::ServicePrincipal { authority, .. } = &cfg.credential else {
         panic!("expected a service principal");
     };
-    assert_eq!(authority.as_str(), "http://127.0.0.1:5555/");
+    assert_eq!(authority.as_str(), "https://login.example.test/");
+    // The secret travels to the authority: plain http is refused.
+    let err = read(&with(
+        &SP,
+        &[
+            ("BURST_ARM_SCALE_SET_ID", ID),
+            ("BURST_AZURE_AUTHORITY", "http://127.0.0.1:5555"),
+        ],
+    ))
+    .unwrap_err();
+    assert_eq!(err.setting, "BURST_AZURE_AUTHORITY");
+    // Both credentials build without a request.
+    assert!(cfg.credential.build().is_ok());
+    assert!(
+        Credential::ManagedIdentity { client_id: None }
+            .build()
+            .is_ok()
+    );
 }
 
 #[test]
@@ -265,13 +265,7 @@ fn both_credentials_managed_identity_wins_unless_told() {
         .chain([("BURST_ARM_SCALE_SET_ID", ID)])
         .collect();
     forced_mi.push(("BURST_ARM_CREDENTIAL", "managed_identity"));
-    assert!(matches!(
-        read(&forced_mi),
-        Err(ConfigError::Missing {
-            setting: "IDENTITY_ENDPOINT",
-            ..
-        })
-    ));
+    assert_eq!(read(&forced_mi).unwrap_err().setting, "IDENTITY_ENDPOINT");
 }
 
 #[test]
@@ -289,9 +283,14 @@ fn the_sim_settings_configure_the_client() {
         .await
         .unwrap();
         let settings: HashMap<&str, String> = sim.settings().into_iter().collect();
-        let arm = ArmScaleSet::from_settings(&|k| settings.get(k).cloned())
+        let config = ArmConfig::from_settings(&|k| settings.get(k).cloned())
             .unwrap()
             .unwrap();
+        assert_eq!(
+            config.credential,
+            Credential::ManagedIdentity { client_id: None }
+        );
+        let arm = ArmScaleSet::new(config, support::SimIdentity::for_sim(&sim)).unwrap();
         use burst_ports::Scaler;
         assert_eq!(
             arm.observe().await,

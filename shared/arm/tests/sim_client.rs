@@ -1,14 +1,13 @@
-//! The real client (`ArmScaleSet`, `TokenSource`) against the simulated ARM.
+//! The real client (`ArmScaleSet`) against the simulated ARM.
 #![allow(clippy::unwrap_used)]
 
-use burst_arm::sim::{
-    self, Fault, LoggedRequest, SimConfig, SimHandle, SimServicePrincipal, Target,
-};
-use burst_arm::{ArmScaleSet, Credential, Secret, TokenError, TokenSource};
+mod support;
+
+use burst_arm::ArmScaleSet;
+use burst_arm::sim::{self, Fault, LoggedRequest, SimConfig, SimHandle, Target};
 use burst_core::{ScaleResult, ScaleSetProbe};
 use burst_ports::Scaler;
 use std::time::Duration;
-use url::Url;
 
 /// Every test's own bound on a call that must not wait out a throttle (not a timing
 /// assertion: a call that returns at all within it did not sleep 1200 s).
@@ -26,7 +25,7 @@ async fn sim_with(capacity: u32, boot: Duration, op: Duration) -> SimHandle {
 }
 
 fn client(sim: &SimHandle) -> ArmScaleSet {
-    ArmScaleSet::new(sim.arm_config()).unwrap()
+    ArmScaleSet::new(sim.arm_config(), support::SimIdentity::for_sim(sim)).unwrap()
 }
 
 /// The ARM requests (token requests left out).
@@ -238,9 +237,9 @@ async fn flexible_scale_set_is_refused_naming_the_setting() {
     .unwrap();
     let arm = client(&sim);
     match arm.read().await {
-        Err(burst_arm::ArmError::Config(burst_arm::ConfigError::Invalid { setting, why })) => {
-            assert_eq!(setting, "BURST_ARM_SCALE_SET_ID");
-            assert!(why.contains("Flexible"), "{why}");
+        Err(burst_arm::ArmError::Config(err)) => {
+            assert_eq!(err.setting, "BURST_ARM_SCALE_SET_ID");
+            assert!(err.problem.contains("Flexible"), "{err}");
         }
         other => panic!("expected the setting to be refused, got {other:?}"),
     }
@@ -512,8 +511,9 @@ async fn stopped_sim_log_shows_no_patch() {
     assert!(patches(&sim).is_empty());
     // A token-less start (the whole sim gone) is a failed read as well.
     let cfg = sim.arm_config();
+    let credential = support::SimIdentity::for_sim(&sim);
     sim.shutdown().await;
-    let fresh = ArmScaleSet::new(cfg).unwrap();
+    let fresh = ArmScaleSet::new(cfg, credential).unwrap();
     match bounded(fresh.set_capacity(2)).await {
         ScaleResult::ReadFailed { detail } => assert!(detail.contains("no ARM token"), "{detail}"),
         other => panic!("expected ReadFailed, got {other:?}"),
@@ -521,46 +521,7 @@ async fn stopped_sim_log_shows_no_patch() {
 }
 
 #[tokio::test]
-async fn one_token_for_many_calls() {
-    let sim = sim_with(1, Duration::ZERO, Duration::ZERO).await;
-    let arm = client(&sim);
-    for _ in 0..3 {
-        assert!(matches!(arm.observe().await, ScaleSetProbe::Seen { .. }));
-    }
-    assert!(matches!(
-        arm.set_capacity(2).await,
-        ScaleResult::Accepted { .. }
-    ));
-    assert_eq!(sim.tokens_issued(), 1);
-    let token_req = sim
-        .requests()
-        .into_iter()
-        .find(|r| r.is_token_request())
-        .unwrap();
-    assert_eq!(token_req.method, "GET");
-    assert_eq!(
-        token_req.query,
-        "resource=https%3A%2F%2Fmanagement.azure.com%2F&api-version=2019-08-01"
-    );
-    assert_eq!(token_req.header("x-identity-header"), Some("***"));
-}
-
-#[tokio::test]
-async fn short_lived_token_is_refreshed() {
-    let sim = sim_with(1, Duration::ZERO, Duration::ZERO).await;
-    // Lives less than twice the 5-minute margin: replaced halfway through (≤ 3 s here;
-    // `expires_on` is whole seconds).
-    sim.set_token_lifetime(Duration::from_secs(6));
-    let arm = client(&sim);
-    assert!(matches!(arm.observe().await, ScaleSetProbe::Seen { .. }));
-    assert_eq!(sim.tokens_issued(), 1);
-    tokio::time::sleep(Duration::from_millis(3200)).await;
-    assert!(matches!(arm.observe().await, ScaleSetProbe::Seen { .. }));
-    assert_eq!(sim.tokens_issued(), 2);
-}
-
-#[tokio::test]
-async fn revoked_token_is_dropped_after_401() {
+async fn revoked_token_is_reported_as_a_401() {
     let sim = sim_with(1, Duration::ZERO, Duration::ZERO).await;
     let arm = client(&sim);
     assert!(matches!(arm.observe().await, ScaleSetProbe::Seen { .. }));
@@ -574,171 +535,7 @@ async fn revoked_token_is_dropped_after_401() {
         }
         other => panic!("expected unknown, got {other:?}"),
     }
-    // The 401 dropped the cached token: the next call fetches a new one and works.
-    assert!(matches!(arm.observe().await, ScaleSetProbe::Seen { .. }));
-    assert_eq!(sim.tokens_issued(), 2);
-}
-
-#[tokio::test]
-async fn managed_identity_header_is_required() {
-    let sim = sim_with(1, Duration::ZERO, Duration::ZERO).await;
-    // Wrong header value: 401 from the identity endpoint, Refused (tell the owner).
-    let wrong = TokenSource::new(
-        Credential::ManagedIdentity {
-            endpoint: Url::parse(&sim.identity_endpoint()).unwrap(),
-            header: Secret::new("not-the-header"),
-            client_id: None,
-        },
-        Duration::from_secs(5),
-    )
-    .unwrap();
-    match wrong.token().await {
-        Err(TokenError::Refused {
-            status: 401,
-            detail,
-            ..
-        }) => {
-            assert!(detail.contains("X-IDENTITY-HEADER"), "{detail}")
-        }
-        other => panic!("expected refused, got {other:?}"),
-    }
-    // No header at all: 400, as App Service answers.
-    let resp = reqwest::get(format!(
-        "{}?resource=https://management.azure.com/&api-version=2019-08-01",
-        sim.identity_endpoint()
-    ))
-    .await
-    .unwrap();
-    assert_eq!(resp.status(), 400);
-    let body: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(body["statusCode"], 400);
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("X-IDENTITY-HEADER")
-    );
-    // Through the scaler: unknown, never a panic, and ARM never called.
-    let mut cfg = sim.arm_config();
-    cfg.credential = wrong.credential().clone();
-    let arm = ArmScaleSet::new(cfg).unwrap();
-    match arm.observe().await {
-        ScaleSetProbe::Unknown { detail } => assert!(
-            detail.contains("managed identity token request refused (HTTP 401)"),
-            "{detail}"
-        ),
-        other => panic!("expected unknown, got {other:?}"),
-    }
-    assert!(arm_requests(&sim).is_empty());
-    // Nothing secret in what the sim recorded or in the error.
-    assert!(!format!("{:?}", sim.requests()).contains("not-the-header"));
-}
-
-#[tokio::test]
-async fn user_assigned_identity_sends_client_id() {
-    let sim = sim::start(SimConfig {
-        initial_capacity: 1,
-        boot_time: Duration::ZERO,
-        operation_duration: Duration::ZERO,
-        user_assigned_client_ids: vec!["11111111-2222-3333-4444-555555555555".into()],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let mut cfg = sim.arm_config();
-    cfg.credential = Credential::ManagedIdentity {
-        endpoint: Url::parse(&sim.identity_endpoint()).unwrap(),
-        header: Secret::new(sim.identity_header()),
-        client_id: Some("11111111-2222-3333-4444-555555555555".into()),
-    };
-    let arm = ArmScaleSet::new(cfg.clone()).unwrap();
-    assert!(matches!(arm.observe().await, ScaleSetProbe::Seen { .. }));
-    let token_req = sim
-        .requests()
-        .into_iter()
-        .find(|r| r.is_token_request())
-        .unwrap();
-    assert!(
-        token_req
-            .query
-            .ends_with("&client_id=11111111-2222-3333-4444-555555555555"),
-        "{}",
-        token_req.query
-    );
-    // An identity the app does not have: 400.
-    cfg.credential = Credential::ManagedIdentity {
-        endpoint: Url::parse(&sim.identity_endpoint()).unwrap(),
-        header: Secret::new(sim.identity_header()),
-        client_id: Some("99999999-2222-3333-4444-555555555555".into()),
-    };
-    let other = ArmScaleSet::new(cfg).unwrap();
-    assert!(matches!(
-        other.tokens().token().await,
-        Err(TokenError::Refused { status: 400, .. })
-    ));
-}
-
-#[tokio::test]
-async fn service_principal_tokens() {
-    let sp = SimServicePrincipal {
-        tenant_id: "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee".into(),
-        client_id: "11111111-2222-3333-4444-555555555555".into(),
-        client_secret: "s3cret-value".into(),
-    };
-    let sim = sim::start(SimConfig {
-        initial_capacity: 2,
-        boot_time: Duration::ZERO,
-        operation_duration: Duration::ZERO,
-        service_principal: Some(sp.clone()),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let credential = |secret: &str| Credential::ServicePrincipal {
-        authority: Url::parse(&sim.base_url()).unwrap(),
-        tenant_id: sp.tenant_id.clone(),
-        client_id: sp.client_id.clone(),
-        client_secret: Secret::new(secret),
-    };
-    let mut cfg = sim.arm_config();
-    cfg.credential = credential("s3cret-value");
-    let arm = ArmScaleSet::new(cfg.clone()).unwrap();
-    assert_eq!(
-        arm.observe().await,
-        ScaleSetProbe::Seen {
-            capacity: 2,
-            running: 2
-        }
-    );
-    let token_req = sim
-        .requests()
-        .into_iter()
-        .find(|r| r.is_token_request())
-        .unwrap();
-    assert_eq!(token_req.method, "POST");
-    assert_eq!(
-        token_req.path,
-        "/aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee/oauth2/v2.0/token"
-    );
-    assert_eq!(
-        token_req.header("content-type"),
-        Some("application/x-www-form-urlencoded")
-    );
-    assert_eq!(
-        String::from_utf8(token_req.body.clone()).unwrap(),
-        "client_id=11111111-2222-3333-4444-555555555555&client_secret=***&grant_type=client_credentials&scope=https%3A%2F%2Fmanagement.azure.com%2F.default"
-    );
-    // A wrong secret: 401 invalid_client, reported without the secret.
-    cfg.credential = credential("wrong-secret");
-    let bad = ArmScaleSet::new(cfg).unwrap();
-    match bad.tokens().token().await {
-        Err(e @ TokenError::Refused { status: 401, .. }) => {
-            let text = e.to_string();
-            assert!(text.contains("invalid_client: AADSTS7000215"), "{text}");
-            assert!(!text.contains("wrong-secret"));
-        }
-        other => panic!("expected refused, got {other:?}"),
-    }
+    assert!(patches(&sim).is_empty());
 }
 
 #[tokio::test]
@@ -796,7 +593,7 @@ async fn timed_out_write_is_failed_and_the_next_read_sees_it() {
     let sim = sim_with(1, Duration::ZERO, Duration::ZERO).await;
     let mut cfg = sim.arm_config();
     cfg.timeout = Duration::from_secs(5);
-    let arm = ArmScaleSet::new(cfg).unwrap();
+    let arm = ArmScaleSet::new(cfg, support::SimIdentity::for_sim(&sim)).unwrap();
     // ARM applies the write but answers after the client has given up.
     sim.inject(
         Target::Write,

@@ -40,10 +40,10 @@ impl AsgConfig {
             return Ok(None);
         };
         if group_name.len() > 255 || group_name.chars().any(char::is_control) {
-            return Err(ConfigError::Invalid {
-                setting: settings::ASG_NAME,
-                why: "expected an Auto Scaling group name (at most 255 characters)".into(),
-            });
+            return Err(ConfigError::new(
+                settings::ASG_NAME,
+                "expected an Auto Scaling group name (at most 255 characters)",
+            ));
         }
         let why = "the Auto Scaling group needs signed requests";
         let region = settings::region(get, why)?;
@@ -55,17 +55,11 @@ impl AsgConfig {
                 &format!("https://autoscaling.{region}.amazonaws.com/"),
             )?,
         };
-        let throttle_backoff_s = match get_trimmed(get, settings::ASG_THROTTLE_S) {
-            None => settings::DEFAULT_THROTTLE_S,
-            Some(v) => v
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (1..=3600).contains(n))
-                .ok_or(ConfigError::Invalid {
-                    setting: settings::ASG_THROTTLE_S,
-                    why: "expected seconds from 1 to 3600".into(),
-                })?,
-        };
+        let throttle_backoff_s = burst_settings::Settings::new(get).integer(
+            settings::ASG_THROTTLE_S,
+            settings::DEFAULT_THROTTLE_S,
+            1..=3600,
+        )?;
         Ok(Some(AsgConfig {
             group_name,
             region,
@@ -404,7 +398,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "AWS_SECRET_ACCESS_KEY is not set: the Auto Scaling group needs signed requests"
+            "AWS_SECRET_ACCESS_KEY: not set (the Auto Scaling group needs signed requests)"
         );
         let e = AsgConfig::from_settings(&env(&[
             ("BURST_AWS_ASG_NAME", "burst"),
@@ -414,9 +408,9 @@ mod tests {
             ("BURST_AWS_ASG_ENDPOINT", "ftp://x"),
         ]))
         .unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("BURST_AWS_ASG_ENDPOINT is not valid")
+        assert_eq!(
+            e.to_string(),
+            "BURST_AWS_ASG_ENDPOINT: expected an http(s) URL with a host"
         );
     }
 }

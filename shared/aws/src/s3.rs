@@ -50,18 +50,17 @@ impl S3Config {
         };
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if !valid_bucket(bucket) {
-            return Err(ConfigError::Invalid {
-                setting: settings::STATE_URL,
-                why: "expected s3://bucket/prefix with a valid bucket name (3–63 of a-z 0-9 . -)"
-                    .into(),
-            });
+            return Err(ConfigError::new(
+                settings::STATE_URL,
+                "expected s3://bucket/prefix with a valid bucket name (3–63 of a-z 0-9 . -)",
+            ));
         }
         let prefix = prefix.trim_matches('/').to_string();
         if prefix.chars().any(char::is_control) || prefix.contains('?') || prefix.contains('#') {
-            return Err(ConfigError::Invalid {
-                setting: settings::STATE_URL,
-                why: "the prefix must not contain control characters, '?' or '#'".into(),
-            });
+            return Err(ConfigError::new(
+                settings::STATE_URL,
+                "the prefix must not contain control characters, '?' or '#'",
+            ));
         }
         let why = "the S3 state store needs signed requests";
         let region = settings::region(get, why)?;
@@ -309,11 +308,15 @@ mod tests {
         );
         let e =
             S3Config::from_settings(&env(&[("BURST_STATE_URL", "s3://Bad_Bucket/x")])).unwrap_err();
-        assert!(e.to_string().starts_with("BURST_STATE_URL is not valid"));
+        assert!(
+            e.to_string()
+                .starts_with("BURST_STATE_URL: expected s3://bucket/prefix"),
+            "{e}"
+        );
         let e = S3Config::from_settings(&env(&[("BURST_STATE_URL", "s3://bucket")])).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "AWS_REGION is not set: the S3 state store needs signed requests"
+            "AWS_REGION: not set (the S3 state store needs signed requests)"
         );
     }
 }

@@ -22,103 +22,46 @@ pub const STATE_TIMEOUT_MS: &str = "BURST_STATE_TIMEOUT_MS";
 pub const DEFAULT_THROTTLE_S: u64 = 60;
 pub const DEFAULT_TIMEOUT_MS: u64 = 5000;
 
-/// A setting that is missing or unusable. Never carries a secret's value.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// A required setting is absent: set it.
-    #[error("{setting} is not set: {why}")]
-    Missing {
-        setting: &'static str,
-        why: &'static str,
-    },
-    /// A setting has a value that cannot be used: fix it.
-    #[error("{setting} is not valid: {why}")]
-    Invalid { setting: &'static str, why: String },
-    /// The HTTP client could not be built (TLS setup failed): a broken installation.
-    #[error("could not build the HTTP client: {0}")]
-    HttpClient(String),
-}
-
-pub(crate) type Get<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub use burst_settings::{ConfigError, Get};
+use burst_settings::{PlainHttp, Settings};
 
 pub(crate) fn get_trimmed(get: Get<'_>, name: &str) -> Option<String> {
-    get(name)
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
+    Settings::new(get).string(name)
 }
 
 /// Credentials from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` (Lambda
 /// sets all three for the function's role).
-pub fn credentials(get: Get<'_>, why: &'static str) -> Result<Credentials, ConfigError> {
-    let access_key_id = get_trimmed(get, ACCESS_KEY_ID).ok_or(ConfigError::Missing {
-        setting: ACCESS_KEY_ID,
-        why,
-    })?;
-    let secret_access_key = get_trimmed(get, SECRET_ACCESS_KEY).ok_or(ConfigError::Missing {
-        setting: SECRET_ACCESS_KEY,
-        why,
-    })?;
+pub fn credentials(get: Get<'_>, why: &str) -> Result<Credentials, ConfigError> {
+    let settings = Settings::new(get);
     Ok(Credentials {
-        access_key_id,
-        secret_access_key,
-        session_token: get_trimmed(get, SESSION_TOKEN),
+        access_key_id: settings.required(ACCESS_KEY_ID, why)?,
+        secret_access_key: settings.required(SECRET_ACCESS_KEY, why)?,
+        session_token: settings.string(SESSION_TOKEN),
     })
 }
 
 /// `AWS_REGION` (Lambda), else `AWS_DEFAULT_REGION`.
-pub fn region(get: Get<'_>, why: &'static str) -> Result<String, ConfigError> {
-    let r = get_trimmed(get, REGION)
-        .or_else(|| get_trimmed(get, DEFAULT_REGION))
-        .ok_or(ConfigError::Missing {
-            setting: REGION,
-            why,
-        })?;
+pub fn region(get: Get<'_>, why: &str) -> Result<String, ConfigError> {
+    let settings = Settings::new(get);
+    let r = settings
+        .string(REGION)
+        .or_else(|| settings.string(DEFAULT_REGION))
+        .ok_or_else(|| ConfigError::missing(REGION, why))?;
     if !r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-        return Err(ConfigError::Invalid {
-            setting: REGION,
-            why: "expected a region name like eu-west-1".into(),
-        });
+        return Err(ConfigError::new(
+            REGION,
+            "expected a region name like eu-west-1",
+        ));
     }
     Ok(r)
 }
 
-pub(crate) fn endpoint(setting: &'static str, value: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(value).map_err(|e| ConfigError::Invalid {
-        setting,
-        why: format!("not a URL: {e}"),
-    })?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(ConfigError::Invalid {
-            setting,
-            why: "expected an http(s) URL with a host".into(),
-        });
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(ConfigError::Invalid {
-            setting,
-            why: "must not have a query or fragment".into(),
-        });
-    }
-    Ok(url)
+pub(crate) fn endpoint(setting: &str, value: &str) -> Result<Url, ConfigError> {
+    burst_settings::base_url(setting, value, PlainHttp::Allowed)
 }
 
-pub(crate) fn millis(
-    get: Get<'_>,
-    setting: &'static str,
-    default: u64,
-) -> Result<Duration, ConfigError> {
-    match get_trimmed(get, setting) {
-        None => Ok(Duration::from_millis(default)),
-        Some(v) => v
-            .parse::<u64>()
-            .ok()
-            .filter(|n| (1..=600_000).contains(n))
-            .map(Duration::from_millis)
-            .ok_or(ConfigError::Invalid {
-                setting,
-                why: "expected milliseconds from 1 to 600000".into(),
-            }),
-    }
+pub(crate) fn millis(get: Get<'_>, setting: &str, default: u64) -> Result<Duration, ConfigError> {
+    Settings::new(get).millis(setting, default, 1..=600_000)
 }
 
 pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, ConfigError> {
@@ -126,7 +69,7 @@ pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, ConfigEr
         .timeout(timeout)
         .connect_timeout(timeout)
         .build()
-        .map_err(|e| ConfigError::HttpClient(e.to_string()))
+        .map_err(|e| ConfigError::new("the AWS HTTP client", e.to_string()))
 }
 
 /// `host[:port]` as sent in the `Host` header (default ports left out, as HTTP clients do).

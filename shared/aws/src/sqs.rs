@@ -227,26 +227,15 @@ impl SqsConfig {
         let why = "wake-ups in SQS need signed requests";
         let region = match &queue.host_region {
             Some(r) => r.clone(),
-            None => aws_settings::region(get, why).map_err(shared_error)?,
+            None => aws_settings::region(get, why)?,
         };
-        let credentials = aws_settings::credentials(get, why).map_err(shared_error)?;
+        let credentials = aws_settings::credentials(get, why)?;
         Ok(Some(SqsConfig {
             queue,
             region,
             credentials,
             timeout,
         }))
-    }
-}
-
-/// The crate's own settings errors (credentials, region) in the shared form.
-fn shared_error(e: aws_settings::ConfigError) -> ConfigError {
-    match e {
-        aws_settings::ConfigError::Missing { setting, why } => ConfigError::missing(setting, why),
-        aws_settings::ConfigError::Invalid { setting, why } => ConfigError::new(setting, why),
-        aws_settings::ConfigError::HttpClient(problem) => {
-            ConfigError::new("HTTP client", problem)
-        }
     }
 }
 
@@ -312,7 +301,7 @@ impl fmt::Debug for SqsWaker {
 
 impl SqsWaker {
     pub fn new(config: SqsConfig) -> Result<Self, ConfigError> {
-        let http = aws_settings::http_client(config.timeout).map_err(shared_error)?;
+        let http = aws_settings::http_client(config.timeout)?;
         Ok(SqsWaker { config, http })
     }
 

@@ -2,7 +2,7 @@
 //! [`NotifyResult`]. It never retries and never sleeps: a 429 comes back as `RateLimited` with
 //! Discord's wait, and the core keeps the update and delivers it later.
 
-use crate::config::DiscordConfig;
+use crate::config::{ConfigError, DiscordConfig};
 use crate::limits::truncate_middle;
 use crate::message::{self, MessageOptions};
 use async_trait::async_trait;
@@ -46,11 +46,6 @@ pub const MAX_RETRY_AFTER_MS: u64 = 86_400_000;
 /// Failure details are kept short: they end up in the state document and the status page.
 const DETAIL_MAX: usize = 600;
 
-/// The HTTP client could not be built (TLS initialisation failed): the adapter cannot run.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot build the HTTP client: {0}")]
-pub struct BuildError(String);
-
 /// Sends notifications to one Discord webhook.
 #[derive(Debug, Clone)]
 pub struct DiscordWebhook {
@@ -59,7 +54,8 @@ pub struct DiscordWebhook {
 }
 
 impl DiscordWebhook {
-    pub fn new(config: DiscordConfig) -> Result<Self, BuildError> {
+    /// Fails only when the HTTP client cannot be built (TLS initialisation failed).
+    pub fn new(config: DiscordConfig) -> Result<Self, ConfigError> {
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
@@ -68,7 +64,9 @@ impl DiscordWebhook {
             .retry(reqwest::retry::never())
             .user_agent(USER_AGENT)
             .build()
-            .map_err(|e| BuildError(e.without_url().to_string()))?;
+            .map_err(|e| {
+                ConfigError::new("the Discord HTTP client", e.without_url().to_string())
+            })?;
         Ok(DiscordWebhook { http, config })
     }
 

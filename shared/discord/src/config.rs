@@ -3,8 +3,9 @@
 //! The webhook URL carries a secret (its token): nothing here prints it. `Debug` shows
 //! `<redacted>` in its place and every error describes the problem without echoing the URL.
 
+pub use burst_settings::ConfigError;
+use burst_settings::{Get, Settings, is_loopback};
 use std::fmt;
-use std::net::IpAddr;
 use std::time::Duration;
 
 /// The webhook URL as copied from Discord; setting it enables the adapter.
@@ -22,25 +23,6 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
 pub const MAX_TIMEOUT_MS: u64 = 60_000;
 /// Discord's limit for a username override, in code points.
 pub const USERNAME_MAX: usize = 80;
-
-/// A setting is present but unusable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{setting}: {problem}")]
-pub struct ConfigError {
-    /// The setting's name.
-    pub setting: &'static str,
-    /// What is wrong, without the setting's value. Fix the setting; the adapter stays off.
-    pub problem: String,
-}
-
-impl ConfigError {
-    fn new(setting: &'static str, problem: impl Into<String>) -> Self {
-        ConfigError {
-            setting,
-            problem: problem.into(),
-        }
-    }
-}
 
 /// Why a webhook URL was refused. None of the messages contains the URL or its token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,14 +87,6 @@ fn is_token(s: &str) -> bool {
         && s.len() <= 200
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-fn is_loopback(host: &url::Host<&str>) -> bool {
-    match host {
-        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
-        url::Host::Ipv4(ip) => IpAddr::V4(*ip).is_loopback(),
-        url::Host::Ipv6(ip) => IpAddr::V6(*ip).is_loopback(),
-    }
 }
 
 impl WebhookUrl {
@@ -294,18 +268,18 @@ impl DiscordConfig {
     }
 
     /// Reads the settings; `Ok(None)` when `DISCORD_WEBHOOK_URL` is unset or empty.
-    pub fn from_settings(
-        get: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Option<Self>, ConfigError> {
-        let Some(raw) = get(SETTING_WEBHOOK_URL).filter(|v| !v.trim().is_empty()) else {
+    pub fn from_settings(get: Get<'_>) -> Result<Option<Self>, ConfigError> {
+        let settings = Settings::new(get);
+        let Some(webhook) = settings.parsed(SETTING_WEBHOOK_URL, |raw| {
+            WebhookUrl::parse(raw).map_err(|e| e.to_string())
+        })?
+        else {
             return Ok(None);
         };
-        let webhook = WebhookUrl::parse(&raw)
-            .map_err(|e| ConfigError::new(SETTING_WEBHOOK_URL, e.to_string()))?;
         let mut config = DiscordConfig::new(webhook);
 
-        if let Some(role) = get(SETTING_ROLE_ID).filter(|v| !v.trim().is_empty()) {
-            let role = role.trim();
+        if let Some(role) = settings.string(SETTING_ROLE_ID) {
+            let role = role.as_str();
             // People paste the mention form too.
             let role = role
                 .strip_prefix("<@&")
@@ -320,23 +294,11 @@ impl DiscordConfig {
             config.role_id = Some(role.to_string());
         }
 
-        if let Some(name) = get(SETTING_USERNAME).filter(|v| !v.trim().is_empty()) {
-            config.username =
-                validate_username(&name).map_err(|p| ConfigError::new(SETTING_USERNAME, p))?;
+        if let Some(name) = settings.parsed(SETTING_USERNAME, validate_username)? {
+            config.username = name;
         }
-
-        if let Some(ms) = get(SETTING_TIMEOUT_MS).filter(|v| !v.trim().is_empty()) {
-            let ms: u64 = ms.trim().parse().map_err(|_| {
-                ConfigError::new(SETTING_TIMEOUT_MS, "must be a whole number of milliseconds")
-            })?;
-            if ms == 0 || ms > MAX_TIMEOUT_MS {
-                return Err(ConfigError::new(
-                    SETTING_TIMEOUT_MS,
-                    format!("must be between 1 and {MAX_TIMEOUT_MS}"),
-                ));
-            }
-            config.timeout = Duration::from_millis(ms);
-        }
+        config.timeout =
+            settings.millis(SETTING_TIMEOUT_MS, DEFAULT_TIMEOUT_MS, 1..=MAX_TIMEOUT_MS)?;
         Ok(Some(config))
     }
 }

@@ -12,5 +12,5 @@ pub mod config;
 pub mod limits;
 pub mod message;
 
-pub use client::{BuildError, DiscordWebhook, USER_AGENT, classify};
+pub use client::{DiscordWebhook, USER_AGENT, classify};
 pub use config::{ConfigError, DiscordConfig, UrlError, WebhookUrl};

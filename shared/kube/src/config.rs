@@ -8,22 +8,11 @@ use base64::Engine as _;
 use std::fmt;
 use std::time::Duration;
 
-/// A setting that is present but unusable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// The setting's value cannot be used: fix the app setting named here and restart.
-    #[error("{setting}: {reason}")]
-    Invalid {
-        setting: &'static str,
-        reason: String,
-    },
-}
+pub use burst_settings::ConfigError;
+use burst_settings::{Get, Settings};
 
-fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        setting,
-        reason: reason.into(),
-    }
+fn invalid(setting: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::new(setting, reason)
 }
 
 /// Default overall timeout of one home probe.
@@ -96,9 +85,7 @@ pub struct HomeProbeConfig {
 impl HomeProbeConfig {
     /// Reads `BURST_HOME_KUBE_*` and `BURST_HOME_PROBE_TIMEOUT_MS`; `Ok(None)` when
     /// `BURST_HOME_KUBE_URL` is not set (the probe is off and reports `Unknown`).
-    pub fn from_settings(
-        get: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Option<Self>, ConfigError> {
+    pub fn from_settings(get: Get<'_>) -> Result<Option<Self>, ConfigError> {
         Ok(read_connection(get, &HOME, DEFAULT_PROBE_TIMEOUT)?
             .map(|connection| Self { connection }))
     }
@@ -128,16 +115,13 @@ pub struct CloudMigratorConfig {
 impl CloudMigratorConfig {
     /// Reads `BURST_CLOUD_KUBE_*` and `BURST_CLOUD_NAMESPACES`; `Ok(None)` when
     /// `BURST_CLOUD_KUBE_URL` is not set.
-    pub fn from_settings(
-        get: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Option<Self>, ConfigError> {
+    pub fn from_settings(get: Get<'_>) -> Result<Option<Self>, ConfigError> {
         let Some(connection) = read_connection(get, &CLOUD, DEFAULT_MIGRATE_TIMEOUT)? else {
             return Ok(None);
         };
-        let namespaces = match non_empty(get(CLOUD_NAMESPACES)) {
-            None => Vec::new(),
-            Some(list) => parse_namespaces(&list)?,
-        };
+        let namespaces = Settings::new(get)
+            .parsed(CLOUD_NAMESPACES, parse_namespaces)?
+            .unwrap_or_default();
         Ok(Some(Self {
             connection,
             namespaces,
@@ -159,44 +143,35 @@ impl CloudMigratorConfig {
     }
 }
 
-fn non_empty(v: Option<String>) -> Option<String> {
-    v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
-}
-
 fn read_connection(
-    get: &dyn Fn(&str) -> Option<String>,
+    get: Get<'_>,
     names: &Names,
     default_timeout: Duration,
 ) -> Result<Option<ClusterConnection>, ConfigError> {
-    let Some(url) = non_empty(get(names.url)) else {
+    let settings = Settings::new(get);
+    let Some(url) = settings.parsed(names.url, |raw| {
+        parse_url(names.url, raw).map_err(|e| e.problem)
+    })?
+    else {
         return Ok(None);
     };
-    let url = parse_url(names.url, &url)?;
-    let token = match non_empty(get(names.token)) {
-        None => None,
-        Some(t) => {
-            // It ends up in an HTTP header; say what is wrong without echoing it.
-            if t.bytes().any(|b| b.is_ascii_control() || !b.is_ascii()) {
-                return Err(invalid(
-                    names.token,
-                    "contains characters that cannot be sent in an HTTP header",
-                ));
-            }
-            Some(t)
+    let token = settings.parsed(names.token, |t| {
+        // It ends up in an HTTP header; say what is wrong without echoing it.
+        if t.bytes().any(|b| b.is_ascii_control() || !b.is_ascii()) {
+            Err("contains characters that cannot be sent in an HTTP header".to_string())
+        } else {
+            Ok(t.to_string())
         }
-    };
-    let ca_certs = match get(names.ca).filter(|s| !s.trim().is_empty()) {
-        None => None,
-        Some(pem) => Some(parse_ca(names.ca, &pem)?),
-    };
-    let insecure = match non_empty(get(names.insecure)) {
-        None => false,
-        Some(v) => parse_bool(names.insecure, &v)?,
-    };
-    let timeout = match non_empty(get(names.timeout)) {
-        None => default_timeout,
-        Some(v) => parse_timeout(names.timeout, &v)?,
-    };
+    })?;
+    let ca_certs = settings.parsed(names.ca, |pem| {
+        parse_ca(names.ca, pem).map_err(|e| e.problem)
+    })?;
+    let insecure = settings.boolean(names.insecure, false)?;
+    let timeout = settings.millis(
+        names.timeout,
+        default_timeout.as_millis() as u64,
+        1..=600_000,
+    )?;
     Ok(Some(ClusterConnection {
         url,
         token,
@@ -208,7 +183,7 @@ fn read_connection(
 
 /// `https://...` anywhere; `http://` only to loopback (a token must not cross a network in
 /// clear text).
-pub(crate) fn parse_url(setting: &'static str, raw: &str) -> Result<http::Uri, ConfigError> {
+pub(crate) fn parse_url(setting: &str, raw: &str) -> Result<http::Uri, ConfigError> {
     let uri: http::Uri = raw
         .parse()
         .map_err(|e| invalid(setting, format!("not a URL: {e}")))?;
@@ -257,7 +232,7 @@ pub(crate) fn parse_url(setting: &'static str, raw: &str) -> Result<http::Uri, C
 
 /// The cluster CA: PEM text, PEM with `\n` escapes (settings that cannot hold newlines), or
 /// base64 of PEM (a kubeconfig's `certificate-authority-data`).
-pub(crate) fn parse_ca(setting: &'static str, raw: &str) -> Result<Vec<Vec<u8>>, ConfigError> {
+pub(crate) fn parse_ca(setting: &str, raw: &str) -> Result<Vec<Vec<u8>>, ConfigError> {
     let raw = raw.trim();
     let pem_text: Vec<u8> = if raw.contains("-----BEGIN") {
         raw.replace("\\n", "\n").into_bytes()
@@ -297,27 +272,6 @@ pub(crate) fn parse_ca(setting: &'static str, raw: &str) -> Result<Vec<Vec<u8>>,
     Ok(certs)
 }
 
-pub(crate) fn parse_bool(setting: &'static str, raw: &str) -> Result<bool, ConfigError> {
-    match raw.to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(invalid(
-            setting,
-            format!("expected true or false, got {raw:?}"),
-        )),
-    }
-}
-
-pub(crate) fn parse_timeout(setting: &'static str, raw: &str) -> Result<Duration, ConfigError> {
-    match raw.parse::<u64>() {
-        Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
-        _ => Err(invalid(
-            setting,
-            format!("expected a positive number of milliseconds, got {raw:?}"),
-        )),
-    }
-}
-
 /// A namespace name is a DNS-1123 label.
 pub(crate) fn is_dns1123_label(s: &str) -> bool {
     !s.is_empty()
@@ -328,20 +282,14 @@ pub(crate) fn is_dns1123_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-fn parse_namespaces(list: &str) -> Result<Vec<String>, ConfigError> {
-    let mut out: Vec<String> = Vec::new();
-    for ns in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        if !is_dns1123_label(ns) {
-            return Err(invalid(
-                CLOUD_NAMESPACES,
-                format!("{ns:?} is not a namespace name (lowercase letters, digits, '-')"),
-            ));
-        }
-        if !out.iter().any(|n| n == ns) {
-            out.push(ns.to_string());
-        }
+fn parse_namespaces(list: &str) -> Result<Vec<String>, String> {
+    let names = burst_settings::split_list(list);
+    match names.iter().find(|ns| !is_dns1123_label(ns)) {
+        Some(bad) => Err(format!(
+            "{bad:?} is not a namespace name (lowercase letters, digits, '-')"
+        )),
+        None => Ok(names),
     }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -437,19 +385,16 @@ mod tests {
         let garbage =
             "-----BEGIN CERTIFICATE-----\nMIIBdzCCAR2gAwIBAgIUQ2Fs\n-----END CERTIFICATE-----\n";
         let err = parse_ca("BURST_CLOUD_KUBE_CA", garbage).unwrap_err();
-        let ConfigError::Invalid { setting, reason } = err;
-        assert_eq!(setting, "BURST_CLOUD_KUBE_CA");
+        assert_eq!(err.setting, "BURST_CLOUD_KUBE_CA");
         assert!(
-            reason.starts_with("certificate 1 is not usable as a CA"),
-            "{reason}"
+            err.problem
+                .starts_with("certificate 1 is not usable as a CA"),
+            "{err}"
         );
         let key = "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n";
         assert_eq!(
-            parse_ca("X", key).unwrap_err(),
-            ConfigError::Invalid {
-                setting: "X",
-                reason: "contains no CERTIFICATE block".into()
-            }
+            parse_ca("X", key).unwrap_err().to_string(),
+            "X: contains no CERTIFICATE block"
         );
     }
 
@@ -510,9 +455,8 @@ mod tests {
         ];
         for (pairs, setting) in cases {
             let err = HomeProbeConfig::from_settings(&settings(pairs)).unwrap_err();
-            let ConfigError::Invalid { setting: s, reason } = &err;
-            assert_eq!(s, setting, "{pairs:?}");
-            assert!(!reason.contains("secret"), "{reason}");
+            assert_eq!(err.setting, *setting, "{pairs:?}");
+            assert!(!err.problem.contains("secret"), "{err}");
         }
     }
 
@@ -549,12 +493,8 @@ mod tests {
         ]);
         let err = CloudMigratorConfig::from_settings(&get).unwrap_err();
         assert_eq!(
-            err,
-            ConfigError::Invalid {
-                setting: "BURST_CLOUD_NAMESPACES",
-                reason: "\"Bad_Name\" is not a namespace name (lowercase letters, digits, '-')"
-                    .into()
-            }
+            err.to_string(),
+            "BURST_CLOUD_NAMESPACES: \"Bad_Name\" is not a namespace name (lowercase letters, digits, '-')"
         );
     }
 }

@@ -21,39 +21,24 @@ use azure_core::Bytes;
 use azure_core::credentials::TokenCredential;
 use azure_core::error::ErrorKind;
 use azure_core::http::{Etag, RequestContent, RetryOptions, StatusCode};
-use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
 use azure_storage_blob::models::{BlobClientDownloadOptions, BlockBlobClientUploadOptions};
 use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
 use burst_ports::{Loaded, StateStore, StoreError, Versioned};
 use url::Url;
 
-use crate::config::ConfigError;
 use crate::site::{MAX_DOCUMENT_BYTES, check_size, document_name};
+use burst_settings::{ConfigError, Secret};
 
 /// Default upper bound on one blob request (connection, token and transfer included).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How the blob store authenticates.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BlobAuth {
     /// A shared access signature: the query string (without `?`) appended to every request.
-    Sas(String),
-    /// An Entra ID token from the app's managed identity (https only); `client_id` selects a
-    /// user-assigned identity.
-    ManagedIdentity { client_id: Option<String> },
-}
-
-impl fmt::Debug for BlobAuth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            // The signature is a secret: never print it.
-            BlobAuth::Sas(_) => f.write_str("Sas(<redacted>)"),
-            BlobAuth::ManagedIdentity { client_id } => f
-                .debug_struct("ManagedIdentity")
-                .field("client_id", client_id)
-                .finish(),
-        }
-    }
+    Sas(Secret),
+    /// An Entra ID token from the app's credential (https only), shared with the ARM client.
+    Token,
 }
 
 /// Per-site state documents in an Azure Blob Storage container.
@@ -109,24 +94,6 @@ impl BlobStore {
             }))
         })
         .await
-    }
-
-    /// A store on `container` (a container URL without query) with the given authentication.
-    pub fn new(container: Url, auth: &BlobAuth, timeout: Duration) -> Result<Self, ConfigError> {
-        match auth {
-            BlobAuth::Sas(query) => Self::with_sas(container, query, timeout),
-            BlobAuth::ManagedIdentity { client_id } => {
-                let mut options = ManagedIdentityCredentialOptions {
-                    user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
-                    ..Default::default()
-                };
-                // The token request is bounded by the store's timeout like the blob request.
-                options.client_options.retry = RetryOptions::none();
-                let credential = ManagedIdentityCredential::new(Some(options))
-                    .map_err(|e| ConfigError::Credential(e.to_string()))?;
-                Self::with_credential(container, credential, timeout)
-            }
-        }
     }
 
     /// A store authenticated by a SAS query string (`sv=…&sig=…`, without `?`).
@@ -252,10 +219,7 @@ fn without_query(url: &Url) -> String {
 }
 
 fn invalid_url(e: &azure_core::Error, secret: Option<&str>) -> ConfigError {
-    ConfigError::Invalid {
-        setting: crate::config::STATE_URL,
-        reason: redact(&e.to_string(), secret),
-    }
+    ConfigError::new(crate::config::STATE_URL, redact(&e.to_string(), secret))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -339,128 +303,4 @@ fn redact(message: &str, secret: Option<&str>) -> String {
         from = start + "<redacted>".len();
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn http_error(status: StatusCode, code: Option<&str>) -> azure_core::Error {
-        azure_core::Error::new(
-            ErrorKind::HttpResponse {
-                status,
-                error_code: code.map(str::to_owned),
-                raw_response: None,
-            },
-            "service error",
-        )
-    }
-
-    #[test]
-    fn classifies_service_answers() {
-        let c = |status, code| classify(Op::Save, "home", &http_error(status, code), None);
-        assert_eq!(
-            c(StatusCode::PreconditionFailed, Some("ConditionNotMet")),
-            StoreError::Conflict
-        );
-        assert_eq!(
-            c(StatusCode::Conflict, Some("BlobAlreadyExists")),
-            StoreError::Conflict
-        );
-        assert_eq!(
-            c(StatusCode::Conflict, Some("ContainerBeingDeleted")),
-            StoreError::Unavailable("save of site home: HTTP 409 ContainerBeingDeleted".into())
-        );
-        assert_eq!(
-            c(StatusCode::Forbidden, Some("AuthenticationFailed")),
-            StoreError::Refused("save of site home: HTTP 403 AuthenticationFailed".into())
-        );
-        assert_eq!(
-            c(StatusCode::Unauthorized, None),
-            StoreError::Refused("save of site home: HTTP 401".into())
-        );
-        assert_eq!(
-            c(StatusCode::NotFound, Some("BlobNotFound")),
-            StoreError::Conflict
-        );
-        assert_eq!(
-            c(StatusCode::NotFound, Some("ContainerNotFound")),
-            StoreError::Refused("save of site home: HTTP 404 ContainerNotFound".into())
-        );
-        assert_eq!(
-            c(StatusCode::TooManyRequests, None),
-            StoreError::Unavailable("save of site home: HTTP 429".into())
-        );
-        assert_eq!(
-            c(StatusCode::ServiceUnavailable, Some("ServerBusy")),
-            StoreError::Unavailable("save of site home: HTTP 503 ServerBusy".into())
-        );
-        assert_eq!(
-            c(StatusCode::BadRequest, Some("InvalidHeaderValue")),
-            StoreError::Refused("save of site home: HTTP 400 InvalidHeaderValue".into())
-        );
-    }
-
-    #[test]
-    fn missing_blob_is_none_but_missing_container_is_not() {
-        assert!(is_blob_not_found(&http_error(
-            StatusCode::NotFound,
-            Some("BlobNotFound")
-        )));
-        assert!(is_blob_not_found(&http_error(StatusCode::NotFound, None)));
-        assert!(!is_blob_not_found(&http_error(
-            StatusCode::NotFound,
-            Some("ContainerNotFound")
-        )));
-        assert!(!is_blob_not_found(&http_error(StatusCode::Forbidden, None)));
-    }
-
-    #[test]
-    fn transport_errors_are_unavailable_and_scrubbed() {
-        let sas = "sv=2025-11-05&sig=QUJD%2BREVG";
-        let e = azure_core::Error::with_message(
-            ErrorKind::Io,
-            format!("error sending request for url (http://127.0.0.1:1/a/c/home.json?{sas})"),
-        );
-        let got = classify(Op::Load, "home", &e, Some(sas));
-        let StoreError::Unavailable(msg) = got else {
-            panic!("{got:?}")
-        };
-        assert!(!msg.contains("QUJD"), "{msg}");
-        assert!(msg.starts_with("load of site home: "), "{msg}");
-
-        let credential = azure_core::Error::with_message(ErrorKind::Credential, "no identity");
-        assert!(matches!(
-            classify(Op::Load, "home", &credential, None),
-            StoreError::Refused(_)
-        ));
-    }
-
-    #[test]
-    fn redact_scrubs_every_signature() {
-        assert_eq!(
-            redact("a?sv=1&sig=abc&x=1 b sig=def) c", None),
-            "a?sv=1&sig=<redacted>&x=1 b sig=<redacted>) c"
-        );
-        assert_eq!(
-            redact("url ?sv=1&sig=zz end", Some("sv=1&sig=zz")),
-            "url ?<redacted> end"
-        );
-        assert_eq!(redact("sig=", None), "sig=<redacted>");
-    }
-
-    #[test]
-    fn debug_never_shows_the_sas() {
-        let url = Url::parse("http://127.0.0.1:10000/devstoreaccount1/state")
-            .unwrap_or_else(|e| panic!("{e}"));
-        let store = BlobStore::with_sas(url, "sv=1&sig=c2VjcmV0", DEFAULT_TIMEOUT)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let debug = format!("{store:?}");
-        assert!(!debug.contains("c2VjcmV0"), "{debug}");
-        assert_eq!(
-            store.container_url(),
-            "http://127.0.0.1:10000/devstoreaccount1/state"
-        );
-        assert!(!format!("{:?}", BlobAuth::Sas("sig=c2VjcmV0".into())).contains("c2VjcmV0"));
-    }
 }

@@ -25,8 +25,7 @@ mod site;
 
 pub use blob::{BlobAuth, BlobStore, DEFAULT_TIMEOUT};
 pub use burst_ports::{Loaded, StateStore, StoreError, Versioned};
-pub use config::{
-    AZURE_CLIENT_ID, ConfigError, STATE_TIMEOUT_MS, STATE_URL, StoreConfig, from_settings,
-};
+pub use burst_settings::ConfigError;
+pub use config::{STATE_TIMEOUT_MS, STATE_URL, StoreConfig, from_settings, valid_container};
 pub use file::{FileStore, abort_file_saves_before_rename};
 pub use site::{MAX_DOCUMENT_BYTES, check_size, document_name, validate_site};

@@ -8,9 +8,9 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use burst_store::{BlobStore, StateStore, StoreError};
 use burst_store_sim::azurite::{ACCOUNT, ACCOUNT_KEY, account_sas};
 use burst_store_sim::{BlobSim, Injected, SimRequest};
-use burst_store::{BlobStore, StateStore, StoreError};
 
 async fn sim_with_store(timeout_ms: u64) -> (BlobSim, Arc<dyn StateStore>) {
     let sim = BlobSim::start().await.unwrap();
@@ -22,7 +22,7 @@ async fn sim_with_store(timeout_ms: u64) -> (BlobSim, Arc<dyn StateStore>) {
         "BURST_STATE_TIMEOUT_MS" => Some(timeout.clone()),
         _ => None,
     };
-    let store = burst_store::from_settings(&get).unwrap().unwrap();
+    let store = burst_store::from_settings(&get, None).unwrap().unwrap();
     (sim, store)
 }
 
@@ -230,4 +230,89 @@ async fn permission_problems_are_refused() {
         ))
     );
     assert!(sim.blob("state", "home.json").is_none());
+}
+
+#[tokio::test]
+async fn service_answers_map_to_what_the_caller_should_do() {
+    let (sim, store) = sim_with_store(5000).await;
+    let fail = |status: u16, code: Option<&str>| {
+        sim.fail_next(Injected {
+            status,
+            code: code.map(Into::into),
+            retry_after: None,
+        })
+    };
+    // Lost races and writes to a blob deleted since it was read: reload and retry.
+    for (status, code) in [
+        (412, Some("ConditionNotMet")),
+        (409, Some("BlobAlreadyExists")),
+        (404, Some("BlobNotFound")),
+    ] {
+        fail(status, code);
+        assert_eq!(
+            store.save("home", b"{}", None).await,
+            Err(StoreError::Conflict)
+        );
+    }
+    // Passing trouble: try again later.
+    fail(409, Some("ContainerBeingDeleted"));
+    assert_eq!(
+        store.save("home", b"{}", None).await,
+        Err(StoreError::Unavailable(
+            "save of site home: HTTP 409 ContainerBeingDeleted".into()
+        ))
+    );
+    // The owner has to fix the setup.
+    for (status, code, want) in [
+        (401, None, "save of site home: HTTP 401"),
+        (
+            400,
+            Some("InvalidHeaderValue"),
+            "save of site home: HTTP 400 InvalidHeaderValue",
+        ),
+    ] {
+        fail(status, code);
+        assert_eq!(
+            store.save("home", b"{}", None).await,
+            Err(StoreError::Refused(want.into()))
+        );
+    }
+    // A missing blob is no document; a missing container is a setup problem.
+    fail(404, Some("BlobNotFound"));
+    assert_eq!(store.load("home").await, Ok(None));
+    fail(404, None);
+    assert_eq!(store.load("home").await, Ok(None));
+    fail(404, Some("ContainerNotFound"));
+    assert_eq!(
+        store.load("home").await,
+        Err(StoreError::Refused(
+            "load of site home: HTTP 404 ContainerNotFound".into()
+        ))
+    );
+}
+
+#[tokio::test]
+async fn transport_errors_are_unavailable_and_never_show_the_sas() {
+    // A port nothing listens on: the transport error quotes the request URL.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let container = url::Url::parse(&format!("http://127.0.0.1:{port}/acct/state")).unwrap();
+    let sas = "sv=2025-11-05&sig=QUJD%2BREVG";
+    let store = BlobStore::with_sas(container, sas, Duration::from_secs(5)).unwrap();
+    match store.load("home").await {
+        Err(StoreError::Unavailable(msg)) => {
+            assert!(msg.starts_with("load of site home: "), "{msg}");
+            assert!(!msg.contains("QUJD"), "{msg}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let debug = format!("{store:?}");
+    assert!(!debug.contains("QUJD"), "{debug}");
+    assert_eq!(
+        store.container_url(),
+        format!("http://127.0.0.1:{port}/acct/state")
+    );
 }

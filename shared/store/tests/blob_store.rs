@@ -9,8 +9,8 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use burst_store_sim::azurite::{self, Azurite};
 use burst_store::{BlobStore, StateStore, StoreConfig, StoreError};
+use burst_store_sim::azurite::{self, Azurite};
 use url::Url;
 
 async fn azurite() -> Option<Azurite> {
@@ -38,7 +38,7 @@ async fn store_on(azurite: &Azurite, container: &str) -> Arc<dyn StateStore> {
     let get = |k: &str| (k == "BURST_STATE_URL").then(|| url.clone());
     let config = StoreConfig::from_settings(&get).unwrap().unwrap();
     assert!(matches!(config, StoreConfig::Blob { .. }), "{config:?}");
-    burst_store::from_settings(&get).unwrap().unwrap()
+    burst_store::from_settings(&get, None).unwrap().unwrap()
 }
 
 #[tokio::test]

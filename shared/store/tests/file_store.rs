@@ -247,7 +247,7 @@ async fn opened_from_settings() {
             dir: dir.path().to_owned()
         })
     );
-    let store = burst_store::from_settings(&get).unwrap().unwrap();
+    let store = burst_store::from_settings(&get, None).unwrap().unwrap();
     let tag = store.save("home", b"{\"n\":1}", None).await.unwrap();
     assert_eq!(
         FileStore::new(dir.path())

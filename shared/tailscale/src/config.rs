@@ -4,8 +4,8 @@
 //! prints `<redacted>`; no error message contains a setting's value.
 
 use crate::signature::{self, SignatureError};
-use std::fmt;
-use std::net::IpAddr;
+pub use burst_settings::{ConfigError, Secret};
+use burst_settings::{Get, PlainHttp, Settings, base_url};
 use std::time::Duration;
 
 /// An API access token (`tskey-api-...`), used as HTTP Basic username.
@@ -32,45 +32,6 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
 /// Longest accepted timeout: the probe runs every 30 s.
 pub const MAX_TIMEOUT_MS: u64 = 60_000;
 
-/// A setting is present but unusable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{setting}: {problem}")]
-pub struct ConfigError {
-    /// The setting's name.
-    pub setting: &'static str,
-    /// What is wrong, without the value. Fix the setting; the adapter stays off until then.
-    pub problem: String,
-}
-
-impl ConfigError {
-    fn new(setting: &'static str, problem: impl Into<String>) -> Self {
-        ConfigError {
-            setting,
-            problem: problem.into(),
-        }
-    }
-}
-
-/// A secret string: `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    /// The secret itself, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
 /// How the client authenticates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Auth {
@@ -95,38 +56,10 @@ pub struct TailscaleConfig {
     pub timeout: Duration,
 }
 
-fn non_empty(get: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
-    get(name)
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-}
-
 /// Checks a base URL: http(s), no query or fragment, plain http only for loopback addresses
 /// (a simulator) because credentials travel with every request.
 pub fn validate_api_url(raw: &str) -> Result<String, String> {
-    let url = url::Url::parse(raw.trim()).map_err(|_| "not a URL".to_string())?;
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => return Err("not a URL with a host".into()),
-    };
-    match url.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        _ => {
-            return Err(
-                "the scheme must be https (http only for 127.0.0.1, ::1 or localhost)".into(),
-            );
-        }
-    }
-    if url.query().is_some()
-        || url.fragment().is_some()
-        || !url.username().is_empty()
-        || url.password().is_some()
-    {
-        return Err("must not contain a query, fragment or user info".into());
-    }
+    let url = base_url(SETTING_API_URL, raw, PlainHttp::LoopbackOnly).map_err(|e| e.problem)?;
     let path = url.path().trim_end_matches('/');
     if path.ends_with("/api/v2") {
         return Err("give the base URL without /api/v2".into());
@@ -170,12 +103,11 @@ impl TailscaleConfig {
 
     /// Reads the settings; `Ok(None)` when no credentials are set (the probe then reports the
     /// devices as unknown).
-    pub fn from_settings(
-        get: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Option<Self>, ConfigError> {
-        let key = non_empty(get, SETTING_API_KEY);
-        let client_id = non_empty(get, SETTING_OAUTH_CLIENT_ID);
-        let client_secret = non_empty(get, SETTING_OAUTH_CLIENT_SECRET);
+    pub fn from_settings(get: Get<'_>) -> Result<Option<Self>, ConfigError> {
+        let settings = Settings::new(get);
+        let key = settings.secret(SETTING_API_KEY);
+        let client_id = settings.string(SETTING_OAUTH_CLIENT_ID);
+        let client_secret = settings.secret(SETTING_OAUTH_CLIENT_SECRET);
         let auth = match (key, client_id, client_secret) {
             (None, None, None) => return Ok(None),
             (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
@@ -186,7 +118,7 @@ impl TailscaleConfig {
                     ),
                 ));
             }
-            (Some(key), None, None) => Auth::ApiKey(Secret::new(key)),
+            (Some(key), None, None) => Auth::ApiKey(key),
             (None, Some(_), None) => {
                 return Err(ConfigError::new(
                     SETTING_OAUTH_CLIENT_SECRET,
@@ -199,17 +131,16 @@ impl TailscaleConfig {
                     format!("missing (needed with {SETTING_OAUTH_CLIENT_SECRET})"),
                 ));
             }
-            (None, Some(client_id), Some(secret)) => Auth::OAuth {
+            (None, Some(client_id), Some(client_secret)) => Auth::OAuth {
                 client_id,
-                client_secret: Secret::new(secret),
+                client_secret,
             },
         };
         let mut config = TailscaleConfig::new(auth);
-        if let Some(url) = non_empty(get, SETTING_API_URL) {
-            config.api_url =
-                validate_api_url(&url).map_err(|p| ConfigError::new(SETTING_API_URL, p))?;
+        if let Some(url) = settings.parsed(SETTING_API_URL, validate_api_url)? {
+            config.api_url = url;
         }
-        if let Some(tailnet) = non_empty(get, SETTING_TAILNET) {
+        if let Some(tailnet) = settings.string(SETTING_TAILNET) {
             if tailnet
                 .chars()
                 .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '?' | '#' | '%'))
@@ -221,21 +152,11 @@ impl TailscaleConfig {
             }
             config.tailnet = tailnet;
         }
-        if let Some(tags) = non_empty(get, SETTING_TAGS) {
-            config.tags = parse_tags(&tags).map_err(|p| ConfigError::new(SETTING_TAGS, p))?;
+        if let Some(tags) = settings.parsed(SETTING_TAGS, parse_tags)? {
+            config.tags = tags;
         }
-        if let Some(ms) = non_empty(get, SETTING_TIMEOUT_MS) {
-            let ms: u64 = ms.parse().map_err(|_| {
-                ConfigError::new(SETTING_TIMEOUT_MS, "must be a whole number of milliseconds")
-            })?;
-            if ms == 0 || ms > MAX_TIMEOUT_MS {
-                return Err(ConfigError::new(
-                    SETTING_TIMEOUT_MS,
-                    format!("must be between 1 and {MAX_TIMEOUT_MS}"),
-                ));
-            }
-            config.timeout = Duration::from_millis(ms);
-        }
+        config.timeout =
+            settings.millis(SETTING_TIMEOUT_MS, DEFAULT_TIMEOUT_MS, 1..=MAX_TIMEOUT_MS)?;
         Ok(Some(config))
     }
 }
@@ -252,10 +173,8 @@ impl WebhookSecret {
     /// Reads `TAILSCALE_WEBHOOK_SECRET`; `Ok(None)` when unset (the function then refuses every
     /// delivery). Surrounding whitespace is dropped: it is never part of a secret, and a
     /// pasted newline would otherwise fail every signature.
-    pub fn from_settings(
-        get: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Option<Self>, ConfigError> {
-        match non_empty(get, SETTING_WEBHOOK_SECRET) {
+    pub fn from_settings(get: Get<'_>) -> Result<Option<Self>, ConfigError> {
+        match Settings::new(get).string(SETTING_WEBHOOK_SECRET) {
             None => Ok(None),
             Some(s) if s.chars().any(char::is_whitespace) => Err(ConfigError::new(
                 SETTING_WEBHOOK_SECRET,

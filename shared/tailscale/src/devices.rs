@@ -7,7 +7,7 @@
 //! data); with several, the list is fetched unfiltered and the OR is done here. Either way the
 //! answer is filtered here too, so a server that ignored the filter cannot inflate the count.
 
-use crate::config::{Auth, Secret, TailscaleConfig};
+use crate::config::{Auth, ConfigError, Secret, TailscaleConfig};
 use async_trait::async_trait;
 use burst_core::DevicesProbe;
 use burst_ports::DeviceList;
@@ -99,11 +99,6 @@ pub enum DevicesError {
     Malformed(String),
 }
 
-/// The HTTP client could not be built (TLS initialisation failed): the adapter cannot run.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot build the HTTP client: {0}")]
-pub struct BuildError(String);
-
 #[derive(Debug)]
 struct CachedToken {
     token: Secret,
@@ -163,7 +158,8 @@ fn transport(error: reqwest::Error, timeout: Duration) -> DevicesError {
 }
 
 impl TailscaleDevices {
-    pub fn new(config: TailscaleConfig) -> Result<Self, BuildError> {
+    /// Fails only when the HTTP client cannot be built (TLS initialisation failed).
+    pub fn new(config: TailscaleConfig) -> Result<Self, ConfigError> {
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
@@ -172,7 +168,9 @@ impl TailscaleDevices {
             .retry(reqwest::retry::never())
             .user_agent(concat!("hybrid-burst/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| BuildError(e.without_url().to_string()))?;
+            .map_err(|e| {
+                ConfigError::new("the Tailscale HTTP client", e.without_url().to_string())
+            })?;
         Ok(TailscaleDevices {
             http,
             config,
