@@ -6,7 +6,7 @@
 use burst_wire::{BodyError, PayloadError};
 use serde::Serialize;
 
-pub use burst_wire::{BODY_LIMIT, truncate};
+pub use burst_wire::BODY_LIMIT;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Request {
@@ -86,10 +86,7 @@ impl Reject {
 
 /// Checks the size (413) and that the content type is JSON (415), as the contract says.
 pub fn require_json(req: &Request) -> Result<(), Reject> {
-    Ok(burst_wire::check_body(
-        req.header("content-type"),
-        req.body.len(),
-    )?)
+    burst_wire::check_body(req.header("content-type"), req.body.len()).map_err(Reject::from)
 }
 
 impl From<BodyError> for Reject {
