@@ -408,3 +408,7 @@ async fn execute(deps: &Deps, action: &Action) -> Outcome {
 fn dir(d: Direction) -> &'static str {
     d.as_str()
 }
+
+#[cfg(test)]
+#[path = "engine_wake_tests.rs"]
+mod wake_tests;

@@ -1,0 +1,153 @@
+//! Scheduled wake-ups through the engine: what is scheduled, when, and what a wake-up does.
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::deps::{Clock, Deps};
+use crate::settings::Settings;
+use async_trait::async_trait;
+use burst_core::{Input, Mode, Timestamp, UpsEvent};
+use burst_ports::{WakeUp, Waker};
+use serde_json::json;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+const T0: i64 = 1_780_000_000_000;
+
+#[derive(Default)]
+struct RecordingWaker {
+    asked: Mutex<Vec<(WakeUp, Duration)>>,
+}
+
+#[async_trait]
+impl Waker for RecordingWaker {
+    async fn schedule(&self, wake: &WakeUp, delay: Duration) -> Result<(), String> {
+        self.asked.lock().unwrap().push((wake.clone(), delay));
+        Ok(())
+    }
+}
+
+struct Fixture {
+    deps: Arc<Deps>,
+    waker: Arc<RecordingWaker>,
+    now: Arc<AtomicI64>,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new(clock_scale: f64) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let get = |_: &str| None;
+        let settings = Settings::from_settings(&get).unwrap();
+        let now = Arc::new(AtomicI64::new(T0));
+        let clock: Clock = {
+            let now = now.clone();
+            Arc::new(move || Timestamp(now.load(Ordering::SeqCst)))
+        };
+        let waker = Arc::new(RecordingWaker::default());
+        let deps = Deps {
+            policy: settings.policy.clone(),
+            settings,
+            store: Arc::new(burst_store::FileStore::new(dir.path())),
+            scaler: None,
+            notifier: None,
+            home: None,
+            devices: None,
+            migrator: None,
+            clock,
+            clock_scale,
+            waker: Some(waker.clone()),
+            parsed: Default::default(),
+        };
+        Fixture {
+            deps: Arc::new(deps),
+            waker,
+            now,
+            _dir: dir,
+        }
+    }
+
+    fn advance_to(&self, t: i64) {
+        self.now.store(t, Ordering::SeqCst);
+    }
+
+    fn asked(&self) -> Vec<(WakeUp, Duration)> {
+        self.waker.asked.lock().unwrap().clone()
+    }
+
+    async fn on_battery(&self, id: &str) -> Applied {
+        let event: UpsEvent = serde_json::from_value(json!({
+            "id": id, "at": self.now.load(Ordering::SeqCst), "ups": "ups@127.0.0.1",
+            "type": "ONBATT", "status": "OB",
+        }))
+        .unwrap();
+        apply(&self.deps, "home", Input::Ups(event), None).await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_deadline_is_scheduled_once_and_a_repeat_adds_no_second_wake_up() {
+    let f = Fixture::new(1.0);
+    let applied = f.on_battery("e1").await;
+    assert_eq!(applied.state.mode, Mode::Suspect);
+    let grace_end = T0 + 1000 * f.deps.policy.grace_on_battery_s as i64;
+    let asked = f.asked();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0].0, WakeUp { site: "home".into(), at: grace_end });
+    assert_eq!(asked[0].1, Duration::from_millis((grace_end - T0) as u64));
+    assert_eq!(applied.state.wake_at, Some(Timestamp(grace_end)));
+    // The same event again, and a later one that changes no deadline: nothing new pending.
+    f.advance_to(T0 + 5_000);
+    f.on_battery("e1").await;
+    f.on_battery("e2").await;
+    assert_eq!(f.asked().len(), 1, "{:?}", f.asked());
+}
+
+#[tokio::test]
+async fn a_wake_up_acts_on_the_deadline_and_plans_the_next_one() {
+    let f = Fixture::new(1.0);
+    f.on_battery("e1").await;
+    let (first, _) = f.asked()[0].clone();
+    f.advance_to(first.at);
+    let applied = wake(&f.deps, &first).await.unwrap().expect("consumed");
+    assert_eq!(applied.state.mode, Mode::Outage, "the grace ended at the wake-up");
+    assert!(applied.state.capacity.desired > 0);
+    // Delivered twice (queues are at-least-once): the second copy changes nothing.
+    let again = wake(&f.deps, &first).await.unwrap();
+    assert!(again.is_none(), "a consumed wake-up is not run twice");
+    let asked = f.asked();
+    assert!(asked.iter().skip(1).all(|(w, _)| w.at > first.at), "{asked:?}");
+}
+
+#[tokio::test]
+async fn superseded_forged_and_early_wake_ups() {
+    let f = Fixture::new(1.0);
+    f.on_battery("e1").await;
+    let (pending, _) = f.asked()[0].clone();
+    let before = peek(&f.deps, "home").await.unwrap();
+    // Another instant, or another site: not the pending one, nothing changes.
+    for other in [
+        WakeUp { site: "home".into(), at: pending.at - 1 },
+        WakeUp { site: "cabin".into(), at: pending.at },
+    ] {
+        assert!(wake(&f.deps, &other).await.unwrap().is_none(), "{other:?}");
+    }
+    assert_eq!(peek(&f.deps, "home").await.unwrap(), before);
+    // Early (a capped delay, a fast clock somewhere): consumed, nothing due yet, and the same
+    // instant is asked for again with the time that is left.
+    f.advance_to(pending.at - 10_000);
+    let applied = wake(&f.deps, &pending).await.unwrap().expect("consumed");
+    assert_eq!(applied.state.mode, Mode::Suspect);
+    let asked = f.asked();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert_eq!(asked[1], (pending.clone(), Duration::from_secs(10)));
+}
+
+#[tokio::test]
+async fn a_faster_clock_asks_for_the_real_delay() {
+    let f = Fixture::new(60.0);
+    f.on_battery("e1").await;
+    let (w, delay) = f.asked()[0].clone();
+    let core_ms = (w.at - T0) as f64;
+    assert_eq!(delay, Duration::from_secs_f64(core_ms / 60.0 / 1000.0));
+}
