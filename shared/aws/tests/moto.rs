@@ -2,10 +2,10 @@
 //! APIs that this project did not write): the S3 state store's conditional writes and the
 //! Auto Scaling scaler's `DescribeAutoScalingGroups` / `SetDesiredCapacity`.
 //!
-//! moto runs with IAM checks on (see `support`): after the unchecked setup requests (an IAM
-//! user with its policy and key, the bucket, the launch configuration and the group) every
-//! request must carry a signature that moto recomputes with botocore's signer, and the user
-//! holds only the least-privilege policy of `docs/aws.md`. Without moto the tests say so and
+//! moto runs with IAM checks on (see `support`): after the unchecked setup requests (a role
+//! session or an IAM user with its policy, the bucket, the launch configuration and the group)
+//! every request must carry a signature that moto recomputes with botocore's signer, and the
+//! caller holds only the least-privilege policy of `docs/aws.md`. Without moto the tests say so and
 //! pass, unless `BURST_REQUIRE_MOTO` is set (CI sets it).
 //!
 //! Where moto differs from AWS (found with moto 5.2.6), the tests say so; `docs/aws.md` lists the
@@ -27,13 +27,9 @@ const GROUP: &str = "burst-spot";
 /// A prefix with a space and non-ASCII letters: the object path must be encoded and signed the
 /// way botocore expects.
 const PREFIX: &str = "burst/state é";
-/// The IAM user's three requests plus two more per test (bucket; launch configuration and
-/// group), all unchecked; everything after them is checked.
+/// The three requests for the caller's credentials plus two more per test (bucket; launch
+/// configuration and group), all unchecked; everything after them is checked.
 const UNCHECKED_REQUESTS: usize = support::IAM_SETUP_REQUESTS + 2;
-
-async fn iam_user(http: &reqwest::Client, moto: &Moto) -> Credentials {
-    support::create_iam_user(http, moto, &least_privilege_policy()).await
-}
 
 fn least_privilege_policy() -> String {
     serde_json::json!({
@@ -88,7 +84,10 @@ async fn s3_state_store_conditional_writes_on_moto() {
         return;
     };
     let http = reqwest::Client::new();
-    let credentials = iam_user(&http, &moto).await;
+    // A role session, as a Lambda function runs: every request also carries and signs the
+    // session token.
+    let credentials = support::assume_role(&http, &moto, &least_privilege_policy()).await;
+    assert!(credentials.session_token.is_some());
     // Unchecked request 4: the bucket. Request 5 is spent on a harmless read so that both tests
     // start checking signatures after the same count.
     let bucket_url = moto.base.join(BUCKET).unwrap();
@@ -186,6 +185,18 @@ async fn s3_state_store_conditional_writes_on_moto() {
         Err(StoreError::Refused(m)) => assert!(m.contains("HTTP 403"), "{m}"),
         other => panic!("a wrong secret gave {other:?}"),
     }
+    // moto compares the session token too: a wrong one is refused.
+    let wrong_token = s3_store(
+        &moto,
+        Credentials {
+            session_token: Some("not-the-token".into()),
+            ..credentials.clone()
+        },
+    );
+    match wrong_token.load("home").await {
+        Err(StoreError::Refused(m)) => assert!(m.contains("HTTP 400 InvalidToken"), "{m}"),
+        other => panic!("a wrong session token gave {other:?}"),
+    }
     // The least-privilege policy covers only the `burst/` prefix.
     let outside = S3Store::new(S3Config {
         prefix: "elsewhere".into(),
@@ -204,7 +215,8 @@ async fn auto_scaling_group_calls_on_moto() {
         return;
     };
     let http = reqwest::Client::new();
-    let credentials = iam_user(&http, &moto).await;
+    // An IAM user's long-term key (no session token).
+    let credentials = support::create_iam_user(&http, &moto, &least_privilege_policy()).await;
     // Unchecked requests 4 and 5: the launch configuration and the group.
     let setup = setup_credentials();
     query_api(

@@ -22,7 +22,8 @@ use url::Url;
 pub const REGION: &str = "us-east-1";
 /// moto's default account.
 pub const ACCOUNT: &str = "123456789012";
-/// The IAM calls [`create_iam_user`] makes (user, policy, key), all unchecked.
+/// The calls [`create_iam_user`] makes (user, policy, key), and those [`assume_role`] makes
+/// (role, policy, session): three each, all unchecked.
 pub const IAM_SETUP_REQUESTS: usize = 3;
 
 /// A running `moto_server` on 127.0.0.1, stopped (by its PID) when dropped.
@@ -271,5 +272,68 @@ pub async fn create_iam_user(http: &reqwest::Client, moto: &Moto, policy: &str) 
         access_key_id: xml_field(&key, "AccessKeyId"),
         secret_access_key: xml_field(&key, "SecretAccessKey"),
         session_token: None,
+    }
+}
+
+/// Temporary credentials (with a session token, as a Lambda function's role gets them) of the
+/// role `burst-function` holding `policy`: [`IAM_SETUP_REQUESTS`] unchecked requests (role,
+/// policy, `AssumeRole`).
+pub async fn assume_role(http: &reqwest::Client, moto: &Moto, policy: &str) -> Credentials {
+    let setup = setup_credentials();
+    let trust = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:root")},
+            "Action": "sts:AssumeRole"
+        }]
+    })
+    .to_string();
+    let version = ("Version", "2010-05-08");
+    query_api(
+        http,
+        moto,
+        &setup,
+        "iam",
+        &[
+            version,
+            ("Action", "CreateRole"),
+            ("RoleName", "burst-function"),
+            ("AssumeRolePolicyDocument", &trust),
+        ],
+    )
+    .await;
+    query_api(
+        http,
+        moto,
+        &setup,
+        "iam",
+        &[
+            version,
+            ("Action", "PutRolePolicy"),
+            ("RoleName", "burst-function"),
+            ("PolicyName", "burst"),
+            ("PolicyDocument", policy),
+        ],
+    )
+    .await;
+    let role_arn = format!("arn:aws:iam::{ACCOUNT}:role/burst-function");
+    let session = query_api(
+        http,
+        moto,
+        &setup,
+        "sts",
+        &[
+            ("Version", "2011-06-15"),
+            ("Action", "AssumeRole"),
+            ("RoleArn", &role_arn),
+            ("RoleSessionName", "burst"),
+        ],
+    )
+    .await;
+    Credentials {
+        access_key_id: xml_field(&session, "AccessKeyId"),
+        secret_access_key: xml_field(&session, "SecretAccessKey"),
+        session_token: Some(xml_field(&session, "SessionToken")),
     }
 }
