@@ -70,7 +70,7 @@ pub struct Sample {
 
 /// The simulated cloud, started for one drill.
 struct Cloud {
-    arm: burst_arm::sim::SimHandle,
+    arm: burst_arm_sim::SimHandle,
     discord: burst_discord_sim::SimHandle,
     tailscale: burst_tailscale_sim::SimHandle,
     home_kube: burst_kube_sim::SimHandle,
@@ -83,10 +83,10 @@ impl Cloud {
     async fn start(scenario: &Scenario, scale: f64) -> Result<Cloud, RealtimeError> {
         let w = &scenario.world;
         let sim = |e: std::io::Error| RealtimeError::Sim(e.to_string());
-        let arm = burst_arm::sim::start(burst_arm::sim::SimConfig {
+        let arm = burst_arm_sim::start(burst_arm_sim::SimConfig {
             boot_time: Duration::from_secs_f64(w.boot_time.0.as_secs_f64() / scale),
             operation_duration: Duration::ZERO,
-            ..burst_arm::sim::SimConfig::default()
+            ..burst_arm_sim::SimConfig::default()
         })
         .await
         .map_err(sim)?;
@@ -598,16 +598,16 @@ impl Runner<'_> {
         let c = &self.cloud;
         if let Some(secs) = e.arm_throttle {
             c.arm.inject(
-                burst_arm::sim::Target::Write,
+                burst_arm_sim::Target::Write,
                 1,
-                burst_arm::sim::Fault::throttle(secs),
+                burst_arm_sim::Fault::throttle(secs),
             );
         }
         if let Some(n) = e.arm_conflicts {
             c.arm.inject(
-                burst_arm::sim::Target::Write,
+                burst_arm_sim::Target::Write,
                 n,
-                burst_arm::sim::Fault::conflict(),
+                burst_arm_sim::Fault::conflict(),
             );
         }
         if let Some(secs) = e.discord_rate_limit {

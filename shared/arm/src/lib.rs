@@ -1,5 +1,4 @@
-//! Azure Resource Manager: the VM Scale Set capacity client and its credential, plus a
-//! simulated ARM.
+//! Azure Resource Manager: the VM Scale Set capacity client and its credential.
 //!
 //! - [`token`]: the process's one Azure credential (`azure_identity`: the App Service managed
 //!   identity or a service principal), shared with the Blob store.
@@ -8,8 +7,6 @@
 //!   `{"sku":{"capacity":n}}` with `If-Match`, and classifies what happened into the core's
 //!   [`burst_core::ScaleResult`]. It never sleeps and never retries on its own.
 //! - [`ArmConfig::from_settings`]: the `BURST_ARM_*` / identity settings.
-//! - `sim` (feature `sim`): a simulated ARM and identity endpoint on 127.0.0.1 that checks
-//!   requests like Azure does, for tests and the local emulator.
 
 mod client;
 mod http_util;
@@ -18,8 +15,6 @@ pub mod settings;
 pub mod token;
 pub mod wire;
 
-#[cfg(feature = "sim")]
-pub mod sim;
 
 pub use burst_settings::{ConfigError, Secret};
 pub use client::{ArmError, ArmScaleSet, RATE_LIMIT_HEADER, ScaleSetView};

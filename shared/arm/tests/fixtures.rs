@@ -147,7 +147,7 @@ fn error_bodies_in_both_shapes() {
 /// client reads it the same way.
 #[tokio::test]
 async fn sim_body_is_shaped_like_the_example() {
-    let sim = burst_arm::sim::start(burst_arm::sim::SimConfig {
+    let sim = burst_arm_sim::start(burst_arm_sim::SimConfig {
         initial_capacity: 2,
         ..Default::default()
     })
@@ -207,7 +207,7 @@ async fn sim_body_is_shaped_like_the_example() {
     assert_eq!(view.provisioning_state.as_deref(), Some("Succeeded"));
 }
 
-async fn sim_get(sim: &burst_arm::sim::SimHandle, suffix_and_query: &str) -> (u16, Value) {
+async fn sim_get(sim: &burst_arm_sim::SimHandle, suffix_and_query: &str) -> (u16, Value) {
     let http = reqwest::Client::new();
     let token: Value = http
         .get(format!(
@@ -238,7 +238,7 @@ async fn sim_get(sim: &burst_arm::sim::SimHandle, suffix_and_query: &str) -> (u1
 /// provisioning states and no power state, however many VMs run or boot.
 #[tokio::test]
 async fn sim_instance_view_is_shaped_like_the_real_one() {
-    let sim = burst_arm::sim::start(burst_arm::sim::SimConfig {
+    let sim = burst_arm_sim::start(burst_arm_sim::SimConfig {
         initial_capacity: 2,
         ..Default::default()
     })
@@ -267,7 +267,7 @@ async fn sim_instance_view_is_shaped_like_the_real_one() {
 /// VM's instance view has the per-VM example's status fields.
 #[tokio::test]
 async fn sim_vm_list_is_shaped_like_the_examples() {
-    let sim = burst_arm::sim::start(burst_arm::sim::SimConfig {
+    let sim = burst_arm_sim::start(burst_arm_sim::SimConfig {
         initial_capacity: 3,
         vm_page_size: 2,
         ..Default::default()

@@ -275,7 +275,7 @@ fn the_sim_settings_configure_the_client() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let sim = burst_arm::sim::start(burst_arm::sim::SimConfig {
+        let sim = burst_arm_sim::start(burst_arm_sim::SimConfig {
             initial_capacity: 2,
             boot_time: Duration::ZERO,
             ..Default::default()

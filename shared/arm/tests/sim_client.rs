@@ -4,7 +4,7 @@
 mod support;
 
 use burst_arm::ArmScaleSet;
-use burst_arm::sim::{self, Fault, LoggedRequest, SimConfig, SimHandle, Target};
+use burst_arm_sim::{self as sim, Fault, LoggedRequest, SimConfig, SimHandle, Target};
 use burst_core::{ScaleResult, ScaleSetProbe};
 use burst_ports::Scaler;
 use std::time::Duration;

@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use azure_core::time::OffsetDateTime;
-use burst_arm::sim::SimHandle;
+use burst_arm_sim::SimHandle;
 use std::sync::Arc;
 use tokio::sync::Mutex;
 

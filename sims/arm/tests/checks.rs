@@ -1,7 +1,7 @@
 //! The sim refuses what Azure refuses, with Azure's codes and bodies (raw HTTP, no client).
 #![allow(clippy::unwrap_used)]
 
-use burst_arm::sim::{self, SimConfig, SimHandle};
+use burst_arm_sim::{self as sim, SimConfig, SimHandle};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

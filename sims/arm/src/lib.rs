@@ -25,18 +25,20 @@
 //! Virtual Machine Scale Set '...'" (the message quoted in microsoft/OMS-Agent-for-Linux PR
 //! #1475 and hashicorp/nomad-autoscaler issue #1096).
 
-use crate::resource_id::ScaleSetId;
-use crate::settings::ArmConfig;
-use crate::token::{ARM_RESOURCE, ARM_SCOPE, Credential, IDENTITY_API_VERSION};
-use crate::wire::ceil_secs;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use burst_arm::ScaleSetId;
+use burst_arm::settings::ArmConfig;
+use burst_arm::token::{ARM_RESOURCE, ARM_SCOPE, Credential, IDENTITY_API_VERSION};
+use burst_arm::wire::ceil_secs;
+use burst_sim_kit::scale_set::{InstanceState as VmState, ScaleSet};
+use burst_sim_kit::{FaultQueue, RequestLog, Server, random_hex};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 use url::Url;
 
@@ -227,23 +229,8 @@ pub struct SimSnapshot {
     pub failed: u32,
 }
 
-#[derive(Clone, Debug)]
-struct Instance {
-    /// When it reaches `PowerState/running` (boot time as configured at its creation), or
-    /// for an instance whose allocation fails, when that failure shows.
-    ready_at: Instant,
-    created_wall: SystemTime,
-    /// Its allocation fails (no Spot capacity): it never runs.
-    fails: bool,
-}
-
-/// What one VM's instance view says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum VmState {
-    Creating,
-    Running,
-    Failed,
-}
+/// One VM: created, booting until its ready time, then running (or failed to allocate).
+type Instance = burst_sim_kit::scale_set::Instance<Instant>;
 
 /// The error of an allocation that found no capacity (Azure's AllocationFailed text).
 const ALLOCATION_FAILED: (&str, &str) = (
@@ -311,16 +298,14 @@ struct IssuedToken {
 #[derive(Debug)]
 struct World {
     cfg: SimConfig,
-    capacity: u32,
     etag: u64,
-    instances: BTreeMap<u32, Instance>,
-    next_instance: u32,
+    scale_set: ScaleSet<Instant>,
     operations: Vec<Operation>,
     tokens: HashMap<String, IssuedToken>,
-    faults: VecDeque<(Target, Fault)>,
-    log: Vec<LoggedRequest>,
-    evicted: u32,
+    faults: FaultQueue<Target, Fault>,
+    log: RequestLog<LoggedRequest>,
     created_wall: SystemTime,
+    created_at: Instant,
     /// VMs added by a write fail to allocate while this is set.
     allocation_failure: bool,
 }
@@ -344,65 +329,34 @@ impl World {
         }
     }
     fn vm_state(&self, i: &Instance, now: Instant) -> VmState {
-        match (now >= i.ready_at, i.fails) {
-            (false, _) => VmState::Creating,
-            (true, false) => VmState::Running,
-            (true, true) => VmState::Failed,
-        }
+        ScaleSet::state(i, now)
+    }
+    fn capacity(&self) -> u32 {
+        self.scale_set.capacity()
+    }
+    /// The wall-clock time of an instant of this sim's clock.
+    fn wall(&self, at: Instant) -> SystemTime {
+        self.created_wall + at.saturating_duration_since(self.created_at)
     }
     fn is_flexible(&self) -> bool {
         self.cfg.orchestration_mode.eq_ignore_ascii_case("flexible")
     }
-    /// (running, starting, failed).
-    fn counts(&self, now: Instant) -> (u32, u32, u32) {
-        let (mut running, mut starting, mut failed) = (0u32, 0u32, 0u32);
-        for i in self.instances.values() {
-            match self.vm_state(i, now) {
-                VmState::Running => running += 1,
-                VmState::Creating => starting += 1,
-                VmState::Failed => failed += 1,
-            }
-        }
-        (running, starting, failed)
-    }
-    /// Adds or removes instances so there are `n`; new ones are running at `ready_at`.
-    fn resize(&mut self, n: u32, ready_at: Instant) {
-        self.resize_with(n, ready_at, false);
-    }
-    /// As `resize`; new instances fail to allocate at `ready_at` if `fail`.
-    fn resize_with(&mut self, n: u32, ready_at: Instant, fail: bool) {
-        while self.instances.len() > n as usize {
-            // Scale-in removes the newest instances first (highest instance ids).
-            self.instances.pop_last();
-        }
-        while self.instances.len() < n as usize {
-            let id = self.next_instance;
-            self.next_instance += 1;
-            self.instances.insert(
-                id,
-                Instance {
-                    ready_at,
-                    created_wall: SystemTime::now(),
-                    fails: fail,
-                },
-            );
-        }
-        self.capacity = n;
+    /// Adds or removes instances so there are `n` (a new etag); new ones are running at
+    /// `ready_at`, or fail to allocate then if `fail`.
+    fn resize(&mut self, n: u32, ready_at: Instant, fail: bool) {
+        self.scale_set.resize(n, Instant::now(), ready_at, fail);
         self.etag += 1;
     }
     fn take_fault(&mut self, target: Target) -> Option<Fault> {
-        let pos = self
-            .faults
-            .iter()
-            .position(|(t, _)| *t == Target::Any || *t == target)?;
-        self.faults.remove(pos).map(|(_, f)| f)
+        self.faults.take(|t| *t == Target::Any || *t == target)
     }
 }
 
 #[derive(Debug)]
 struct Shared {
     world: Mutex<World>,
-    base_url: String,
+    /// Known once the server listens; the answers' links point at it.
+    base_url: OnceLock<String>,
 }
 
 impl Shared {
@@ -410,73 +364,59 @@ impl Shared {
         // A panic elsewhere must not make the sim unusable for inspection.
         self.world.lock().unwrap_or_else(|e| e.into_inner())
     }
+    fn base_url(&self) -> &str {
+        self.base_url.get().map(String::as_str).unwrap_or_default()
+    }
 }
 
 /// A running sim. Stops on [`SimHandle::shutdown`] or drop; its state stays readable after.
 #[derive(Debug)]
 pub struct SimHandle {
-    addr: SocketAddr,
     shared: Arc<Shared>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    server: Server,
 }
 
 /// Starts the sim on a free port of 127.0.0.1.
 pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-    let addr = listener.local_addr()?;
     let now = Instant::now();
     let mut world = World {
-        capacity: 0,
         etag: 0,
-        instances: BTreeMap::new(),
-        next_instance: 0,
+        scale_set: ScaleSet::default(),
         operations: Vec::new(),
         tokens: HashMap::new(),
-        faults: VecDeque::new(),
-        log: Vec::new(),
-        evicted: 0,
+        faults: FaultQueue::default(),
+        log: RequestLog::with_max(MAX_LOG),
         created_wall: SystemTime::now(),
+        created_at: now,
         allocation_failure: false,
         cfg: config,
     };
     // Initial instances are already up.
-    world.resize(world.cfg.initial_capacity.min(MAX_CAPACITY), now);
+    world.resize(world.cfg.initial_capacity.min(MAX_CAPACITY), now, false);
     world.etag = 1;
     let shared = Arc::new(Shared {
         world: Mutex::new(world),
-        base_url: format!("http://{addr}"),
+        base_url: OnceLock::new(),
     });
     let app = axum::Router::new()
         .fallback(handle)
         .with_state(shared.clone());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await;
-    });
-    Ok(SimHandle {
-        addr,
-        shared,
-        stop: Some(stop),
-        task: Some(task),
-    })
+    let server = Server::start(app).await?;
+    let _ = shared.base_url.set(server.base_url());
+    Ok(SimHandle { shared, server })
 }
 
 impl SimHandle {
     /// `http://127.0.0.1:PORT`: the ARM endpoint and the token authority.
     pub fn base_url(&self) -> String {
-        self.shared.base_url.clone()
+        self.server.base_url()
     }
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
     /// The managed identity endpoint (`IDENTITY_ENDPOINT`).
     pub fn identity_endpoint(&self) -> String {
-        format!("{}/msi/token", self.shared.base_url)
+        format!("{}/msi/token", self.base_url())
     }
     /// The `IDENTITY_HEADER` value the sim expects.
     pub fn identity_header(&self) -> String {
@@ -490,12 +430,15 @@ impl SimHandle {
     pub fn settings(&self) -> Vec<(&'static str, String)> {
         vec![
             (
-                crate::settings::SCALE_SET_ID,
+                burst_arm::settings::SCALE_SET_ID,
                 self.scale_set_id().to_string(),
             ),
-            (crate::settings::ENDPOINT, self.base_url()),
-            (crate::settings::IDENTITY_ENDPOINT, self.identity_endpoint()),
-            (crate::settings::IDENTITY_HEADER, self.identity_header()),
+            (burst_arm::settings::ENDPOINT, self.base_url()),
+            (
+                burst_arm::settings::IDENTITY_ENDPOINT,
+                self.identity_endpoint(),
+            ),
+            (burst_arm::settings::IDENTITY_HEADER, self.identity_header()),
         ]
     }
 
@@ -515,20 +458,21 @@ impl SimHandle {
     pub fn snapshot(&self) -> SimSnapshot {
         let now = Instant::now();
         let w = self.shared.world();
-        let (running, starting, failed) = w.counts(now);
+        let counts = w.scale_set.counts(now);
+        let (running, starting, failed) = (counts.running, counts.booting, counts.failed);
         SimSnapshot {
-            capacity: w.capacity,
+            capacity: w.capacity(),
             running,
             starting,
             etag: w.etag,
             provisioning_state: w.provisioning_state(now).to_string(),
             operation_in_progress: w.running_op(now).is_some(),
-            evicted: w.evicted,
+            evicted: w.scale_set.evicted(),
             failed,
         }
     }
     pub fn capacity(&self) -> u32 {
-        self.shared.world().capacity
+        self.shared.world().capacity()
     }
     pub fn running(&self) -> u32 {
         self.snapshot().running
@@ -538,16 +482,14 @@ impl SimHandle {
     /// running, or removed; the etag changes.
     pub fn set_capacity(&self, n: u32) {
         let now = Instant::now();
-        self.shared.world().resize(n.min(MAX_CAPACITY), now);
+        self.shared.world().resize(n.min(MAX_CAPACITY), now, false);
     }
     /// Evicts up to `n` instances (newest first); with the Delete policy they are deleted and
     /// the capacity drops. Returns the evicted instance ids.
     pub fn evict(&self, n: u32) -> Vec<u32> {
         let mut w = self.shared.world();
-        let ids: Vec<u32> = w.instances.keys().rev().take(n as usize).copied().collect();
-        for id in &ids {
-            evict_instance(&mut w, *id);
-        }
+        let ids = w.scale_set.evict_newest(n, None);
+        w.etag += ids.len() as u64;
         ids
     }
     pub fn set_boot_time(&self, d: Duration) {
@@ -595,14 +537,11 @@ impl SimHandle {
     /// The next `count` requests matching `target` get `fault` instead of an answer (after
     /// authentication and api-version checks, like a real throttle).
     pub fn inject(&self, target: Target, count: u32, fault: Fault) {
-        let mut w = self.shared.world();
-        for _ in 0..count {
-            w.faults.push_back((target, fault.clone()));
-        }
+        self.shared.world().faults.push(target, count, fault);
     }
     /// Every request so far, oldest first.
     pub fn requests(&self) -> Vec<LoggedRequest> {
-        self.shared.world().log.clone()
+        self.shared.world().log.to_vec()
     }
     pub fn clear_requests(&self) {
         self.shared.world().log.clear();
@@ -618,34 +557,19 @@ impl SimHandle {
     }
 
     /// Stops the server and waits for it.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 }
 
-impl Drop for SimHandle {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
+/// Spot with evictionPolicy Delete: the VM and its disks are deleted and the scale set asks
+/// for one fewer (a new etag).
 fn evict_instance(w: &mut World, id: u32) -> bool {
-    if w.instances.remove(&id).is_none() {
-        return false;
+    let evicted = w.scale_set.evict(id);
+    if evicted {
+        w.etag += 1;
     }
-    // Spot with evictionPolicy Delete: the VM and its disks are deleted and the scale set
-    // asks for one fewer.
-    w.capacity = w.capacity.saturating_sub(1);
-    w.etag += 1;
-    w.evicted += 1;
-    true
+    evicted
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -667,12 +591,8 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     };
     let logged = log_entry(&parts, &body, resp.status());
     {
-        let mut w = shared.world();
         // Bounded so a long emulator run does not grow without end; the oldest go first.
-        if w.log.len() >= MAX_LOG {
-            w.log.drain(..MAX_LOG / 2);
-        }
-        w.log.push(logged);
+        shared.world().log.push(logged);
     }
     if let Some(AnswerDelay(d)) = resp.extensions().get::<AnswerDelay>().copied() {
         tokio::time::sleep(d).await;
@@ -826,32 +746,15 @@ fn arm_error_target(status: StatusCode, code: &str, message: &str, target: &str)
 }
 
 fn json_response(status: StatusCode, v: &Value) -> Response {
-    let mut resp = (status, v.to_string()).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
+    let mut resp = burst_sim_kit::json(status.as_u16(), v);
     if let Ok(id) = HeaderValue::from_str(&uuid_like()) {
         resp.headers_mut().insert("x-ms-request-id", id);
     }
     resp
 }
 
-fn random_hex(n: usize) -> String {
-    (0..n)
-        .map(|_| char::from_digit(fastrand::u32(0..16), 16).unwrap_or('0'))
-        .collect()
-}
-
 fn uuid_like() -> String {
-    format!(
-        "{}-{}-4{}-a{}-{}",
-        random_hex(8),
-        random_hex(4),
-        random_hex(3),
-        random_hex(3),
-        random_hex(12)
-    )
+    burst_sim_kit::request_id()
 }
 
 fn rfc3339(t: SystemTime) -> String {
@@ -1285,13 +1188,13 @@ fn scale_set_answer(
         [_, id] => match id
             .parse::<u32>()
             .ok()
-            .and_then(|n| w.instances.get(&n).map(|i| (n, i)))
+            .and_then(|n| w.scale_set.instance(n).map(|i| (n, i)))
         {
             Some((n, i)) => json_response(StatusCode::OK, &vm_body(w, n, i, expands(req), now)),
             None => vm_not_found(w, id),
         },
         [_, id, iv] if eq(iv, "instanceView") => {
-            match id.parse::<u32>().ok().and_then(|n| w.instances.get(&n)) {
+            match id.parse::<u32>().ok().and_then(|n| w.scale_set.instance(n)) {
                 Some(i) => json_response(StatusCode::OK, &vm_instance_view(w, i, now)),
                 None => vm_not_found(w, id),
             }
@@ -1327,11 +1230,11 @@ fn vm_list(shared: &Shared, w: &World, req: &Req<'_>, now: Instant) -> Response 
         },
     };
     let size = w.cfg.vm_page_size.max(1);
-    let mut page = w.instances.range(from..);
+    let mut page = w.scale_set.instances().skip_while(|(id, _)| *id < from);
     let value: Vec<Value> = page
         .by_ref()
         .take(size)
-        .map(|(id, i)| vm_body(w, *id, i, expands(req), now))
+        .map(|(id, i)| vm_body(w, id, i, expands(req), now))
         .collect();
     let mut body = json!({ "value": value });
     if let Some((next, _)) = page.next() {
@@ -1350,7 +1253,7 @@ fn vm_list(shared: &Shared, w: &World, req: &Req<'_>, now: Instant) -> Response 
         query.push(format!("$skiptoken={next:x}"));
         body["nextLink"] = json!(format!(
             "{}{}/virtualMachines?{}",
-            shared.base_url,
+            shared.base_url(),
             w.cfg.scale_set,
             query.join("&")
         ));
@@ -1535,12 +1438,12 @@ fn patch(shared: &Shared, w: &mut World, req: &Req<'_>, now: Instant) -> Respons
     }
     let duration = w.cfg.operation_duration;
     // Without Spot capacity, the VMs this write adds fail when the operation ends.
-    let fails = w.allocation_failure && n > w.capacity;
+    let fails = w.allocation_failure && n > w.capacity();
     let settle = if fails { duration } else { w.cfg.boot_time };
     let ready_at = now
         .checked_add(settle)
         .unwrap_or(now + Duration::from_secs(10 * 365 * 86400));
-    w.resize_with(n, ready_at, fails);
+    w.resize(n, ready_at, fails);
     let op = Operation {
         id: uuid_like(),
         started: now,
@@ -1567,7 +1470,7 @@ fn patch(shared: &Shared, w: &mut World, req: &Req<'_>, now: Instant) -> Respons
     let api_version = req.q("api-version").unwrap_or_default();
     let op_url = format!(
         "{}/subscriptions/{}/providers/Microsoft.Compute/locations/{}/operations/{op_id}?p={}&api-version={api_version}",
-        shared.base_url,
+        shared.base_url(),
         id.subscription(),
         w.cfg.location,
         random_hex(8)
@@ -1676,7 +1579,7 @@ fn scale_set_body(w: &World, now: Instant) -> Value {
                 }
             }
         },
-        "sku": {"name": w.cfg.sku_name, "tier": "Standard", "capacity": w.capacity},
+        "sku": {"name": w.cfg.sku_name, "tier": "Standard", "capacity": w.capacity()},
         "etag": format!("\"{}\"", w.etag),
         "properties": {
             "singlePlacementGroup": false,
@@ -1738,7 +1641,7 @@ fn scale_set_body(w: &World, now: Instant) -> Value {
 /// sample on Microsoft Learn): power states are in each VM's own instance view.
 fn instance_view_body(w: &World, now: Instant) -> Value {
     let mut counts: BTreeMap<&'static str, u32> = BTreeMap::new();
-    for i in w.instances.values() {
+    for (_, i) in w.scale_set.instances() {
         let code = vm_provisioning_status(w.vm_state(i, now)).0;
         *counts.entry(code).or_insert(0) += 1;
     }
@@ -1768,7 +1671,7 @@ fn instance_view_body(w: &World, now: Instant) -> Value {
 fn vm_provisioning_status(state: VmState) -> (&'static str, &'static str) {
     match state {
         VmState::Running => ("ProvisioningState/succeeded", "Provisioning succeeded"),
-        VmState::Creating => ("ProvisioningState/creating", "Creating"),
+        VmState::Booting => ("ProvisioningState/creating", "Creating"),
         VmState::Failed => (
             "ProvisioningState/failed/AllocationFailed",
             "Provisioning failed",
@@ -1783,13 +1686,13 @@ fn vm_instance_view(w: &World, i: &Instance, now: Instant) -> Value {
     let state = w.vm_state(i, now);
     let (code, display) = vm_provisioning_status(state);
     let provisioning = if state == VmState::Failed {
-        json!({"code": code, "level": "Error", "displayStatus": display, "message": ALLOCATION_FAILED.1, "time": rfc3339(i.created_wall)})
+        json!({"code": code, "level": "Error", "displayStatus": display, "message": ALLOCATION_FAILED.1, "time": rfc3339(w.wall(i.created))})
     } else {
-        json!({"code": code, "level": "Info", "displayStatus": display, "time": rfc3339(i.created_wall)})
+        json!({"code": code, "level": "Info", "displayStatus": display, "time": rfc3339(w.wall(i.created))})
     };
     let (power, power_display) = match state {
         VmState::Running => ("PowerState/running", "VM running"),
-        VmState::Creating => ("PowerState/starting", "VM starting"),
+        VmState::Booting => ("PowerState/starting", "VM starting"),
         VmState::Failed => ("PowerState/deallocated", "VM deallocated"),
     };
     json!({
@@ -1809,10 +1712,10 @@ fn vm_body(w: &World, instance_id: u32, i: &Instance, expand: bool, now: Instant
         "latestModelApplied": true,
         "provisioningState": match state {
             VmState::Running => "Succeeded",
-            VmState::Creating => "Creating",
+            VmState::Booting => "Creating",
             VmState::Failed => "Failed",
         },
-        "timeCreated": rfc3339(i.created_wall),
+        "timeCreated": rfc3339(w.wall(i.created)),
         "osProfile": {"computerName": format!("{}{:06x}", id.name(), instance_id)},
     });
     if expand {
