@@ -173,39 +173,25 @@ fn agent_payloads() -> Vec<(Payload, Vec<u8>, Input)> {
             lease: h.lease,
         })
     };
+    let witness_input = Input::Witness(burst_core::WitnessReport {
+        id: witness.id.to_string(),
+        at: stamp,
+        target: witness.target.clone(),
+        reachable: true,
+        latency_ms: Some(31),
+    });
     vec![
-        (
-            Payload::Ups,
-            serde_json::to_vec(&ups).unwrap(),
-            ups_input(&ups),
-        ),
-        (
-            Payload::Ups,
-            serde_json::to_vec(&commloss).unwrap(),
-            ups_input(&commloss),
-        ),
-        (
-            Payload::Heartbeat,
-            serde_json::to_vec(&beat).unwrap(),
-            beat_input(&beat),
-        ),
-        (
-            Payload::Heartbeat,
-            serde_json::to_vec(&plain_beat).unwrap(),
-            beat_input(&plain_beat),
-        ),
-        (
-            Payload::Witness,
-            serde_json::to_vec(&witness).unwrap(),
-            Input::Witness(burst_core::WitnessReport {
-                id: witness.id.to_string(),
-                at: stamp,
-                target: witness.target.clone(),
-                reachable: true,
-                latency_ms: Some(31),
-            }),
-        ),
+        written(Payload::Ups, &ups, ups_input(&ups)),
+        written(Payload::Ups, &commloss, ups_input(&commloss)),
+        written(Payload::Heartbeat, &beat, beat_input(&beat)),
+        written(Payload::Heartbeat, &plain_beat, beat_input(&plain_beat)),
+        written(Payload::Witness, &witness, witness_input),
     ]
+}
+
+/// A payload as the agent writes it, with the input the function must read from it.
+fn written<T: Serialize>(kind: Payload, payload: &T, input: Input) -> (Payload, Vec<u8>, Input) {
+    (kind, serde_json::to_vec(payload).unwrap(), input)
 }
 
 #[test]
