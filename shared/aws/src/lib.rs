@@ -1,6 +1,7 @@
 //! AWS adapters for hybrid-burst: the Auto Scaling group as the cloud capacity
 //! ([`AsgScaler`], a `burst_ports::Scaler`) and S3 as the state store ([`S3Store`], a
-//! `burst_ports::StateStore` with conditional writes).
+//! `burst_ports::StateStore` with conditional writes), plus scheduled wake-ups as delayed SQS
+//! messages ([`SqsWaker`], a `burst_ports::Waker`).
 //!
 //! A small hand-written client instead of the AWS SDK: two query-API actions and two S3 calls
 //! need SigV4 ([`sigv4`], written from the public spec), reqwest and a little XML; the SDK
