@@ -7,6 +7,8 @@
 //! at most N starts are recorded), `ECHO_READY_DELAY_MS` (wait before listening),
 //! `ECHO_ROOT_404=1` (answer the readiness probe with 404), `ECHO_TIMER_SLEEP_MS`.
 //!
+//! A queue message whose text is `x-echo:<value>` controls it the same way.
+//!
 //! `x-echo` values: `status=NNN`, `text`, `sleep=MS`, `exit=CODE`, `nores`, `null`,
 //! `return=STRING`, `res-object`, `redirect`.
 
@@ -79,12 +81,15 @@ async fn handle(req: Request) -> Response {
     // The control header, from the request itself or from the JSON-mode payload.
     let control = if json_mode {
         payload.as_ref().and_then(|p| {
-            p["Data"].as_object()?.values().find_map(|t| {
-                t.get("Headers")?
+            p["Data"].as_object()?.values().find_map(|t| match t {
+                // A queue message's text: `x-echo:<control>`.
+                Value::String(text) => text.strip_prefix("x-echo:").map(str::to_string),
+                _ => t
+                    .get("Headers")?
                     .as_object()?
                     .iter()
                     .find(|(k, _)| k.eq_ignore_ascii_case("x-echo"))
-                    .and_then(|(_, v)| v.get(0)?.as_str().map(str::to_string))
+                    .and_then(|(_, v)| v.get(0)?.as_str().map(str::to_string)),
             })
         })
     } else {

@@ -180,10 +180,48 @@ pub struct TimerTrigger {
     pub max_retry_count: Option<u32>,
 }
 
+/// The queue trigger of a function; the queue name is still unresolved (`%Setting%` allowed).
+#[derive(Debug, Clone)]
+pub struct QueueTrigger {
+    /// The binding name: the key under `Data`.
+    pub name: String,
+    pub queue_name: String,
+    /// The setting holding the storage connection (default `AzureWebJobsStorage`).
+    pub connection: String,
+}
+
 #[derive(Debug, Clone)]
 pub enum Trigger {
     Http(HttpTrigger),
     Timer(TimerTrigger),
+    Queue(QueueTrigger),
+}
+
+/// `extensions.queues` in host.json, with the real host's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueOptions {
+    /// The longest wait between polls of an empty queue (default 1 minute, at least 100 ms).
+    pub max_polling_interval: Duration,
+    /// How long a failed message stays invisible before its next attempt (default 0).
+    pub visibility_timeout: Duration,
+    /// Attempts before a message moves to `<queue>-poison` (default 5).
+    pub max_dequeue_count: u32,
+    /// Messages fetched per poll (default 16, 1 to 32).
+    pub batch_size: u32,
+    /// `messageEncoding`: message text is base64 (default) or plain.
+    pub base64: bool,
+}
+
+impl Default for QueueOptions {
+    fn default() -> Self {
+        QueueOptions {
+            max_polling_interval: Duration::from_secs(60),
+            visibility_timeout: Duration::ZERO,
+            max_dequeue_count: 5,
+            batch_size: 16,
+            base64: true,
+        }
+    }
 }
 
 /// One function: its folder name, trigger and output bindings.
@@ -208,6 +246,7 @@ pub struct HostJson {
     pub arguments: Vec<String>,
     /// `enableForwardingHttpRequest` (or `enableProxyingHttpRequest`, treated the same).
     pub forwarding: bool,
+    pub queues: QueueOptions,
 }
 
 /// A loaded app folder.
@@ -364,6 +403,7 @@ fn parse_host(path: &Path) -> Result<HostJson, AppError> {
         }
     };
     let forwarding = flag("enableForwardingHttpRequest")? | flag("enableProxyingHttpRequest")?;
+    let queues = parse_queue_options(path, v.pointer("/extensions/queues"))?;
     Ok(HostJson {
         route_prefix,
         function_timeout,
@@ -371,7 +411,86 @@ fn parse_host(path: &Path) -> Result<HostJson, AppError> {
         working_directory,
         arguments,
         forwarding,
+        queues,
     })
+}
+
+fn parse_queue_options(path: &Path, v: Option<&Value>) -> Result<QueueOptions, AppError> {
+    let mut o = QueueOptions::default();
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(o);
+    };
+    let field = |f: &str| format!("extensions.queues.{f}");
+    let span = |f: &str| -> Result<Option<Duration>, AppError> {
+        match v.get(f) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => parse_timespan(s).map(Some).ok_or_else(|| {
+                invalid(
+                    path,
+                    &field(f),
+                    format!("{s:?} is not a hh:mm:ss time span"),
+                )
+            }),
+            // The host also takes a number of milliseconds.
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .map(|ms| Some(Duration::from_millis(ms)))
+                .ok_or_else(|| invalid(path, &field(f), "must be whole milliseconds")),
+            Some(_) => Err(invalid(path, &field(f), "must be a time span string")),
+        }
+    };
+    let count = |f: &str, range: std::ops::RangeInclusive<u64>| -> Result<Option<u32>, AppError> {
+        match v.get(f) {
+            None | Some(Value::Null) => Ok(None),
+            Some(n) => n
+                .as_u64()
+                .filter(|n| range.contains(n))
+                .map(|n| Some(n as u32))
+                .ok_or_else(|| {
+                    invalid(
+                        path,
+                        &field(f),
+                        format!(
+                            "must be a whole number from {} to {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    )
+                }),
+        }
+    };
+    if let Some(d) = span("maxPollingInterval")? {
+        if d < Duration::from_millis(100) {
+            return Err(invalid(
+                path,
+                &field("maxPollingInterval"),
+                "must be at least 100 ms",
+            ));
+        }
+        o.max_polling_interval = d;
+    }
+    if let Some(d) = span("visibilityTimeout")? {
+        o.visibility_timeout = d;
+    }
+    if let Some(n) = count("maxDequeueCount", 1..=1000)? {
+        o.max_dequeue_count = n;
+    }
+    if let Some(n) = count("batchSize", 1..=32)? {
+        o.batch_size = n;
+    }
+    match v.get("messageEncoding").and_then(Value::as_str) {
+        None => {}
+        Some(e) if e.eq_ignore_ascii_case("base64") => o.base64 = true,
+        Some(e) if e.eq_ignore_ascii_case("none") => o.base64 = false,
+        Some(e) => {
+            return Err(invalid(
+                path,
+                &field("messageEncoding"),
+                format!("{e:?} is not base64 or none"),
+            ));
+        }
+    }
+    Ok(o)
 }
 
 /// `^[a-z][a-z0-9_\-]{0,127}$` case-insensitive, not "host".
@@ -514,6 +633,30 @@ fn parse_function(name: &str, path: &Path) -> Result<Function, AppError> {
                     max_retry_count,
                 }));
             }
+            "queuetrigger" => {
+                want_dir("in")?;
+                inputs += 1;
+                let queue_name = b
+                    .get("queueName")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.trim().is_empty())
+                    .ok_or_else(|| invalid(path, &field("queueName"), "missing"))?;
+                let connection = match b.get("connection") {
+                    None | Some(Value::Null) => "AzureWebJobsStorage".to_string(),
+                    Some(Value::String(c)) if !c.trim().is_empty() => c.trim().to_string(),
+                    Some(_) => {
+                        return Err(invalid(path, &field("connection"), "must name a setting"));
+                    }
+                };
+                if trigger.is_some() {
+                    return Err(invalid(path, "bindings", "more than one trigger"));
+                }
+                trigger = Some(Trigger::Queue(QueueTrigger {
+                    name: bname.to_string(),
+                    queue_name: queue_name.trim().to_string(),
+                    connection,
+                }));
+            }
             "http" => {
                 want_dir("out")?;
                 outputs += 1;
@@ -523,13 +666,15 @@ fn parse_function(name: &str, path: &Path) -> Result<Function, AppError> {
                 return Err(invalid(
                     path,
                     &field("type"),
-                    format!("{ty:?} is not supported (httpTrigger, timerTrigger, http)"),
+                    format!(
+                        "{ty:?} is not supported (httpTrigger, timerTrigger, queueTrigger, http)"
+                    ),
                 ));
             }
         }
     }
     let trigger = trigger.ok_or_else(|| invalid(path, "bindings", "no trigger binding"))?;
-    if matches!(trigger, Trigger::Timer(_)) && !http_outputs.is_empty() {
+    if !matches!(trigger, Trigger::Http(_)) && !http_outputs.is_empty() {
         return Err(invalid(
             path,
             "bindings",

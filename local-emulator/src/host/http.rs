@@ -494,8 +494,9 @@ async fn invoke_json(
     }
 }
 
-/// Called by timers: one JSON-mode invocation with logging; `true` on success.
-pub(crate) async fn invoke_timer(
+/// Called by timers and queue listeners: one JSON-mode invocation with logging; `true` on
+/// success.
+pub(crate) async fn invoke_triggered(
     inner: &Inner,
     function: &str,
     payload: Ordered,

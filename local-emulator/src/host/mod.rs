@@ -11,6 +11,7 @@ mod http;
 pub mod keys;
 pub mod log;
 pub mod payload;
+pub mod queue;
 pub mod schedule;
 pub mod timer;
 pub mod worker;
@@ -38,7 +39,10 @@ pub const FUNCTION_KEY_SETTING: &str = "FUNC_EMULATOR_FUNCTION_KEY";
 /// App settings the deployment always sets (infra/azure/src/settings.ts), with the value it
 /// sets when the operator chose none. `func-emulator start` applies them when neither the
 /// settings nor the environment has them, and logs each one it applied.
-pub const APP_SETTING_DEFAULTS: &[(&str, &str)] = &[("BURST_PROBE_SCHEDULE", "*/30 * * * * *")];
+pub const APP_SETTING_DEFAULTS: &[(&str, &str)] = &[
+    ("BURST_PROBE_SCHEDULE", "*/30 * * * * *"),
+    ("BURST_WAKE_QUEUE", "burst-wake"),
+];
 
 /// Default functionTimeout when host.json has none (Consumption plan).
 pub const DEFAULT_FUNCTION_TIMEOUT: Duration = Duration::from_secs(300);
@@ -159,6 +163,40 @@ pub fn substitute(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Resolves a queue trigger's queue name (`%Setting%` allowed) and storage connection.
+fn queue_listener(
+    f: &app::Function,
+    q: &app::QueueTrigger,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    options: &app::QueueOptions,
+) -> Result<queue::QueueListener, String> {
+    let queue_name = substitute(&q.queue_name, lookup);
+    if queue_name.is_empty() || queue_name.contains('%') {
+        return Err(format!(
+            "queueName {:?}: the setting it names is not set",
+            q.queue_name
+        ));
+    }
+    let text = lookup(&q.connection)
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| {
+            format!(
+                "the connection setting {} is not set (a storage connection string, e.g. \
+                 UseDevelopmentStorage=true for Azurite)",
+                q.connection
+            )
+        })?;
+    let connection = queue::StorageConnection::parse(&text)
+        .map_err(|e| format!("the connection setting {}: {e}", q.connection))?;
+    Ok(queue::QueueListener {
+        function: f.name.clone(),
+        binding: q.name.clone(),
+        queue_name,
+        connection,
+        options: options.clone(),
+    })
 }
 
 /// `path` made absolute against the current directory (symlinks are not resolved).
@@ -335,6 +373,25 @@ impl Host {
             });
         }
 
+        // Queue triggers: like the real host, a trigger whose queue name or connection cannot be
+        // resolved is reported and left idle; the other functions run.
+        let mut listeners = Vec::new();
+        for f in &app.functions {
+            let Trigger::Queue(q) = &f.trigger else {
+                continue;
+            };
+            if disabled.contains(&f.name) {
+                continue;
+            }
+            match queue_listener(f, q, &lookup, &app.host.queues) {
+                Ok(l) => listeners.push(l),
+                Err(problem) => log.host(
+                    Level::Error,
+                    &format!("Function '{}' will not run: {problem}", f.name),
+                ),
+            }
+        }
+
         // Keys: set by settings, else kept in the state folder from an earlier start, else new.
         keys::prepare_state_dir(&state_dir, config.state_dir.is_none())?;
         let shared_fn_key = key_setting(FUNCTION_KEY_SETTING);
@@ -448,7 +505,7 @@ impl Host {
                         Box::pin(async move {
                             match weak.upgrade() {
                                 Some(inner) => {
-                                    http::invoke_timer(&inner, &function, body, &reason).await
+                                    http::invoke_triggered(&inner, &function, body, &reason).await
                                 }
                                 None => false,
                             }
@@ -492,6 +549,9 @@ impl Host {
         }
         for t in inner.timers.values() {
             tokio::spawn(t.clone().run(stop_rx.clone()));
+        }
+        for l in listeners {
+            tokio::spawn(l.run(Arc::downgrade(&inner), stop_rx.clone()));
         }
 
         let router = http::router(inner.clone());
@@ -658,6 +718,15 @@ impl HostHandle {
                         &format!(
                             "  {}: timerTrigger ({}{resolved}){disabled}",
                             f.name, t.schedule
+                        ),
+                    );
+                }
+                Trigger::Queue(q) => {
+                    log.host(
+                        Level::Information,
+                        &format!(
+                            "  {}: queueTrigger ({}, connection {}, polled at least every {:?}){disabled}",
+                            f.name, q.queue_name, q.connection, app.host.queues.max_polling_interval
                         ),
                     );
                 }
