@@ -428,11 +428,10 @@ fn env_value(
         Some(toml::Value::Integer(_)) => {
             toml::Value::Integer(raw.trim().parse().map_err(|_| wrong("a whole number"))?)
         }
-        Some(toml::Value::Boolean(_)) => match raw.trim() {
-            "true" | "1" | "yes" => toml::Value::Boolean(true),
-            "false" | "0" | "no" => toml::Value::Boolean(false),
-            _ => return Err(wrong("true or false")),
-        },
+        // The same spellings as every other hybrid-burst setting.
+        Some(toml::Value::Boolean(_)) => toml::Value::Boolean(
+            burst_settings::parse_bool(raw).ok_or_else(|| wrong("true or false"))?,
+        ),
         _ => toml::Value::String(raw.to_string()),
     })
 }
@@ -586,6 +585,22 @@ kube_source = "in-cluster"
         assert!(matches!(err, ConfigError::Env { .. }), "{err}");
         let err = Config::load(Some(&path), &env(&[("BURST_AGENT_NO_SUCH_KEY", "1")])).unwrap_err();
         assert!(matches!(err, ConfigError::Env { .. }), "{err}");
+        // Booleans take the spellings every other setting takes, and name the variable if not.
+        let on = Config::load(
+            Some(&path),
+            &env(&[("BURST_AGENT_WITNESS_INSECURE_TLS", "On")]),
+        )
+        .unwrap();
+        assert!(on.witness_insecure_tls);
+        let err = Config::load(
+            Some(&path),
+            &env(&[("BURST_AGENT_WITNESS_INSECURE_TLS", "maybe")]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable BURST_AGENT_WITNESS_INSECURE_TLS: expected true or false, got \"maybe\""
+        );
     }
 
     #[test]
