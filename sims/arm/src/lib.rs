@@ -402,14 +402,14 @@ pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
         .fallback(handle)
         .with_state(shared.clone());
     let server = Server::start(app).await?;
-    let _ = shared.base_url.set(server.base_url());
+    let _ = shared.base_url.set(server.base_url().to_string());
     Ok(SimHandle { shared, server })
 }
 
 impl SimHandle {
     /// `http://127.0.0.1:PORT`: the ARM endpoint and the token authority.
     pub fn base_url(&self) -> String {
-        self.server.base_url()
+        self.server.base_url().to_string()
     }
     pub fn addr(&self) -> SocketAddr {
         self.server.addr()

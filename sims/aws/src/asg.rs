@@ -4,7 +4,7 @@
 //! `Throttling` / `ScalingActivityInProgress`. The group is the shared scale-set model: new
 //! instances are `Pending` for the boot time, then `InService`; Spot interruptions delete them.
 
-use super::{AuthCodes, verify};
+use super::{AUTOSCALING, verify_request};
 use axum::body::{Bytes, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
@@ -187,7 +187,7 @@ async fn handle(State(state): State<Shared<SimState>>, req: Request) -> Response
         Err(_) => return error(413, "RequestEntityTooLarge", "Request is too large."),
     };
     let mut st = state.lock();
-    let answered = answer(&mut st, &parts.method, &parts.uri, &parts.headers, &body);
+    let answered = answer(&mut st, &parts, &body);
     let (params, action, status, code, resp) = answered;
     st.calls.push(AsgCall {
         action,
@@ -200,13 +200,8 @@ async fn handle(State(state): State<Shared<SimState>>, req: Request) -> Response
 
 type Answer = (Vec<(String, String)>, String, u16, String, Response);
 
-fn answer(
-    st: &mut SimState,
-    method: &Method,
-    uri: &axum::http::Uri,
-    headers: &axum::http::HeaderMap,
-    body: &[u8],
-) -> Answer {
+fn answer(st: &mut SimState, parts: &axum::http::request::Parts, body: &[u8]) -> Answer {
+    let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
     let err = |params: Vec<(String, String)>, action: &str, status: u16, code: &str, msg: &str| {
         (
             params,
@@ -250,21 +245,8 @@ fn answer(
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let action = map.get("Action").copied().unwrap_or("").to_string();
-    let codes = AuthCodes {
-        service: "autoscaling",
-        missing: "MissingAuthenticationToken",
-        unknown_key: "InvalidClientTokenId",
-        content_sha256: false,
-    };
-    if let Err(f) = verify(
-        codes,
-        &st.config.credentials,
-        &st.config.region,
-        method,
-        uri,
-        headers,
-        body,
-    ) {
+    let (creds, region) = (&st.config.credentials, st.config.region.as_str());
+    if let Err(f) = verify_request(AUTOSCALING, creds, region, parts, body) {
         return err(params, &action, f.status, f.code, &f.message);
     }
     if action.is_empty() {

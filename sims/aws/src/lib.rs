@@ -49,6 +49,34 @@ pub(crate) struct AuthCodes {
     pub content_sha256: bool,
 }
 
+/// The codes Auto Scaling answers signature problems with.
+pub(crate) const AUTOSCALING: AuthCodes = AuthCodes {
+    service: "autoscaling",
+    missing: "MissingAuthenticationToken",
+    unknown_key: "InvalidClientTokenId",
+    content_sha256: false,
+};
+
+/// The codes S3 answers signature problems with.
+pub(crate) const S3: AuthCodes = AuthCodes {
+    service: "s3",
+    missing: "AccessDenied",
+    unknown_key: "InvalidAccessKeyId",
+    content_sha256: true,
+};
+
+/// [`verify`] for a request as the server received it.
+pub(crate) fn verify_request(
+    codes: AuthCodes,
+    creds: &Credentials,
+    region: &str,
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+) -> Result<(), AuthFailure> {
+    let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
+    verify(codes, creds, region, method, uri, headers, body)
+}
+
 /// Checks a request's SigV4 signature the way AWS does.
 pub(crate) fn verify(
     codes: AuthCodes,
@@ -225,13 +253,6 @@ pub(crate) fn verify(
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
-
-    const S3: AuthCodes = AuthCodes {
-        service: "s3",
-        missing: "AccessDenied",
-        unknown_key: "InvalidAccessKeyId",
-        content_sha256: true,
-    };
 
     /// A signed S3 PUT of `signed_body`, at `when`.
     fn signed(when: chrono::DateTime<chrono::Utc>, signed_body: &[u8]) -> (Uri, HeaderMap) {

@@ -3,10 +3,10 @@
 //! `x-amz-content-sha256` checked, S3's XML error bodies, and injectable `SlowDown` (503) and
 //! `ConditionalRequestConflict` (409).
 
-use super::{AuthCodes, verify};
+use super::{S3, verify_request};
 use axum::body::to_bytes;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use burst_aws::sigv4::{self, Credentials};
 use burst_aws::xml::escape;
@@ -90,7 +90,7 @@ pub async fn start(config: S3SimConfig) -> std::io::Result<S3Sim> {
 impl S3Sim {
     /// `http://127.0.0.1:PORT` (the `BURST_AWS_S3_ENDPOINT`).
     pub fn base_url(&self) -> String {
-        self.sim.base_url()
+        self.sim.base_url().to_string()
     }
     pub fn object(&self, key: &str) -> Option<Object> {
         self.sim.state().objects.get(key).cloned()
@@ -150,14 +150,7 @@ async fn handle(State(state): State<Shared<SimState>>, req: Request) -> Response
         .next()
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
-    let (status, code, resp) = answer(
-        &mut st,
-        &parts.method,
-        &parts.uri,
-        &parts.headers,
-        &body,
-        &key,
-    );
+    let (status, code, resp) = answer(&mut st, &parts, &body, &key);
     st.calls.push(S3Call {
         method: parts.method.to_string(),
         key,
@@ -169,30 +162,16 @@ async fn handle(State(state): State<Shared<SimState>>, req: Request) -> Response
 
 fn answer(
     st: &mut SimState,
-    method: &Method,
-    uri: &axum::http::Uri,
-    headers: &HeaderMap,
+    parts: &axum::http::request::Parts,
     body: &[u8],
     key: &str,
 ) -> (u16, String, Response) {
+    let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
     let e = |status: u16, code: &str, msg: &str, extra: &str| {
         (status, code.to_string(), error(status, code, msg, extra))
     };
-    let codes = AuthCodes {
-        service: "s3",
-        missing: "AccessDenied",
-        unknown_key: "InvalidAccessKeyId",
-        content_sha256: true,
-    };
-    if let Err(f) = verify(
-        codes,
-        &st.config.credentials,
-        &st.config.region,
-        method,
-        uri,
-        headers,
-        body,
-    ) {
+    let (creds, region) = (&st.config.credentials, st.config.region.as_str());
+    if let Err(f) = verify_request(S3, creds, region, parts, body) {
         return e(f.status, f.code, &f.message, "");
     }
     let bucket = uri

@@ -219,7 +219,6 @@ type Shared = burst_sim_kit::Shared<Inner>;
 /// A running simulator; stops when dropped or on [`SimHandle::shutdown`].
 #[derive(Debug)]
 pub struct SimHandle {
-    base_url: String,
     sim: Running<Inner>,
 }
 
@@ -243,16 +242,13 @@ pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
         )
         .fallback(not_found);
     let sim = Running::start(inner, routes).await?;
-    Ok(SimHandle {
-        base_url: sim.base_url(),
-        sim,
-    })
+    Ok(SimHandle { sim })
 }
 
 impl SimHandle {
     /// `http://127.0.0.1:PORT`.
     pub fn base_url(&self) -> &str {
-        &self.base_url
+        self.sim.base_url()
     }
 
     /// The webhook URL as a user would paste it (unversioned).
@@ -260,7 +256,9 @@ impl SimHandle {
         let inner = self.sim.state();
         format!(
             "{}/api/webhooks/{}/{}",
-            self.base_url, inner.config.webhook_id, inner.config.token
+            self.sim.base_url(),
+            inner.config.webhook_id,
+            inner.config.token
         )
     }
 

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,
+    base_url: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -30,6 +31,7 @@ impl Server {
         });
         Ok(Server {
             addr,
+            base_url: format!("http://{addr}"),
             stop: Some(stop),
             task: Some(task),
         })
@@ -40,8 +42,8 @@ impl Server {
     }
 
     /// `http://127.0.0.1:PORT`.
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+    pub fn base_url(&self) -> &str {
+        &self.base_url
     }
 
     /// Asks the server to stop (open connections finish) without waiting for it.
@@ -92,7 +94,7 @@ impl<T: Send + 'static> Running<T> {
     }
 
     /// `http://127.0.0.1:PORT`.
-    pub fn base_url(&self) -> String {
+    pub fn base_url(&self) -> &str {
         self.server.base_url()
     }
 
@@ -129,7 +131,7 @@ mod tests {
         let server = Server::start(Router::new().route("/", get(|| async { "hi" })))
             .await
             .unwrap();
-        let url = server.base_url();
+        let url = server.base_url().to_string();
         assert!(url.starts_with("http://127.0.0.1:"), "{url}");
         assert_eq!(get_status(&url).await.unwrap(), "HTTP/1.1 200 OK");
         server.shutdown().await;
@@ -149,13 +151,10 @@ mod tests {
         let sim = Running::start(0u32, Router::new().route("/", get(count)))
             .await
             .unwrap();
-        assert_eq!(
-            get_status(&sim.base_url()).await.unwrap(),
-            "HTTP/1.1 200 OK"
-        );
+        assert_eq!(get_status(sim.base_url()).await.unwrap(), "HTTP/1.1 200 OK");
         assert_eq!(*sim.state(), 1);
         *sim.state() = 10;
-        get_status(&sim.base_url()).await.unwrap();
+        get_status(sim.base_url()).await.unwrap();
         assert_eq!(*sim.state(), 11);
         sim.shutdown().await;
     }

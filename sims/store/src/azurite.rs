@@ -270,13 +270,7 @@ impl Azurite {
     /// An account SAS (read, write, delete, list, add, create on services, containers and
     /// blobs) valid for a day.
     pub fn account_sas(&self) -> String {
-        let expiry = chrono::Utc::now() + chrono::Duration::days(1);
-        account_sas(
-            ACCOUNT,
-            ACCOUNT_KEY,
-            "rwdlac",
-            &expiry.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        )
+        dev_account_sas()
     }
 
     /// A `BURST_STATE_URL` value for `container`: the container URL with an account SAS.
@@ -319,6 +313,14 @@ impl Drop for Azurite {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// An account SAS for the dev account (read, write, delete, list, add, create on services,
+/// containers and blobs) valid for a day.
+pub fn dev_account_sas() -> String {
+    let expiry = chrono::Utc::now() + chrono::Duration::days(1);
+    let expiry = expiry.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    account_sas(ACCOUNT, ACCOUNT_KEY, "rwdlac", &expiry)
 }
 
 /// Signs an account SAS for the blob service (`ss=b`, `srt=sco`, http and https) with the

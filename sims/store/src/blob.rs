@@ -22,7 +22,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use burst_sim_kit::{FaultQueue, RequestLog, Running};
 
-use crate::azurite::{ACCOUNT, ACCOUNT_KEY, account_sas, sign};
+use crate::azurite::{ACCOUNT, ACCOUNT_KEY, dev_account_sas, sign};
 
 /// Largest Put Blob body the simulation accepts (the real limit is far higher; state documents
 /// are tiny).
@@ -97,13 +97,7 @@ impl BlobSim {
 
     /// An account SAS for the dev account, valid for a day.
     pub fn account_sas(&self) -> String {
-        let expiry = chrono::Utc::now() + chrono::Duration::days(1);
-        account_sas(
-            ACCOUNT,
-            ACCOUNT_KEY,
-            "rwdlac",
-            &expiry.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        )
+        dev_account_sas()
     }
 
     /// Creates a container directly (no request); returns false if it existed.

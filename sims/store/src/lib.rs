@@ -40,6 +40,20 @@ pub struct Stats {
     pub injected: u64,
 }
 
+impl Inner {
+    /// Stores a new version of `site` under a tag never used before; returns the tag.
+    fn store(&mut self, site: &str, bytes: &[u8]) -> String {
+        self.generation += 1;
+        let etag = format!("g{}", self.generation);
+        let version = Versioned {
+            bytes: bytes.to_vec(),
+            etag: etag.clone(),
+        };
+        self.docs.insert(site.to_owned(), version);
+        etag
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     docs: BTreeMap<String, Versioned>,
@@ -83,17 +97,7 @@ impl MemoryStore {
 
     /// Replaces a document behind the callers' backs (a concurrent writer); returns its tag.
     pub fn put(&self, site: &str, bytes: &[u8]) -> String {
-        let mut inner = self.lock();
-        inner.generation += 1;
-        let etag = format!("g{}", inner.generation);
-        inner.docs.insert(
-            site.to_owned(),
-            Versioned {
-                bytes: bytes.to_vec(),
-                etag: etag.clone(),
-            },
-        );
-        etag
+        self.lock().store(site, bytes)
     }
 
     /// Deletes a document; returns whether it existed.
@@ -142,26 +146,12 @@ impl StateStore for MemoryStore {
         if let Some(error) = Self::injected(&mut inner, Operation::Save) {
             return Err(error);
         }
-        let current = inner.docs.get(site).map(|v| v.etag.as_str());
-        let matches = match (expected, current) {
-            (None, None) => true,
-            (Some(want), Some(have)) => want == have,
-            _ => false,
-        };
-        if !matches {
+        // No tag saves only where there is no document; a tag only over that version.
+        if expected != inner.docs.get(site).map(|v| v.etag.as_str()) {
             inner.stats.conflicts += 1;
             return Err(StoreError::Conflict);
         }
-        inner.generation += 1;
-        let etag = format!("g{}", inner.generation);
-        inner.docs.insert(
-            site.to_owned(),
-            Versioned {
-                bytes: bytes.to_vec(),
-                etag: etag.clone(),
-            },
-        );
-        Ok(etag)
+        Ok(inner.store(site, bytes))
     }
 }
 

@@ -207,7 +207,6 @@ type Shared = burst_sim_kit::Shared<Inner>;
 /// A running simulator; stops when dropped or on [`SimHandle::shutdown`].
 #[derive(Debug)]
 pub struct SimHandle {
-    base_url: String,
     sim: Running<Inner>,
 }
 
@@ -227,10 +226,7 @@ pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
         .route("/api/v2/tailnet/{tailnet}/devices", any(devices_route))
         .fallback(not_found);
     let sim = Running::start(inner, routes).await?;
-    Ok(SimHandle {
-        base_url: sim.base_url(),
-        sim,
-    })
+    Ok(SimHandle { sim })
 }
 
 fn now_rfc3339() -> String {
@@ -240,7 +236,7 @@ fn now_rfc3339() -> String {
 impl SimHandle {
     /// `http://127.0.0.1:PORT` (what `BURST_TAILSCALE_API_URL` should be).
     pub fn base_url(&self) -> &str {
-        &self.base_url
+        self.sim.base_url()
     }
 
     pub fn api_key(&self) -> String {
