@@ -29,6 +29,23 @@ pub async fn deps_from_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<
     wiring::from_settings_in(get, LAMBDA_STATE_DIR).await
 }
 
+/// What every Lambda binary does first: JSON logs, then its dependencies from the environment.
+/// A bad setting is logged naming the setting and fails the init (Lambda reports it).
+pub async fn start(binary: &str) -> Result<Arc<Deps>, ConfigError> {
+    burst_functions::logging::init();
+    let get = |name: &str| std::env::var(name).ok();
+    match deps_from_settings(&get).await {
+        Ok(deps) => {
+            tracing::info!(sites = ?deps.settings.sites, "{binary} ready");
+            Ok(Arc::new(deps))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start: bad configuration");
+            Err(e)
+        }
+    }
+}
+
 /// One function-URL request → the platform-neutral request → the body → the response.
 /// `path` is the request path (`/api/<name>`); headers come lower-cased.
 pub async fn serve(

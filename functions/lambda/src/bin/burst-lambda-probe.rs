@@ -1,23 +1,14 @@
 //! `burst-lambda-probe`: the timer probe, invoked by an EventBridge schedule.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use burst_functions::{bodies, logging};
-use burst_lambda::{ProbeReply, deps_from_settings};
+use burst_functions::bodies;
+use burst_lambda::ProbeReply;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    logging::init();
-    let get = |name: &str| std::env::var(name).ok();
-    let deps = match deps_from_settings(&get).await {
-        Ok(d) => Arc::new(d),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start: bad configuration");
-            return Err(e.into());
-        }
-    };
-    tracing::info!(sites = ?deps.settings.sites, "burst-lambda-probe ready");
+    let deps = burst_lambda::start("burst-lambda-probe").await?;
     // Any JSON is accepted: an EventBridge rule sends the "Scheduled Event" shape, EventBridge
     // Scheduler sends whatever input it was given (often `{}`); both run the probe.
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {

@@ -14,28 +14,18 @@
 //! whole batch (every record is retried; the repeats are ignored as superseded).
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use burst_functions::bodies;
 use burst_functions::deps::Deps;
-use burst_functions::{bodies, logging};
-use burst_lambda::deps_from_settings;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    logging::init();
-    let get = |name: &str| std::env::var(name).ok();
-    let deps = match deps_from_settings(&get).await {
-        Ok(d) => Arc::new(d),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start: bad configuration");
-            return Err(e.into());
-        }
-    };
+    let deps = burst_lambda::start("burst-lambda-wake").await?;
     if deps.waker.is_none() {
         // Wake-ups still run; only the next hop of a long wait is left to the probe.
         tracing::warn!("BURST_WAKE_QUEUE_URL not set: wake-ups cannot schedule the next one");
     }
-    tracing::info!(sites = ?deps.settings.sites, "burst-lambda-wake ready");
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let deps = deps.clone();
         async move { handle(&deps, event.payload).await }
@@ -61,7 +51,9 @@ async fn handle(deps: &Arc<Deps>, event: SqsEvent) -> Result<SqsBatchResponse, E
         }
     }
     match unnamed_failure {
-        Some(err) => Err(format!("a record without a messageId failed ({err}): retrying the batch").into()),
+        Some(err) => {
+            Err(format!("a record without a messageId failed ({err}): retrying the batch").into())
+        }
         None => Ok(response),
     }
 }
@@ -105,7 +97,7 @@ mod tests {
             ),
         ];
         let get = |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
-        let mut deps = deps_from_settings(&get).await.unwrap();
+        let mut deps = burst_lambda::deps_from_settings(&get).await.unwrap();
         // A deadline an hour away: further than one SQS delay (15 minutes) can reach.
         deps.policy.heartbeat_timeout_s = 3_600;
         deps.waker = Some(waker);
@@ -208,7 +200,11 @@ mod tests {
         let log = run(&d, &rec).await.unwrap();
         assert!(log.starts_with("wake home at "), "{log}");
         assert!(!log.contains("superseded"), "{log}");
-        assert_eq!(load(&d).await.wake_at, None, "consumed, nothing further due");
+        assert_eq!(
+            load(&d).await.wake_at,
+            None,
+            "consumed, nothing further due"
+        );
         let log = run(&d, &rec).await.unwrap();
         assert!(log.contains("superseded"), "{log}");
         assert!(recorder.0.lock().unwrap().is_empty());
