@@ -81,7 +81,10 @@ async fn an_sqs_queue_url_sends_with_sqs() {
         .await
         .unwrap();
     let waker = deps.waker.clone().expect("a waker");
-    waker.schedule(&wake(), Duration::from_secs(5)).await.unwrap();
+    waker
+        .schedule(&wake(), Duration::from_secs(5))
+        .await
+        .unwrap();
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert!(seen[0].starts_with("post / http/1.1"), "{}", seen[0]);
@@ -90,7 +93,11 @@ async fn an_sqs_queue_url_sends_with_sqs() {
         "{}",
         seen[0]
     );
-    assert!(seen[0].contains("/us-east-1/sqs/aws4_request"), "{}", seen[0]);
+    assert!(
+        seen[0].contains("/us-east-1/sqs/aws4_request"),
+        "{}",
+        seen[0]
+    );
 }
 
 #[tokio::test]

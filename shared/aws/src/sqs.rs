@@ -138,8 +138,7 @@ impl QueueUrl {
         }
         if name.ends_with(".fifo") {
             return Err(
-                "a FIFO queue takes no per-message delay: use a standard queue for wake-ups"
-                    .into(),
+                "a FIFO queue takes no per-message delay: use a standard queue for wake-ups".into(),
             );
         }
         if name.is_empty()
@@ -148,9 +147,7 @@ impl QueueUrl {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
-            return Err(
-                "the queue name must be 1 to 80 characters of A-Z a-z 0-9 - _".into(),
-            );
+            return Err("the queue name must be 1 to 80 characters of A-Z a-z 0-9 - _".into());
         }
         let host_str = url.host_str().unwrap_or_default().to_ascii_lowercase();
         let host_region = aws_host_region(&host_str);
@@ -579,15 +576,18 @@ mod tests {
 
     #[test]
     fn queue_urls_are_checked() {
-        let q = QueueUrl::parse("https://sqs.eu-west-1.amazonaws.com/123456789012/burst-wake")
-            .unwrap();
+        let q =
+            QueueUrl::parse("https://sqs.eu-west-1.amazonaws.com/123456789012/burst-wake").unwrap();
         assert_eq!(q.account, "123456789012");
         assert_eq!(q.name, "burst-wake");
         assert_eq!(q.host_region.as_deref(), Some("eu-west-1"));
         assert_eq!(q.endpoint.as_str(), "https://sqs.eu-west-1.amazonaws.com/");
         let legacy = QueueUrl::parse("https://queue.amazonaws.com/123456789012/q").unwrap();
         assert_eq!(legacy.host_region.as_deref(), Some("us-east-1"));
-        assert_eq!(legacy.endpoint.as_str(), "https://sqs.us-east-1.amazonaws.com/");
+        assert_eq!(
+            legacy.endpoint.as_str(),
+            "https://sqs.us-east-1.amazonaws.com/"
+        );
         let local = QueueUrl::parse("http://127.0.0.1:5000/123456789012/q_1").unwrap();
         assert_eq!(local.host_region, None);
         assert_eq!(local.endpoint.as_str(), "http://127.0.0.1:5000/");
@@ -597,12 +597,27 @@ mod tests {
             assert!(e.contains(needle), "{raw}: {e}");
         };
         bad("http://sqs.example.com/123456789012/q", "https");
-        bad("https://sqs.eu-west-1.amazonaws.com/123456789012/q.fifo", "FIFO");
+        bad(
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/q.fifo",
+            "FIFO",
+        );
         bad("https://sqs.eu-west-1.amazonaws.com/12345/q", "12-digit");
-        bad("https://sqs.eu-west-1.amazonaws.com/123456789012/a/b", "path");
-        bad("https://sqs.eu-west-1.amazonaws.com/123456789012/bad%20name", "queue name");
-        bad("https://sqs.eu-west-1.amazonaws.com/123456789012/q?x=1", "query");
-        bad("https://user:pw@sqs.eu-west-1.amazonaws.com/123456789012/q", "user");
+        bad(
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/a/b",
+            "path",
+        );
+        bad(
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/bad%20name",
+            "queue name",
+        );
+        bad(
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/q?x=1",
+            "query",
+        );
+        bad(
+            "https://user:pw@sqs.eu-west-1.amazonaws.com/123456789012/q",
+            "user",
+        );
     }
 
     fn settings(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
@@ -622,7 +637,10 @@ mod tests {
         assert!(SqsConfig::from_settings(&azure).unwrap().is_none());
 
         let c = SqsConfig::from_settings(&settings(&[
-            (WAKE_QUEUE_URL, "https://sqs.eu-central-1.amazonaws.com/123456789012/wake"),
+            (
+                WAKE_QUEUE_URL,
+                "https://sqs.eu-central-1.amazonaws.com/123456789012/wake",
+            ),
             ("AWS_REGION", "eu-west-1"),
             ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
             ("AWS_SECRET_ACCESS_KEY", "very-secret"),
@@ -634,7 +652,10 @@ mod tests {
         assert_eq!(c.region, "eu-central-1");
         assert_eq!(c.timeout, Duration::from_millis(DEFAULT_WAKE_TIMEOUT_MS));
         let shown = format!("{:?}", SqsWaker::new(c).unwrap());
-        assert!(!shown.contains("very-secret") && !shown.contains("session-token"), "{shown}");
+        assert!(
+            !shown.contains("very-secret") && !shown.contains("session-token"),
+            "{shown}"
+        );
 
         let local = SqsConfig::from_settings(&settings(&[
             (WAKE_QUEUE_URL, "http://127.0.0.1:5000/123456789012/wake"),
@@ -649,13 +670,19 @@ mod tests {
         assert_eq!(local.timeout, Duration::from_millis(750));
 
         let e = SqsConfig::from_settings(&settings(&[
-            (WAKE_QUEUE_URL, "https://sqs.eu-west-1.amazonaws.com/123456789012/wake"),
+            (
+                WAKE_QUEUE_URL,
+                "https://sqs.eu-west-1.amazonaws.com/123456789012/wake",
+            ),
             ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
         ]))
         .unwrap_err();
         assert_eq!(e.setting, "AWS_SECRET_ACCESS_KEY");
         let e = SqsConfig::from_settings(&settings(&[
-            (WAKE_QUEUE_URL, "https://sqs.eu-west-1.amazonaws.com/123456789012/wake"),
+            (
+                WAKE_QUEUE_URL,
+                "https://sqs.eu-west-1.amazonaws.com/123456789012/wake",
+            ),
             (WAKE_TIMEOUT_MS, "soon"),
         ]))
         .unwrap_err();
@@ -681,7 +708,14 @@ mod tests {
     fn errors_are_classified() {
         let json = |t: &str, m: &str| serde_json::json!({"__type": t, "message": m}).to_string();
         assert_eq!(
-            classify(400, json("com.amazonaws.sqs#QueueDoesNotExist", "The specified queue does not exist.").as_bytes()),
+            classify(
+                400,
+                json(
+                    "com.amazonaws.sqs#QueueDoesNotExist",
+                    "The specified queue does not exist."
+                )
+                .as_bytes()
+            ),
             SqsError::Refused {
                 status: 400,
                 code: "QueueDoesNotExist".into(),
@@ -689,7 +723,10 @@ mod tests {
             }
         );
         assert!(matches!(
-            classify(400, json("com.amazonaws.sqs#RequestThrottled", "slow down").as_bytes()),
+            classify(
+                400,
+                json("com.amazonaws.sqs#RequestThrottled", "slow down").as_bytes()
+            ),
             SqsError::Throttled { .. }
         ));
         assert!(matches!(
@@ -698,11 +735,17 @@ mod tests {
         ));
         assert!(matches!(classify(429, b""), SqsError::Throttled { .. }));
         assert!(matches!(
-            classify(403, json("AccessDeniedException", "not authorized").as_bytes()),
+            classify(
+                403,
+                json("AccessDeniedException", "not authorized").as_bytes()
+            ),
             SqsError::Refused { status: 403, .. }
         ));
         assert!(matches!(
-            classify(400, json("com.amazonaws.sqs#InvalidParameterValue", "DelaySeconds").as_bytes()),
+            classify(
+                400,
+                json("com.amazonaws.sqs#InvalidParameterValue", "DelaySeconds").as_bytes()
+            ),
             SqsError::Rejected { status: 400, .. }
         ));
         // The query protocol's XML error shapes (with and without `<Errors>`).
@@ -740,6 +783,9 @@ mod tests {
         );
         let shown = e.to_string();
         assert!(matches!(e, SqsError::Refused { .. }), "{shown}");
-        assert!(!shown.contains("TOKEN") && !shown.contains("Canonical"), "{shown}");
+        assert!(
+            !shown.contains("TOKEN") && !shown.contains("Canonical"),
+            "{shown}"
+        );
     }
 }

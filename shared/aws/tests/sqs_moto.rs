@@ -84,10 +84,8 @@ fn start_moto(test: &str) -> Option<Moto> {
         .local_addr()
         .unwrap()
         .port();
-    let log = std::env::temp_dir().join(format!(
-        "burst-moto-sqs-{}-{port}.log",
-        std::process::id()
-    ));
+    let log =
+        std::env::temp_dir().join(format!("burst-moto-sqs-{}-{port}.log", std::process::id()));
     let log_file = std::fs::File::create(&log).unwrap();
     let child = Command::new(&server)
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])

@@ -143,7 +143,8 @@ fn wake() -> WakeUp {
     }
 }
 
-const SENT: &str = r#"{"MD5OfMessageBody":"0f2a","MessageId":"5fea7756-0ea4-451a-a703-a558b933e274"}"#;
+const SENT: &str =
+    r#"{"MD5OfMessageBody":"0f2a","MessageId":"5fea7756-0ea4-451a-a703-a558b933e274"}"#;
 
 #[tokio::test]
 async fn send_message_is_a_signed_json_request_with_the_delay_in_seconds() {
@@ -152,7 +153,9 @@ async fn send_message_is_a_signed_json_request_with_the_delay_in_seconds() {
     let sent = w.send(&wake(), Duration::from_millis(2_001)).await.unwrap();
     assert_eq!(sent.message_id, "5fea7756-0ea4-451a-a703-a558b933e274");
     assert_eq!(sent.delay_s, 3, "rounded up");
-    w.schedule(&wake(), Duration::from_secs(7_200)).await.unwrap();
+    w.schedule(&wake(), Duration::from_secs(7_200))
+        .await
+        .unwrap();
 
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 2);
@@ -178,8 +181,7 @@ async fn send_message_is_a_signed_json_request_with_the_delay_in_seconds() {
 
     // The signature: recomputed from what arrived, with the same secret.
     for s in &seen {
-        let auth =
-            sigv4::parse_authorization(s.header("authorization").unwrap()).unwrap();
+        let auth = sigv4::parse_authorization(s.header("authorization").unwrap()).unwrap();
         assert_eq!(
             (
                 auth.access_key_id.as_str(),
@@ -188,7 +190,13 @@ async fn send_message_is_a_signed_json_request_with_the_delay_in_seconds() {
             ),
             (KEY_ID, "eu-west-1", "sqs")
         );
-        for needed in ["content-type", "host", "x-amz-date", "x-amz-security-token", "x-amz-target"] {
+        for needed in [
+            "content-type",
+            "host",
+            "x-amz-date",
+            "x-amz-security-token",
+            "x-amz-target",
+        ] {
             assert!(
                 auth.signed_headers.iter().any(|h| h == needed),
                 "{needed} is signed: {:?}",
@@ -279,7 +287,10 @@ async fn error_answers_are_classified_and_never_show_the_credentials() {
             .await
             .unwrap_err();
         assert!(e.contains(word), "{status} {body}: {e}");
-        assert!(e.contains("/123456789012/burst-wake"), "names the queue: {e}");
+        assert!(
+            e.contains("/123456789012/burst-wake"),
+            "names the queue: {e}"
+        );
         for secret in [SECRET, TOKEN, KEY_ID] {
             assert!(!e.contains(secret), "{e}");
         }
