@@ -310,43 +310,9 @@ async fn answer(shared: &Shared, ctx: &mut Ctx) -> Reply {
         Target::AppsGroup => get_only(ctx, || Reply::ok(&objects::apps_api_group())),
         Target::CoreResources => get_only(ctx, || Reply::ok(&objects::core_v1_resources())),
         Target::AppsResources => get_only(ctx, || Reply::ok(&objects::apps_v1_resources())),
-        Target::Nodes(name) => {
-            if ctx.method != Method::GET {
-                return Reply::method_not_allowed();
-            }
-            let c = shared.cluster();
-            let verb = if name.is_some() { "get" } else { "list" };
-            if let Some(r) = forbidden(shared, &c, verb, "nodes", "", None, name.as_deref()) {
-                return r;
-            }
-            match name {
-                None => list(ctx, c.nodes.values().cloned().collect(), c.resource_version),
-                Some(n) => match c.nodes.get(&n) {
-                    Some(node) => one(ctx, node, c.resource_version),
-                    None => not_found("nodes", "", &n),
-                },
-            }
-        }
+        Target::Nodes(name) => cluster_scoped(shared, ctx, "nodes", name, |c| &c.nodes),
         Target::Namespaces(name) => {
-            if ctx.method != Method::GET {
-                return Reply::method_not_allowed();
-            }
-            let c = shared.cluster();
-            let verb = if name.is_some() { "get" } else { "list" };
-            if let Some(r) = forbidden(shared, &c, verb, "namespaces", "", None, name.as_deref()) {
-                return r;
-            }
-            match name {
-                None => list(
-                    ctx,
-                    c.namespaces.values().cloned().collect(),
-                    c.resource_version,
-                ),
-                Some(n) => match c.namespaces.get(&n) {
-                    Some(ns) => one(ctx, ns, c.resource_version),
-                    None => not_found("namespaces", "", &n),
-                },
-            }
+            cluster_scoped(shared, ctx, "namespaces", name, |c| &c.namespaces)
         }
         Target::Workloads {
             kind,
@@ -426,6 +392,35 @@ async fn health(shared: &Shared, ctx: &Ctx, which: &'static str) -> Reply {
 
 /// RBAC's answer when the sim refuses everything: discovery and health stay open (kube's
 /// `system:discovery` and `system:public-info-viewer` roles), resources are forbidden.
+/// `GET` of a cluster-scoped resource: the list, or one object by name.
+fn cluster_scoped<T>(
+    shared: &Shared,
+    ctx: &Ctx,
+    resource: &str,
+    name: Option<String>,
+    objects: impl Fn(&Cluster) -> &BTreeMap<String, T>,
+) -> Reply
+where
+    T: ListableResource + Metadata<Ty = ObjectMeta> + Serialize + Clone + Rows,
+{
+    if ctx.method != Method::GET {
+        return Reply::method_not_allowed();
+    }
+    let c = shared.cluster();
+    let verb = if name.is_some() { "get" } else { "list" };
+    if let Some(r) = forbidden(shared, &c, verb, resource, "", None, name.as_deref()) {
+        return r;
+    }
+    let all = objects(&c);
+    match name {
+        None => list(ctx, all.values().cloned().collect(), c.resource_version),
+        Some(n) => match all.get(&n) {
+            Some(obj) => one(ctx, obj, c.resource_version),
+            None => not_found(resource, "", &n),
+        },
+    }
+}
+
 fn forbidden(
     shared: &Shared,
     c: &Cluster,
@@ -631,27 +626,35 @@ trait Scalable: Clone {
     fn converge(&mut self);
 }
 
+/// What `Scalable` reads the same way for both kinds: metadata, `spec.replicas` (1 when
+/// unset, as the API server defaults it) and the selector.
+macro_rules! scalable_spec {
+    () => {
+        fn meta(&self) -> &ObjectMeta {
+            &self.metadata
+        }
+        fn meta_mut(&mut self) -> &mut ObjectMeta {
+            &mut self.metadata
+        }
+        fn replicas(&self) -> i32 {
+            self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+        }
+        fn set_replicas(&mut self, n: i32) {
+            self.spec.get_or_insert_with(Default::default).replicas = Some(n);
+        }
+        fn selector(&self) -> LabelSelector {
+            self.spec
+                .as_ref()
+                .map(|s| s.selector.clone())
+                .unwrap_or_default()
+        }
+    };
+}
+
 impl Scalable for Deployment {
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-    fn replicas(&self) -> i32 {
-        self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
-    }
-    fn set_replicas(&mut self, n: i32) {
-        self.spec.get_or_insert_with(Default::default).replicas = Some(n);
-    }
+    scalable_spec!();
     fn status_replicas(&self) -> i32 {
         self.status.as_ref().and_then(|s| s.replicas).unwrap_or(0)
-    }
-    fn selector(&self) -> LabelSelector {
-        self.spec
-            .as_ref()
-            .map(|s| s.selector.clone())
-            .unwrap_or_default()
     }
     fn converge(&mut self) {
         objects::converge_deployment(self);
@@ -659,26 +662,9 @@ impl Scalable for Deployment {
 }
 
 impl Scalable for StatefulSet {
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-    fn replicas(&self) -> i32 {
-        self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
-    }
-    fn set_replicas(&mut self, n: i32) {
-        self.spec.get_or_insert_with(Default::default).replicas = Some(n);
-    }
+    scalable_spec!();
     fn status_replicas(&self) -> i32 {
         self.status.as_ref().map(|s| s.replicas).unwrap_or(0)
-    }
-    fn selector(&self) -> LabelSelector {
-        self.spec
-            .as_ref()
-            .map(|s| s.selector.clone())
-            .unwrap_or_default()
     }
     fn converge(&mut self) {
         objects::converge_statefulset(self);

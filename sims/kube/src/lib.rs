@@ -425,6 +425,16 @@ impl SimHandle {
         c.statefulsets.insert((w.namespace, w.name), s);
     }
 
+    /// The example workloads of the migration contract in namespace `apps`: Deployments `web`
+    /// (critical, 2 in the cloud, 0 now) and `api` (critical, 3 in the cloud, 1 now), and the
+    /// StatefulSet `db-replica` (stateful, 1 in the cloud, 0 now).
+    pub fn add_example_workloads(&self) {
+        self.add_deployment(SimWorkload::new("apps", "web").tier("critical", "2"));
+        let api = SimWorkload::new("apps", "api").tier("critical", "3");
+        self.add_deployment(api.replicas(1));
+        self.add_statefulset(SimWorkload::new("apps", "db-replica").tier("stateful", "1"));
+    }
+
     /// A workload's `spec.replicas`, or `None` if it does not exist.
     pub fn replicas(&self, kind: WorkloadKind, namespace: &str, name: &str) -> Option<i32> {
         let c = self.shared.cluster();

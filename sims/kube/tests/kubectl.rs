@@ -71,15 +71,27 @@ impl Kubectl {
             .unwrap()
     }
 
-    async fn json(&self, args: &[&str]) -> Value {
+    /// Runs with the right token; it must succeed. Its standard output.
+    async fn ok(&self, args: &[&str]) -> String {
         let out = self.run(TOKEN, args).await;
         assert!(
             out.status.success(),
             "kubectl {args:?} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        serde_json::from_slice(&out.stdout).unwrap()
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
+
+    async fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(args).await).unwrap()
+    }
+}
+
+/// Table rows as owned strings, to compare with what kubectl printed.
+fn owned(rows: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+    rows.iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect()
 }
 
 async fn cluster() -> SimHandle {
@@ -90,15 +102,9 @@ async fn cluster() -> SimHandle {
         ("w-1", false),
         ("w-2", true),
     ]);
-    sim.add_deployment(SimWorkload::new("apps", "web").tier("critical", "2"));
-    sim.add_deployment(
-        SimWorkload::new("apps", "api")
-            .tier("critical", "3")
-            .replicas(1),
-    );
+    sim.add_example_workloads();
     sim.add_deployment(SimWorkload::new("edge", "proxy").tier("critical", "1"));
     sim.add_deployment(SimWorkload::new("apps", "batch").replicas(1));
-    sim.add_statefulset(SimWorkload::new("apps", "db-replica").tier("stateful", "1"));
     sim
 }
 
@@ -178,14 +184,11 @@ async fn kubectl_lists_labelled_deployments_across_namespaces() {
         })
         .collect();
     found.sort();
-    let want: Vec<(String, String, String)> = [
+    let want = owned(&[
         ("apps", "api", "3"),
         ("apps", "web", "2"),
         ("edge", "proxy", "1"),
-    ]
-    .iter()
-    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
-    .collect();
+    ]);
     assert_eq!(found, want);
     let list = sim
         .requests()
@@ -204,20 +207,9 @@ async fn kubectl_scale_changes_the_sims_replicas() {
     let sim = cluster().await;
     let k = Kubectl::new(bin, &sim);
     let out = k
-        .run(
-            TOKEN,
-            &["scale", "deployment", "web", "--replicas=3", "-n", "apps"],
-        )
+        .ok(&["scale", "deployment", "web", "--replicas=3", "-n", "apps"])
         .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "deployment.apps/web scaled"
-    );
+    assert_eq!(out.trim(), "deployment.apps/web scaled");
     assert_eq!(
         sim.replicas(WorkloadKind::Deployment, "apps", "web"),
         Some(3)
@@ -243,24 +235,15 @@ async fn kubectl_scale_changes_the_sims_replicas() {
     assert_eq!(v["status"]["readyReplicas"], 3);
 
     // A statefulset too; a missing deployment gets the API server's NotFound.
-    let out = k
-        .run(
-            TOKEN,
-            &[
-                "scale",
-                "statefulset",
-                "db-replica",
-                "--replicas=1",
-                "-n",
-                "apps",
-            ],
-        )
-        .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    k.ok(&[
+        "scale",
+        "statefulset",
+        "db-replica",
+        "--replicas=1",
+        "-n",
+        "apps",
+    ])
+    .await;
     assert_eq!(
         sim.replicas(WorkloadKind::StatefulSet, "apps", "db-replica"),
         Some(1)
@@ -297,13 +280,8 @@ async fn kubectl_prints_the_sims_tables() {
     let Some(bin) = kubectl() else { return };
     let sim = cluster().await;
     let k = Kubectl::new(bin, &sim);
-    let out = k.run(TOKEN, &["get", "nodes"]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: Vec<Vec<String>> = String::from_utf8_lossy(&out.stdout)
+    let out = k.ok(&["get", "nodes"]).await;
+    let rows: Vec<Vec<String>> = out
         .lines()
         .map(|l| l.split_whitespace().map(str::to_string).collect())
         .collect();
@@ -311,25 +289,17 @@ async fn kubectl_prints_the_sims_tables() {
         .iter()
         .map(|r| (r[0].clone(), r[1].clone(), r[4].clone()))
         .collect();
-    let want: Vec<(String, String, String)> = [
+    let want = owned(&[
         ("NAME", "STATUS", "VERSION"),
         ("cp-1", "Ready", "v1.33.0"),
         ("cp-2", "Ready", "v1.33.0"),
         ("w-1", "NotReady", "v1.33.0"),
         ("w-2", "Ready", "v1.33.0"),
-    ]
-    .iter()
-    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
-    .collect();
+    ]);
     assert_eq!(status, want);
 
-    let out = k.run(TOKEN, &["get", "deployments", "-A"]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: Vec<Vec<String>> = String::from_utf8_lossy(&out.stdout)
+    let out = k.ok(&["get", "deployments", "-A"]).await;
+    let rows: Vec<Vec<String>> = out
         .lines()
         .map(|l| l.split_whitespace().take(3).map(str::to_string).collect())
         .collect();

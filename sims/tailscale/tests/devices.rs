@@ -33,17 +33,16 @@ fn oauth_client(sim: &SimHandle) -> TailscaleDevices {
     TailscaleDevices::new(config).unwrap()
 }
 
+/// What the probe reports for these device counts.
+fn seen(online: u32, total: u32) -> DevicesProbe {
+    DevicesProbe::Seen { online, total }
+}
+
 #[tokio::test]
 async fn api_key_counts_on_prem_devices() {
     let sim = sim_with_home().await;
     let client = api_key_client(&sim, &["tag:onprem"]);
-    assert_eq!(
-        client.observe().await,
-        DevicesProbe::Seen {
-            online: 7,
-            total: 7
-        }
-    );
+    assert_eq!(client.observe().await, seen(7, 7));
 
     let log = sim.requests();
     assert_eq!(log.len(), 1);
@@ -61,13 +60,7 @@ async fn offline_devices_and_last_seen() {
     let client = api_key_client(&sim, &["tag:onprem"]);
     assert!(sim.set_online("worker-2", false));
     assert!(sim.set_online("cp-1.tail1234.ts.net", false));
-    assert_eq!(
-        client.observe().await,
-        DevicesProbe::Seen {
-            online: 5,
-            total: 7
-        }
-    );
+    assert_eq!(client.observe().await, seen(5, 7));
 
     let devices = client.on_prem().await.unwrap();
     let w2 = devices
@@ -84,21 +77,9 @@ async fn offline_devices_and_last_seen() {
     assert_eq!(w1.last_seen, None, "lastSeen is omitted while connected");
 
     assert_eq!(sim.set_tag_online("tag:onprem", false), 7);
-    assert_eq!(
-        client.observe().await,
-        DevicesProbe::Seen {
-            online: 0,
-            total: 7
-        }
-    );
+    assert_eq!(client.observe().await, seen(0, 7));
     sim.set_tag_online("tag:onprem", true);
-    assert_eq!(
-        client.observe().await,
-        DevicesProbe::Seen {
-            online: 7,
-            total: 7
-        }
-    );
+    assert_eq!(client.observe().await, seen(7, 7));
 }
 
 /// Item: `fields=all` is not needed. With the default fields the API (and the sim, which
@@ -110,13 +91,7 @@ async fn default_fields_carry_what_the_probe_reads() {
     let sim = sim_with_home().await;
     assert!(sim.set_online("worker-2", false));
     let client = api_key_client(&sim, &["tag:onprem"]);
-    assert_eq!(
-        client.observe().await,
-        DevicesProbe::Seen {
-            online: 6,
-            total: 7
-        }
-    );
+    assert_eq!(client.observe().await, seen(6, 7));
     // The very request the client made, answered again: the default shape.
     let url = client.devices_url().unwrap();
     assert!(!url.as_str().contains("fields"), "{url}");
@@ -152,44 +127,20 @@ async fn several_tags_are_ored_client_side() {
     sim.add_device(SimDevice::new("nas", &["tag:home"]));
     sim.set_online("nas", false);
     let client = api_key_client(&sim, &["tag:onprem", "tag:home"]);
-    assert_eq!(
-        client.observe().await,
-        DevicesProbe::Seen {
-            online: 7,
-            total: 8
-        }
-    );
+    assert_eq!(client.observe().await, seen(7, 8));
     // No server-side filter: it would AND the tags.
     assert_eq!(sim.requests()[0].query, None);
     // An unknown tag: nothing seen (the core treats 0 devices as Unknown).
     let none = api_key_client(&sim, &["tag:nothing"]);
-    assert_eq!(
-        none.observe().await,
-        DevicesProbe::Seen {
-            online: 0,
-            total: 0
-        }
-    );
+    assert_eq!(none.observe().await, seen(0, 0));
 }
 
 #[tokio::test]
 async fn oauth_token_is_fetched_once_and_cached() {
     let sim = sim_with_home().await;
     let client = oauth_client(&sim);
-    assert_eq!(
-        client.observe().await,
-        DevicesProbe::Seen {
-            online: 7,
-            total: 7
-        }
-    );
-    assert_eq!(
-        client.observe().await,
-        DevicesProbe::Seen {
-            online: 7,
-            total: 7
-        }
-    );
+    assert_eq!(client.observe().await, seen(7, 7));
+    assert_eq!(client.observe().await, seen(7, 7));
     assert_eq!(sim.tokens_issued(), 1);
     let log = sim.requests();
     assert_eq!(log.len(), 3);
@@ -204,21 +155,9 @@ async fn oauth_token_is_fetched_once_and_cached() {
 async fn revoked_oauth_token_is_replaced() {
     let sim = sim_with_home().await;
     let client = oauth_client(&sim);
-    assert_eq!(
-        client.observe().await,
-        DevicesProbe::Seen {
-            online: 7,
-            total: 7
-        }
-    );
+    assert_eq!(client.observe().await, seen(7, 7));
     sim.revoke_tokens();
-    assert_eq!(
-        client.observe().await,
-        DevicesProbe::Seen {
-            online: 7,
-            total: 7
-        }
-    );
+    assert_eq!(client.observe().await, seen(7, 7));
     assert_eq!(sim.tokens_issued(), 2);
     let statuses: Vec<u16> = sim.requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, vec![200, 200, 401, 200, 200]);
@@ -283,13 +222,7 @@ async fn errors_are_unknown_never_down() {
             detail: "Tailscale API answered HTTP 429: rate limit exceeded".into()
         }
     );
-    assert_eq!(
-        client.observe().await,
-        DevicesProbe::Seen {
-            online: 7,
-            total: 7
-        }
-    );
+    assert_eq!(client.observe().await, seen(7, 7));
 
     let mut config = client.config().clone();
     config.auth = Auth::ApiKey(Secret::new("tskey-api-wrong"));
@@ -335,13 +268,7 @@ async fn the_named_tailnet_works_too() {
     let mut config = api_key_client(&sim, &["tag:onprem"]).config().clone();
     config.tailnet = "example.com".into();
     let client = TailscaleDevices::new(config).unwrap();
-    assert_eq!(
-        client.observe().await,
-        DevicesProbe::Seen {
-            online: 7,
-            total: 7
-        }
-    );
+    assert_eq!(client.observe().await, seen(7, 7));
     assert_eq!(
         sim.requests()[0].path,
         "/api/v2/tailnet/example.com/devices"
@@ -375,7 +302,8 @@ async fn the_sim_checks_auth_fields_and_filters_like_the_api() {
     );
 
     // Bearer with the API key is accepted too; default fields leave out routes/connectivity.
-    let r = http.get(&url).bearer_auth(&key).send().await.unwrap();
+    let get = |query: &str| http.get(format!("{url}{query}")).bearer_auth(&key).send();
+    let r = get("").await.unwrap();
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     let devices = body["devices"].as_array().unwrap();
@@ -408,30 +336,15 @@ async fn the_sim_checks_auth_fields_and_filters_like_the_api() {
         "untagged devices have no tags field"
     );
 
-    let r = http
-        .get(format!("{url}?fields=default,all"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let r = get("?fields=default,all").await.unwrap();
     let body: Value = r.json().await.unwrap();
     assert!(body["devices"][0].get("clientConnectivity").is_some());
 
-    let r = http
-        .get(format!("{url}?fields=everything"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let r = get("?fields=everything").await.unwrap();
     assert_eq!(r.status(), 400);
 
     // Filters are ANDed: both tags → only the control plane.
-    let r = http
-        .get(format!(
-            "{url}?tags=tag:onprem&tags=tag:k8s&isEphemeral=false"
-        ))
-        .bearer_auth(&key)
-        .send()
+    let r = get("?tags=tag:onprem&tags=tag:k8s&isEphemeral=false")
         .await
         .unwrap();
     let body: Value = r.json().await.unwrap();
@@ -443,12 +356,7 @@ async fn the_sim_checks_auth_fields_and_filters_like_the_api() {
         .collect();
     assert_eq!(names, vec!["cp-1", "cp-2", "cp-3"]);
 
-    let r = http
-        .get(format!("{url}?clientConnectivity=x"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let r = get("?clientConnectivity=x").await.unwrap();
     assert_eq!(r.status(), 400);
 
     let r = http.post(&url).bearer_auth(&key).send().await.unwrap();

@@ -32,13 +32,7 @@ async fn main() -> std::io::Result<()> {
         ("w-1", true),
         ("w-2", false),
     ]);
-    sim.add_deployment(SimWorkload::new("apps", "web").tier("critical", "2"));
-    sim.add_deployment(
-        SimWorkload::new("apps", "api")
-            .tier("critical", "3")
-            .replicas(1),
-    );
-    sim.add_statefulset(SimWorkload::new("apps", "db-replica").tier("stateful", "1"));
+    sim.add_example_workloads();
     sim.add_deployment(SimWorkload::new("tools", "batch").replicas(1));
     println!("{}", sim.base_url());
     tokio::signal::ctrl_c().await?;
