@@ -12,13 +12,7 @@ use WorkloadKind::{Deployment as D, StatefulSet as S};
 /// A cloud cluster with both tiers, an unlabelled workload and a second namespace.
 async fn cloud() -> SimHandle {
     let sim = sim::start(SimOptions::with_token(TOKEN)).await.unwrap();
-    sim.add_deployment(SimWorkload::new("apps", "web").tier("critical", "2"));
-    sim.add_deployment(
-        SimWorkload::new("apps", "api")
-            .tier("critical", "3")
-            .replicas(1),
-    );
-    sim.add_statefulset(SimWorkload::new("apps", "db-replica").tier("stateful", "1"));
+    sim.add_example_workloads();
     sim.add_deployment(SimWorkload::new("tools", "batch").replicas(1));
     sim.add_statefulset(SimWorkload::new("queue", "broker").tier("critical", "4"));
     sim
