@@ -67,6 +67,18 @@ impl Fixture {
         }
     }
 
+    /// A clock that also runs with real time from `T0` (for waits inside an invocation).
+    fn live() -> Fixture {
+        let mut f = Fixture::new(1.0);
+        let started = std::time::Instant::now();
+        let base = f.now.clone();
+        let clock: Clock = Arc::new(move || {
+            Timestamp(base.load(Ordering::SeqCst) + started.elapsed().as_millis() as i64)
+        });
+        Arc::get_mut(&mut f.deps).expect("not shared yet").clock = clock;
+        f
+    }
+
     fn advance_to(&self, t: i64) {
         self.now.store(t, Ordering::SeqCst);
     }
@@ -81,7 +93,9 @@ impl Fixture {
             "type": "ONBATT", "status": "OB",
         }))
         .unwrap();
-        apply(&self.deps, "home", Input::Ups(event), None).await.unwrap()
+        apply(&self.deps, "home", Input::Ups(event), None)
+            .await
+            .unwrap()
     }
 }
 
@@ -93,7 +107,13 @@ async fn a_deadline_is_scheduled_once_and_a_repeat_adds_no_second_wake_up() {
     let grace_end = T0 + 1000 * f.deps.policy.grace_on_battery_s as i64;
     let asked = f.asked();
     assert_eq!(asked.len(), 1, "{asked:?}");
-    assert_eq!(asked[0].0, WakeUp { site: "home".into(), at: grace_end });
+    assert_eq!(
+        asked[0].0,
+        WakeUp {
+            site: "home".into(),
+            at: grace_end
+        }
+    );
     assert_eq!(asked[0].1, Duration::from_millis((grace_end - T0) as u64));
     assert_eq!(applied.state.wake_at, Some(Timestamp(grace_end)));
     // The same event again, and a later one that changes no deadline: nothing new pending.
@@ -110,13 +130,20 @@ async fn a_wake_up_acts_on_the_deadline_and_plans_the_next_one() {
     let (first, _) = f.asked()[0].clone();
     f.advance_to(first.at);
     let applied = wake(&f.deps, &first).await.unwrap().expect("consumed");
-    assert_eq!(applied.state.mode, Mode::Outage, "the grace ended at the wake-up");
+    assert_eq!(
+        applied.state.mode,
+        Mode::Outage,
+        "the grace ended at the wake-up"
+    );
     assert!(applied.state.capacity.desired > 0);
     // Delivered twice (queues are at-least-once): the second copy changes nothing.
     let again = wake(&f.deps, &first).await.unwrap();
     assert!(again.is_none(), "a consumed wake-up is not run twice");
     let asked = f.asked();
-    assert!(asked.iter().skip(1).all(|(w, _)| w.at > first.at), "{asked:?}");
+    assert!(
+        asked.iter().skip(1).all(|(w, _)| w.at > first.at),
+        "{asked:?}"
+    );
 }
 
 #[tokio::test]
@@ -127,8 +154,14 @@ async fn superseded_forged_and_early_wake_ups() {
     let before = peek(&f.deps, "home").await.unwrap();
     // Another instant, or another site: not the pending one, nothing changes.
     for other in [
-        WakeUp { site: "home".into(), at: pending.at - 1 },
-        WakeUp { site: "cabin".into(), at: pending.at },
+        WakeUp {
+            site: "home".into(),
+            at: pending.at - 1,
+        },
+        WakeUp {
+            site: "cabin".into(),
+            at: pending.at,
+        },
     ] {
         assert!(wake(&f.deps, &other).await.unwrap().is_none(), "{other:?}");
     }
@@ -150,4 +183,25 @@ async fn a_faster_clock_asks_for_the_real_delay() {
     let (w, delay) = f.asked()[0].clone();
     let core_ms = (w.at - T0) as f64;
     assert_eq!(delay, Duration::from_secs_f64(core_ms / 60.0 / 1000.0));
+}
+
+#[tokio::test]
+async fn a_wake_up_a_moment_early_waits_for_its_instant() {
+    let f = Fixture::live();
+    f.on_battery("e1").await;
+    let (pending, _) = f.asked()[0].clone();
+    // The queue showed the message 400 ms before its instant (whole seconds, rounded down).
+    f.advance_to(pending.at - 400 - (f.deps.now().0 - f.now.load(Ordering::SeqCst)));
+    let started = std::time::Instant::now();
+    let applied = wake(&f.deps, &pending).await.unwrap().expect("consumed");
+    assert!(
+        started.elapsed() >= Duration::from_millis(350),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        applied.state.mode,
+        Mode::Outage,
+        "acted on at the deadline, not a second later"
+    );
 }

@@ -171,7 +171,8 @@ impl Cloud {
 
     fn tier_in_cloud(&self, tier: &str) -> bool {
         self.cloud_kube.workloads().iter().any(|w| {
-            w.labels.get(burst_kube_sim::TIER_LABEL).map(String::as_str) == Some(tier) && w.replicas > 0
+            w.labels.get(burst_kube_sim::TIER_LABEL).map(String::as_str) == Some(tier)
+                && w.replicas > 0
         })
     }
 
@@ -390,8 +391,9 @@ fn policy_settings(scenario: &Scenario) -> BTreeMap<String, String> {
     out
 }
 
-/// Copies the app folder to a temporary one with the handler binary inside.
-fn tempdir_app(app_dir: &Path, handler: &Path) -> Result<PathBuf, RealtimeError> {
+/// A temporary copy of the app folder (host.json and each function.json) with `handler` linked
+/// in as the custom handler executable, as in the deployed zip.
+pub fn tempdir_app(app_dir: &Path, handler: &Path) -> Result<PathBuf, RealtimeError> {
     let setup = |e: std::io::Error| RealtimeError::Setup(format!("preparing the app folder: {e}"));
     if !handler.is_file() {
         return Err(RealtimeError::Setup(format!(

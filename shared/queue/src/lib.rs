@@ -5,9 +5,10 @@
 //! function. Nothing runs, and nothing is billed but one message, while waiting.
 //!
 //! - The message text is base64 of the JSON, the host's default `messageEncoding`.
-//! - The visibility timeout is rounded up to whole seconds (a wake-up may come up to a second
-//!   late, never early) and capped at the service's 7 days; a capped wake-up arrives early, and
-//!   the `wake` function then simply schedules the rest.
+//! - The visibility timeout is the delay rounded down to whole seconds (the service's unit): the
+//!   message becomes visible up to a second early, and the `wake` function waits out the rest,
+//!   so the deadline is acted on when it falls. It is capped at the service's 7 days; a capped
+//!   wake-up arrives days early, and the `wake` function then schedules the rest.
 //! - Messages expire a day after they become visible, so a queue nobody reads stays small.
 //! - Like the state store, no SDK retries and a bounded request: an invocation never sleeps out
 //!   an outage of the queue; the timer probe is the safety net.
@@ -70,8 +71,7 @@ impl QueueWaker {
             let url = Url::parse(raw).map_err(|e| format!("not a URL ({e})"))?;
             let mut bare = url.clone();
             bare.set_query(None);
-            base_url(WAKE_QUEUE_URL, bare.as_str(), PlainHttp::Allowed)
-                .map_err(|e| e.problem)?;
+            base_url(WAKE_QUEUE_URL, bare.as_str(), PlainHttp::Allowed).map_err(|e| e.problem)?;
             Ok(url)
         })?
         else {
@@ -128,12 +128,12 @@ fn managed_identity(client_id: Option<String>) -> Result<Arc<dyn TokenCredential
     Ok(credential)
 }
 
-/// Whole seconds of invisibility for `delay`: rounded up (never early), at most 7 days.
+/// Whole seconds of invisibility for `delay`: rounded down (at most a second early, which the
+/// `wake` function waits out), at most 7 days.
 pub fn visibility_secs(delay: Duration) -> i32 {
-    let ceil = delay
-        .as_secs()
-        .saturating_add(u64::from(delay.subsec_nanos() > 0));
-    i32::try_from(ceil).unwrap_or(i32::MAX).min(MAX_VISIBILITY_S)
+    i32::try_from(delay.as_secs())
+        .unwrap_or(i32::MAX)
+        .min(MAX_VISIBILITY_S)
 }
 
 /// The message text: base64 of the JSON (the Functions host's default encoding).
@@ -162,11 +162,7 @@ impl Waker for QueueWaker {
         {
             Ok(Ok(_)) => Ok(()),
             // The SDK's error text can quote the request URL: keep only its kind and status.
-            Ok(Err(e)) => Err(format!(
-                "send to {} failed: {}",
-                self.display,
-                describe(&e)
-            )),
+            Ok(Err(e)) => Err(format!("send to {} failed: {}", self.display, describe(&e))),
             Err(_) => Err(format!(
                 "send to {} timed out after {} ms",
                 self.display,
@@ -188,11 +184,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn visibility_rounds_up_and_caps_at_seven_days() {
+    fn visibility_rounds_down_and_caps_at_seven_days() {
         assert_eq!(visibility_secs(Duration::ZERO), 0);
-        assert_eq!(visibility_secs(Duration::from_millis(1)), 1);
+        assert_eq!(visibility_secs(Duration::from_millis(999)), 0);
         assert_eq!(visibility_secs(Duration::from_millis(1_000)), 1);
-        assert_eq!(visibility_secs(Duration::from_millis(1_001)), 2);
+        assert_eq!(visibility_secs(Duration::from_millis(1_999)), 1);
         assert_eq!(
             visibility_secs(Duration::from_secs(30 * 24 * 3600)),
             MAX_VISIBILITY_S
@@ -215,13 +211,22 @@ mod tests {
     }
 
     fn settings(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
     }
 
     #[test]
     fn unset_means_no_wake_ups_and_bad_values_name_the_setting() {
         let none = settings(&[]);
-        assert!(QueueWaker::from_settings(&none, None).expect("ok").is_none());
+        assert!(
+            QueueWaker::from_settings(&none, None)
+                .expect("ok")
+                .is_none()
+        );
         let plain = settings(&[(WAKE_QUEUE_URL, "http://127.0.0.1:1/devstoreaccount1/q")]);
         let e = QueueWaker::from_settings(&plain, None).expect_err("no SAS over http");
         assert!(e.to_string().contains(WAKE_QUEUE_URL), "{e}");
@@ -233,7 +238,9 @@ mod tests {
         assert!(e.to_string().contains(WAKE_TIMEOUT_MS), "{e}");
         assert!(!e.to_string().contains("secret"), "{e}");
         let sas = settings(&[(WAKE_QUEUE_URL, "http://127.0.0.1:1/a/q?sv=1&sig=secret")]);
-        let waker = QueueWaker::from_settings(&sas, None).expect("ok").expect("some");
+        let waker = QueueWaker::from_settings(&sas, None)
+            .expect("ok")
+            .expect("some");
         assert!(!format!("{waker:?}").contains("secret"));
     }
 }
