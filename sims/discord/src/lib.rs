@@ -262,6 +262,18 @@ impl SimHandle {
         )
     }
 
+    /// The webhook's path in API version 10: `/api/v10/webhooks/{id}/{token}`.
+    pub fn api_path(&self) -> String {
+        let inner = self.sim.state();
+        let (id, token) = (&inner.config.webhook_id, &inner.config.token);
+        format!("/api/v10/webhooks/{id}/{token}")
+    }
+
+    /// The webhook's URL in API version 10.
+    pub fn api_url(&self) -> String {
+        format!("{}{}", self.sim.base_url(), self.api_path())
+    }
+
     pub fn webhook_id(&self) -> String {
         self.sim.state().config.webhook_id.clone()
     }

@@ -47,6 +47,33 @@ fn note(delivery: Delivery, severity: Severity, lines: &[&str], ping: bool) -> N
     }
 }
 
+/// A sim without a rate limit and a client without a role.
+async fn setup() -> (SimHandle, DiscordWebhook) {
+    let sim = sim_default().await;
+    let client = client_for(&sim, None);
+    (sim, client)
+}
+
+/// A sim whose bucket allows `requests` per `per`.
+async fn sim_limited(requests: u32, per: Duration) -> SimHandle {
+    let rate_limit = Some(RateLimit { requests, per });
+    sim_with(SimConfig {
+        rate_limit,
+        ..SimConfig::default()
+    })
+    .await
+}
+
+/// A one-line notification that pings no one.
+fn line(delivery: Delivery, severity: Severity, text: &str) -> Notification {
+    note(delivery, severity, &[text], false)
+}
+
+/// Sends `n`, which must create a message; its id.
+async fn create(client: &DiscordWebhook, n: Notification) -> String {
+    created_id(client.send(&n).await)
+}
+
 fn created_id(result: NotifyResult) -> String {
     match result {
         NotifyResult::Delivered {
@@ -58,8 +85,7 @@ fn created_id(result: NotifyResult) -> String {
 
 #[tokio::test]
 async fn create_then_edit_changes_the_same_message() {
-    let sim = sim_default().await;
-    let client = client_for(&sim, None);
+    let (sim, client) = setup().await;
 
     let first = note(
         Delivery::Create,
@@ -86,10 +112,7 @@ async fn create_then_edit_changes_the_same_message() {
 
     let req = &sim.requests()[0];
     assert_eq!(req.method, "POST");
-    assert_eq!(
-        req.path,
-        format!("/api/v10/webhooks/{}/{}", sim.webhook_id(), sim.token())
-    );
+    assert_eq!(req.path, sim.api_path());
     assert_eq!(req.query.as_deref(), Some("wait=true"));
     assert_eq!(req.content_type.as_deref(), Some("application/json"));
     assert_eq!(req.status, 200);
@@ -128,37 +151,20 @@ async fn create_then_edit_changes_the_same_message() {
 
     let req = &sim.requests()[1];
     assert_eq!(req.method, "PATCH");
-    assert_eq!(
-        req.path,
-        format!(
-            "/api/v10/webhooks/{}/{}/messages/{id}",
-            sim.webhook_id(),
-            sim.token()
-        )
-    );
+    assert_eq!(req.path, format!("{}/messages/{id}", sim.api_path()));
     assert_eq!(req.query, None);
     assert!(req.body.as_ref().unwrap().get("username").is_none());
 }
 
 #[tokio::test]
 async fn post_creates_a_separate_message() {
-    let sim = sim_default().await;
-    let client = client_for(&sim, None);
-    let a = created_id(
-        client
-            .send(&note(Delivery::Create, Severity::Trouble, &["a"], false))
-            .await,
-    );
-    let b = created_id(
-        client
-            .send(&note(
-                Delivery::Post,
-                Severity::Warning,
-                &["budget 80 %"],
-                false,
-            ))
-            .await,
-    );
+    let (sim, client) = setup().await;
+    let a = create(&client, line(Delivery::Create, Severity::Trouble, "a")).await;
+    let b = create(
+        &client,
+        line(Delivery::Post, Severity::Warning, "budget 80 %"),
+    )
+    .await;
     assert_ne!(a, b);
     let msgs = sim.messages();
     assert_eq!(msgs.len(), 2);
@@ -179,7 +185,7 @@ async fn role_ping_only_when_configured_and_asked() {
     );
     created_id(
         with_role
-            .send(&note(Delivery::Post, Severity::Info, &["y"], false))
+            .send(&line(Delivery::Post, Severity::Info, "y"))
             .await,
     );
     created_id(
@@ -205,14 +211,12 @@ async fn role_ping_only_when_configured_and_asked() {
 
 #[tokio::test]
 async fn mentions_in_timeline_text_never_ping() {
-    let sim = sim_default().await;
-    let client = client_for(&sim, None);
+    let (sim, client) = setup().await;
     // Text from the outside world (device names, UPS names) could hold mentions.
-    let n = note(
+    let n = line(
         Delivery::Post,
         Severity::Info,
-        &["@everyone <@&123> node joined"],
-        false,
+        "@everyone <@&123> node joined",
     );
     created_id(client.send(&n).await);
     let m = &sim.messages()[0];
@@ -228,10 +232,9 @@ async fn mentions_in_timeline_text_never_ping() {
 
 #[tokio::test]
 async fn forced_429_gives_rate_limited_with_discords_wait() {
-    let sim = sim_default().await;
-    let client = client_for(&sim, None);
+    let (sim, client) = setup().await;
     sim.force_rate_limit(1, 1.5);
-    let n = note(Delivery::Create, Severity::Trouble, &["x"], false);
+    let n = line(Delivery::Create, Severity::Trouble, "x");
     assert_eq!(
         client.send(&n).await,
         NotifyResult::RateLimited {
@@ -247,16 +250,9 @@ async fn forced_429_gives_rate_limited_with_discords_wait() {
 
 #[tokio::test]
 async fn bucket_limit_gives_rate_limited() {
-    let sim = sim_with(SimConfig {
-        rate_limit: Some(RateLimit {
-            requests: 2,
-            per: Duration::from_secs(600),
-        }),
-        ..SimConfig::default()
-    })
-    .await;
+    let sim = sim_limited(2, Duration::from_secs(600)).await;
     let client = client_for(&sim, None);
-    let n = note(Delivery::Post, Severity::Info, &["x"], false);
+    let n = line(Delivery::Post, Severity::Info, "x");
     created_id(client.send(&n).await);
     created_id(client.send(&n).await);
     match client.send(&n).await {
@@ -273,20 +269,8 @@ async fn bucket_limit_gives_rate_limited() {
 
 #[tokio::test]
 async fn rate_limit_headers_and_429_body_are_discords() {
-    let sim = sim_with(SimConfig {
-        rate_limit: Some(RateLimit {
-            requests: 1,
-            per: Duration::from_secs(600),
-        }),
-        ..SimConfig::default()
-    })
-    .await;
-    let url = format!(
-        "{}/api/v10/webhooks/{}/{}?wait=true",
-        sim.base_url(),
-        sim.webhook_id(),
-        sim.token()
-    );
+    let sim = sim_limited(1, Duration::from_secs(600)).await;
+    let url = format!("{}?wait=true", sim.api_url());
     let http = http_client();
     let ok = http
         .post(&url)
@@ -318,17 +302,12 @@ async fn rate_limit_headers_and_429_body_are_discords() {
 
 #[tokio::test]
 async fn deleted_webhook_is_gone() {
-    let sim = sim_default().await;
-    let client = client_for(&sim, None);
-    let id = created_id(
-        client
-            .send(&note(Delivery::Create, Severity::Trouble, &["x"], false))
-            .await,
-    );
+    let (sim, client) = setup().await;
+    let id = create(&client, line(Delivery::Create, Severity::Trouble, "x")).await;
     sim.delete_webhook();
     assert_eq!(
         client
-            .send(&note(Delivery::Post, Severity::Info, &["y"], false))
+            .send(&line(Delivery::Post, Severity::Info, "y"))
             .await,
         NotifyResult::WebhookGone {
             detail: "HTTP 404: Unknown Webhook (code 10015)".into()
@@ -359,7 +338,7 @@ async fn wrong_token_or_id_is_gone() {
     );
     let client =
         DiscordWebhook::new(DiscordConfig::new(WebhookUrl::parse(&wrong_token).unwrap())).unwrap();
-    let n = note(Delivery::Post, Severity::Info, &["x"], false);
+    let n = line(Delivery::Post, Severity::Info, "x");
     assert_eq!(
         client.send(&n).await,
         NotifyResult::WebhookGone {
@@ -378,13 +357,8 @@ async fn wrong_token_or_id_is_gone() {
 
 #[tokio::test]
 async fn edit_of_a_deleted_message_reports_the_message_gone() {
-    let sim = sim_default().await;
-    let client = client_for(&sim, None);
-    let id = created_id(
-        client
-            .send(&note(Delivery::Create, Severity::Trouble, &["x"], false))
-            .await,
-    );
+    let (sim, client) = setup().await;
+    let id = create(&client, line(Delivery::Create, Severity::Trouble, "x")).await;
     assert!(sim.delete_message(&id));
     let result = client
         .send(&note(
@@ -404,10 +378,9 @@ async fn edit_of_a_deleted_message_reports_the_message_gone() {
 
 #[tokio::test]
 async fn server_errors_and_transport_errors_are_retryable() {
-    let sim = sim_default().await;
-    let client = client_for(&sim, None);
+    let (sim, client) = setup().await;
     sim.force_server_errors(1, 502);
-    let n = note(Delivery::Post, Severity::Info, &["x"], false);
+    let n = line(Delivery::Post, Severity::Info, "x");
     assert_eq!(
         client.send(&n).await,
         NotifyResult::Failed {
@@ -475,12 +448,7 @@ async fn huge_emoji_heavy_notification_is_accepted() {
 async fn the_sim_refuses_what_discord_refuses() {
     let sim = sim_default().await;
     let http = http_client();
-    let url = format!(
-        "{}/api/v10/webhooks/{}/{}?wait=true",
-        sim.base_url(),
-        sim.webhook_id(),
-        sim.token()
-    );
+    let url = format!("{}?wait=true", sim.api_url());
     let post = |body: Value| http.post(&url).json(&body).send();
 
     let r = post(json!({"embeds": [{"description": "x".repeat(4097)}]}))
@@ -590,12 +558,7 @@ async fn the_sim_refuses_what_discord_refuses() {
 async fn without_wait_discord_answers_204_and_messages_api_works() {
     let sim = sim_default().await;
     let http = http_client();
-    let base = format!(
-        "{}/api/v10/webhooks/{}/{}",
-        sim.base_url(),
-        sim.webhook_id(),
-        sim.token()
-    );
+    let base = sim.api_url();
     let r = http
         .post(&base)
         .json(&json!({"content": "silent"}))
@@ -653,11 +616,7 @@ async fn thread_id_from_the_url_is_used() {
     let sim = sim_default().await;
     let url = format!("{}?thread_id=5555", sim.webhook_url());
     let client = DiscordWebhook::new(DiscordConfig::new(WebhookUrl::parse(&url).unwrap())).unwrap();
-    let id = created_id(
-        client
-            .send(&note(Delivery::Create, Severity::Trouble, &["x"], false))
-            .await,
-    );
+    let id = create(&client, line(Delivery::Create, Severity::Trouble, "x")).await;
     assert_eq!(sim.message(&id).unwrap().channel_id, "5555");
     client
         .send(&note(
@@ -683,7 +642,7 @@ async fn secrets_never_appear_in_errors_or_debug() {
     sim.delete_webhook();
     let results = [
         client
-            .send(&note(Delivery::Post, Severity::Info, &["x"], false))
+            .send(&line(Delivery::Post, Severity::Info, "x"))
             .await,
         client
             .send(&note(
@@ -709,13 +668,8 @@ async fn secrets_never_appear_in_errors_or_debug() {
 /// (discord-api-docs, `reference.mdx`, "User Agent"), and the sim checks it.
 #[tokio::test]
 async fn requests_carry_discords_user_agent_form() {
-    let sim = sim_default().await;
-    let client = client_for(&sim, None);
-    created_id(
-        client
-            .send(&note(Delivery::Create, Severity::Trouble, &["x"], false))
-            .await,
-    );
+    let (sim, client) = setup().await;
+    create(&client, line(Delivery::Create, Severity::Trouble, "x")).await;
     let sent = sim.requests();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].status, 200);
@@ -732,12 +686,7 @@ async fn requests_carry_discords_user_agent_form() {
 #[tokio::test]
 async fn other_user_agents_get_cloudflares_403_which_is_retryable() {
     let sim = sim_default().await;
-    let url = format!(
-        "{}/api/v10/webhooks/{}/{}?wait=true",
-        sim.base_url(),
-        sim.webhook_id(),
-        sim.token()
-    );
+    let url = format!("{}?wait=true", sim.api_url());
     for agent in [
         Some("Python-urllib/3.12"),
         Some("hybrid-burst/0.1.0"),
