@@ -6,6 +6,8 @@
 //!   body as text, or decoded from base64 when `isBase64Encoded` is set, so the bytes the
 //!   Tailscale signature covers are the bytes that were sent.
 //! - `burst-lambda-probe`: the timer probe, invoked by an EventBridge schedule.
+//! - `burst-lambda-wake`: scheduled wake-ups, invoked by an SQS event source mapping with a
+//!   partial batch response.
 //!
 //! The platform is chosen by configuration: [`deps_from_settings`] is the function app's one
 //! wiring (`burst_functions::wiring`), which picks the AWS adapters when their settings are
