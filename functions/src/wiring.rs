@@ -178,41 +178,34 @@ fn scaler(
 /// Core milliseconds per real millisecond: `BURST_CLOCK_SCALE` once `scaled_clock` accepted it,
 /// else 1.
 pub fn clock_scale(get: Get<'_>) -> f64 {
-    get("BURST_CLOCK_SCALE")
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 1.0)
-        .unwrap_or(1.0)
+    clock_scale_setting(get).ok().flatten().unwrap_or(1.0)
+}
+
+/// `BURST_CLOCK_SCALE`: a number from 1 to 10000, or unset.
+fn clock_scale_setting(get: Get<'_>) -> Result<Option<f64>, ConfigError> {
+    burst_settings::Settings::new(get).parsed("BURST_CLOCK_SCALE", |raw| {
+        raw.parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && (1.0..=10_000.0).contains(s))
+            .ok_or_else(|| format!("expected a number from 1 to 10000, got {raw:?}"))
+    })
 }
 
 /// The wall clock, or for drills a faster one: `BURST_CLOCK_SCALE` (e.g. `60` = a minute per
 /// second) starting at `BURST_CLOCK_START_MS` (Unix ms; default: now). Every time the core and
 /// the agent-token checks see then runs at that pace, so a 3-hour outage drill takes minutes.
 pub fn scaled_clock(get: Get<'_>) -> Result<crate::deps::Clock, ConfigError> {
-    let Some(scale) = get("BURST_CLOCK_SCALE").filter(|v| !v.trim().is_empty()) else {
+    let Some(scale) = clock_scale_setting(get)? else {
         return Ok(system_clock());
     };
-    let scale: f64 = scale
-        .trim()
-        .parse()
-        .ok()
-        .filter(|s: &f64| s.is_finite() && *s >= 1.0 && *s <= 10_000.0)
-        .ok_or_else(|| {
-            ConfigError::new(
-                "BURST_CLOCK_SCALE",
-                format!("expected a number from 1 to 10000, got {:?}", scale.trim()),
-            )
-        })?;
-    let real_start = std::time::Instant::now();
     let wall = chrono::Utc::now().timestamp_millis();
-    let start = match get("BURST_CLOCK_START_MS").filter(|v| !v.trim().is_empty()) {
-        Some(v) => v.trim().parse::<i64>().map_err(|_| {
-            ConfigError::new(
-                "BURST_CLOCK_START_MS",
-                format!("expected Unix milliseconds, got {:?}", v.trim()),
-            )
-        })?,
-        None => wall,
-    };
+    let start = burst_settings::Settings::new(get)
+        .parsed("BURST_CLOCK_START_MS", |raw| {
+            raw.parse::<i64>()
+                .map_err(|_| format!("expected Unix milliseconds, got {raw:?}"))
+        })?
+        .unwrap_or(wall);
+    let real_start = std::time::Instant::now();
     // Scenario time = start + (wall now − start) × scale, anchored so that the clock reads
     // `start` when the real wall clock reads `start`.
     let offset_at_boot = (wall - start) as f64 * scale;
@@ -221,4 +214,58 @@ pub fn scaled_clock(get: Get<'_>) -> Result<crate::deps::Clock, ConfigError> {
         let elapsed = real_start.elapsed().as_secs_f64() * 1000.0 * scale;
         Timestamp::from_millis(start + (offset_at_boot + elapsed) as i64)
     }))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn with(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn the_drill_clock_is_read_once_and_checked() {
+        assert_eq!(clock_scale(&with(&[])), 1.0);
+        assert_eq!(clock_scale(&with(&[("BURST_CLOCK_SCALE", " 60 ")])), 60.0);
+        let fast = scaled_clock(&with(&[
+            ("BURST_CLOCK_SCALE", "1000"),
+            ("BURST_CLOCK_START_MS", "1000000"),
+        ]))
+        .unwrap();
+        let first = fast().millis();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        // 20 real ms are at least 20 s of drill time.
+        assert!(fast().millis() - first >= 20_000);
+        for (pairs, expected) in [
+            (
+                &[("BURST_CLOCK_SCALE", "fast")][..],
+                "BURST_CLOCK_SCALE: expected a number from 1 to 10000, got \"fast\"",
+            ),
+            (
+                &[("BURST_CLOCK_SCALE", "0.5")][..],
+                "BURST_CLOCK_SCALE: expected a number from 1 to 10000, got \"0.5\"",
+            ),
+            (
+                &[("BURST_CLOCK_SCALE", "2"), ("BURST_CLOCK_START_MS", "noon")][..],
+                "BURST_CLOCK_START_MS: expected Unix milliseconds, got \"noon\"",
+            ),
+        ] {
+            let get = move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            };
+            assert_eq!(scaled_clock(&get).err().unwrap().to_string(), expected);
+        }
+        // A scale the clock refuses is no scale for the wake-up delays either.
+        assert_eq!(clock_scale(&with(&[("BURST_CLOCK_SCALE", "0.5")])), 1.0);
+    }
 }

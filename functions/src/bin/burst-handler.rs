@@ -1,10 +1,11 @@
 //! `burst-handler`: the Azure Functions custom handler. Port from `FUNCTIONS_CUSTOMHANDLER_PORT`.
 
+use burst_functions::settings::{ConfigError, Get};
 use burst_functions::{azure, logging, serve, wiring};
+use burst_settings::Settings;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -18,16 +19,15 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let port = match get("FUNCTIONS_CUSTOMHANDLER_PORT").map(|p| p.parse::<u16>()) {
-        Some(Ok(p)) => p,
-        None => 8080,
-        Some(Err(_)) => {
-            tracing::error!("FUNCTIONS_CUSTOMHANDLER_PORT is not a port number");
+    let (port, bind_all, limits) = match edge_settings(&get) {
+        Ok(edge) => edge,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start: bad configuration");
             return ExitCode::from(2);
         }
     };
     // The host connects to 127.0.0.1; BURST_BIND_ALL=1 listens on every interface (containers).
-    let ip = if get("BURST_BIND_ALL").as_deref() == Some("1") {
+    let ip = if bind_all {
         IpAddr::V4(Ipv4Addr::UNSPECIFIED)
     } else {
         IpAddr::V4(Ipv4Addr::LOCALHOST)
@@ -48,13 +48,6 @@ async fn main() -> ExitCode {
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {},
         }
     };
-    let limits = match edge_limits(&get) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start: bad configuration");
-            return ExitCode::from(2);
-        }
-    };
     match serve::serve(listener, azure::router(deps), limits, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -64,23 +57,25 @@ async fn main() -> ExitCode {
     }
 }
 
-/// `BURST_MAX_CONNECTIONS` and `BURST_HEADER_TIMEOUT_MS`, defaults from [`serve::Limits`].
-fn edge_limits(get: &dyn Fn(&str) -> Option<String>) -> Result<serve::Limits, String> {
-    let mut l = serve::Limits::default();
-    let num = |name: &str| -> Result<Option<u64>, String> {
-        match get(name).filter(|v| !v.trim().is_empty()) {
-            None => Ok(None),
-            Some(v) => match v.trim().parse::<u64>() {
-                Ok(n) if n > 0 => Ok(Some(n)),
-                _ => Err(format!("{name} must be a whole number > 0, got {v:?}")),
-            },
-        }
+/// The port (`FUNCTIONS_CUSTOMHANDLER_PORT`, set by the host), `BURST_BIND_ALL`, and the
+/// edge's limits (`BURST_MAX_CONNECTIONS`, `BURST_HEADER_TIMEOUT_MS`; defaults from
+/// [`serve::Limits`]).
+fn edge_settings(get: Get<'_>) -> Result<(u16, bool, serve::Limits), ConfigError> {
+    let settings = Settings::new(get);
+    let defaults = serve::Limits::default();
+    let port = settings.integer("FUNCTIONS_CUSTOMHANDLER_PORT", 8080, 1..=u16::MAX)?;
+    let bind_all = settings.boolean("BURST_BIND_ALL", false)?;
+    let limits = serve::Limits {
+        max_connections: settings.integer(
+            "BURST_MAX_CONNECTIONS",
+            defaults.max_connections,
+            1..=1_000_000,
+        )?,
+        header_timeout: settings.millis(
+            "BURST_HEADER_TIMEOUT_MS",
+            defaults.header_timeout.as_millis() as u64,
+            1..=600_000,
+        )?,
     };
-    if let Some(n) = num("BURST_MAX_CONNECTIONS")? {
-        l.max_connections = usize::try_from(n).unwrap_or(usize::MAX);
-    }
-    if let Some(ms) = num("BURST_HEADER_TIMEOUT_MS")? {
-        l.header_timeout = Duration::from_millis(ms);
-    }
-    Ok(l)
+    Ok((port, bind_all, limits))
 }
