@@ -6,13 +6,14 @@
 //! sleep: `Throttling` comes back as `Throttled` with a fixed back-off (Auto Scaling sends no
 //! Retry-After), `ScalingActivityInProgress`/`ResourceContention` as `Conflict`.
 
-use crate::settings::{self, ConfigError, Get, get_trimmed};
+use crate::settings::{self, ConfigError, Get};
 use crate::signed::{Signer, short};
 use crate::sigv4::{Credentials, uri_encode};
 use crate::xml::{self, Group};
 use async_trait::async_trait;
 use burst_core::{ScaleResult, ScaleSetProbe};
 use burst_ports::Scaler;
+use burst_settings::{PlainHttp, Settings};
 use reqwest::Method;
 use std::time::Duration;
 use url::Url;
@@ -36,7 +37,8 @@ pub struct AsgConfig {
 impl AsgConfig {
     /// `Ok(None)` when `BURST_AWS_ASG_NAME` is not set.
     pub fn from_settings(get: Get<'_>) -> Result<Option<Self>, ConfigError> {
-        let Some(group_name) = get_trimmed(get, settings::ASG_NAME) else {
+        let reader = Settings::new(get);
+        let Some(group_name) = reader.string(settings::ASG_NAME) else {
             return Ok(None);
         };
         if group_name.len() > 255 || group_name.chars().any(char::is_control) {
@@ -48,14 +50,14 @@ impl AsgConfig {
         let why = "the Auto Scaling group needs signed requests";
         let region = settings::region(get, why)?;
         let credentials = settings::credentials(get, why)?;
-        let endpoint = match get_trimmed(get, settings::ASG_ENDPOINT) {
-            Some(v) => settings::endpoint(settings::ASG_ENDPOINT, &v)?,
+        let endpoint = match reader.base_url(settings::ASG_ENDPOINT, PlainHttp::Allowed)? {
+            Some(url) => url,
             None => settings::endpoint(
                 settings::ASG_ENDPOINT,
                 &format!("https://autoscaling.{region}.amazonaws.com/"),
             )?,
         };
-        let throttle_backoff_s = burst_settings::Settings::new(get).integer(
+        let throttle_backoff_s = reader.integer(
             settings::ASG_THROTTLE_S,
             settings::DEFAULT_THROTTLE_S,
             1..=3600,

@@ -6,12 +6,13 @@
 //! virtual-hosted style to `https://<bucket>.s3.<region>.amazonaws.com`, or path style to
 //! `BURST_AWS_S3_ENDPOINT/<bucket>/…` when that is set (the sim, S3-compatible stores).
 
-use crate::settings::{self, ConfigError, Get, get_trimmed};
+use crate::settings::{self, ConfigError, Get};
 use crate::signed::{Signer, short};
 use crate::sigv4::{Credentials, uri_encode};
 use crate::xml;
 use async_trait::async_trait;
 use burst_ports::{StateStore, StoreError, Versioned};
+use burst_settings::{PlainHttp, Settings};
 use reqwest::Method;
 use std::time::Duration;
 use url::Url;
@@ -42,7 +43,8 @@ pub fn valid_bucket(b: &str) -> bool {
 impl S3Config {
     /// `Ok(None)` unless `BURST_STATE_URL` starts with `s3://`.
     pub fn from_settings(get: Get<'_>) -> Result<Option<Self>, ConfigError> {
-        let Some(raw) = get_trimmed(get, settings::STATE_URL) else {
+        let reader = Settings::new(get);
+        let Some(raw) = reader.string(settings::STATE_URL) else {
             return Ok(None);
         };
         let Some(rest) = raw.strip_prefix("s3://") else {
@@ -65,9 +67,7 @@ impl S3Config {
         let why = "the S3 state store needs signed requests";
         let region = settings::region(get, why)?;
         let credentials = settings::credentials(get, why)?;
-        let endpoint = get_trimmed(get, settings::S3_ENDPOINT)
-            .map(|v| settings::endpoint(settings::S3_ENDPOINT, &v))
-            .transpose()?;
+        let endpoint = reader.base_url(settings::S3_ENDPOINT, PlainHttp::Allowed)?;
         Ok(Some(S3Config {
             bucket: bucket.to_string(),
             prefix,

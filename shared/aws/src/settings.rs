@@ -25,10 +25,6 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 5000;
 pub use burst_settings::{ConfigError, Get};
 use burst_settings::{PlainHttp, Settings};
 
-pub(crate) fn get_trimmed(get: Get<'_>, name: &str) -> Option<String> {
-    Settings::new(get).string(name)
-}
-
 /// Credentials from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` (Lambda
 /// sets all three for the function's role).
 pub fn credentials(get: Get<'_>, why: &str) -> Result<Credentials, ConfigError> {
