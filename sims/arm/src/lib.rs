@@ -916,29 +916,34 @@ fn sp_token(shared: &Shared, req: &Req<'_>, tenant: &str) -> Response {
     }
     let form: HashMap<String, String> =
         url::form_urlencoded::parse(req.body).into_owned().collect();
-    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
-        return aad_error(
+    // Each form field as Entra ID checks it, in its order, with its answer when wrong.
+    let expected = [
+        (
+            "grant_type",
+            "client_credentials",
             StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            70003,
+            ("unsupported_grant_type", 70003),
             "The app requested an unsupported grant type.",
-        );
-    }
-    if form.get("client_id").map(String::as_str) != Some(sp.client_id.as_str()) {
-        return aad_error(
+        ),
+        (
+            "client_id",
+            sp.client_id.as_str(),
             StatusCode::BAD_REQUEST,
-            "unauthorized_client",
-            700016,
+            ("unauthorized_client", 700016),
             "Application was not found in the directory.",
-        );
-    }
-    if form.get("client_secret").map(String::as_str) != Some(sp.client_secret.as_str()) {
-        return aad_error(
+        ),
+        (
+            "client_secret",
+            sp.client_secret.as_str(),
             StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            7000215,
+            ("invalid_client", 7000215),
             "Invalid client secret provided.",
-        );
+        ),
+    ];
+    for (field, want, status, (error, code), description) in expected {
+        if form.get(field).map(String::as_str) != Some(want) {
+            return aad_error(status, error, code, description);
+        }
     }
     let scope = form.get("scope").map(String::as_str).unwrap_or("");
     if scope != ARM_SCOPE && scope != "https://management.azure.com//.default" {

@@ -791,16 +791,7 @@ fn check_fields(body: &Map<String, Value>, edit: bool) -> Errors {
 
 /// Validates an execute (POST) body like Discord; `Err` holds Discord's error body.
 pub fn validate_execute(body: &Value) -> Result<(), Value> {
-    let Value::Object(map) = body else {
-        return Err(error_body(
-            codes::INVALID_JSON,
-            "The request body contains invalid JSON.",
-        ));
-    };
-    let errors = check_fields(map, false);
-    if !errors.is_empty() {
-        return Err(form_error(errors));
-    }
+    let map = checked_fields(body, false)?;
     if !has_content(map.get("content"), map.get("embeds")) {
         return Err(error_body(
             codes::EMPTY_MESSAGE,
@@ -813,15 +804,20 @@ pub fn validate_execute(body: &Value) -> Result<(), Value> {
 /// Validates an edit (PATCH) body's fields like Discord (the emptiness of the edited message
 /// is checked against the stored message).
 pub fn validate_edit(body: &Value) -> Result<(), Value> {
+    checked_fields(body, true).map(|_| ())
+}
+
+/// The body as an object whose fields pass Discord's checks (`edit`: the edit rules).
+fn checked_fields(body: &Value, edit: bool) -> Result<&Map<String, Value>, Value> {
     let Value::Object(map) = body else {
         return Err(error_body(
             codes::INVALID_JSON,
             "The request body contains invalid JSON.",
         ));
     };
-    let errors = check_fields(map, true);
+    let errors = check_fields(map, edit);
     if errors.is_empty() {
-        Ok(())
+        Ok(map)
     } else {
         Err(form_error(errors))
     }

@@ -851,18 +851,26 @@ fn media_type(ctx: &Ctx) -> String {
         .to_ascii_lowercase()
 }
 
-fn patched_scale(ctx: &Ctx, current: &Scale) -> Result<Scale, Reply> {
-    match media_type(ctx).as_str() {
-        "application/merge-patch+json" | "application/strategic-merge-patch+json" => {}
-        _ => {
-            return Err(Reply::error(
-                415,
-                "UnsupportedMediaType",
-                "the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json",
-                None,
-            ));
-        }
+/// The body's media type must be one of `accepted` (415 with the API server's message).
+fn accept_media(ctx: &Ctx, accepted: &[&str]) -> Result<(), Reply> {
+    if accepted.contains(&media_type(ctx).as_str()) {
+        return Ok(());
     }
+    let message = format!(
+        "the body of the request was in an unknown format - accepted media types include: {}",
+        accepted.join(", ")
+    );
+    Err(Reply::error(415, "UnsupportedMediaType", &message, None))
+}
+
+fn patched_scale(ctx: &Ctx, current: &Scale) -> Result<Scale, Reply> {
+    accept_media(
+        ctx,
+        &[
+            "application/merge-patch+json",
+            "application/strategic-merge-patch+json",
+        ],
+    )?;
     let patch: Value = serde_json::from_slice(&ctx.body)
         .map_err(|e| Reply::bad_request(&format!("error decoding patch: {e}")))?;
     if !patch.is_object() {
@@ -878,14 +886,7 @@ fn patched_scale(ctx: &Ctx, current: &Scale) -> Result<Scale, Reply> {
 }
 
 fn replaced_scale(ctx: &Ctx, name: &str) -> Result<Scale, Reply> {
-    if media_type(ctx) != "application/json" {
-        return Err(Reply::error(
-            415,
-            "UnsupportedMediaType",
-            "the body of the request was in an unknown format - accepted media types include: application/json",
-            None,
-        ));
-    }
+    accept_media(ctx, &["application/json"])?;
     let raw: Value = serde_json::from_slice(&ctx.body)
         .map_err(|e| Reply::bad_request(&format!("error decoding Scale: {e}")))?;
     if raw

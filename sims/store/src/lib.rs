@@ -40,6 +40,9 @@ pub struct Stats {
     pub injected: u64,
 }
 
+/// What a save answers: the new version tag.
+type Saved = Result<String, StoreError>;
+
 impl Inner {
     /// Stores a new version of `site` under a tag never used before; returns the tag.
     fn store(&mut self, site: &str, bytes: &[u8]) -> String {
@@ -133,12 +136,7 @@ impl StateStore for MemoryStore {
         Ok(inner.docs.get(site).cloned())
     }
 
-    async fn save(
-        &self,
-        site: &str,
-        bytes: &[u8],
-        expected: Option<&str>,
-    ) -> Result<String, StoreError> {
+    async fn save(&self, site: &str, bytes: &[u8], tag: Option<&str>) -> Saved {
         validate_site(site)?;
         check_size(bytes)?;
         let mut inner = self.lock();
@@ -147,7 +145,7 @@ impl StateStore for MemoryStore {
             return Err(error);
         }
         // No tag saves only where there is no document; a tag only over that version.
-        if expected != inner.docs.get(site).map(|v| v.etag.as_str()) {
+        if tag != inner.docs.get(site).map(|v| v.etag.as_str()) {
             inner.stats.conflicts += 1;
             return Err(StoreError::Conflict);
         }

@@ -204,12 +204,6 @@ struct Inner {
 
 type Shared = burst_sim_kit::Shared<Inner>;
 
-/// A running simulator; stops when dropped or on [`SimHandle::shutdown`].
-#[derive(Debug)]
-pub struct SimHandle {
-    sim: Running<Inner>,
-}
-
 /// Starts the simulator on 127.0.0.1 with a free port.
 pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
     let inner = Inner {
@@ -227,6 +221,12 @@ pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
         .fallback(not_found);
     let sim = Running::start(inner, routes).await?;
     Ok(SimHandle { sim })
+}
+
+/// A running simulator; stops when dropped or on [`SimHandle::shutdown`].
+#[derive(Debug)]
+pub struct SimHandle {
+    sim: Running<Inner>,
 }
 
 fn now_rfc3339() -> String {
