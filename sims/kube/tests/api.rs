@@ -10,14 +10,8 @@ const TOKEN: &str = "t0ken";
 
 async fn sim_with_workloads() -> SimHandle {
     let sim = sim::start(SimOptions::with_token(TOKEN)).await.unwrap();
-    sim.add_deployment(SimWorkload::new("apps", "web").tier("critical", "2"));
-    sim.add_deployment(
-        SimWorkload::new("apps", "api")
-            .tier("critical", "3")
-            .replicas(1),
-    );
+    sim.add_example_workloads();
     sim.add_deployment(SimWorkload::new("tools", "batch").replicas(1));
-    sim.add_statefulset(SimWorkload::new("apps", "db").tier("stateful", "1"));
     sim
 }
 
@@ -53,11 +47,8 @@ impl Http {
         }
         let resp = req.send().await.unwrap();
         let code = resp.status().as_u16();
-        let ct = resp
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
+        let content_type = resp.headers().get("content-type");
+        let ct = content_type.map_or(String::new(), |v| v.to_str().unwrap().to_string());
         let text = resp.text().await.unwrap();
         let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
         (code, ct, json)
@@ -345,15 +336,15 @@ async fn scale_subresource_reads_and_writes() {
     let (code, _, s) = http
         .send(
             reqwest::Method::PUT,
-            "/apis/apps/v1/namespaces/apps/statefulsets/db/scale",
+            "/apis/apps/v1/namespaces/apps/statefulsets/db-replica/scale",
             Some("application/json"),
-            Some(r#"{"kind":"Scale","apiVersion":"autoscaling/v1","metadata":{"name":"db","namespace":"apps"},"spec":{"replicas":1}}"#),
+            Some(r#"{"kind":"Scale","apiVersion":"autoscaling/v1","metadata":{"name":"db-replica","namespace":"apps"},"spec":{"replicas":1}}"#),
             Some(TOKEN),
         )
         .await;
     assert_eq!((code, s["spec"]["replicas"].clone()), (200, json!(1)));
     assert_eq!(
-        sim.replicas(WorkloadKind::StatefulSet, "apps", "db"),
+        sim.replicas(WorkloadKind::StatefulSet, "apps", "db-replica"),
         Some(1)
     );
 

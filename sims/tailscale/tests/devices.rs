@@ -95,15 +95,9 @@ async fn default_fields_carry_what_the_probe_reads() {
     // The very request the client made, answered again: the default shape.
     let url = client.devices_url().unwrap();
     assert!(!url.as_str().contains("fields"), "{url}");
-    let body: Value = reqwest::Client::new()
-        .get(url)
-        .basic_auth(sim.api_key(), Some(""))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let request = reqwest::Client::new().get(url);
+    let answer = request.basic_auth(sim.api_key(), Some("")).send().await;
+    let body: Value = answer.unwrap().json().await.unwrap();
     let devices = body["devices"].as_array().unwrap();
     assert_eq!(devices.len(), 7);
     for d in devices {
