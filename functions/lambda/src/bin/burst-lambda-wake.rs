@@ -12,12 +12,21 @@
 //! and makes only those visible again, until the queue's redrive policy moves them to the
 //! dead-letter queue. A record without a `messageId` cannot be named, so its failure fails the
 //! whole batch (every record is retried; the repeats are ignored as superseded).
+//!
+//! Records run one after another. When less than [`RESERVE`] of the invocation's time is left,
+//! the records not yet run are reported as failed without running them, so a slow store cannot
+//! time out the whole invocation (which would send every record back, the done ones too).
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use burst_functions::bodies;
 use burst_functions::deps::Deps;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// The time one record may take at worst (a state load and save, each bounded by
+/// `BURST_STATE_TIMEOUT_MS`, 5 s by default): a record starts only with this much time left.
+const RESERVE: Duration = Duration::from_secs(10);
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -28,18 +37,46 @@ async fn main() -> Result<(), Error> {
     }
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let deps = deps.clone();
-        async move { handle(&deps, event.payload).await }
+        async move { handle(&deps, event.payload, usable(event.context.deadline())).await }
     }))
     .await
 }
 
-/// Runs every record; the failed ones (by `messageId`) go back to SQS in the answer.
-async fn handle(deps: &Arc<Deps>, event: SqsEvent) -> Result<SqsBatchResponse, Error> {
+/// Lambda's deadline for this invocation, unless it has already passed as the invocation
+/// starts: no real invocation starts late, so that is a runtime emulator without a usable
+/// deadline, and the records run unbounded (the platform's own timeout still applies).
+fn usable(deadline: SystemTime) -> Option<SystemTime> {
+    if deadline > SystemTime::now() {
+        Some(deadline)
+    } else {
+        tracing::debug!("the invocation's deadline has passed at its start: ignored");
+        None
+    }
+}
+
+/// Runs every record while time is left before `deadline`; the failed ones (by `messageId`)
+/// go back to SQS in the answer.
+async fn handle(
+    deps: &Arc<Deps>,
+    event: SqsEvent,
+    deadline: Option<SystemTime>,
+) -> Result<SqsBatchResponse, Error> {
     let mut response = SqsBatchResponse::default();
     let mut unnamed_failure = None;
     for record in &event.records {
         let id = record.message_id.as_deref().unwrap_or("");
-        match run(deps, record).await {
+        let time_left = deadline.map(|d| {
+            d.duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+        });
+        let outcome = match time_left {
+            Some(left) if left < RESERVE => Err(format!(
+                "wake: not run, {} ms of the invocation left",
+                left.as_millis()
+            )),
+            _ => run(deps, record).await,
+        };
+        match outcome {
             Ok(log) => tracing::info!(message_id = id, "{log}"),
             Err(err) => {
                 tracing::error!(message_id = id, error = %err, "wake-up failed; SQS will retry it");
@@ -74,7 +111,6 @@ mod tests {
     use burst_core::{SiteState, Timestamp};
     use burst_ports::{WakeUp, Waker};
     use std::sync::Mutex;
-    use std::time::Duration;
 
     /// Records what the engine schedules.
     #[derive(Debug, Default)]
@@ -154,7 +190,7 @@ mod tests {
             record(Some("m-extra"), Some(r#"{"site":"home","at":1,"x":2}"#)),
             record(Some("m-empty"), None),
         ]);
-        let response = handle(&d, batch).await.unwrap();
+        let response = handle(&d, batch, None).await.unwrap();
         let answer = serde_json::to_value(&response).unwrap();
         assert_eq!(
             answer,
@@ -211,15 +247,48 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn records_left_when_time_runs_short_are_reported_not_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = deps(dir.path(), Arc::new(Recorder::default())).await;
+        let now = (d.clock)();
+        let mut state = SiteState::new("home", now);
+        state.wake_at = Some(now);
+        d.store.save("home", &state.to_json(), None).await.unwrap();
+        let body = serde_json::json!({"site": "home", "at": now.0}).to_string();
+        let batch = || event(vec![record(Some("m-1"), Some(&body))]);
+
+        // 5 s left: under the reserve, so the record goes back untouched.
+        let soon = SystemTime::now() + Duration::from_secs(5);
+        let response = handle(&d, batch(), Some(soon)).await.unwrap();
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["m-1"]);
+        assert_eq!(load(&d).await.wake_at, Some(now), "not run");
+
+        // A deadline already past as the invocation starts is no deadline (an emulator's).
+        assert_eq!(usable(SystemTime::UNIX_EPOCH), None);
+        assert_eq!(usable(soon), Some(soon));
+
+        // A minute left: it runs and consumes the pending wake-up.
+        let later = SystemTime::now() + Duration::from_secs(60);
+        let response = handle(&d, batch(), Some(later)).await.unwrap();
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(load(&d).await.wake_at, None);
+    }
+
+    #[tokio::test]
     async fn a_failed_record_without_a_message_id_fails_the_batch() {
         let dir = tempfile::tempdir().unwrap();
         let d = deps(dir.path(), Arc::new(Recorder::default())).await;
-        let e = handle(&d, event(vec![record(None, Some("{}"))]))
+        let e = handle(&d, event(vec![record(None, Some("{}"))]), None)
             .await
             .unwrap_err();
         assert!(e.to_string().contains("without a messageId"), "{e}");
         // An empty batch is answered with no failures.
-        let ok = handle(&d, event(vec![])).await.unwrap();
+        let ok = handle(&d, event(vec![]), None).await.unwrap();
         assert!(ok.batch_item_failures.is_empty());
     }
 }
