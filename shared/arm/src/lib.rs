@@ -15,7 +15,6 @@ pub mod settings;
 pub mod token;
 pub mod wire;
 
-
 pub use burst_settings::{ConfigError, Secret};
 pub use client::{ArmError, ArmScaleSet, RATE_LIMIT_HEADER, ScaleSetView};
 pub use resource_id::{ResourceIdError, ScaleSetId};

@@ -7,8 +7,8 @@
 //! for the handler.
 #![allow(clippy::unwrap_used)]
 
-use burst_arm_sim::{self as sim, SimConfig};
 use burst_arm::{ArmConfig, ArmScaleSet, Credential};
+use burst_arm_sim::{self as sim, SimConfig};
 use burst_core::ScaleSetProbe;
 use burst_ports::Scaler;
 use std::time::Duration;
