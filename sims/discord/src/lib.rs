@@ -1336,19 +1336,24 @@ async fn handle(
         Some(mid) => format!("/api/v10/webhooks/{id}/{token}/messages/{mid}"),
         None => format!("/api/v10/webhooks/{id}/{token}"),
     };
+    // What the log keeps of this request; the answer's status and code are filled in below.
+    let mut logged = SimRequest {
+        method: method.to_string(),
+        path,
+        query: query.clone(),
+        content_type: content_type.clone(),
+        body: bytes
+            .as_ref()
+            .ok()
+            .and_then(|b| serde_json::from_slice(b).ok()),
+        body_bytes,
+        status: 403,
+        code: None,
+        user_agent: user_agent.clone(),
+    };
     if !user_agent.as_deref().is_some_and(valid_user_agent) {
         // Cloudflare answers before Discord's API: no bucket counted, no Discord headers.
-        shared.lock().log.push(SimRequest {
-            method: method.to_string(),
-            path,
-            query,
-            content_type,
-            body: bytes.ok().and_then(|b| serde_json::from_slice(&b).ok()),
-            body_bytes,
-            status: 403,
-            code: None,
-            user_agent,
-        });
+        shared.lock().log.push(logged);
         return cloudflare_block();
     }
     let mut inner = shared.lock();
@@ -1373,22 +1378,14 @@ async fn handle(
     };
     let bucket = inner.view(Instant::now());
     let bucket_name = bucket_id(&inner.config.webhook_id);
-    inner.log.push(SimRequest {
-        method: method.to_string(),
-        path,
-        query,
-        content_type,
-        body: bytes.ok().and_then(|b| serde_json::from_slice(&b).ok()),
-        body_bytes,
-        status: reply.status.as_u16(),
-        code: reply
-            .body
-            .as_ref()
-            .filter(|_| !reply.status.is_success())
-            .and_then(|b| b.get("code"))
-            .and_then(Value::as_u64),
-        user_agent,
-    });
+    logged.status = reply.status.as_u16();
+    logged.code = reply
+        .body
+        .as_ref()
+        .filter(|_| !reply.status.is_success())
+        .and_then(|b| b.get("code"))
+        .and_then(Value::as_u64);
+    inner.log.push(logged);
     drop(inner);
     render(reply, bucket, &bucket_name)
 }

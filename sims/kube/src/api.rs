@@ -626,50 +626,50 @@ trait Scalable: Clone {
     fn converge(&mut self);
 }
 
-/// What `Scalable` reads the same way for both kinds: metadata, `spec.replicas` (1 when
-/// unset, as the API server defaults it) and the selector.
-macro_rules! scalable_spec {
-    () => {
-        fn meta(&self) -> &ObjectMeta {
-            &self.metadata
-        }
-        fn meta_mut(&mut self) -> &mut ObjectMeta {
-            &mut self.metadata
-        }
-        fn replicas(&self) -> i32 {
-            self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
-        }
-        fn set_replicas(&mut self, n: i32) {
-            self.spec.get_or_insert_with(Default::default).replicas = Some(n);
-        }
-        fn selector(&self) -> LabelSelector {
-            self.spec
-                .as_ref()
-                .map(|s| s.selector.clone())
-                .unwrap_or_default()
+/// `Scalable` for a workload kind: metadata, `spec.replicas` (1 when unset, as the API
+/// server defaults it), the selector, the replicas its status reports and how the simulated
+/// controller converges it.
+macro_rules! scalable {
+    ($kind:ty, $status_replicas:expr, $converge:path) => {
+        impl Scalable for $kind {
+            fn meta(&self) -> &ObjectMeta {
+                &self.metadata
+            }
+            fn meta_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.metadata
+            }
+            fn replicas(&self) -> i32 {
+                self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+            }
+            fn set_replicas(&mut self, n: i32) {
+                self.spec.get_or_insert_with(Default::default).replicas = Some(n);
+            }
+            fn status_replicas(&self) -> i32 {
+                $status_replicas(self)
+            }
+            fn selector(&self) -> LabelSelector {
+                self.spec
+                    .as_ref()
+                    .map(|s| s.selector.clone())
+                    .unwrap_or_default()
+            }
+            fn converge(&mut self) {
+                $converge(self);
+            }
         }
     };
 }
 
-impl Scalable for Deployment {
-    scalable_spec!();
-    fn status_replicas(&self) -> i32 {
-        self.status.as_ref().and_then(|s| s.replicas).unwrap_or(0)
-    }
-    fn converge(&mut self) {
-        objects::converge_deployment(self);
-    }
-}
-
-impl Scalable for StatefulSet {
-    scalable_spec!();
-    fn status_replicas(&self) -> i32 {
-        self.status.as_ref().map(|s| s.replicas).unwrap_or(0)
-    }
-    fn converge(&mut self) {
-        objects::converge_statefulset(self);
-    }
-}
+scalable!(
+    Deployment,
+    |d: &Deployment| d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+    objects::converge_deployment
+);
+scalable!(
+    StatefulSet,
+    |s: &StatefulSet| s.status.as_ref().map_or(0, |s| s.replicas),
+    objects::converge_statefulset
+);
 
 fn workloads(
     shared: &Shared,
