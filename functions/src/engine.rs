@@ -16,7 +16,7 @@ use std::sync::Arc;
 const CAS_ATTEMPTS: usize = 16;
 /// A wake-up that arrives at most this early waits for its instant inside the invocation; an
 /// earlier one (a delay capped by the queue) is consumed and scheduled again.
-const MAX_EARLY_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
+const MAX_EARLY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Rounds of action → outcome → step per invocation (the core settles in 2–3).
 const MAX_ROUNDS: usize = 6;
 
@@ -230,8 +230,9 @@ pub async fn apply(
 /// was superseded (a later save asked for another instant), repeated or forged changes nothing
 /// and answers `None`.
 pub async fn wake(deps: &Arc<Deps>, wake: &WakeUp) -> Result<Option<Applied>, EngineError> {
-    // Queues deliver in whole seconds and the waker rounds down: a wake-up due within a moment
-    // waits out the rest here, so the deadline is acted on when it falls, not a second late.
+    // Wakers deliver a little early (a queue polled every few seconds, whole-second delays): a
+    // wake-up due within moments waits out the rest here, so the deadline is acted on when it
+    // falls, not a polling interval late.
     let early_ms = wake.at.saturating_sub(deps.now().0);
     if early_ms > 0 {
         let real = std::time::Duration::from_secs_f64(

@@ -5,10 +5,12 @@
 //! function. Nothing runs, and nothing is billed but one message, while waiting.
 //!
 //! - The message text is base64 of the JSON, the host's default `messageEncoding`.
-//! - The visibility timeout is the delay rounded down to whole seconds (the service's unit): the
-//!   message becomes visible up to a second early, and the `wake` function waits out the rest,
-//!   so the deadline is acted on when it falls. It is capped at the service's 7 days; a capped
-//!   wake-up arrives days early, and the `wake` function then schedules the rest.
+//! - The message becomes visible [`LEAD`] before the instant (then rounded down to whole
+//!   seconds, the service's unit), and the `wake` function waits out the rest: the host polls an
+//!   idle queue only every few seconds (host.json `maxPollingInterval`, 5 s here, to keep the
+//!   storage transactions of an idle month low), so without the lead a wake-up would come up to
+//!   that late. The visibility is capped at the service's 7 days; a capped wake-up arrives days
+//!   early, and the `wake` function then schedules the rest.
 //! - Messages expire a day after they become visible, so a queue nobody reads stays small.
 //! - Like the state store, no SDK retries and a bounded request: an invocation never sleeps out
 //!   an outage of the queue; the timer probe is the safety net.
@@ -128,10 +130,15 @@ fn managed_identity(client_id: Option<String>) -> Result<Arc<dyn TokenCredential
     Ok(credential)
 }
 
-/// Whole seconds of invisibility for `delay`: rounded down (at most a second early, which the
-/// `wake` function waits out), at most 7 days.
+/// How long before its instant a wake-up message becomes visible: at least the host's longest
+/// wait between polls of an idle queue (host.json `maxPollingInterval`), so the message is
+/// picked up before the instant and the `wake` function waits out the rest.
+pub const LEAD: Duration = Duration::from_secs(5);
+
+/// Whole seconds of invisibility for a wake-up `delay` from now: [`LEAD`] earlier, rounded
+/// down, at most 7 days.
 pub fn visibility_secs(delay: Duration) -> i32 {
-    i32::try_from(delay.as_secs())
+    i32::try_from(delay.saturating_sub(LEAD).as_secs())
         .unwrap_or(i32::MAX)
         .min(MAX_VISIBILITY_S)
 }
@@ -184,11 +191,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn visibility_rounds_down_and_caps_at_seven_days() {
+    fn visibility_leads_rounds_down_and_caps_at_seven_days() {
         assert_eq!(visibility_secs(Duration::ZERO), 0);
-        assert_eq!(visibility_secs(Duration::from_millis(999)), 0);
-        assert_eq!(visibility_secs(Duration::from_millis(1_000)), 1);
-        assert_eq!(visibility_secs(Duration::from_millis(1_999)), 1);
+        assert_eq!(visibility_secs(LEAD), 0);
+        assert_eq!(visibility_secs(LEAD + Duration::from_millis(999)), 0);
+        assert_eq!(visibility_secs(LEAD + Duration::from_millis(1_000)), 1);
+        assert_eq!(visibility_secs(LEAD + Duration::from_millis(1_999)), 1);
         assert_eq!(
             visibility_secs(Duration::from_secs(30 * 24 * 3600)),
             MAX_VISIBILITY_S
