@@ -94,6 +94,14 @@ fn owned(rows: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// The example cluster and a kubectl pointed at it; `None` without kubectl (skipped).
+async fn kubectl_on_cluster() -> Option<(SimHandle, Kubectl)> {
+    let bin = kubectl()?;
+    let sim = cluster().await;
+    let k = Kubectl::new(bin, &sim);
+    Some((sim, k))
+}
+
 async fn cluster() -> SimHandle {
     let sim = sim::start(SimOptions::tls_with_token(TOKEN)).await.unwrap();
     sim.set_nodes(&[
@@ -110,9 +118,9 @@ async fn cluster() -> SimHandle {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_nodes_matches_the_sim() {
-    let Some(bin) = kubectl() else { return };
-    let sim = cluster().await;
-    let k = Kubectl::new(bin, &sim);
+    let Some((sim, k)) = kubectl_on_cluster().await else {
+        return;
+    };
     let v = k.json(&["get", "nodes", "-o", "json"]).await;
     assert_eq!(v["kind"], "List");
     let nodes: Vec<(String, String)> = v["items"]
@@ -154,9 +162,9 @@ async fn kubectl_get_nodes_matches_the_sim() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_lists_labelled_deployments_across_namespaces() {
-    let Some(bin) = kubectl() else { return };
-    let sim = cluster().await;
-    let k = Kubectl::new(bin, &sim);
+    let Some((sim, k)) = kubectl_on_cluster().await else {
+        return;
+    };
     let v = k
         .json(&[
             "get",
@@ -203,9 +211,9 @@ async fn kubectl_lists_labelled_deployments_across_namespaces() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_scale_changes_the_sims_replicas() {
-    let Some(bin) = kubectl() else { return };
-    let sim = cluster().await;
-    let k = Kubectl::new(bin, &sim);
+    let Some((sim, k)) = kubectl_on_cluster().await else {
+        return;
+    };
     let out = k
         .ok(&["scale", "deployment", "web", "--replicas=3", "-n", "apps"])
         .await;
@@ -262,9 +270,9 @@ async fn kubectl_scale_changes_the_sims_replicas() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_with_a_wrong_token_is_refused() {
-    let Some(bin) = kubectl() else { return };
-    let sim = cluster().await;
-    let k = Kubectl::new(bin, &sim);
+    let Some((sim, k)) = kubectl_on_cluster().await else {
+        return;
+    };
     let out = k.run("wrong-token", &["get", "nodes", "-o", "json"]).await;
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -277,9 +285,9 @@ async fn kubectl_with_a_wrong_token_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_prints_the_sims_tables() {
-    let Some(bin) = kubectl() else { return };
-    let sim = cluster().await;
-    let k = Kubectl::new(bin, &sim);
+    let Some((_sim, k)) = kubectl_on_cluster().await else {
+        return;
+    };
     let out = k.ok(&["get", "nodes"]).await;
     let rows: Vec<Vec<String>> = out
         .lines()
