@@ -230,22 +230,39 @@ async fn mentions_in_timeline_text_never_ping() {
     }
 }
 
+/// Forced answers: what the client reports, and that it never retried on its own (the next
+/// send is a request of its own, answered normally).
 #[tokio::test]
-async fn forced_429_gives_rate_limited_with_discords_wait() {
-    let (sim, client) = setup().await;
-    sim.force_rate_limit(1, 1.5);
-    let n = line(Delivery::Create, Severity::Trouble, "x");
-    assert_eq!(
-        client.send(&n).await,
-        NotifyResult::RateLimited {
-            retry_after_ms: 1500
-        }
-    );
-    assert!(sim.messages().is_empty());
-    // Only one forced: the next one goes through (the client itself never retried).
-    created_id(client.send(&n).await);
-    let statuses: Vec<u16> = sim.requests().iter().map(|r| r.status).collect();
-    assert_eq!(statuses, vec![429, 200]);
+async fn forced_answers_map_to_results() {
+    let bad_gateway = NotifyResult::Failed {
+        detail: "HTTP 502: 502: Bad Gateway (code 0)".into(),
+        retryable: true,
+    };
+    let discords_wait = NotifyResult::RateLimited {
+        retry_after_ms: 1500,
+    };
+    let cases: [(fn(&SimHandle), NotifyResult, [u16; 2]); 2] = [
+        (
+            |sim| sim.force_rate_limit(1, 1.5),
+            discords_wait,
+            [429, 200],
+        ),
+        (
+            |sim| sim.force_server_errors(1, 502),
+            bad_gateway,
+            [502, 200],
+        ),
+    ];
+    for (force, want, statuses) in cases {
+        let (sim, client) = setup().await;
+        force(&sim);
+        let n = line(Delivery::Create, Severity::Trouble, "x");
+        assert_eq!(client.send(&n).await, want);
+        assert!(sim.messages().is_empty());
+        created_id(client.send(&n).await);
+        let seen: Vec<u16> = sim.requests().iter().map(|r| r.status).collect();
+        assert_eq!(seen, statuses);
+    }
 }
 
 #[tokio::test]
@@ -377,18 +394,9 @@ async fn edit_of_a_deleted_message_reports_the_message_gone() {
 }
 
 #[tokio::test]
-async fn server_errors_and_transport_errors_are_retryable() {
-    let (sim, client) = setup().await;
-    sim.force_server_errors(1, 502);
+async fn transport_errors_are_retryable_and_quote_no_token() {
+    let sim = sim_default().await;
     let n = line(Delivery::Post, Severity::Info, "x");
-    assert_eq!(
-        client.send(&n).await,
-        NotifyResult::Failed {
-            detail: "HTTP 502: 502: Bad Gateway (code 0)".into(),
-            retryable: true
-        }
-    );
-
     let token = sim.token();
     let url = sim.webhook_url();
     sim.shutdown().await;
