@@ -2,7 +2,7 @@
 //! `kubectl` against it:
 //!
 //! ```sh
-//! cargo run -p burst-kube --features sim --example kube-sim -- [TOKEN]
+//! cargo run -p burst-kube-sim --bin kube-sim -- [TOKEN]
 //! kubectl --server https://127.0.0.1:PORT --certificate-authority sim-ca.pem --token TOKEN get nodes
 //! ```
 //!
