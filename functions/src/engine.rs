@@ -335,7 +335,8 @@ async fn run(
         saves += usize::from(out.saved);
         state = out.state;
     }
-    tracing::debug!(site, saves, actions = all_actions.len(), "invocation done");
+    // One line per invocation: how many durable saves and actions it took.
+    tracing::info!(site, saves, actions = all_actions.len(), "invocation done");
     Ok(Applied {
         state,
         duplicate,

@@ -58,6 +58,8 @@ pub struct Measured {
     pub gap: gap::Gap,
     /// The same scenario without bursting ahead of the battery (virtual drills only).
     pub without_ahead: Option<gap::Gap>,
+    /// Durable saves per handler invocation (real-time drills, from the handler's log).
+    pub saves: Option<record::Saves>,
 }
 
 /// Ends a run (virtual or real time): checks the scenario's interval expectations against the
@@ -113,6 +115,7 @@ pub fn finish(
         wall_ms,
         gap: m.gap,
         without_ahead: m.without_ahead,
+        saves: m.saves,
     };
     DrillRun {
         scenario: scenario.name.clone(),

@@ -362,10 +362,12 @@ pub async fn run(
         gap,
         ..
     } = runner;
+    let logs = host.logs();
     let measured = Measured {
         cost_usd,
         wall_ms,
         gap: gap.result(end),
+        saves: super::record::Saves::from_log_lines(logs.iter().map(|l| l.text.as_str())),
         ..Measured::default()
     };
     let run = super::finish(scenario, records, result.is_ok() && lag_ok, measured);

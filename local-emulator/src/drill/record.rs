@@ -160,6 +160,46 @@ pub struct Summary {
     pub gap: super::gap::Gap,
     /// The same scenario without bursting ahead of the battery, for comparison.
     pub without_ahead: Option<super::gap::Gap>,
+    /// Durable saves per handler invocation (real-time drills).
+    pub saves: Option<Saves>,
+}
+
+/// Durable saves per invocation, read from the handler's `invocation done` log lines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Saves {
+    pub invocations: u32,
+    pub total: u32,
+    pub max: u32,
+    /// The most actions one invocation carried out: before saves were folded, that invocation
+    /// saved 1 + this many times.
+    pub max_actions: u32,
+}
+
+impl Saves {
+    /// Adds the handler's `invocation done` lines (JSON logs; anything else is skipped).
+    pub fn from_log_lines<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<Saves> {
+        let mut s = Saves::default();
+        for line in lines {
+            let Ok(v) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            let f = &v["fields"];
+            if f["message"] != "invocation done" {
+                continue;
+            }
+            let saves = f["saves"].as_u64().unwrap_or(0) as u32;
+            let actions = f["actions"].as_u64().unwrap_or(0) as u32;
+            s.invocations += 1;
+            s.total += saves;
+            s.max = s.max.max(saves);
+            s.max_actions = s.max_actions.max(actions);
+        }
+        (s.invocations > 0).then_some(s)
+    }
+
+    pub fn mean(&self) -> f64 {
+        f64::from(self.total) / f64::from(self.invocations.max(1))
+    }
 }
 
 impl Summary {
@@ -183,6 +223,12 @@ impl Summary {
                 "gap_max_s": round1(g.max_s),
                 "cloud_node_s": round1(g.cloud_node_s),
             })),
+            "saves": self.saves.map(|s| json!({
+                "invocations": s.invocations,
+                "max_per_invocation": s.max,
+                "mean_per_invocation": (s.mean() * 100.0).round() / 100.0,
+                "max_before_folding": 1 + s.max_actions,
+            })),
         })
     }
 
@@ -200,6 +246,15 @@ impl Summary {
                 (self.gap.cloud_node_s - w.cloud_node_s) / 60.0
             ));
         }
+        if let Some(s) = self.saves {
+            gap.push_str(&format!(
+                ", saves per invocation ≤ {} (mean {:.2} over {}; {} before folding outcomes)",
+                s.max,
+                s.mean(),
+                s.invocations,
+                1 + s.max_actions
+            ));
+        }
         format!(
             "{} {scenario}: max capacity {}, {} scale writes, {} notifications, cost ${:.2}, {gap}, {} virtual in {:.1} ms",
             if self.passed { "PASS" } else { "FAIL" },
@@ -215,4 +270,23 @@ impl Summary {
 
 fn round1(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
+}
+
+#[cfg(test)]
+mod saves_tests {
+    use super::Saves;
+
+    #[test]
+    fn saves_come_from_the_handlers_invocation_lines_only() {
+        let lines = [
+            r#"{"level":"INFO","fields":{"message":"invocation done","site":"home","saves":2,"actions":3}}"#,
+            r#"{"level":"INFO","fields":{"message":"invocation done","site":"home","saves":1,"actions":0}}"#,
+            r#"{"level":"INFO","fields":{"message":"set capacity","capacity":2}}"#,
+            "Executing 'Functions.ups' (Reason='...')",
+        ];
+        let s = Saves::from_log_lines(lines).expect("two invocations");
+        assert_eq!((s.invocations, s.total, s.max, s.max_actions), (2, 3, 2, 3));
+        assert!((s.mean() - 1.5).abs() < 1e-9);
+        assert_eq!(Saves::from_log_lines(["no json here"]), None);
+    }
 }
