@@ -102,15 +102,21 @@ enum WakePlan {
     Last,
 }
 
-/// Records the step's next deadline as the pending wake-up unless it already is: at most one
-/// pending wake-up per site and instant. Returns the instant to schedule.
-fn plan_wake(deps: &Deps, out: &mut Step, plan: WakePlan) -> Option<Timestamp> {
+/// Records the step's next deadline as the pending wake-up and returns the instant to
+/// schedule — unless a pending wake-up comes no later: it will act or plan again when it comes.
+/// So a site has one wake-up message in flight for its earliest deadline, not one per input
+/// (each heartbeat moves the "heartbeat overdue" deadline later).
+fn plan_wake(deps: &Deps, out: &mut Step, plan: WakePlan, now: Timestamp) -> Option<Timestamp> {
     deps.waker.as_ref()?;
     if plan == WakePlan::IfSettled && !out.actions.is_empty() {
         return None;
     }
     let at = out.next_wake?;
-    if out.state.wake_at == Some(at) {
+    if out
+        .state
+        .wake_at
+        .is_some_and(|pending| pending >= now && pending <= at)
+    {
         return None;
     }
     out.state.wake_at = Some(at);
@@ -131,7 +137,7 @@ async fn transact(
         let (state, etag) = load(deps, site, now).await?;
         let before = (state.mode, state.audit.last().cloned());
         let (mut out, changed) = f(state, now)?;
-        let wake = plan_wake(deps, &mut out, plan);
+        let wake = plan_wake(deps, &mut out, plan, now);
         if !changed && wake.is_none() {
             return Ok(Stepped {
                 state: Arc::new(out.state),

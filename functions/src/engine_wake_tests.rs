@@ -5,7 +5,7 @@ use super::*;
 use crate::deps::{Clock, Deps};
 use crate::settings::Settings;
 use async_trait::async_trait;
-use burst_core::{Input, Mode, Timestamp, UpsEvent};
+use burst_core::{Heartbeat, Input, Mode, Timestamp, UpsEvent};
 use burst_ports::{WakeUp, Waker};
 use serde_json::json;
 use std::sync::Mutex;
@@ -203,5 +203,46 @@ async fn a_wake_up_a_moment_early_waits_for_its_instant() {
         applied.state.mode,
         Mode::Outage,
         "acted on at the deadline, not a second later"
+    );
+}
+
+#[tokio::test]
+async fn heartbeats_moving_a_deadline_later_add_no_wake_ups() {
+    let f = Fixture::new(1.0);
+    let beat = |id: &str, at: i64| -> Input {
+        let h: Heartbeat = serde_json::from_value(json!({
+            "id": id, "at": at, "nodes_ready": 3, "nodes_total": 3, "api_ok": true,
+        }))
+        .unwrap();
+        Input::Heartbeat(h)
+    };
+    apply(&f.deps, "home", beat("b0", T0), None).await.unwrap();
+    let overdue = T0 + 1000 * f.deps.policy.heartbeat_timeout_s as i64 + 1;
+    assert_eq!(f.asked().len(), 1);
+    assert_eq!(f.asked()[0].0.at, overdue);
+    // Beats every 30 s push "overdue" later; the pending wake-up stays the only one.
+    for i in 1..=2 {
+        f.advance_to(T0 + i * 30_000);
+        apply(
+            &f.deps,
+            "home",
+            beat(&format!("b{i}"), T0 + i * 30_000),
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(f.asked().len(), 1, "{:?}", f.asked());
+    // When it comes, it plans the deadline as it is now.
+    f.advance_to(overdue);
+    wake(&f.deps, &f.asked()[0].0)
+        .await
+        .unwrap()
+        .expect("consumed");
+    let asked = f.asked();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert_eq!(
+        asked[1].0.at,
+        T0 + 60_000 + 1000 * f.deps.policy.heartbeat_timeout_s as i64 + 1
     );
 }
