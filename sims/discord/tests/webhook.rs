@@ -230,6 +230,9 @@ async fn mentions_in_timeline_text_never_ping() {
     }
 }
 
+/// Forces an answer on the sim's next request.
+type Force = fn(&SimHandle);
+
 /// Forced answers: what the client reports, and that it never retried on its own (the next
 /// send is a request of its own, answered normally).
 #[tokio::test]
@@ -241,7 +244,7 @@ async fn forced_answers_map_to_results() {
     let discords_wait = NotifyResult::RateLimited {
         retry_after_ms: 1500,
     };
-    let cases: [(fn(&SimHandle), NotifyResult, [u16; 2]); 2] = [
+    let cases: [(Force, NotifyResult, [u16; 2]); 2] = [
         (
             |sim| sim.force_rate_limit(1, 1.5),
             discords_wait,
