@@ -206,24 +206,20 @@ async fn a_wake_up_a_moment_early_waits_for_its_instant() {
     );
 }
 
+fn beat(id: &str, at: i64) -> Input {
+    let h: Heartbeat = serde_json::from_value(json!({
+        "id": id, "at": at, "nodes_ready": 3, "nodes_total": 3, "api_ok": true,
+    }))
+    .unwrap();
+    Input::Heartbeat(h)
+}
+
 #[tokio::test]
-async fn heartbeats_moving_a_deadline_later_add_no_wake_ups() {
+async fn an_idle_healthy_site_asks_for_no_wake_ups() {
     let f = Fixture::new(1.0);
-    let beat = |id: &str, at: i64| -> Input {
-        let h: Heartbeat = serde_json::from_value(json!({
-            "id": id, "at": at, "nodes_ready": 3, "nodes_total": 3, "api_ok": true,
-        }))
-        .unwrap();
-        Input::Heartbeat(h)
-    };
-    apply(&f.deps, "home", beat("b0", T0), None).await.unwrap();
-    let overdue = T0 + 1000 * f.deps.policy.heartbeat_timeout_s as i64 + 1;
-    assert_eq!(f.asked().len(), 1);
-    assert_eq!(f.asked()[0].0.at, overdue);
-    // Beats every 30 s push "overdue" later; the pending wake-up stays the only one.
-    for i in 1..=2 {
+    for i in 0..4 {
         f.advance_to(T0 + i * 30_000);
-        apply(
+        let applied = apply(
             &f.deps,
             "home",
             beat(&format!("b{i}"), T0 + i * 30_000),
@@ -231,18 +227,30 @@ async fn heartbeats_moving_a_deadline_later_add_no_wake_ups() {
         )
         .await
         .unwrap();
+        assert_eq!(applied.state.mode, Mode::Healthy);
     }
-    assert_eq!(f.asked().len(), 1, "{:?}", f.asked());
-    // When it comes, it plans the deadline as it is now.
-    f.advance_to(overdue);
-    wake(&f.deps, &f.asked()[0].0)
+    assert!(f.asked().is_empty(), "{:?}", f.asked());
+}
+
+#[tokio::test]
+async fn inputs_moving_a_deadline_later_add_no_wake_ups() {
+    let f = Fixture::new(1.0);
+    f.on_battery("e1").await;
+    let grace_end = T0 + 1000 * f.deps.policy.grace_on_battery_s as i64;
+    let overdue = |beat_at: i64| beat_at + 1000 * f.deps.policy.heartbeat_timeout_s as i64 + 1;
+    // A first beat makes "heartbeats overdue" the earliest deadline: a new, earlier wake-up.
+    // The next beats push it later than that pending wake-up: nothing new.
+    for i in 1..=3 {
+        f.advance_to(T0 + i * 10_000);
+        apply(
+            &f.deps,
+            "home",
+            beat(&format!("b{i}"), T0 + i * 10_000),
+            None,
+        )
         .await
-        .unwrap()
-        .expect("consumed");
-    let asked = f.asked();
-    assert_eq!(asked.len(), 2, "{asked:?}");
-    assert_eq!(
-        asked[1].0.at,
-        T0 + 60_000 + 1000 * f.deps.policy.heartbeat_timeout_s as i64 + 1
-    );
+        .unwrap();
+    }
+    let at: Vec<i64> = f.asked().iter().map(|(w, _)| w.at).collect();
+    assert_eq!(at, vec![grace_end, overdue(T0 + 10_000)]);
 }

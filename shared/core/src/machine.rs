@@ -821,7 +821,12 @@ pub fn next_wake(state: &SiteState, now: Timestamp, policy: &Policy) -> Option<T
     {
         due.push(since.plus_secs(policy.action_timeout_s));
     }
-    if let Some(t) = state.signals.heartbeat.received_at {
+    // While healthy, heartbeats going overdue decide nothing by themselves (home is unreachable
+    // only once the probe fails too, and the probe's own run notices): no wake-up for it, so an
+    // idle site is not woken after every heartbeat timeout.
+    if state.mode != Mode::Healthy
+        && let Some(t) = state.signals.heartbeat.received_at
+    {
         due.push(t.plus_secs(policy.heartbeat_timeout_s).plus_millis(1));
     }
     if state.capacity.current != Some(state.capacity.desired) {
