@@ -241,24 +241,19 @@ async fn signed_post(base: &str, form: &str) -> (u16, String) {
 #[tokio::test]
 async fn asg_sim_checks_action_and_version() {
     let sim = sim::asg::start(AsgSimConfig::default()).await.unwrap();
-    let (s, b) = signed_post(&sim.base_url(), "Action=DescribeAutoScalingGroups").await;
-    assert_eq!(s, 400);
-    assert!(b.contains("<Code>InvalidAction</Code>"), "{b}");
-    let (s, b) = signed_post(&sim.base_url(), "Version=2011-01-01").await;
-    assert_eq!(s, 400);
-    assert!(b.contains("<Code>MissingAction</Code>"), "{b}");
-    let (s, b) = signed_post(
-        &sim.base_url(),
-        "Action=SetDesiredCapacity&Version=2011-01-01&AutoScalingGroupName=burst-spot",
-    )
-    .await;
-    assert_eq!(s, 400);
-    assert!(b.contains("<Code>ValidationError</Code>"), "{b}");
-    let (s, b) = signed_post(
-        &sim.base_url(),
-        "Action=DescribeAutoScalingGroups&Version=2011-01-01&AutoScalingGroupNames.member.1=burst-spot",
-    )
-    .await;
+    let describe_one = "Action=DescribeAutoScalingGroups&Version=2011-01-01&AutoScalingGroupNames.member.1=burst-spot";
+    let set_without_capacity =
+        "Action=SetDesiredCapacity&Version=2011-01-01&AutoScalingGroupName=burst-spot";
+    for (form, status, code) in [
+        ("Action=DescribeAutoScalingGroups", 400, "InvalidAction"),
+        ("Version=2011-01-01", 400, "MissingAction"),
+        (set_without_capacity, 400, "ValidationError"),
+    ] {
+        let (s, b) = signed_post(&sim.base_url(), form).await;
+        assert_eq!(s, status, "{form}");
+        assert!(b.contains(&format!("<Code>{code}</Code>")), "{b}");
+    }
+    let (s, b) = signed_post(&sim.base_url(), describe_one).await;
     assert_eq!(s, 200);
     assert!(b.starts_with("<DescribeAutoScalingGroupsResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\">"), "{b}");
     assert_eq!(burst_aws::xml::parse_describe(&b).unwrap().len(), 1);

@@ -717,27 +717,24 @@ fn workloads(
         ..
     } = &mut *guard;
     let rv = *resource_version;
+    // The same request against the map of the kind asked for.
+    macro_rules! in_map {
+        ($map:expr) => {
+            one_kind(
+                ctx,
+                $map,
+                resource_version,
+                rv,
+                resource,
+                namespace,
+                name,
+                scale,
+            )
+        };
+    }
     match kind {
-        WorkloadKind::Deployment => one_kind(
-            ctx,
-            deployments,
-            resource_version,
-            rv,
-            resource,
-            namespace,
-            name,
-            scale,
-        ),
-        WorkloadKind::StatefulSet => one_kind(
-            ctx,
-            statefulsets,
-            resource_version,
-            rv,
-            resource,
-            namespace,
-            name,
-            scale,
-        ),
+        WorkloadKind::Deployment => in_map!(deployments),
+        WorkloadKind::StatefulSet => in_map!(statefulsets),
     }
 }
 

@@ -6,7 +6,9 @@
 //! set: then they fail.
 #![allow(clippy::unwrap_used)]
 
-use burst_kube_sim::{self as sim, SimHandle, SimOptions, SimWorkload, WorkloadKind};
+use burst_kube_sim::{
+    self as sim, RecordedRequest, SimHandle, SimOptions, SimWorkload, WorkloadKind,
+};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Output;
@@ -92,6 +94,12 @@ fn owned(rows: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
     rows.iter()
         .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
         .collect()
+}
+
+/// The first request the sim received that `matches`.
+fn first_request(sim: &SimHandle, matches: impl Fn(&RecordedRequest) -> bool) -> RecordedRequest {
+    let found = sim.requests().into_iter().find(|r| matches(r));
+    found.expect("no such request")
 }
 
 /// The example cluster and a kubectl pointed at it; `None` without kubectl (skipped).
@@ -198,11 +206,7 @@ async fn kubectl_lists_labelled_deployments_across_namespaces() {
         ("edge", "proxy", "1"),
     ]);
     assert_eq!(found, want);
-    let list = sim
-        .requests()
-        .into_iter()
-        .find(|r| r.path == "/apis/apps/v1/deployments")
-        .unwrap();
+    let list = first_request(&sim, |r| r.path == "/apis/apps/v1/deployments");
     assert_eq!(
         list.query_param("labelSelector").as_deref(),
         Some("hybrid-burst.io/tier=critical")
@@ -222,11 +226,7 @@ async fn kubectl_scale_changes_the_sims_replicas() {
         sim.replicas(WorkloadKind::Deployment, "apps", "web"),
         Some(3)
     );
-    let patch = sim
-        .requests()
-        .into_iter()
-        .find(|r| r.method == "PATCH")
-        .unwrap();
+    let patch = first_request(&sim, |r| r.method == "PATCH");
     assert_eq!(
         patch.path,
         "/apis/apps/v1/namespaces/apps/deployments/web/scale"
