@@ -53,7 +53,7 @@ pub struct AsgCall {
     pub code: String,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct SimState {
     config: AsgSimConfig,
     group: ScaleSet<Instant>,
@@ -94,13 +94,10 @@ pub async fn start(config: AsgSimConfig) -> std::io::Result<AsgSim> {
     let state = SimState {
         group,
         config,
-        faults: FaultQueue::default(),
-        calls: RequestLog::default(),
+        ..SimState::default()
     };
-    let routes = axum::Router::new().fallback(handle);
-    Ok(AsgSim {
-        sim: Running::start(state, routes).await?,
-    })
+    let sim = Running::start(state, axum::Router::new().fallback(handle)).await?;
+    Ok(AsgSim { sim })
 }
 
 impl AsgSim {

@@ -50,7 +50,7 @@ pub struct S3Call {
     pub code: String,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct SimState {
     config: S3SimConfig,
     objects: BTreeMap<String, Object>,
@@ -76,15 +76,10 @@ pub struct S3Sim {
 pub async fn start(config: S3SimConfig) -> std::io::Result<S3Sim> {
     let state = SimState {
         config,
-        objects: BTreeMap::new(),
-        generation: 0,
-        faults: FaultQueue::default(),
-        calls: RequestLog::default(),
+        ..SimState::default()
     };
-    let routes = axum::Router::new().fallback(handle);
-    Ok(S3Sim {
-        sim: Running::start(state, routes).await?,
-    })
+    let sim = Running::start(state, axum::Router::new().fallback(handle)).await?;
+    Ok(S3Sim { sim })
 }
 
 impl S3Sim {
