@@ -1158,7 +1158,7 @@ fn scale_set_route(
         Some(fault) => return fault_response(&fault),
         None => {}
     }
-    let mut resp = scale_set_answer(shared, w, req, rest, now);
+    let mut resp = w.answer(shared, req, rest, now);
     if let Some(d) = delay {
         resp.extensions_mut().insert(AnswerDelay(d));
     }
@@ -1169,46 +1169,44 @@ fn scale_set_route(
 #[derive(Clone, Copy, Debug)]
 struct AnswerDelay(Duration);
 
-fn scale_set_answer(
-    shared: &Shared,
-    w: &mut World,
-    req: &Req<'_>,
-    rest: &[&str],
-    now: Instant,
-) -> Response {
-    let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
-    match rest {
-        [] if *req.method == Method::GET => {
-            let mut resp = json_response(StatusCode::OK, &scale_set_body(w, now));
-            add_read_limits(&mut resp);
-            resp
-        }
-        [] => patch(shared, w, req, now),
-        [_] if eq(rest[0], "instanceView") => {
-            let mut resp = json_response(StatusCode::OK, &instance_view_body(w, now));
-            add_read_limits(&mut resp);
-            resp
-        }
-        [_] => vm_list(shared, w, req, now),
-        [_, id] => match id
-            .parse::<u32>()
-            .ok()
-            .and_then(|n| w.scale_set.instance(n).map(|i| (n, i)))
-        {
-            Some((n, i)) => json_response(StatusCode::OK, &vm_body(w, n, i, expands(req), now)),
-            None => vm_not_found(w, id),
-        },
-        [_, id, iv] if eq(iv, "instanceView") => {
-            match id.parse::<u32>().ok().and_then(|n| w.scale_set.instance(n)) {
-                Some(i) => json_response(StatusCode::OK, &vm_instance_view(w, i, now)),
-                None => vm_not_found(w, id),
+impl World {
+    /// The scale set's answer to an authenticated request that passed the fault queue.
+    fn answer(&mut self, shared: &Shared, req: &Req<'_>, rest: &[&str], now: Instant) -> Response {
+        let w = self;
+        let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+        match rest {
+            [] if *req.method == Method::GET => {
+                let mut resp = json_response(StatusCode::OK, &scale_set_body(w, now));
+                add_read_limits(&mut resp);
+                resp
             }
+            [] => patch(shared, w, req, now),
+            [_] if eq(rest[0], "instanceView") => {
+                let mut resp = json_response(StatusCode::OK, &instance_view_body(w, now));
+                add_read_limits(&mut resp);
+                resp
+            }
+            [_] => vm_list(shared, w, req, now),
+            [_, id] => match id
+                .parse::<u32>()
+                .ok()
+                .and_then(|n| w.scale_set.instance(n).map(|i| (n, i)))
+            {
+                Some((n, i)) => json_response(StatusCode::OK, &vm_body(w, n, i, expands(req), now)),
+                None => vm_not_found(w, id),
+            },
+            [_, id, iv] if eq(iv, "instanceView") => {
+                match id.parse::<u32>().ok().and_then(|n| w.scale_set.instance(n)) {
+                    Some(i) => json_response(StatusCode::OK, &vm_instance_view(w, i, now)),
+                    None => vm_not_found(w, id),
+                }
+            }
+            [_, id, _] => match id.parse::<u32>() {
+                Ok(n) if evict_instance(w, n) => StatusCode::NO_CONTENT.into_response(),
+                _ => vm_not_found(w, id),
+            },
+            _ => not_found("/"),
         }
-        [_, id, _] => match id.parse::<u32>() {
-            Ok(n) if evict_instance(w, n) => StatusCode::NO_CONTENT.into_response(),
-            _ => vm_not_found(w, id),
-        },
-        _ => not_found("/"),
     }
 }
 

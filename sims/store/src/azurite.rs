@@ -15,7 +15,7 @@
 //! `devstoreaccount1`, signed with its published well-known key (the same in every Azurite,
 //! not a secret).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -386,15 +386,13 @@ pub fn ensure_installed(package_dir: &Path) -> Result<PathBuf, AzuriteError> {
         ));
     }
     let lock_path = std::env::temp_dir().join("burst-store-azurite-install.lock");
-    let lock = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&lock_path)
-        .map_err(|e| AzuriteError::Install(format!("{}: {e}", lock_path.display())))?;
-    lock.lock()
-        .map_err(|e| AzuriteError::Install(format!("lock {}: {e}", lock_path.display())))?;
+    let install_error = |what: &str, e: std::io::Error| {
+        AzuriteError::Install(format!("{what}{}: {e}", lock_path.display()))
+    };
+    // Appending creates the file without truncating it under another process's lock.
+    let opened = File::options().append(true).create(true).open(&lock_path);
+    let lock = opened.map_err(|e| install_error("", e))?;
+    lock.lock().map_err(|e| install_error("lock ", e))?;
     if bin.exists() {
         return Ok(bin);
     }
