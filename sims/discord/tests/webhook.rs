@@ -320,80 +320,48 @@ async fn rate_limit_headers_and_429_body_are_discords() {
     assert!(body["retry_after"].as_f64().unwrap() > 0.0);
 }
 
+/// A webhook or message that is no longer there: posts and edits report it gone.
 #[tokio::test]
-async fn deleted_webhook_is_gone() {
+async fn deleted_webhook_or_message_is_gone() {
+    let gone = |detail: &str| NotifyResult::WebhookGone {
+        detail: detail.into(),
+    };
+    let unknown_webhook = gone("HTTP 404: Unknown Webhook (code 10015)");
     let (sim, client) = setup().await;
     let id = create(&client, line(Delivery::Create, Severity::Trouble, "x")).await;
-    sim.delete_webhook();
-    assert_eq!(
-        client
-            .send(&line(Delivery::Post, Severity::Info, "y"))
-            .await,
-        NotifyResult::WebhookGone {
-            detail: "HTTP 404: Unknown Webhook (code 10015)".into()
-        }
-    );
-    assert_eq!(
-        client
-            .send(&note(
-                Delivery::Edit { message_id: id },
-                Severity::Info,
-                &["y"],
-                false
-            ))
-            .await,
-        NotifyResult::WebhookGone {
-            detail: "HTTP 404: Unknown Webhook (code 10015)".into()
-        }
-    );
-}
-
-#[tokio::test]
-async fn wrong_token_or_id_is_gone() {
-    let sim = sim_default().await;
-    let wrong_token = format!(
-        "{}/api/webhooks/{}/AnotherToken_123",
-        sim.base_url(),
-        sim.webhook_id()
-    );
-    let client =
-        DiscordWebhook::new(DiscordConfig::new(WebhookUrl::parse(&wrong_token).unwrap())).unwrap();
-    let n = line(Delivery::Post, Severity::Info, "x");
-    assert_eq!(
-        client.send(&n).await,
-        NotifyResult::WebhookGone {
-            detail: "HTTP 401: Invalid Webhook Token (code 50027)".into()
-        }
-    );
-    let wrong_id = format!("{}/api/webhooks/42/{}", sim.base_url(), sim.token());
-    let client =
-        DiscordWebhook::new(DiscordConfig::new(WebhookUrl::parse(&wrong_id).unwrap())).unwrap();
-    assert!(matches!(
-        client.send(&n).await,
-        NotifyResult::WebhookGone { .. }
-    ));
-    assert!(sim.messages().is_empty());
-}
-
-#[tokio::test]
-async fn edit_of_a_deleted_message_reports_the_message_gone() {
-    let (sim, client) = setup().await;
-    let id = create(&client, line(Delivery::Create, Severity::Trouble, "x")).await;
+    let edit = |id: &str| {
+        line(
+            Delivery::Edit {
+                message_id: id.into(),
+            },
+            Severity::Info,
+            "y",
+        )
+    };
     assert!(sim.delete_message(&id));
-    let result = client
-        .send(&note(
-            Delivery::Edit { message_id: id },
-            Severity::Trouble,
-            &["x", "y"],
-            false,
-        ))
-        .await;
-    assert_eq!(
-        result,
-        NotifyResult::MessageGone {
-            detail: "HTTP 404: Unknown Message (code 10008): the message was deleted".into(),
-        }
-    );
+    let message_gone = NotifyResult::MessageGone {
+        detail: "HTTP 404: Unknown Message (code 10008): the message was deleted".into(),
+    };
+    assert_eq!(client.send(&edit(&id)).await, message_gone);
+    sim.delete_webhook();
+    let post = line(Delivery::Post, Severity::Info, "y");
+    assert_eq!(client.send(&post).await, unknown_webhook);
+    assert_eq!(client.send(&edit(&id)).await, unknown_webhook);
+
+    // A wrong token or id looks the same to the client.
+    let sim = sim_default().await;
+    let base = sim.base_url();
+    let wrong_token = format!("{base}/api/webhooks/{}/AnotherToken_123", sim.webhook_id());
+    let wrong_id = format!("{base}/api/webhooks/42/{}", sim.token());
+    for (url, want) in [
+        (wrong_token, "HTTP 401: Invalid Webhook Token (code 50027)"),
+        (wrong_id, "HTTP 404: Unknown Webhook (code 10015)"),
+    ] {
+        let config = DiscordConfig::new(WebhookUrl::parse(&url).unwrap());
+        let client = DiscordWebhook::new(config).unwrap();
+        assert_eq!(client.send(&post).await, gone(want));
+    }
+    assert!(sim.messages().is_empty());
 }
 
 #[tokio::test]
