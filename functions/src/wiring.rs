@@ -221,14 +221,7 @@ pub fn scaled_clock(get: Get<'_>) -> Result<crate::deps::Clock, ConfigError> {
 mod tests {
     use super::*;
 
-    fn with(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        }
-    }
+    use burst_settings::from_pairs as with;
 
     #[test]
     fn the_drill_clock_is_read_once_and_checked() {

@@ -364,14 +364,7 @@ mod tests {
         );
     }
 
-    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        }
-    }
+    use burst_settings::from_pairs as env;
 
     #[test]
     fn settings() {

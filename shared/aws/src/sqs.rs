@@ -620,14 +620,7 @@ mod tests {
         );
     }
 
-    fn settings(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        }
-    }
+    use burst_settings::from_pairs as settings;
 
     #[test]
     fn settings_read_the_queue_the_timeout_and_the_credentials() {

@@ -464,13 +464,7 @@ mod tests {
         }
     }
 
-    fn settings(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| map.get(k).cloned()
-    }
+    use burst_settings::from_pairs as settings;
 
     #[test]
     fn not_configured_without_url() {

@@ -298,13 +298,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn settings(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| map.get(k).cloned()
-    }
+    use burst_settings::from_pairs as settings;
 
     // A self-signed P-256 CA certificate (made with openssl for these tests; no key kept).
     const CA_PEM: &str = include_str!("../tests/fixtures/cluster-ca.pem");

@@ -218,14 +218,7 @@ mod tests {
         assert_eq!(back.at, 1_700_000_000_000);
     }
 
-    fn settings(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        }
-    }
+    use burst_settings::from_pairs as settings;
 
     #[test]
     fn unset_means_no_wake_ups_and_bad_values_name_the_setting() {

@@ -201,6 +201,17 @@ impl<'a> Settings<'a> {
     }
 }
 
+/// A fixed list of settings as a [`Get`] source (tests, tools, fixed configurations); the first
+/// pair with the name wins.
+pub fn from_pairs<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+    move |name| {
+        pairs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| (*v).to_string())
+    }
+}
+
 /// `true/false`, `1/0`, `yes/no`, `on/off` in any case.
 pub fn parse_bool(raw: &str) -> Option<bool> {
     match raw.trim().to_ascii_lowercase().as_str() {
