@@ -1,7 +1,7 @@
 //! `burst-agent`, the on-prem side of hybrid-burst: the NUT NOTIFYCMD hook (`notify`), the
 //! dead-man's-switch `heartbeat`, the third-place `witness`, a `test` of the whole path and
 //! `keygen`, and `doctor`, which checks every link of that path. Every request is a signed JWT POST
-//! to the function app (the README's "Wire contract").
+//! to the function app (docs/contract.md).
 //!
 //! Modules, from the wire inwards: [`upsd`] (NUT protocol client), [`payload`] (the JSON
 //! bodies, from the wire contract), [`auth`] (the JWT signer), [`deliver`] (HTTP, retries,

@@ -1,6 +1,6 @@
-//! The function bodies (CONTRACT's functions): authenticate → parse → load state → step →
-//! compare-and-swap save → carry out actions → feed results back. No platform types here: the
-//! Azure custom handler and the Lambda wrappers call these with [`Request`]s.
+//! The function bodies (the routes of docs/contract.md): authenticate → parse → load state →
+//! step → compare-and-swap save → carry out actions → feed results back. No platform types
+//! here: the Azure custom handler and the Lambda wrappers call these with [`Request`]s.
 
 use crate::deps::Deps;
 use crate::engine::{self, Applied, EngineError, Token};

@@ -50,7 +50,7 @@ impl Response {
         }
     }
 
-    /// A 4xx/5xx with CONTRACT's `{"error": "<short_code>", "detail": "<human text>"}`.
+    /// A 4xx/5xx with the contract's `{"error": "<short_code>", "detail": "<human text>"}`.
     pub fn error(status: u16, code: &str, detail: &str) -> Response {
         Response::json(
             status,

@@ -101,7 +101,7 @@ pub fn policy_setting_name(field: &str) -> String {
 /// Older or shorter names accepted for a few policy fields.
 const ALIASES: &[(&str, &str)] = &[("price_per_node_hour_usd", "BURST_PRICE_PER_NODE_HOUR")];
 
-/// Reads every policy field from `BURST_<FIELD>`; the defaults are DESIGN's.
+/// Reads every policy field from `BURST_<FIELD>`; the defaults are [`Policy::default`]'s.
 pub fn policy_from_settings(get: Get) -> Result<Policy, ConfigError> {
     let reader = Reader::new(get);
     let defaults = serde_json::to_value(Policy::default()).unwrap_or(Value::Null);

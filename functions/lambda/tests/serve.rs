@@ -195,7 +195,7 @@ async fn base64_bodies_reach_the_signature_check_as_sent_bytes() {
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["site"], "home", "{text}");
 
-    // A different path through the same event shape: 404 with CONTRACT's error body.
+    // A different path through the same event shape: 404 with the contract's error body.
     let req = lambda_http::request::from_str(&function_url_event(
         "/nope",
         "GET",

@@ -1,5 +1,6 @@
-//! What the observations mean together (DESIGN §3): the Down conditions, the warnings, and the
-//! independent observers counted by the quorum rule (DESIGN §4).
+//! What the observations mean together: the Down conditions, the warnings, and the
+//! independent observers counted by the quorum rule (the README's "Safe decisions under
+//! partial, stale and hostile observations").
 
 use crate::input::NodeCount;
 use crate::policy::Policy;
@@ -60,7 +61,7 @@ pub struct Votes {
 }
 
 impl Assessment {
-    /// Any Down signal (DESIGN §3): on battery, both paths silent, nodes missing.
+    /// Any Down signal: on battery, both paths silent, nodes missing.
     pub fn any_down(&self) -> bool {
         self.power == Health::Down || self.home_unreachable || self.nodes_missing
     }

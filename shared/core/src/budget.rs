@@ -1,4 +1,4 @@
-//! The monthly budget (DESIGN §4): spend estimated from the capacity timeline × price per
+//! The monthly budget: spend estimated from the capacity timeline × price per
 //! node-hour, alerts at 50/80/100 %, and a cap when the projection would pass 100 %.
 
 use crate::policy::Policy;

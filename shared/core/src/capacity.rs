@@ -1,4 +1,4 @@
-//! How many cloud nodes are needed (DESIGN §4).
+//! How many cloud nodes are needed.
 //!
 //! The original formula: 0 when healthy; otherwise missing nodes + a power-loss buffer while on
 //! battery, clamped to `[min_nodes, max_nodes]`; a full burst when home is unreachable. Held

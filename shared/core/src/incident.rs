@@ -1,4 +1,4 @@
-//! Incidents and messages (DESIGN §5): one message per incident, created once and edited as the
+//! Incidents and messages: one message per incident, created once and edited as the
 //! incident evolves, green when resolved; short separate posts only for what must ping.
 //! Updates are coalesced: whatever is pending when delivery is possible goes out as one edit.
 

@@ -1,4 +1,4 @@
-//! The decision core of hybrid-burst (DESIGN §3–§6).
+//! The decision core of hybrid-burst (the README's "Architecture" lists its modules).
 //!
 //! A deterministic state machine in the style of `quinn-proto`:
 //! [`step`]`(state, input, now, policy) -> (state, actions, next_wake)`. It reads no clock, no

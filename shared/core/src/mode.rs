@@ -1,4 +1,4 @@
-//! The site state machine (DESIGN §3):
+//! The site state machine:
 //! Healthy → Suspect → Outage → Recovering → Healthy, with grace periods against blips.
 
 use crate::assess::Assessment;

@@ -1,5 +1,5 @@
-//! The knobs: grace periods, caps, budget. Defaults follow DESIGN; every value is overridable
-//! (from settings in the functions, from `[policy]` in a drill scenario).
+//! The knobs: grace periods, caps, budget. The defaults are the README's "Policy" table; every
+//! value is overridable (from settings in the functions, from `[policy]` in a drill scenario).
 
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,4 @@
-//! Turning inputs into observations (DESIGN §3): each signal becomes Up, Down or Unknown.
+//! Turning inputs into observations: each signal becomes Up, Down or Unknown.
 //!
 //! Only the observation is recorded here; what it means for the site is decided in
 //! [`crate::assess`] and [`crate::mode`].

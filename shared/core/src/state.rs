@@ -1,4 +1,4 @@
-//! The per-site state document (DESIGN §6). It is plain data, stored as JSON with optimistic
+//! The per-site state document. It is plain data, stored as JSON with optimistic
 //! concurrency by the shell; everything in it is derived from inputs, never from a clock.
 
 use crate::action::{Severity, Tier};
@@ -127,7 +127,7 @@ pub enum StateError {
     Schema(u64),
 }
 
-/// The site state machine (DESIGN §3).
+/// The site state machine (see [`crate::mode`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {

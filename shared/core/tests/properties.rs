@@ -1,4 +1,4 @@
-//! Property tests over random input sequences (DESIGN §4 invariants).
+//! Property tests over random input sequences: the capacity and budget invariants hold.
 #![allow(clippy::unwrap_used)]
 
 use burst_core::assess::assess;
