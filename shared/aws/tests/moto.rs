@@ -20,7 +20,7 @@ use burst_aws::{AsgConfig, AsgError, AsgScaler, S3Config, S3Store};
 use burst_core::{ScaleResult, ScaleSetProbe};
 use burst_ports::{Scaler, StateStore, StoreError};
 use std::time::Duration;
-use support::{Moto, REGION, query_api, send_signed, setup_credentials};
+use support::{Moto, REGION, send_signed, setup_credentials};
 
 const BUCKET: &str = "burst-state";
 const GROUP: &str = "burst-spot";
@@ -91,28 +91,22 @@ async fn s3_state_store_conditional_writes_on_moto() {
     // Unchecked request 4: the bucket. Request 5 is spent on a harmless read so that both tests
     // start checking signatures after the same count.
     let bucket_url = moto.base.join(BUCKET).unwrap();
-    let (status, body) = send_signed(
-        &http,
-        &setup_credentials(),
-        "s3",
-        reqwest::Method::PUT,
-        &bucket_url,
-        &[],
-        b"",
-    )
-    .await;
-    assert_eq!(status, 200, "CreateBucket: {body}");
-    let (status, _) = send_signed(
-        &http,
-        &setup_credentials(),
-        "s3",
-        reqwest::Method::HEAD,
-        &bucket_url,
-        &[],
-        b"",
-    )
-    .await;
-    assert_eq!(status, 200, "HeadBucket");
+    for (method, what) in [
+        (reqwest::Method::PUT, "CreateBucket"),
+        (reqwest::Method::HEAD, "HeadBucket"),
+    ] {
+        let (status, body) = send_signed(
+            &http,
+            &setup_credentials(),
+            "s3",
+            method,
+            &bucket_url,
+            &[],
+            b"",
+        )
+        .await;
+        assert_eq!(status, 200, "{what}: {body}");
+    }
 
     let store = s3_store(&moto, credentials.clone());
     assert_eq!(store.load("home").await.unwrap(), None, "no document yet");
@@ -218,38 +212,30 @@ async fn auto_scaling_group_calls_on_moto() {
     // An IAM user's long-term key (no session token).
     let credentials = support::create_iam_user(&http, &moto, &least_privilege_policy()).await;
     // Unchecked requests 4 and 5: the launch configuration and the group.
-    let setup = setup_credentials();
-    query_api(
-        &http,
-        &moto,
-        &setup,
-        "autoscaling",
+    let version = ("Version", "2011-01-01");
+    let launch_configuration = ("LaunchConfigurationName", "burst-node");
+    let calls: [&[(&str, &str)]; 2] = [
         &[
             ("Action", "CreateLaunchConfiguration"),
-            ("Version", "2011-01-01"),
-            ("LaunchConfigurationName", "burst-node"),
+            version,
+            launch_configuration,
             ("ImageId", "ami-12c6146b"),
             ("InstanceType", "t3.medium"),
         ],
-    )
-    .await;
-    query_api(
-        &http,
-        &moto,
-        &setup,
-        "autoscaling",
         &[
             ("Action", "CreateAutoScalingGroup"),
-            ("Version", "2011-01-01"),
+            version,
             ("AutoScalingGroupName", GROUP),
-            ("LaunchConfigurationName", "burst-node"),
+            launch_configuration,
             ("MinSize", "0"),
             ("MaxSize", "5"),
             ("DesiredCapacity", "0"),
             ("AvailabilityZones.member.1", "us-east-1a"),
         ],
-    )
-    .await;
+    ];
+    for params in calls {
+        support::setup_call(&http, &moto, "autoscaling", params).await;
+    }
 
     let group = scaler(&moto, GROUP, credentials.clone());
     assert_eq!(

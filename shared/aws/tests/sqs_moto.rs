@@ -7,163 +7,27 @@
 //! that moto recomputes, and the user holds only the wake-up rights of `docs/aws.md` on one
 //! queue.
 //!
-//! moto is found as in `moto.rs` (`BURST_MOTO_SERVER`, then `target/moto-venv` from
+//! moto is found as in `support` (`BURST_MOTO_SERVER`, then `target/moto-venv` from
 //! `scripts/install-test-deps`, then `PATH`); without it the tests say so and pass, unless
 //! `BURST_REQUIRE_MOTO` is set. moto is not SQS: it checks the delay against its own clock with
 //! millisecond precision, where SQS promises only "after the delay".
 
 #![allow(clippy::unwrap_used)]
 
-use burst_aws::sigv4::{self, Credentials, RequestParts};
+mod support;
+
+use burst_aws::sigv4::Credentials;
 use burst_aws::sqs::{self, SqsConfig, SqsWaker};
 use burst_ports::{WakeUp, Waker};
 use serde_json::{Value, json};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use url::Url;
+use support::{ACCOUNT, Moto, REGION};
 
-const REGION: &str = "us-east-1";
-const ACCOUNT: &str = "123456789012";
 const QUEUE: &str = "burst-wake";
 /// A queue the user has no rights on.
 const OTHER_QUEUE: &str = "not-ours";
-/// CreateUser, PutUserPolicy, CreateAccessKey and the two CreateQueue calls.
-const UNSIGNED_SETUP_REQUESTS: usize = 5;
-
-/// A running `moto_server` on 127.0.0.1, stopped (by its PID) when dropped.
-struct Moto {
-    child: Child,
-    base: Url,
-    log: PathBuf,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        // Child::kill signals exactly this PID.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
-    }
-}
-
-fn moto_server_path() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("BURST_MOTO_SERVER") {
-        return Some(PathBuf::from(p));
-    }
-    let venv =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/moto-venv/bin/moto_server");
-    if venv.is_file() {
-        return Some(venv);
-    }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("moto_server"))
-            .find(|p| p.is_file())
-    })
-}
-
-/// Starts moto, or returns `None` (after saying why) when it is not installed and not required.
-fn start_moto(test: &str) -> Option<Moto> {
-    let required = std::env::var_os("BURST_REQUIRE_MOTO").is_some_and(|v| !v.is_empty());
-    let Some(server) = moto_server_path() else {
-        assert!(
-            !required,
-            "BURST_REQUIRE_MOTO is set but moto_server was not found \
-             (run scripts/install-test-deps, or set BURST_MOTO_SERVER)"
-        );
-        eprintln!(
-            "SKIPPED {test}: moto_server not found (run scripts/install-test-deps; \
-             BURST_REQUIRE_MOTO=1 makes this a failure)"
-        );
-        return None;
-    };
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log =
-        std::env::temp_dir().join(format!("burst-moto-sqs-{}-{port}.log", std::process::id()));
-    let log_file = std::fs::File::create(&log).unwrap();
-    let child = Command::new(&server)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .env(
-            "INITIAL_NO_AUTH_ACTION_COUNT",
-            UNSIGNED_SETUP_REQUESTS.to_string(),
-        )
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone().unwrap())
-        .stderr(log_file)
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {}: {e}", server.display()));
-    let mut moto = Moto {
-        child,
-        base: Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap(),
-        log,
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some(moto);
-        }
-        if let Ok(Some(status)) = moto.child.try_wait() {
-            panic!(
-                "moto_server exited ({status}) before listening:\n{}",
-                std::fs::read_to_string(&moto.log).unwrap_or_default()
-            );
-        }
-        assert!(
-            Instant::now() < deadline,
-            "moto_server did not listen on port {port} within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// One request signed with burst-aws's signer. Returns status and body.
-async fn send_signed(
-    http: &reqwest::Client,
-    credentials: &Credentials,
-    service: &str,
-    url: &Url,
-    content_type: &str,
-    target: Option<&str>,
-    body: &[u8],
-) -> (u16, String) {
-    let amz_date = sigv4::amz_date(chrono::Utc::now());
-    let payload_hash = sigv4::sha256_hex(body);
-    let host = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
-    let mut headers: Vec<(String, String)> = vec![
-        ("host".into(), host),
-        ("x-amz-date".into(), amz_date.clone()),
-        ("content-type".into(), content_type.into()),
-    ];
-    if let Some(t) = target {
-        headers.push(("x-amz-target".into(), t.into()));
-    }
-    let parts = RequestParts {
-        method: "POST",
-        canonical_uri: url.path(),
-        query: &[],
-        headers: &headers,
-        payload_hash: &payload_hash,
-    };
-    let auth = sigv4::authorization(credentials, &amz_date, REGION, service, &parts);
-    let mut request = http.post(url.clone());
-    for (k, v) in headers.iter().filter(|(k, _)| k != "host") {
-        request = request.header(k.as_str(), v.as_str());
-    }
-    let response = request
-        .header("authorization", auth)
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.text().await.unwrap_or_default())
-}
+/// The IAM user (user, policy, access key) and the two CreateQueue calls.
+const UNSIGNED_SETUP_REQUESTS: usize = support::IAM_SETUP_REQUESTS + 2;
 
 /// An SQS JSON-protocol call; returns status and the parsed answer (`null` when empty).
 async fn sqs_call(
@@ -173,61 +37,22 @@ async fn sqs_call(
     action: &str,
     input: Value,
 ) -> (u16, Value) {
-    let (status, body) = send_signed(
+    let target = format!("AmazonSQS.{action}");
+    let (status, body) = support::send_signed(
         http,
         credentials,
         "sqs",
+        reqwest::Method::POST,
         &moto.base,
-        sqs::JSON_CONTENT_TYPE,
-        Some(&format!("AmazonSQS.{action}")),
+        &[
+            ("content-type", sqs::JSON_CONTENT_TYPE),
+            ("x-amz-target", &target),
+        ],
         input.to_string().as_bytes(),
     )
     .await;
     let value = serde_json::from_str(&body).unwrap_or(Value::Null);
     (status, value)
-}
-
-/// An IAM query-API call (setup only); returns the XML answer.
-async fn iam_call(
-    http: &reqwest::Client,
-    moto: &Moto,
-    credentials: &Credentials,
-    params: &[(&str, &str)],
-) -> String {
-    let form = params
-        .iter()
-        .chain(&[("Version", "2010-05-08")])
-        .map(|(k, v)| {
-            format!(
-                "{}={}",
-                sigv4::uri_encode(k, false),
-                sigv4::uri_encode(v, false)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("&");
-    let (status, body) = send_signed(
-        http,
-        credentials,
-        "iam",
-        &moto.base,
-        "application/x-www-form-urlencoded; charset=utf-8",
-        None,
-        form.as_bytes(),
-    )
-    .await;
-    assert_eq!(status, 200, "IAM {params:?}: {body}");
-    body
-}
-
-fn xml_field(body: &str, tag: &str) -> String {
-    let open = format!("<{tag}>");
-    let start = body
-        .find(&open)
-        .unwrap_or_else(|| panic!("no <{tag}> in {body}"))
-        + open.len();
-    let end = body[start..].find(&format!("</{tag}>")).unwrap() + start;
-    body[start..end].to_string()
 }
 
 /// The wake-up rights of `docs/aws.md`: the functions send; the wake function's event source
@@ -261,45 +86,11 @@ struct Setup {
 }
 
 async fn setup(test: &str) -> Option<Setup> {
-    let moto = start_moto(test)?;
+    let moto = support::start(test, UNSIGNED_SETUP_REQUESTS)?;
     let http = reqwest::Client::new();
+    let credentials = support::create_iam_user(&http, &moto, &wake_policy()).await;
     // moto checks none of the first requests; sign them anyway, with a throwaway key.
-    let unchecked = Credentials {
-        access_key_id: "AKIASETUPSETUPSETUP0".into(),
-        secret_access_key: "setup".into(),
-        session_token: None,
-    };
-    iam_call(
-        &http,
-        &moto,
-        &unchecked,
-        &[("Action", "CreateUser"), ("UserName", "burst")],
-    )
-    .await;
-    iam_call(
-        &http,
-        &moto,
-        &unchecked,
-        &[
-            ("Action", "PutUserPolicy"),
-            ("UserName", "burst"),
-            ("PolicyName", "burst-wake"),
-            ("PolicyDocument", &wake_policy()),
-        ],
-    )
-    .await;
-    let key = iam_call(
-        &http,
-        &moto,
-        &unchecked,
-        &[("Action", "CreateAccessKey"), ("UserName", "burst")],
-    )
-    .await;
-    let credentials = Credentials {
-        access_key_id: xml_field(&key, "AccessKeyId"),
-        secret_access_key: xml_field(&key, "SecretAccessKey"),
-        session_token: None,
-    };
+    let unchecked = support::setup_credentials();
     let mut urls = Vec::new();
     for name in [QUEUE, OTHER_QUEUE] {
         let (status, answer) = sqs_call(

@@ -229,45 +229,36 @@ pub fn xml_field(body: &str, tag: &str) -> String {
     body[start..end].to_string()
 }
 
+/// A query-API call with the [`setup_credentials`] (one of the unchecked setup requests).
+pub async fn setup_call(
+    http: &reqwest::Client,
+    moto: &Moto,
+    service: &str,
+    params: &[(&str, &str)],
+) -> String {
+    query_api(http, moto, &setup_credentials(), service, params).await
+}
+
+/// An IAM setup call: `params` after IAM's `Version` and the `Action`.
+async fn iam_setup(
+    http: &reqwest::Client,
+    moto: &Moto,
+    action: &str,
+    params: &[(&str, &str)],
+) -> String {
+    let mut all = vec![("Version", "2010-05-08"), ("Action", action)];
+    all.extend_from_slice(params);
+    setup_call(http, moto, "iam", &all).await
+}
+
 /// The IAM user `burst` holding `policy` (a JSON policy document): [`IAM_SETUP_REQUESTS`]
 /// unchecked requests. Returns its access key.
 pub async fn create_iam_user(http: &reqwest::Client, moto: &Moto, policy: &str) -> Credentials {
-    let setup = setup_credentials();
-    let version = ("Version", "2010-05-08");
-    query_api(
-        http,
-        moto,
-        &setup,
-        "iam",
-        &[version, ("Action", "CreateUser"), ("UserName", "burst")],
-    )
-    .await;
-    query_api(
-        http,
-        moto,
-        &setup,
-        "iam",
-        &[
-            version,
-            ("Action", "PutUserPolicy"),
-            ("UserName", "burst"),
-            ("PolicyName", "burst"),
-            ("PolicyDocument", policy),
-        ],
-    )
-    .await;
-    let key = query_api(
-        http,
-        moto,
-        &setup,
-        "iam",
-        &[
-            version,
-            ("Action", "CreateAccessKey"),
-            ("UserName", "burst"),
-        ],
-    )
-    .await;
+    let user = ("UserName", "burst");
+    iam_setup(http, moto, "CreateUser", &[user]).await;
+    let policy = [user, ("PolicyName", "burst"), ("PolicyDocument", policy)];
+    iam_setup(http, moto, "PutUserPolicy", &policy).await;
+    let key = iam_setup(http, moto, "CreateAccessKey", &[user]).await;
     Credentials {
         access_key_id: xml_field(&key, "AccessKeyId"),
         secret_access_key: xml_field(&key, "SecretAccessKey"),
@@ -279,7 +270,6 @@ pub async fn create_iam_user(http: &reqwest::Client, moto: &Moto, policy: &str) 
 /// role `burst-function` holding `policy`: [`IAM_SETUP_REQUESTS`] unchecked requests (role,
 /// policy, `AssumeRole`).
 pub async fn assume_role(http: &reqwest::Client, moto: &Moto, policy: &str) -> Credentials {
-    let setup = setup_credentials();
     let trust = serde_json::json!({
         "Version": "2012-10-17",
         "Statement": [{
@@ -289,39 +279,15 @@ pub async fn assume_role(http: &reqwest::Client, moto: &Moto, policy: &str) -> C
         }]
     })
     .to_string();
-    let version = ("Version", "2010-05-08");
-    query_api(
-        http,
-        moto,
-        &setup,
-        "iam",
-        &[
-            version,
-            ("Action", "CreateRole"),
-            ("RoleName", "burst-function"),
-            ("AssumeRolePolicyDocument", &trust),
-        ],
-    )
-    .await;
-    query_api(
-        http,
-        moto,
-        &setup,
-        "iam",
-        &[
-            version,
-            ("Action", "PutRolePolicy"),
-            ("RoleName", "burst-function"),
-            ("PolicyName", "burst"),
-            ("PolicyDocument", policy),
-        ],
-    )
-    .await;
+    let role = ("RoleName", "burst-function");
+    let trust = [role, ("AssumeRolePolicyDocument", &trust)];
+    iam_setup(http, moto, "CreateRole", &trust).await;
+    let policy = [role, ("PolicyName", "burst"), ("PolicyDocument", policy)];
+    iam_setup(http, moto, "PutRolePolicy", &policy).await;
     let role_arn = format!("arn:aws:iam::{ACCOUNT}:role/burst-function");
-    let session = query_api(
+    let session = setup_call(
         http,
         moto,
-        &setup,
         "sts",
         &[
             ("Version", "2011-06-15"),
