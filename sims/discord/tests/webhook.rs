@@ -21,19 +21,35 @@ async fn sim_default() -> SimHandle {
     .await
 }
 
+/// A raw HTTP client sending `agent` as its User-Agent (none: no such header).
+fn agent_client(agent: Option<&str>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder();
+    if let Some(a) = agent {
+        builder = builder.user_agent(a);
+    }
+    builder.build().unwrap()
+}
+
 /// A raw HTTP client that identifies itself the way Discord asks (else the sim, like
 /// Cloudflare in front of Discord, answers 403).
 fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .user_agent(burst_discord::USER_AGENT)
-        .build()
-        .unwrap()
+    agent_client(Some(burst_discord::USER_AGENT))
+}
+
+/// Sends a raw request, which must get an answer.
+async fn send(request: reqwest::RequestBuilder) -> reqwest::Response {
+    request.send().await.unwrap()
+}
+
+/// The client for the webhook `url`, with `role` to ping.
+fn client_at(url: &str, role: Option<&str>) -> DiscordWebhook {
+    let mut config = DiscordConfig::new(WebhookUrl::parse(url).unwrap());
+    config.role_id = role.map(str::to_string);
+    DiscordWebhook::new(config).unwrap()
 }
 
 fn client_for(sim: &SimHandle, role: Option<&str>) -> DiscordWebhook {
-    let mut config = DiscordConfig::new(WebhookUrl::parse(&sim.webhook_url()).unwrap());
-    config.role_id = role.map(str::to_string);
-    DiscordWebhook::new(config).unwrap()
+    client_at(&sim.webhook_url(), role)
 }
 
 fn note(delivery: Delivery, severity: Severity, lines: &[&str], ping: bool) -> Notification {
@@ -67,6 +83,22 @@ async fn sim_limited(requests: u32, per: Duration) -> SimHandle {
 /// A one-line notification that pings no one.
 fn line(delivery: Delivery, severity: Severity, text: &str) -> Notification {
     note(delivery, severity, &[text], false)
+}
+
+/// A one-line trouble notification that creates the message of an incident.
+fn trouble(text: &str) -> Notification {
+    line(Delivery::Create, Severity::Trouble, text)
+}
+
+/// A one-line information posted as a message of its own.
+fn info(text: &str) -> Notification {
+    line(Delivery::Post, Severity::Info, text)
+}
+
+/// A one-line information that edits the message `id`.
+fn info_edit(id: &str, text: &str) -> Notification {
+    let message_id = id.into();
+    line(Delivery::Edit { message_id }, Severity::Info, text)
 }
 
 /// Sends `n`, which must create a message; its id.
@@ -159,7 +191,7 @@ async fn create_then_edit_changes_the_same_message() {
 #[tokio::test]
 async fn post_creates_a_separate_message() {
     let (sim, client) = setup().await;
-    let a = create(&client, line(Delivery::Create, Severity::Trouble, "a")).await;
+    let a = create(&client, trouble("a")).await;
     let b = create(
         &client,
         line(Delivery::Post, Severity::Warning, "budget 80 %"),
@@ -178,21 +210,14 @@ async fn role_ping_only_when_configured_and_asked() {
     let with_role = client_for(&sim, Some("998877665544332211"));
     let without_role = client_for(&sim, None);
 
-    created_id(
-        with_role
-            .send(&note(Delivery::Post, Severity::Trouble, &["x"], true))
-            .await,
-    );
-    created_id(
-        with_role
-            .send(&line(Delivery::Post, Severity::Info, "y"))
-            .await,
-    );
-    created_id(
-        without_role
-            .send(&note(Delivery::Post, Severity::Trouble, &["z"], true))
-            .await,
-    );
+    let ping = |text| note(Delivery::Post, Severity::Trouble, &[text], true);
+    for (client, n) in [
+        (&with_role, ping("x")),
+        (&with_role, info("y")),
+        (&without_role, ping("z")),
+    ] {
+        created_id(client.send(&n).await);
+    }
 
     let msgs = sim.messages();
     assert_eq!(msgs[0].content, "<@&998877665544332211>");
@@ -213,12 +238,7 @@ async fn role_ping_only_when_configured_and_asked() {
 async fn mentions_in_timeline_text_never_ping() {
     let (sim, client) = setup().await;
     // Text from the outside world (device names, UPS names) could hold mentions.
-    let n = line(
-        Delivery::Post,
-        Severity::Info,
-        "@everyone <@&123> node joined",
-    );
-    created_id(client.send(&n).await);
+    created_id(client.send(&info("@everyone <@&123> node joined")).await);
     let m = &sim.messages()[0];
     assert!(!m.mention_everyone);
     assert!(m.pinged_roles.is_empty());
@@ -259,7 +279,7 @@ async fn forced_answers_map_to_results() {
     for (force, want, statuses) in cases {
         let (sim, client) = setup().await;
         force(&sim);
-        let n = line(Delivery::Create, Severity::Trouble, "x");
+        let n = trouble("x");
         assert_eq!(client.send(&n).await, want);
         assert!(sim.messages().is_empty());
         created_id(client.send(&n).await);
@@ -272,7 +292,7 @@ async fn forced_answers_map_to_results() {
 async fn bucket_limit_gives_rate_limited() {
     let sim = sim_limited(2, Duration::from_secs(600)).await;
     let client = client_for(&sim, None);
-    let n = line(Delivery::Post, Severity::Info, "x");
+    let n = info("x");
     created_id(client.send(&n).await);
     created_id(client.send(&n).await);
     match client.send(&n).await {
@@ -292,12 +312,8 @@ async fn rate_limit_headers_and_429_body_are_discords() {
     let sim = sim_limited(1, Duration::from_secs(600)).await;
     let url = format!("{}?wait=true", sim.api_url());
     let http = http_client();
-    let ok = http
-        .post(&url)
-        .json(&json!({"content": "hi"}))
-        .send()
-        .await
-        .unwrap();
+    let hi = json!({"content": "hi"});
+    let ok = send(http.post(&url).json(&hi)).await;
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.headers()["x-ratelimit-limit"], "1");
     assert_eq!(ok.headers()["x-ratelimit-remaining"], "0");
@@ -305,12 +321,7 @@ async fn rate_limit_headers_and_429_body_are_discords() {
     assert!(ok.headers().contains_key("x-ratelimit-reset-after"));
     assert!(ok.headers().contains_key("x-ratelimit-bucket"));
 
-    let limited = http
-        .post(&url)
-        .json(&json!({"content": "hi"}))
-        .send()
-        .await
-        .unwrap();
+    let limited = send(http.post(&url).json(&hi)).await;
     assert_eq!(limited.status(), 429);
     assert!(limited.headers().contains_key("retry-after"));
     assert_eq!(limited.headers()["x-ratelimit-scope"], "user");
@@ -328,23 +339,15 @@ async fn deleted_webhook_or_message_is_gone() {
     };
     let unknown_webhook = gone("HTTP 404: Unknown Webhook (code 10015)");
     let (sim, client) = setup().await;
-    let id = create(&client, line(Delivery::Create, Severity::Trouble, "x")).await;
-    let edit = |id: &str| {
-        line(
-            Delivery::Edit {
-                message_id: id.into(),
-            },
-            Severity::Info,
-            "y",
-        )
-    };
+    let id = create(&client, trouble("x")).await;
+    let edit = |id: &str| info_edit(id, "y");
     assert!(sim.delete_message(&id));
     let message_gone = NotifyResult::MessageGone {
         detail: "HTTP 404: Unknown Message (code 10008): the message was deleted".into(),
     };
     assert_eq!(client.send(&edit(&id)).await, message_gone);
     sim.delete_webhook();
-    let post = line(Delivery::Post, Severity::Info, "y");
+    let post = info("y");
     assert_eq!(client.send(&post).await, unknown_webhook);
     assert_eq!(client.send(&edit(&id)).await, unknown_webhook);
 
@@ -357,9 +360,7 @@ async fn deleted_webhook_or_message_is_gone() {
         (wrong_token, "HTTP 401: Invalid Webhook Token (code 50027)"),
         (wrong_id, "HTTP 404: Unknown Webhook (code 10015)"),
     ] {
-        let config = DiscordConfig::new(WebhookUrl::parse(&url).unwrap());
-        let client = DiscordWebhook::new(config).unwrap();
-        assert_eq!(client.send(&post).await, gone(want));
+        assert_eq!(client_at(&url, None).send(&post).await, gone(want));
     }
     assert!(sim.messages().is_empty());
 }
@@ -367,13 +368,11 @@ async fn deleted_webhook_or_message_is_gone() {
 #[tokio::test]
 async fn transport_errors_are_retryable_and_quote_no_token() {
     let sim = sim_default().await;
-    let n = line(Delivery::Post, Severity::Info, "x");
     let token = sim.token();
     let url = sim.webhook_url();
     sim.shutdown().await;
     // Nothing listens on that port any more.
-    let client = DiscordWebhook::new(DiscordConfig::new(WebhookUrl::parse(&url).unwrap())).unwrap();
-    match client.send(&n).await {
+    match client_at(&url, None).send(&info("x")).await {
         NotifyResult::Failed { detail, retryable } => {
             assert!(retryable);
             assert!(
@@ -428,91 +427,94 @@ async fn the_sim_refuses_what_discord_refuses() {
     let sim = sim_default().await;
     let http = http_client();
     let url = format!("{}?wait=true", sim.api_url());
-    let post = |body: Value| http.post(&url).json(&body).send();
-
-    let r = post(json!({"embeds": [{"description": "x".repeat(4097)}]}))
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-    let body: Value = r.json().await.unwrap();
-    assert_eq!(body["code"], json!(50035));
-    assert_eq!(body["message"], json!("Invalid Form Body"));
-    assert_eq!(
-        body["errors"]["embeds"]["0"]["description"]["_errors"][0]["code"],
-        json!("BASE_TYPE_MAX_LENGTH")
-    );
-
-    let r = post(json!({"content": "x", "username": "clyde"}))
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-
-    let r = post(json!({})).await.unwrap();
-    assert_eq!(r.status(), 400);
-    assert_eq!(
-        r.json::<Value>().await.unwrap(),
-        json!({"message": "Cannot send an empty message", "code": 50006})
-    );
-
-    let r = http
-        .post(&url)
-        .header("content-type", "application/json")
-        .body("{nope")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-    assert_eq!(r.json::<Value>().await.unwrap()["code"], json!(50109));
-
-    let r = http
-        .post(&url)
-        .header("content-type", "text/plain")
-        .body(r#"{"content":"x"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-    assert_eq!(r.json::<Value>().await.unwrap()["code"], json!(50006));
-
-    let big = json!({"content": "x", "pad": "y".repeat(1 << 20)});
-    let r = post(big).await.unwrap();
-    assert_eq!(r.status(), 413);
-    assert_eq!(r.json::<Value>().await.unwrap()["code"], json!(40005));
-
-    let r = http
-        .post(format!("{url}&thread_id=abc"))
-        .json(&json!({"content": "x"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-
-    let r = http
-        .post(format!(
-            "{}/api/v10/webhooks/notanid/{}",
-            sim.base_url(),
-            sim.token()
-        ))
-        .json(&json!({"content": "x"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-
-    let r = http
-        .post(format!("{}/api/webhooks/1/x", sim.base_url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404, "only v10 is served");
-
-    let r = http
-        .put(&url)
-        .json(&json!({"content": "x"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 405);
+    let post = |body: Value| http.post(&url).json(&body);
+    let x = json!({"content": "x"});
+    let base = sim.base_url();
+    let not_an_id = format!("{base}/api/v10/webhooks/notanid/{}", sim.token());
+    // Each request in turn: what it is, the status, and fields of the JSON answer (by JSON
+    // pointer; "" is the whole answer).
+    let cases: Vec<(&str, reqwest::RequestBuilder, u16, Vec<(&str, Value)>)> = vec![
+        (
+            "description too long",
+            post(json!({"embeds": [{"description": "x".repeat(4097)}]})),
+            400,
+            vec![
+                ("/code", json!(50035)),
+                ("/message", json!("Invalid Form Body")),
+                (
+                    "/errors/embeds/0/description/_errors/0/code",
+                    json!("BASE_TYPE_MAX_LENGTH"),
+                ),
+            ],
+        ),
+        (
+            "username clyde",
+            post(json!({"content": "x", "username": "clyde"})),
+            400,
+            vec![],
+        ),
+        (
+            "empty message",
+            post(json!({})),
+            400,
+            vec![(
+                "",
+                json!({"message": "Cannot send an empty message", "code": 50006}),
+            )],
+        ),
+        (
+            "malformed JSON",
+            http.post(&url)
+                .header("content-type", "application/json")
+                .body("{nope"),
+            400,
+            vec![("/code", json!(50109))],
+        ),
+        (
+            "not JSON",
+            http.post(&url)
+                .header("content-type", "text/plain")
+                .body(r#"{"content":"x"}"#),
+            400,
+            vec![("/code", json!(50006))],
+        ),
+        (
+            "over the size limit",
+            post(json!({"content": "x", "pad": "y".repeat(1 << 20)})),
+            413,
+            vec![("/code", json!(40005))],
+        ),
+        (
+            "thread id not a snowflake",
+            http.post(format!("{url}&thread_id=abc")).json(&x),
+            400,
+            vec![],
+        ),
+        (
+            "webhook id not a snowflake",
+            http.post(&not_an_id).json(&x),
+            400,
+            vec![],
+        ),
+        (
+            "only v10 is served",
+            http.post(format!("{base}/api/webhooks/1/x")),
+            404,
+            vec![],
+        ),
+        ("PUT", http.put(&url).json(&x), 405, vec![]),
+    ];
+    for (what, request, status, fields) in cases {
+        let r = send(request).await;
+        assert_eq!(r.status(), status, "{what}");
+        if fields.is_empty() {
+            continue;
+        }
+        let body: Value = r.json().await.unwrap();
+        for (pointer, want) in fields {
+            assert_eq!(body.pointer(pointer), Some(&want), "{what}: {pointer}");
+        }
+    }
 
     assert!(sim.messages().is_empty());
     let codes: Vec<Option<u64>> = sim.requests().iter().map(|r| r.code).collect();
@@ -538,54 +540,32 @@ async fn without_wait_discord_answers_204_and_messages_api_works() {
     let sim = sim_default().await;
     let http = http_client();
     let base = sim.api_url();
-    let r = http
-        .post(&base)
-        .json(&json!({"content": "silent"}))
-        .send()
-        .await
-        .unwrap();
+    let r = send(http.post(&base).json(&json!({"content": "silent"}))).await;
     assert_eq!(r.status(), 204);
     assert_eq!(r.bytes().await.unwrap().len(), 0);
     let id = sim.messages()[0].id.clone();
+    let message = format!("{base}/messages/{id}");
 
-    let r = http
-        .get(format!("{base}/messages/{id}"))
-        .send()
-        .await
-        .unwrap();
+    let r = send(http.get(&message)).await;
     assert_eq!(r.status(), 200);
     let m: Value = r.json().await.unwrap();
     assert_eq!(m["content"], json!("silent"));
     assert_eq!(m["webhook_id"], json!(sim.webhook_id()));
 
     // An edit that would leave the message empty is refused.
-    let r = http
-        .patch(format!("{base}/messages/{id}"))
-        .json(&json!({"content": ""}))
-        .send()
-        .await
-        .unwrap();
+    let r = send(http.patch(&message).json(&json!({"content": ""}))).await;
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], json!(50006));
 
-    let r = http
-        .delete(format!("{base}/messages/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
-    let r = http
-        .get(format!("{base}/messages/{id}"))
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(send(http.delete(&message)).await.status(), 204);
+    let r = send(http.get(&message)).await;
     assert_eq!(r.status(), 404);
     assert_eq!(
         r.json::<Value>().await.unwrap(),
         json!({"message": "Unknown Message", "code": 10008})
     );
 
-    let r = http.get(&base).send().await.unwrap();
+    let r = send(http.get(&base)).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["type"], json!(1));
 }
@@ -594,16 +574,12 @@ async fn without_wait_discord_answers_204_and_messages_api_works() {
 async fn thread_id_from_the_url_is_used() {
     let sim = sim_default().await;
     let url = format!("{}?thread_id=5555", sim.webhook_url());
-    let client = DiscordWebhook::new(DiscordConfig::new(WebhookUrl::parse(&url).unwrap())).unwrap();
-    let id = create(&client, line(Delivery::Create, Severity::Trouble, "x")).await;
+    let client = client_at(&url, None);
+    let id = create(&client, trouble("x")).await;
     assert_eq!(sim.message(&id).unwrap().channel_id, "5555");
+    let message_id = id;
     client
-        .send(&note(
-            Delivery::Edit { message_id: id },
-            Severity::Trouble,
-            &["x"],
-            false,
-        ))
+        .send(&line(Delivery::Edit { message_id }, Severity::Trouble, "x"))
         .await;
     let log = sim.requests();
     assert_eq!(log[0].query.as_deref(), Some("wait=true&thread_id=5555"));
@@ -619,23 +595,8 @@ async fn secrets_never_appear_in_errors_or_debug() {
     assert!(!shown.contains(&token), "{shown}");
 
     sim.delete_webhook();
-    let results = [
-        client
-            .send(&line(Delivery::Post, Severity::Info, "x"))
-            .await,
-        client
-            .send(&note(
-                Delivery::Edit {
-                    message_id: "1".into(),
-                },
-                Severity::Info,
-                &["x"],
-                false,
-            ))
-            .await,
-    ];
-    for r in results {
-        let text = format!("{r:?}");
+    for n in [info("x"), info_edit("1", "x")] {
+        let text = format!("{:?}", client.send(&n).await);
         assert!(!text.contains(&token), "{text}");
     }
     let bad = format!("http://10.0.0.1/api/webhooks/1/{token}");
@@ -648,7 +609,7 @@ async fn secrets_never_appear_in_errors_or_debug() {
 #[tokio::test]
 async fn requests_carry_discords_user_agent_form() {
     let (sim, client) = setup().await;
-    create(&client, line(Delivery::Create, Severity::Trouble, "x")).await;
+    create(&client, trouble("x")).await;
     let sent = sim.requests();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].status, 200);
@@ -666,6 +627,7 @@ async fn requests_carry_discords_user_agent_form() {
 async fn other_user_agents_get_cloudflares_403_which_is_retryable() {
     let sim = sim_default().await;
     let url = format!("{}?wait=true", sim.api_url());
+    let hi = json!({"content": "hi"});
     for agent in [
         Some("Python-urllib/3.12"),
         Some("hybrid-burst/0.1.0"),
@@ -673,17 +635,7 @@ async fn other_user_agents_get_cloudflares_403_which_is_retryable() {
         Some("DiscordBot (, 1.0)"),
         None,
     ] {
-        let mut builder = reqwest::Client::builder();
-        if let Some(a) = agent {
-            builder = builder.user_agent(a);
-        }
-        let http = builder.build().unwrap();
-        let resp = http
-            .post(&url)
-            .json(&json!({"content": "hi"}))
-            .send()
-            .await
-            .unwrap();
+        let resp = send(agent_client(agent).post(&url).json(&hi)).await;
         assert_eq!(resp.status(), 403, "{agent:?}");
         let headers = resp.headers().clone();
         assert_eq!(headers["server"], "cloudflare");
@@ -720,15 +672,7 @@ async fn other_user_agents_get_cloudflares_403_which_is_retryable() {
             .all(|r| r.status == 403 && r.code.is_none())
     );
     // Appending to the documented form is allowed.
-    let http = reqwest::Client::builder()
-        .user_agent(format!("{} hybrid-burst-drill", burst_discord::USER_AGENT))
-        .build()
-        .unwrap();
-    let resp = http
-        .post(&url)
-        .json(&json!({"content": "hi"}))
-        .send()
-        .await
-        .unwrap();
+    let appended = format!("{} hybrid-burst-drill", burst_discord::USER_AGENT);
+    let resp = send(agent_client(Some(&appended)).post(&url).json(&hi)).await;
     assert_eq!(resp.status(), 200);
 }
