@@ -422,6 +422,10 @@ async fn huge_emoji_heavy_notification_is_accepted() {
     );
 }
 
+/// A request the sim must refuse: what it is, the request, the status, and fields of the JSON
+/// answer (by JSON pointer; "" is the whole answer).
+type Refusal<'a> = (&'a str, reqwest::RequestBuilder, u16, Vec<(&'a str, Value)>);
+
 #[tokio::test]
 async fn the_sim_refuses_what_discord_refuses() {
     let sim = sim_default().await;
@@ -431,9 +435,7 @@ async fn the_sim_refuses_what_discord_refuses() {
     let x = json!({"content": "x"});
     let base = sim.base_url();
     let not_an_id = format!("{base}/api/v10/webhooks/notanid/{}", sim.token());
-    // Each request in turn: what it is, the status, and fields of the JSON answer (by JSON
-    // pointer; "" is the whole answer).
-    let cases: Vec<(&str, reqwest::RequestBuilder, u16, Vec<(&str, Value)>)> = vec![
+    let cases: Vec<Refusal> = vec![
         (
             "description too long",
             post(json!({"embeds": [{"description": "x".repeat(4097)}]})),
