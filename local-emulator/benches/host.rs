@@ -6,7 +6,11 @@
 //! `BENCH_CONCURRENCY`, default 16; `BURST_HANDLER_BIN` to use a given handler binary).
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+// The host tests' helpers: the handler binary, the app copy, a free port.
+#[path = "../tests/host_support/mod.rs"]
+mod host_support;
+
+use host_support::{free_port, real_app};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,59 +20,6 @@ fn env_num(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// `burst-handler` of the same profile: beside this binary, else built into a side folder.
-fn burst_handler() -> PathBuf {
-    if let Some(p) = std::env::var_os("BURST_HANDLER_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    let beside = profile_dir.join("burst-handler");
-    if beside.is_file() {
-        return beside;
-    }
-    let release = profile_dir.ends_with("release");
-    let target = profile_dir.join("burst-handler-build");
-    let mut args = vec!["build", "-p", "burst-functions", "--bin", "burst-handler"];
-    if release {
-        args.push("--release");
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let ok = Command::new(cargo)
-        .args(&args)
-        .arg("--target-dir")
-        .arg(&target)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "cannot build burst-handler");
-    target
-        .join(if release { "release" } else { "debug" })
-        .join("burst-handler")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind(("127.0.0.1", 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct Stats {
@@ -173,13 +124,7 @@ fn print(label: &str, s: &Stats) {
 async fn main() {
     let n = env_num("BENCH_REQUESTS", 5000);
     let concurrency = env_num("BENCH_CONCURRENCY", 16);
-    let handler = burst_handler();
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions/app"),
-        dir.path(),
-    );
-    std::fs::copy(&handler, dir.path().join("burst-handler")).unwrap();
+    let dir = real_app();
     let key = "bench-function-key";
 
     // 1. func-emulator start → first successful request.

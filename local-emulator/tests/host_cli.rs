@@ -7,62 +7,23 @@ mod host_support;
 use host_support::*;
 use std::process::{Command, Stdio};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind(("127.0.0.1", 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn start_serves_the_app_and_stops_on_sigterm() {
     let app = app("json-app");
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_func-emulator"))
-        .arg("start")
-        .arg(app.root())
-        .args(["--port", &port.to_string()])
-        .args(["--set", "FUNC_EMULATOR_FUNCTION_KEY=k1"])
-        .args(["--set", &format!("ECHO_STARTS={}", app.starts.display())])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let here = std::env::current_dir().unwrap();
+    let key = "FUNC_EMULATOR_FUNCTION_KEY=k1";
+    let record = format!("ECHO_STARTS={}", app.starts.display());
+    let child = start_in(&here, app.root(), port, &["--set", key, "--set", &record]).await;
     let base = format!("http://127.0.0.1:{port}");
-    let c = client();
-    let mut ok = false;
-    for _ in 0..1500 {
-        if let Ok(r) = c
-            .get(format!("{base}/ups/x"))
-            .header("x-functions-key", "k1")
-            .send()
-            .await
-            && r.status() == 200
-        {
-            ok = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(ok, "func-emulator did not serve");
+    assert_eq!(get_with_key(port, "k1").await, 200);
     // local.settings.json in the app folder is read by default: `off` is disabled there.
     assert_eq!(
-        c.get(format!("{base}/off")).send().await.unwrap().status(),
+        send(client().get(format!("{base}/off"))).await.status(),
         404
     );
     assert_eq!(starts(&app), 1);
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (stdout, _) = stop(child).await;
     assert!(stdout.contains("Master key: "), "{stdout}");
     assert!(
         stdout.contains(&format!(
@@ -158,14 +119,7 @@ async fn stop(child: std::process::Child) -> (String, String) {
 }
 
 async fn get_with_key(port: u16, key: &str) -> u16 {
-    client()
-        .get(format!("http://127.0.0.1:{port}/ups/x"))
-        .header("x-functions-key", key)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    status_with_key(&format!("http://127.0.0.1:{port}/ups/x"), key).await
 }
 
 /// The README's command takes the app folder relative to the current directory (`start

@@ -5,7 +5,7 @@
 mod host_support;
 
 use func_emulator::host::log::{Level, Source};
-use func_emulator::host::{Host, read_settings_file};
+use func_emulator::host::read_settings_file;
 use host_support::*;
 use serde_json::Value;
 
@@ -42,8 +42,7 @@ fn host_of(base: &str) -> String {
 
 #[tokio::test]
 async fn json_mode_get_payload_is_exact() {
-    let app = app("json-app");
-    let h = start(&app, &[]).await;
+    let (app, h) = started("json-app", &[]).await;
     let key = h.function_key("echo").unwrap().to_string();
     let host = host_of(h.base_url());
     let req = format!(
@@ -96,21 +95,18 @@ async fn json_mode_get_payload_is_exact() {
     );
     let inv = header(&hp, "x-azure-functions-invocationid").unwrap();
     assert!(uuid::Uuid::parse_str(inv).is_ok());
-    assert!(h.logs().iter().any(
-        |l| l.text.starts_with("Executing 'Functions.echo' (Reason=") && l.text.contains(inv)
-    ));
-    assert!(h.logs().iter().any(|l| l.text.starts_with(&format!(
-        "Executed 'Functions.echo' (Succeeded, Id={inv}, Duration="
-    ))));
+    assert!(logged(&h, |t| t
+        .starts_with("Executing 'Functions.echo' (Reason=")
+        && t.contains(inv)));
+    let executed = format!("Executed 'Functions.echo' (Succeeded, Id={inv}, Duration=");
+    assert!(logged(&h, |t| t.starts_with(&executed)));
     h.shutdown().await;
 }
 
 #[tokio::test]
 async fn json_mode_anonymous_identity_and_body_properties() {
     let app = app("json-app");
-    let mut c = config(&app, &[]);
-    c.auth = false;
-    let h = Host::start(c).await.unwrap();
+    let h = start_with(&app, |c| c.auth = false).await;
     let host = host_of(h.base_url());
     let body = r#"{"site":"rack1","n":5,"ok":true,"nested":{"a":1},"myTrigger":"x","Query":"q"}"#;
     let req = format!(
@@ -161,40 +157,37 @@ async fn body_of_payload(
 
 #[tokio::test]
 async fn json_mode_bodies() {
-    let app = app("json-app");
-    let h = start(&app, &[]).await;
-    // octet-stream: base64.
-    let t = body_of_payload(
-        &h,
-        "Content-Type: application/octet-stream\r\nContent-Length: 4\r\n",
-        &[0, 1, 2, 255],
-    )
-    .await;
-    assert_eq!(t["Body"], "AAEC/w==");
-    // multipart: base64 too.
-    let t = body_of_payload(
-        &h,
-        "Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 2\r\n",
-        b"hi",
-    )
-    .await;
-    assert_eq!(t["Body"], "aGk=");
-    // Text: the BOM goes, the charset is ignored.
-    let t = body_of_payload(
-        &h,
-        "Content-Type: text/plain; charset=latin1\r\nContent-Length: 8\r\n",
-        "\u{feff}hello".as_bytes(),
-    )
-    .await;
-    assert_eq!(t["Body"], "hello");
-    // A chunked body has no Content-Length: no Body at all.
-    let t = body_of_payload(
-        &h,
-        "Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\n",
-        b"5\r\nhello\r\n0\r\n\r\n",
-    )
-    .await;
-    assert!(t.get("Body").is_none(), "{t}");
+    let (_app, h) = started("json-app", &[]).await;
+    let cases: [(&str, &str, &[u8], Option<&str>); 4] = [
+        (
+            "octet-stream: base64",
+            "Content-Type: application/octet-stream\r\nContent-Length: 4\r\n",
+            &[0, 1, 2, 255],
+            Some("AAEC/w=="),
+        ),
+        (
+            "multipart: base64 too",
+            "Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 2\r\n",
+            b"hi",
+            Some("aGk="),
+        ),
+        (
+            "text: the BOM goes, the charset is ignored",
+            "Content-Type: text/plain; charset=latin1\r\nContent-Length: 8\r\n",
+            "\u{feff}hello".as_bytes(),
+            Some("hello"),
+        ),
+        (
+            "a chunked body has no Content-Length: no Body at all",
+            "Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\n",
+            b"5\r\nhello\r\n0\r\n\r\n",
+            None,
+        ),
+    ];
+    for (what, headers, body, want) in cases {
+        let t = body_of_payload(&h, headers, body).await;
+        assert_eq!(t.get("Body"), want.map(Value::from).as_ref(), "{what}: {t}");
+    }
     // Content-Length: 0: no Body.
     let t = body_of_payload(&h, "Content-Length: 0\r\n", b"").await;
     assert!(t.get("Body").is_none(), "{t}");
@@ -206,8 +199,7 @@ async fn json_mode_bodies() {
 
 #[tokio::test]
 async fn forwarding_mode_passes_the_request_through() {
-    let app = app("echo-app");
-    let h = start(&app, &[("ECHO_ARG", "A")]).await;
+    let (app, h) = started("echo-app", &[("ECHO_ARG", "A")]).await;
     let key = h.function_key("fwd").unwrap().to_string();
     let host = host_of(h.base_url());
     let body = b"raw\x00bytes\xff";
@@ -262,22 +254,10 @@ async fn forwarding_mode_passes_the_request_through() {
     // Status and redirects pass as they are.
     let c = client();
     let url = format!("{}/api/fwd", h.base_url());
-    let resp = c
-        .get(&url)
-        .header("x-functions-key", &key)
-        .header("x-echo", "redirect")
-        .send()
-        .await
-        .unwrap();
+    let resp = call(c.get(&url), &key, Some("redirect")).await;
     assert_eq!(resp.status(), 302);
     assert_eq!(resp.headers()["location"], "/elsewhere");
-    let resp = c
-        .get(&url)
-        .header("x-functions-key", &key)
-        .header("x-echo", "status=418")
-        .send()
-        .await
-        .unwrap();
+    let resp = call(c.get(&url), &key, Some("status=418")).await;
     assert_eq!(resp.status(), 418);
     assert_eq!(
         resp.text().await.unwrap(),
@@ -288,14 +268,9 @@ async fn forwarding_mode_passes_the_request_through() {
 
 #[tokio::test]
 async fn an_extra_binding_turns_forwarding_off() {
-    let app = app("echo-app");
-    let h = start(&app, &[]).await;
+    let (app, h) = started("echo-app", &[]).await;
     let key = h.function_key("items").unwrap();
-    let resp = client()
-        .get(format!("{}/api/items/e1?code={key}", h.base_url()))
-        .send()
-        .await
-        .unwrap();
+    let resp = get(&h, &format!("/api/items/e1?code={key}")).await;
     assert_eq!(resp.status(), 200);
     let payload: Value = resp.json().await.unwrap();
     assert_eq!(payload["Data"]["req"]["Params"]["event"], "e1");
@@ -307,25 +282,18 @@ async fn an_extra_binding_turns_forwarding_off() {
 
 #[tokio::test]
 async fn keys_and_levels() {
-    let app = app("echo-app");
-    let h = start(&app, &[("FUNC_EMULATOR_FUNCTION_KEY_anon", "anon-key")]).await;
+    let (app, h) = started(
+        "echo-app",
+        &[("FUNC_EMULATOR_FUNCTION_KEY_anon", "anon-key")],
+    )
+    .await;
     let c = client();
     let b = h.base_url().to_string();
     let fk = h.function_key("fwd").unwrap().to_string();
     let other = h.function_key("items").unwrap().to_string();
     assert_eq!(h.function_key("anon"), Some("anon-key"));
     assert_ne!(fk, other);
-    let get = |url: String, key: Option<&str>| {
-        let mut r = c.get(url);
-        if let Some(k) = key {
-            r = r.header("x-functions-key", k);
-        }
-        async move {
-            let resp = r.send().await.unwrap();
-            let s = resp.status().as_u16();
-            (s, resp.bytes().await.unwrap().to_vec())
-        }
-    };
+    let get = |url: String, key: Option<&str>| answer(keyed(c.get(url), key));
     for (url, key, want) in [
         (format!("{b}/api/fwd"), None, 401),
         (format!("{b}/api/fwd"), Some("wrong"), 401),
@@ -356,9 +324,7 @@ async fn keys_and_levels() {
     h.shutdown().await;
 
     // --no-auth: every level passes without keys.
-    let mut cfg = config(&app, &[]);
-    cfg.auth = false;
-    let h = Host::start(cfg).await.unwrap();
+    let h = start_with(&app, |c| c.auth = false).await;
     let b = h.base_url().to_string();
     assert_eq!(get(format!("{b}/api/fwd"), None).await.0, 200);
     assert_eq!(get(format!("{b}/api/adm"), None).await.0, 200);
@@ -367,8 +333,7 @@ async fn keys_and_levels() {
 
 #[tokio::test]
 async fn routing_404s() {
-    let app = app("echo-app");
-    let h = start(&app, &[]).await;
+    let (_app, h) = started("echo-app", &[]).await;
     let c = client();
     let b = h.base_url();
     let m = h.master_key();
@@ -382,12 +347,12 @@ async fn routing_404s() {
         ("GET", "/api/anon/", 200),
         ("PATCH", "/api/adm", 200), // no methods = every method
     ] {
-        let resp = c
-            .request(method.parse().unwrap(), format!("{b}{path}"))
-            .header("x-functions-key", m)
-            .send()
-            .await
-            .unwrap();
+        let resp = call(
+            c.request(method.parse().unwrap(), format!("{b}{path}")),
+            m,
+            None,
+        )
+        .await;
         assert_eq!(resp.status().as_u16(), want, "{method} {path}");
         if want == 404 {
             assert!(resp.bytes().await.unwrap().is_empty());
@@ -400,19 +365,15 @@ async fn routing_404s() {
 async fn reply_rules() {
     let app = app("json-app");
     let settings = read_settings_file(&app.root().join("local.settings.json")).unwrap();
-    let mut cfg = config(&app, &[]);
-    cfg.settings.extend(settings);
-    let h = Host::start(cfg).await.unwrap();
+    let h = start_with(&app, |c| c.settings.extend(settings)).await;
     let c = client();
     let b = h.base_url().to_string();
     let key = h.function_key("echo").unwrap().to_string();
+    let url = format!("{b}/ups/x");
     let call = |control: &str| {
-        let r = c
-            .post(format!("{b}/ups/x"))
-            .header("x-functions-key", &key)
-            .header("x-echo", control);
+        let r = keyed(c.post(&url), Some(&key)).header("x-echo", control);
         async move {
-            let resp = r.send().await.unwrap();
+            let resp = send(r).await;
             let s = resp.status().as_u16();
             let hs = resp.headers().clone();
             (s, hs, resp.bytes().await.unwrap().to_vec())
@@ -441,13 +402,7 @@ async fn reply_rules() {
         "{\n  \"a\": 1,\n  \"b\": [\n    true\n  ]\n}"
     );
     // $return: a plain string is first tried as base64.
-    let ret = |control: &str| {
-        let r = c.post(format!("{b}/ret")).header("x-echo", control);
-        async move {
-            let resp = r.send().await.unwrap();
-            (resp.status().as_u16(), resp.bytes().await.unwrap().to_vec())
-        }
-    };
+    let ret = |control: &str| answer(c.post(format!("{b}/ret")).header("x-echo", control));
     assert_eq!(ret("return=T0s=").await, (200, b"OK".to_vec()));
     assert_eq!(ret("return=test").await, (200, vec![0xb5, 0xeb, 0x2d]));
     assert_eq!(
@@ -455,66 +410,40 @@ async fn reply_rules() {
         (200, b"not base64!".to_vec())
     );
     // A disabled function does not exist.
-    assert_eq!(
-        c.get(format!("{b}/off")).send().await.unwrap().status(),
-        404
-    );
+    assert_eq!(send(c.get(format!("{b}/off"))).await.status(), 404);
     h.shutdown().await;
 }
 
 #[tokio::test]
 async fn function_timeout_restarts_the_handler() {
-    let app = app("json-app");
-    let h = start(&app, &[]).await;
+    let (app, h) = started("json-app", &[]).await;
     let c = client();
     let key = h.function_key("echo").unwrap().to_string();
     // Two invocations time out on the same handler: it is restarted once.
-    let slow = || {
-        c.post(format!("{}/ups/x", h.base_url()))
-            .header("x-functions-key", &key)
-            .header("x-echo", "sleep=60000")
-            .send()
-    };
+    let url = format!("{}/ups/x", h.base_url());
+    let slow = || call(c.post(&url), &key, Some("sleep=60000"));
     let (a, b) = tokio::join!(slow(), slow());
-    for resp in [a.unwrap(), b.unwrap()] {
+    for resp in [a, b] {
         assert_eq!(resp.status(), 500);
         assert!(resp.bytes().await.unwrap().is_empty());
     }
     wait_for("a second handler start", || starts(&app) == 2).await;
-    assert!(h.logs().iter().any(|l| {
-        l.text
-            .starts_with("Timeout value of 00:00:02 exceeded by function 'Functions.echo'")
-    }));
+    assert!(logged(&h, |t| t.starts_with(
+        "Timeout value of 00:00:02 exceeded by function 'Functions.echo'"
+    )));
     // A `null` reply hangs until functionTimeout, then the handler restarts again.
-    let resp = c
-        .post(format!("{}/ups/x", h.base_url()))
-        .header("x-functions-key", &key)
-        .header("x-echo", "null")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 500);
+    assert_eq!(call(c.post(&url), &key, Some("null")).await.status(), 500);
     wait_for("a third handler start", || starts(&app) == 3).await;
     // And the new handler answers.
-    let resp = c
-        .post(format!("{}/ups/x", h.base_url()))
-        .header("x-functions-key", &key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert!(matches!(
-        h.worker_state(),
-        func_emulator::host::worker::WorkerState::Ready { generation: 3, .. }
-    ));
+    assert_eq!(call(c.post(&url), &key, None).await.status(), 200);
+    assert_eq!(ready_generation(&h), Some(3));
     h.shutdown().await;
 }
 
 #[tokio::test]
 async fn handler_environment_arguments_and_logs() {
-    let app = app("echo-app");
-    let h = start(
-        &app,
+    let (app, h) = started(
+        "echo-app",
         &[
             ("ECHO_ARG", "A"),
             ("ECHO_SETTING", "s1"),
@@ -524,16 +453,9 @@ async fn handler_environment_arguments_and_logs() {
     .await;
     assert_eq!(h.master_key(), "mk");
     // A request makes sure the handler is up and its output was read.
-    let resp = client()
-        .get(format!("{}/api/anon", h.base_url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    assert_eq!(get(&h, "/api/anon").await.status(), 200);
     wait_for("the handler's output", || {
-        h.logs()
-            .iter()
-            .any(|l| l.text.starts_with("echo-handler cwd"))
+        logged(&h, |t| t.starts_with("echo-handler cwd"))
     })
     .await;
     let logs = h.logs();

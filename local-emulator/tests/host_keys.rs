@@ -4,19 +4,23 @@
 
 mod host_support;
 
+use func_emulator::host::HostHandle;
 use func_emulator::host::keys::KeyOrigin;
 use host_support::*;
 use std::os::unix::fs::PermissionsExt as _;
 
-async fn status_of(url: &str, key: &str) -> u16 {
-    client()
-        .get(url)
-        .header("x-functions-key", key)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+/// A file's or folder's permission bits.
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn read_json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The host with its state (and keys) in `state`.
+async fn start_in_state(app: &TestApp, state: &std::path::Path) -> HostHandle {
+    start_with(app, |c| c.state_dir = Some(state.to_path_buf())).await
 }
 
 #[tokio::test]
@@ -33,7 +37,7 @@ async fn keys_survive_a_restart_and_a_set_key_wins() {
     assert_eq!(h.host_key_origin(), &KeyOrigin::Generated);
     assert_eq!(h.keys_file(), file);
     let url = format!("{}/api/fwd", h.base_url());
-    assert_eq!(status_of(&url, &host_key).await, 200);
+    assert_eq!(status_with_key(&url, &host_key).await, 200);
     let line = h
         .logs()
         .into_iter()
@@ -46,18 +50,11 @@ async fn keys_survive_a_restart_and_a_set_key_wins() {
     h.shutdown().await;
 
     // The file and its folder are private, and the folder keeps itself out of git.
-    assert_eq!(
-        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
-    assert_eq!(
-        std::fs::metadata(&state).unwrap().permissions().mode() & 0o777,
-        0o700
-    );
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(mode(&state), 0o700);
     let ignore = std::fs::read_to_string(state.join(".gitignore")).unwrap();
     assert!(ignore.lines().any(|l| l == "*"), "{ignore}");
-    let stored: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let stored = read_json(&file);
     assert_eq!(stored["host"], host_key.as_str());
     assert_eq!(stored["master"], master.as_str());
     assert_eq!(stored["functions"]["fwd"], fwd.as_str());
@@ -69,8 +66,8 @@ async fn keys_survive_a_restart_and_a_set_key_wins() {
     assert_eq!(h.function_key("fwd").unwrap(), fwd);
     assert_eq!(h.host_key_origin(), &KeyOrigin::Stored);
     let url = format!("{}/api/fwd", h.base_url());
-    assert_eq!(status_of(&url, &host_key).await, 200);
-    assert_eq!(status_of(&url, &fwd).await, 200);
+    assert_eq!(status_with_key(&url, &host_key).await, 200);
+    assert_eq!(status_with_key(&url, &fwd).await, 200);
     h.shutdown().await;
 
     // A key set explicitly wins; the stored one is refused meanwhile, and the file keeps it.
@@ -89,19 +86,14 @@ async fn keys_survive_a_restart_and_a_set_key_wins() {
     );
     assert_eq!(h.master_key(), master);
     let url = format!("{}/api/fwd", h.base_url());
-    assert_eq!(status_of(&url, "explicit-host-key").await, 200);
-    assert_eq!(status_of(&url, "explicit-fwd-key").await, 200);
-    assert_eq!(status_of(&url, &host_key).await, 401);
-    assert_eq!(status_of(&url, &fwd).await, 401);
-    assert!(
-        h.logs()
-            .iter()
-            .any(|l| l.text.starts_with("Host key: explicit-host-key")
-                && l.text.contains("set by FUNC_EMULATOR_HOST_KEY"))
-    );
+    assert_eq!(status_with_key(&url, "explicit-host-key").await, 200);
+    assert_eq!(status_with_key(&url, "explicit-fwd-key").await, 200);
+    assert_eq!(status_with_key(&url, &host_key).await, 401);
+    assert_eq!(status_with_key(&url, &fwd).await, 401);
+    assert!(logged(&h, |t| t.starts_with("Host key: explicit-host-key")
+        && t.contains("set by FUNC_EMULATOR_HOST_KEY")));
     h.shutdown().await;
-    let after: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let after = read_json(&file);
     assert_eq!(after, stored, "explicit keys are never written");
 
     // Without the setting, the stored key is back.
@@ -132,14 +124,10 @@ async fn a_broken_or_open_keys_file() {
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
     let h = start(&app, &[]).await;
     assert_eq!(h.host_key(), "kept-host-key");
-    assert!(h.logs().iter().any(|l| l.text.contains("mode is now 0600")));
+    assert!(logged(&h, |t| t.contains("mode is now 0600")));
     h.shutdown().await;
-    assert_eq!(
-        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
-    let stored: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(mode(&file), 0o600);
+    let stored = read_json(&file);
     assert_eq!(stored["host"], "kept-host-key");
     assert!(stored["master"].is_string());
     assert!(stored["functions"]["fwd"].is_string());
@@ -150,17 +138,13 @@ async fn an_explicit_state_dir_holds_the_keys() {
     let app = app("echo-app");
     let other = tempfile::tempdir().unwrap();
     let state = other.path().join("nested/state");
-    let mut cfg = config(&app, &[]);
-    cfg.state_dir = Some(state.clone());
-    let h = func_emulator::host::Host::start(cfg).await.unwrap();
+    let h = start_in_state(&app, &state).await;
     assert_eq!(h.keys_file(), state.join("keys.json"));
     let key = h.host_key().to_string();
     h.shutdown().await;
     assert!(state.join("keys.json").is_file());
     assert!(!app.root().join(".func-emulator").exists());
-    let mut cfg = config(&app, &[]);
-    cfg.state_dir = Some(state);
-    let h = func_emulator::host::Host::start(cfg).await.unwrap();
+    let h = start_in_state(&app, &state).await;
     assert_eq!(h.host_key(), key);
     h.shutdown().await;
 }

@@ -1,7 +1,10 @@
-//! Shared helpers of the host tests: copy a fixture app into a temporary folder with the
-//! `echo-handler` binary next to it, start the host, read what the handler recorded.
+//! Shared helpers of the host tests (and of the `host` bench): copy a fixture app into a
+//! temporary folder with the `echo-handler` binary next to it, start the host, send it requests,
+//! read what the handler recorded and what the host logged; the real app with the real
+//! `burst-handler`.
 #![allow(dead_code, clippy::unwrap_used)]
 
+use func_emulator::host::worker::WorkerState;
 use func_emulator::host::{Host, HostConfig, HostHandle};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -19,7 +22,7 @@ impl TestApp {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
@@ -71,6 +74,39 @@ pub async fn start(app: &TestApp, settings: &[(&str, &str)]) -> HostHandle {
     Host::start(config(app, settings)).await.unwrap()
 }
 
+/// A copy of the fixture app `name` and the host started on it with `settings`.
+pub async fn started(name: &str, settings: &[(&str, &str)]) -> (TestApp, HostHandle) {
+    let app = app(name);
+    let h = start(&app, settings).await;
+    (app, h)
+}
+
+/// The handler's generation (its start count) while it is ready; `None` while it starts, after
+/// it exited, once the host stopped.
+pub fn ready_generation(h: &HostHandle) -> Option<u64> {
+    match h.worker_state() {
+        WorkerState::Ready { generation, .. } => Some(generation),
+        _ => None,
+    }
+}
+
+/// Starts the host on [`config`] without extra settings, changed by `edit` first.
+pub async fn start_with(app: &TestApp, edit: impl FnOnce(&mut HostConfig)) -> HostHandle {
+    let mut c = config(app, &[]);
+    edit(&mut c);
+    Host::start(c).await.unwrap()
+}
+
+/// Whether the handler was called on `uri`.
+pub fn called(app: &TestApp, uri: &str) -> bool {
+    records(app).iter().any(|r| r["uri"] == uri)
+}
+
+/// Whether the host logged a line whose text `matches`.
+pub fn logged(h: &HostHandle, matches: impl Fn(&str) -> bool) -> bool {
+    h.logs().iter().any(|l| matches(&l.text))
+}
+
 /// Requests the handler received, in order (`GET /` readiness polls left out).
 pub fn records(app: &TestApp) -> Vec<Value> {
     std::fs::read_to_string(&app.record)
@@ -104,6 +140,112 @@ pub fn client() -> reqwest::Client {
         .no_proxy()
         .build()
         .unwrap()
+}
+
+/// Sends a request, which must get an answer.
+pub async fn send(request: reqwest::RequestBuilder) -> reqwest::Response {
+    request.send().await.unwrap()
+}
+
+/// `GET` of `path` on the host, with a fresh [`client`].
+pub async fn get(h: &HostHandle, path: &str) -> reqwest::Response {
+    send(client().get(format!("{}{path}", h.base_url()))).await
+}
+
+/// `request` with `key` (if any) as `x-functions-key`.
+pub fn keyed(request: reqwest::RequestBuilder, key: Option<&str>) -> reqwest::RequestBuilder {
+    match key {
+        Some(k) => request.header("x-functions-key", k),
+        None => request,
+    }
+}
+
+/// Sends `request` with `key` as `x-functions-key` and, when given, `echo` as the echo
+/// handler's `x-echo` instruction.
+pub async fn call(
+    request: reqwest::RequestBuilder,
+    key: &str,
+    echo: Option<&str>,
+) -> reqwest::Response {
+    let request = keyed(request, Some(key));
+    send(match echo {
+        Some(e) => request.header("x-echo", e),
+        None => request,
+    })
+    .await
+}
+
+/// Sends `request`: the status and the body.
+pub async fn answer(request: reqwest::RequestBuilder) -> (u16, Vec<u8>) {
+    let resp = send(request).await;
+    let status = resp.status().as_u16();
+    (status, resp.bytes().await.unwrap().to_vec())
+}
+
+/// The status of `GET url` with `key` as `x-functions-key`.
+pub async fn status_with_key(url: &str, key: &str) -> u16 {
+    answer(keyed(client().get(url), Some(key))).await.0
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `burst-handler` of the same profile: `$BURST_HANDLER_BIN`; beside this binary (in
+/// `target/<profile>/`, present after `cargo build -p burst-functions`); else built with
+/// `cargo build -p burst-functions --bin burst-handler` into a separate target folder
+/// (`target/<profile>/burst-handler-build/`, so this cannot wait on the lock of the running
+/// `cargo test` or `cargo bench`).
+pub fn burst_handler() -> PathBuf {
+    if let Some(p) = std::env::var_os("BURST_HANDLER_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    let beside = profile_dir.join("burst-handler");
+    if beside.is_file() {
+        return beside;
+    }
+    let release = profile_dir.ends_with("release");
+    let target = profile_dir.join("burst-handler-build");
+    let built = target
+        .join(if release { "release" } else { "debug" })
+        .join("burst-handler");
+    if !built.is_file() {
+        let mut args = vec!["build", "-p", "burst-functions", "--bin", "burst-handler"];
+        if release {
+            args.push("--release");
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let ok = std::process::Command::new(cargo)
+            .args(&args)
+            .arg("--target-dir")
+            .arg(&target)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cargo {} failed", args.join(" "));
+    }
+    built
+}
+
+/// A copy of the real app (`functions/app`) with [`burst_handler`] at its
+/// defaultExecutablePath, as deployed.
+pub fn real_app() -> tempfile::TempDir {
+    let handler = burst_handler();
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions/app"),
+        dir.path(),
+    );
+    std::fs::copy(&handler, dir.path().join("burst-handler")).unwrap();
+    dir
 }
 
 /// The header list the echo handler recorded, as (name, value) pairs.
