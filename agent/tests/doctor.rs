@@ -1,13 +1,13 @@
 //! `burst-agent doctor` against the checking receiver (the fake function), a fake upsd and a
-//! real upsd (nut-sim): one line per check with ✓/!/✗, a fix for every problem, exit 0 only
-//! without ✗, and nothing sent that the function records.
+//! real upsd (the test NUT stack): one line per check with ✓/!/✗, a fix for every problem,
+//! exit 0 only without ✗, and nothing sent that the function records.
 #![allow(clippy::unwrap_used)]
 
 mod support;
 
 use std::path::PathBuf;
 
-use burst_test_support::nut::{NutSim, nut_available, scenario};
+use burst_test_support::nut::{NutOptions, NutSim, nut_available, scenario};
 use support::fake_upsd::FakeUpsd;
 use support::{Harness, Run};
 
@@ -431,7 +431,12 @@ async fn doctor_against_a_real_upsd() {
         return;
     }
     let (mut h, _fake, conf) = working().await;
-    let sim = NutSim::start(&h.tmp.path().join("nut"), &scenario("hold-ol.seq"), 60, &[]).await;
+    let sim = NutSim::start(
+        &h.tmp.path().join("nut"),
+        &scenario("hold-ol.seq"),
+        NutOptions::lasting(60),
+    )
+    .await;
     h.set("BURST_AGENT_UPS", &sim.upsname());
     let run = doctor(&h, &conf).await;
     assert_eq!(run.code, 0, "{}", run.stdout);
@@ -444,7 +449,7 @@ async fn doctor_against_a_real_upsd() {
     );
     assert!(l.text.contains("battery.charge 100 %"), "{}", l.text);
 
-    sim.run("set", &["ups.status", "OB DISCHRG"]).await;
+    sim.set_var("ups.status", "OB DISCHRG").await;
     let mut on_battery = false;
     for _ in 0..25 {
         let run = doctor(&h, &conf).await;

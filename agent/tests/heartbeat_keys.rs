@@ -1,13 +1,13 @@
 //! One function key for all routes or one per route, and heartbeats that carry the battery
 //! and beat faster on battery: the real binary against the checking receiver, a fake upsd,
-//! and a real upsd (nut-sim).
+//! and a real upsd (the test NUT stack).
 #![allow(clippy::unwrap_used)]
 
 mod support;
 
 use std::time::Duration;
 
-use burst_test_support::nut::{NutSim, nut_available, scenario};
+use burst_test_support::nut::{NutOptions, NutSim, nut_available, scenario};
 use support::Harness;
 use support::fake_upsd::FakeUpsd;
 
@@ -230,8 +230,7 @@ async fn real_upsd_on_battery_beats_carry_its_battery() {
     let sim = NutSim::start(
         &h.tmp.path().join("nut"),
         &scenario("outage-hold.seq"),
-        60,
-        &[],
+        NutOptions::lasting(60),
     )
     .await;
     let ups = burst_agent::upsd::UpsName::parse(&sim.upsname()).unwrap();

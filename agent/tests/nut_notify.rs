@@ -1,4 +1,4 @@
-//! End to end on the on-prem side: a real NUT stack (nut-sim: dummy-ups → upsd → upsmon)
+//! End to end on the on-prem side: a real NUT stack (dummy-ups → upsd → upsmon, from burst-test-support)
 //! calls the real `burst-agent notify` as its NOTIFYCMD; the checking receiver stands in for
 //! the function. Every NOTIFYCMD call must arrive exactly once, with the right type and status.
 //!
@@ -12,12 +12,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use burst_test_support::nut::{
-    NotifyCall, NutSim, has_token, nut_available, scenario, sorted_types,
+    NotifyCall, NutOptions, NutSim, has_token, nut_available, scenario, sorted_types,
 };
 use support::receiver::Accepted;
 use support::{AGENT, Harness};
 
-/// Pairs the k-th nut-sim call of each type with the k-th accepted event of that type (in
+/// Pairs the k-th recorded NOTIFYCMD call of each type with the k-th accepted event of that type (in
 /// `at` order); prints and returns the latency NOTIFYCMD call → accepted, in ms.
 fn latencies(label: &str, calls: &[NotifyCall], accepted: &[Accepted]) -> Vec<(String, f64)> {
     let mut by_type: HashMap<&str, Vec<&Accepted>> = HashMap::new();
@@ -64,7 +64,7 @@ fn accepted_types(accepted: &[Accepted]) -> Vec<String> {
     v
 }
 
-/// Waits until the receiver has as many UPS events as nut-sim recorded calls, then a little
+/// Waits until the receiver has as many UPS events as the stack recorded NOTIFYCMD calls, then a little
 /// longer so that an extra (duplicate) delivery would show.
 async fn settle(h: &Harness, sim: &NutSim) -> (Vec<NotifyCall>, Vec<Accepted>) {
     let end = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -104,7 +104,7 @@ async fn outage_every_notify_arrives_exactly_once() {
         return;
     }
     let h = Harness::new().await;
-    let sim = h.start_nut("outage.seq", 60, &[]).await;
+    let sim = h.start_nut("outage.seq", NutOptions::lasting(60)).await;
     sim.expect_notify("ONLINE", 1, Duration::from_secs(40))
         .await;
     let (calls, accepted) = settle(&h, &sim).await;
@@ -147,7 +147,7 @@ async fn flapping_every_notify_arrives_exactly_once() {
         return;
     }
     let h = Harness::new().await;
-    let sim = h.start_nut("flap.seq", 75, &[]).await;
+    let sim = h.start_nut("flap.seq", NutOptions::lasting(75)).await;
     // flap.seq's last change (back on line) is at 19 s.
     sim.expect_notify_after("ONLINE", 18.0, Duration::from_secs(45))
         .await;
@@ -210,8 +210,7 @@ async fn network_down_during_the_outage_then_back() {
     let sim = NutSim::start(
         &sim_dir,
         &scenario("outage-hold.seq"),
-        90,
-        &["--notify-cmd", &notify_cmd],
+        NutOptions::lasting(90).notify_cmd(&notify_cmd),
     )
     .await;
     std::fs::write(&config, toml_for(&sim.port.to_string())).unwrap();
@@ -260,7 +259,7 @@ async fn network_down_during_the_outage_then_back() {
     );
 
     // Power back: upsmon's ONLINE hook delivers directly.
-    sim.run("set", &["ups.status", "OL CHRG"]).await;
+    sim.set_var("ups.status", "OL CHRG").await;
     sim.expect_notify("ONLINE", 1, Duration::from_secs(20))
         .await;
     let (calls, _) = settle(&h, &sim).await;
@@ -310,9 +309,11 @@ async fn commloss_is_unknown_power_not_a_power_loss() {
         return;
     }
     let h = Harness::new().await;
-    let sim = h.start_nut("hold-ol.seq", 75, &["--nocommwarn", "3"]).await;
+    let sim = h
+        .start_nut("hold-ol.seq", NutOptions::lasting(75).nocommwarn_s(3))
+        .await;
     // upsd gone for 10 s: upsmon reports COMMBAD, then NOCOMM, then COMMOK.
-    sim.run("commloss", &["10", "upsd"]).await;
+    sim.stop_upsd_for(Duration::from_secs(10)).await;
     sim.expect_notify("COMMOK", 1, Duration::from_secs(30))
         .await;
     let (calls, accepted) = settle(&h, &sim).await;

@@ -1,4 +1,4 @@
-//! The upsd protocol client: against a real upsd (nut-sim) for replies and errors upsd really
+//! The upsd protocol client: against a real upsd (the test NUT stack) for replies and errors upsd really
 //! produces, and against a tiny impostor for a connection dropped mid-reply and silence.
 #![allow(clippy::unwrap_used)]
 
@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use burst_agent::upsd::{UpsName, UpsdClient, UpsdError, snapshot};
-use burst_test_support::nut::{NutSim, nut_available, nut_sim, scenario};
+use burst_test_support::nut::{Daemon, NutOptions, NutSim, nut_available, scenario};
 use support::fake_upsd::{Behaviour, FakeUpsd};
 
 const T: Duration = Duration::from_secs(3);
@@ -82,8 +82,7 @@ async fn real_upsd_replies_and_errors() {
     let sim = NutSim::start(
         &tmp.path().join("nut"),
         &scenario("outage.seq"),
-        90,
-        &["--maxage", "3"],
+        NutOptions::lasting(90).maxage_s(3),
     )
     .await;
     let addr = format!("127.0.0.1:{}", sim.port);
@@ -100,7 +99,7 @@ async fn real_upsd_replies_and_errors() {
     assert_eq!(vars["ups.model"], "Dummy 1500VA");
     assert_eq!(vars["driver.name"], "dummy-ups");
     let upses = c.list_ups().await.unwrap();
-    assert_eq!(upses["dummy"], "nut-sim simulated UPS");
+    assert_eq!(upses["dummy"], "hybrid-burst test UPS (dummy-ups)");
 
     // Errors on a live connection, which stays usable after each.
     let err = c.get_var("nosuchups", "ups.status").await.unwrap_err();
@@ -120,15 +119,7 @@ async fn real_upsd_replies_and_errors() {
     );
 
     // Frozen driver: upsd says DATA-STALE once MAXAGE (3 s) has passed.
-    let sim_dir = sim.dir.clone();
-    let freeze = tokio::spawn(async move {
-        tokio::process::Command::new(nut_sim())
-            .arg("commloss")
-            .arg(&sim_dir)
-            .args(["8", "driver"])
-            .output()
-            .await
-    });
+    sim.freeze_driver();
     let mut stale = None;
     for _ in 0..40 {
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -145,15 +136,10 @@ async fn real_upsd_replies_and_errors() {
         c.list_var("dummy").await.unwrap_err(),
         UpsdError::DataStale
     ));
-    freeze.await.unwrap().unwrap();
+    sim.thaw_driver();
 
-    // Driver gone (we stop the dummy-ups that our nut-sim started, by its PID).
-    let driver = sim.pid("driver").expect("driver pid");
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &driver.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    // Driver gone (the stack stops its dummy-ups by PID).
+    sim.stop_daemon(Daemon::Driver).await;
     let mut gone = None;
     for _ in 0..40 {
         tokio::time::sleep(Duration::from_millis(250)).await;

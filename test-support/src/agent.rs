@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::nut::{NutSim, scenario};
+use crate::nut::files::sh_quote;
+use crate::nut::{NutOptions, NutSim, scenario};
 use crate::{json_files, set_executable};
 
 /// A temp dir with a spool and an (empty) config file, and the agent's settings for it.
@@ -124,7 +125,7 @@ impl AgentSetup {
     }
 
     /// A NOTIFYCMD wrapper script: exports these settings and execs `burst-agent notify`.
-    /// upsmon (and nut-sim) give the hook only their own environment, so this is how a test,
+    /// upsmon gives the hook only its own environment, so this is how a test,
     /// or a site, gives the hook its settings without a config file.
     pub fn write_hook(&self) -> PathBuf {
         let mut s = String::from("#!/bin/sh\n# NOTIFYCMD wrapper for tests\n");
@@ -143,14 +144,17 @@ impl AgentSetup {
     }
 
     /// A real NUT stack in `<tmp>/nut` playing `scripts/nut/<scenario_name>`, whose upsmon
-    /// calls this agent (through [`write_hook`](AgentSetup::write_hook)) as its NOTIFYCMD;
-    /// `args` go on to `nut-sim.sh start`.
-    pub async fn start_nut(&self, scenario_name: &str, max_seconds: u32, args: &[&str]) -> NutSim {
+    /// calls this agent (through [`write_hook`](AgentSetup::write_hook)) as its NOTIFYCMD
+    /// command; `options` set the rest (its NOTIFYCMD command is replaced).
+    pub async fn start_nut(&self, scenario_name: &str, options: NutOptions) -> NutSim {
         let hook = self.write_hook();
         let hook = hook.to_str().expect("hook path is UTF-8");
-        let mut all = vec!["--notify-cmd", hook];
-        all.extend_from_slice(args);
         let dir = self.tmp.path().join("nut");
-        NutSim::start(&dir, &scenario(scenario_name), max_seconds, &all).await
+        NutSim::start(
+            &dir,
+            &scenario(scenario_name),
+            options.notify_cmd(&sh_quote(hook)),
+        )
+        .await
     }
 }

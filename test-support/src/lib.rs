@@ -1,6 +1,7 @@
 //! Test support shared by `burst-agent`'s own tests and the end-to-end tests (`burst-e2e`):
-//! a real NUT stack through `scripts/nut-sim.sh` ([`nut`]), the agent's settings for a test
-//! run and a NOTIFYCMD wrapper around them ([`agent`]), and small file helpers.
+//! a real NUT stack run by this crate ([`nut`]: dummy-ups, upsd and upsmon on 127.0.0.1, each
+//! stopped by PID), the agent's settings for a test run and a NOTIFYCMD wrapper around them
+//! ([`agent`]), and small file helpers. `src/bin/nut-stack.rs` runs the same stack for scripts.
 //!
 //! What stands in for the function differs (a checking receiver vs the real `burst-handler`),
 //! so that stays with each test crate. Every process started here is bounded in time and

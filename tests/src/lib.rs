@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use burst_test_support::agent::{AgentSetup, Run};
 pub use burst_test_support::nut::{
-    NotifyCall, NutSim, has_token, nut_available, nut_sim, scenario, sorted_types,
+    Daemon, NotifyCall, NutOptions, NutSim, has_token, nut_available, scenario, sorted_types,
 };
 pub use burst_test_support::{free_port, json_files, repo_root, set_executable};
 use serde_json::Value;
@@ -142,7 +142,7 @@ pub fn handler_bin() -> PathBuf {
 
 // ------------------------------------------------------------------ small helpers
 
-/// Seconds since the Unix epoch (nut-sim's `t` is in the same unit).
+/// Seconds since the Unix epoch (a recorded NOTIFYCMD call's `t` is in the same unit).
 pub fn now_epoch() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

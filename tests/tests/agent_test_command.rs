@@ -143,8 +143,7 @@ async fn test_command_reads_the_real_ups() {
     let sim = NutSim::start(
         &site.tmp.path().join("nut"),
         &scenario("hold-ol.seq"),
-        40,
-        &[],
+        NutOptions::lasting(40),
     )
     .await;
     let ups = sim.upsname();

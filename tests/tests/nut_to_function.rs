@@ -1,6 +1,7 @@
-//! Real NUT → real agent → real function app: `scripts/nut-sim.sh` (dummy-ups, upsd, upsmon)
-//! calls `burst-agent notify` as its NOTIFYCMD; the agent posts to a running `burst-handler`
-//! with a file state store. What upsmon reported (nut-sim's record of every NOTIFYCMD call) is
+//! Real NUT → real agent → real function app: the test NUT stack (dummy-ups, upsd, upsmon, run
+//! by burst-test-support) calls `burst-agent notify` as its NOTIFYCMD; the agent posts to a
+//! running `burst-handler` with a file state store. What upsmon reported (the stack's record of
+//! every NOTIFYCMD call) is
 //! compared with what the function took in (`GET /api/status` and the state file).
 //!
 //! Needs root and the NUT daemons: without them these tests print `SKIPPED: ...` and pass,
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use burst_e2e::*;
 use serde_json::Value;
 
-/// Waits until the function holds as many UPS event ids as nut-sim recorded calls, then a
+/// Waits until the function holds as many UPS event ids as the stack recorded calls, then a
 /// little longer so that a late extra (doubled) delivery would show. Returns the calls and
 /// the stored state.
 async fn settle(h: &Handler, sim: &NutSim) -> (Vec<NotifyCall>, Value) {
@@ -91,7 +92,7 @@ async fn outage_every_notify_reaches_the_function_once() {
     let watcher = Watcher::start(&h.base_url());
     // The home cluster as the heartbeat sees it: 3 of 3 nodes ready.
     let kube = FakeKube::start(3, 3).await;
-    let sim = site.start_nut("outage.seq", 60, &[]).await;
+    let sim = site.start_nut("outage.seq", NutOptions::lasting(60)).await;
     let ups = sim.upsname();
     let kube_url = kube.url();
     let heartbeat = || async {
@@ -256,7 +257,7 @@ async fn flapping_every_notify_reaches_the_function_once() {
     // Default grace (120 s): every blip must come back as a blip.
     let h = site.start_handler(&[]).await;
     let watcher = Watcher::start(&h.base_url());
-    let sim = site.start_nut("flap.seq", 75, &[]).await;
+    let sim = site.start_nut("flap.seq", NutOptions::lasting(75)).await;
     // flap.seq's last change (back on line) is at 19 s.
     sim.expect_notify_after("ONLINE", 18.0, Duration::from_secs(45))
         .await;
@@ -327,12 +328,12 @@ async fn network_down_during_the_outage_then_the_spool_arrives_in_order() {
     assert_eq!(ups_keys(&h.state()).len(), 1);
     h.stop();
 
-    let sim = NutSim::start_avoiding(
+    let sim = NutSim::start(
         &site.tmp.path().join("nut"),
         &scenario("outage-hold.seq"),
-        90,
-        &["--notify-cmd", hook.to_str().unwrap()],
-        &[site.port],
+        NutOptions::lasting(90)
+            .notify_cmd(hook.to_str().unwrap())
+            .avoiding(&[site.port]),
     )
     .await;
     sim.expect_notify("LOWBATT", 1, Duration::from_secs(30))
@@ -442,7 +443,7 @@ async fn network_down_during_the_outage_then_the_spool_arrives_in_order() {
     );
 
     // Power back: upsmon's ONLINE hook delivers directly.
-    sim.run("set", &["ups.status", "OL CHRG"]).await;
+    sim.set_var("ups.status", "OL CHRG").await;
     sim.expect_notify("ONLINE", 1, Duration::from_secs(20))
         .await;
     let state = settle_n(&h, 4).await;
@@ -495,10 +496,10 @@ async fn commloss_is_unknown_power_not_a_power_loss() {
     let h = site.start_handler(&[]).await;
     let watcher = Watcher::start(&h.base_url());
     let sim = site
-        .start_nut("hold-ol.seq", 75, &["--nocommwarn", "3"])
+        .start_nut("hold-ol.seq", NutOptions::lasting(75).nocommwarn_s(3))
         .await;
     // upsd gone for 10 s: upsmon reports COMMBAD, then NOCOMM, then COMMOK.
-    sim.run("commloss", &["10", "upsd"]).await;
+    sim.stop_upsd_for(Duration::from_secs(10)).await;
     sim.expect_notify("COMMOK", 1, Duration::from_secs(30))
         .await;
     let (calls, state) = settle(&h, &sim).await;
@@ -569,7 +570,7 @@ async fn losing_the_ups_link_on_battery_is_not_power_back() {
     let watcher = Watcher::start(&h.base_url());
     let kube = FakeKube::start(3, 3).await;
     let sim = site
-        .start_nut("hold-ol.seq", 90, &["--nocommwarn", "3"])
+        .start_nut("hold-ol.seq", NutOptions::lasting(90).nocommwarn_s(3))
         .await;
     let ups = sim.upsname();
     let kube_url = kube.url();
@@ -586,7 +587,7 @@ async fn losing_the_ups_link_on_battery_is_not_power_back() {
         .await
     };
 
-    sim.run("set", &["ups.status", "OB DISCHRG"]).await;
+    sim.set_var("ups.status", "OB DISCHRG").await;
     wait_for(&watcher, "ONBATT applied", Duration::from_secs(30), |s| {
         s.last_type == "ONBATT"
     })
@@ -599,7 +600,7 @@ async fn losing_the_ups_link_on_battery_is_not_power_back() {
 
     // Freeze the driver for 15 s while heartbeats keep coming (they read "" from upsd).
     let link_lost = async {
-        sim.run("commloss", &["15", "driver"]).await;
+        sim.freeze_driver_for(Duration::from_secs(15)).await;
     };
     let beats = async {
         wait_for(&watcher, "COMMBAD applied", Duration::from_secs(30), |s| {
