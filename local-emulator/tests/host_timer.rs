@@ -5,6 +5,7 @@
 mod host_support;
 
 use chrono::{DateTime, TimeZone, Utc};
+use func_emulator::host::HostHandle;
 use func_emulator::host::payload::{Ordered, ScheduleStatus};
 use func_emulator::host::schedule::Schedule;
 use func_emulator::host::timer::{
@@ -19,81 +20,100 @@ fn t(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap()
 }
 
-fn next(expr: &str, after: DateTime<Utc>) -> DateTime<Utc> {
-    Schedule::parse(expr).unwrap().next_after(after).unwrap()
+/// An RFC 3339 instant.
+fn at(rfc3339: &str) -> DateTime<Utc> {
+    rfc3339.parse().unwrap()
+}
+
+/// Each `(schedule, after, next occurrence)`: the schedule's next occurrence after `after`.
+fn assert_next(cases: &[(&str, &str, &str)]) {
+    for (expr, after, want) in cases {
+        let next = Schedule::parse(expr)
+            .unwrap()
+            .next_after(at(after))
+            .unwrap();
+        assert_eq!(next, at(want), "{expr:?} after {after}");
+    }
 }
 
 #[test]
 fn day_of_month_and_day_of_week_are_anded() {
     // 2026-01-01 is a Thursday; the first Friday the 13th after it is 2026-02-13.
-    assert_eq!(
-        next("0 0 0 13 * FRI", t(2026, 1, 1, 0, 0, 0)),
-        t(2026, 2, 13, 0, 0, 0)
-    );
-    assert_eq!(
-        next("0 0 0 13 * 5", t(2026, 1, 1, 0, 0, 0)),
-        t(2026, 2, 13, 0, 0, 0)
-    );
+    assert_next(&[
+        (
+            "0 0 0 13 * FRI",
+            "2026-01-01T00:00:00Z",
+            "2026-02-13T00:00:00Z",
+        ),
+        (
+            "0 0 0 13 * 5",
+            "2026-01-01T00:00:00Z",
+            "2026-02-13T00:00:00Z",
+        ),
+    ]);
 }
 
 #[test]
 fn ncrontab_syntax() {
-    // Five fields: no seconds field.
-    assert_eq!(
-        next("*/5 * * * *", t(2026, 1, 10, 12, 3, 30)),
-        t(2026, 1, 10, 12, 5, 0)
-    );
-    // Next occurrence strictly after the base time.
-    assert_eq!(
-        next("0 0 12 * * *", t(2026, 1, 10, 12, 0, 0)),
-        t(2026, 1, 11, 12, 0, 0)
-    );
-    assert_eq!(
-        next(
-            "0 0 12 * * *",
-            t(2026, 1, 10, 11, 59, 59) + chrono::Duration::milliseconds(500)
+    assert_next(&[
+        // Five fields: no seconds field.
+        (
+            "*/5 * * * *",
+            "2026-01-10T12:03:30Z",
+            "2026-01-10T12:05:00Z",
         ),
-        t(2026, 1, 10, 12, 0, 0)
-    );
-    assert_eq!(
-        next("*/30 * * * * *", t(2026, 1, 10, 12, 0, 0)),
-        t(2026, 1, 10, 12, 0, 30)
-    );
-    // Names, case-insensitive; Sunday = 0.
-    assert_eq!(
-        next("0 0 9 * jan-Mar mon-FRI", t(2026, 3, 31, 9, 0, 0)),
-        t(2027, 1, 1, 9, 0, 0)
-    );
-    assert_eq!(
-        next("0 0 0 * * SUN", t(2026, 1, 1, 0, 0, 0)),
-        t(2026, 1, 4, 0, 0, 0)
-    );
-    assert_eq!(
-        next("0 0 0 * * 0", t(2026, 1, 1, 0, 0, 0)),
-        t(2026, 1, 4, 0, 0, 0)
-    );
-    // a/n, a-b/n and lists.
-    assert_eq!(
-        next("0 5/20 * * * *", t(2026, 1, 1, 0, 6, 0)),
-        t(2026, 1, 1, 0, 25, 0)
-    );
-    assert_eq!(
-        next("0 10-40/15 * * * *", t(2026, 1, 1, 0, 26, 0)),
-        t(2026, 1, 1, 0, 40, 0)
-    );
-    assert_eq!(
-        next("0 0 1,13 * * *", t(2026, 1, 1, 2, 0, 0)),
-        t(2026, 1, 1, 13, 0, 0)
-    );
-    // TimeSpan schedules.
-    assert_eq!(
-        next("00:10:00", t(2026, 1, 1, 0, 0, 0)),
-        t(2026, 1, 1, 0, 10, 0)
-    );
-    assert_eq!(
-        next("1.00:00:00", t(2026, 1, 1, 0, 0, 0)),
-        t(2026, 1, 2, 0, 0, 0)
-    );
+        // Next occurrence strictly after the base time.
+        (
+            "0 0 12 * * *",
+            "2026-01-10T12:00:00Z",
+            "2026-01-11T12:00:00Z",
+        ),
+        (
+            "0 0 12 * * *",
+            "2026-01-10T11:59:59.5Z",
+            "2026-01-10T12:00:00Z",
+        ),
+        (
+            "*/30 * * * * *",
+            "2026-01-10T12:00:00Z",
+            "2026-01-10T12:00:30Z",
+        ),
+        // Names, case-insensitive; Sunday = 0.
+        (
+            "0 0 9 * jan-Mar mon-FRI",
+            "2026-03-31T09:00:00Z",
+            "2027-01-01T09:00:00Z",
+        ),
+        (
+            "0 0 0 * * SUN",
+            "2026-01-01T00:00:00Z",
+            "2026-01-04T00:00:00Z",
+        ),
+        (
+            "0 0 0 * * 0",
+            "2026-01-01T00:00:00Z",
+            "2026-01-04T00:00:00Z",
+        ),
+        // a/n, a-b/n and lists.
+        (
+            "0 5/20 * * * *",
+            "2026-01-01T00:06:00Z",
+            "2026-01-01T00:25:00Z",
+        ),
+        (
+            "0 10-40/15 * * * *",
+            "2026-01-01T00:26:00Z",
+            "2026-01-01T00:40:00Z",
+        ),
+        (
+            "0 0 1,13 * * *",
+            "2026-01-01T02:00:00Z",
+            "2026-01-01T13:00:00Z",
+        ),
+        // TimeSpan schedules.
+        ("00:10:00", "2026-01-01T00:00:00Z", "2026-01-01T00:10:00Z"),
+        ("1.00:00:00", "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"),
+    ]);
 }
 
 #[test]
@@ -129,26 +149,15 @@ fn invalid_schedules() {
 #[test]
 fn monitor_turns_off_for_schedules_firing_more_than_once_a_minute() {
     let now = t(2026, 1, 1, 0, 0, 0);
-    assert!(
-        Schedule::parse("*/30 * * * * *")
-            .unwrap()
-            .fires_more_than_once_a_minute(now)
-    );
-    assert!(
-        Schedule::parse("0,1 * * * * *")
-            .unwrap()
-            .fires_more_than_once_a_minute(now)
-    );
-    assert!(
-        !Schedule::parse("0 * * * * *")
-            .unwrap()
-            .fires_more_than_once_a_minute(now)
-    );
-    assert!(
-        !Schedule::parse("0 */5 * * * *")
-            .unwrap()
-            .fires_more_than_once_a_minute(now)
-    );
+    for (expr, more) in [
+        ("*/30 * * * * *", true),
+        ("0,1 * * * * *", true),
+        ("0 * * * * *", false),
+        ("0 */5 * * * *", false),
+    ] {
+        let schedule = Schedule::parse(expr).unwrap();
+        assert_eq!(schedule.fires_more_than_once_a_minute(now), more, "{expr}");
+    }
 }
 
 #[test]
@@ -161,29 +170,23 @@ fn startup_decisions() {
     };
     let past = status(t(2026, 1, 10, 11, 0, 0));
     let future = status(t(2026, 1, 10, 13, 0, 0));
-    assert_eq!(
-        startup_run(Some(&past), true, false, now),
-        StartupRun::PastDue
-    );
-    // Past due wins over runOnStartup (one run, IsPastDue true).
-    assert_eq!(
-        startup_run(Some(&past), true, true, now),
-        StartupRun::PastDue
-    );
-    assert_eq!(
-        startup_run(Some(&future), true, true, now),
-        StartupRun::OnStartup
-    );
-    assert_eq!(
-        startup_run(Some(&future), true, false, now),
-        StartupRun::None
-    );
-    assert_eq!(startup_run(None, true, false, now), StartupRun::None);
-    // Without monitoring there is no past due.
-    assert_eq!(
-        startup_run(Some(&past), false, false, now),
-        StartupRun::None
-    );
+    // (status, monitor, runOnStartup, decision)
+    for (status, monitor, on_startup, want) in [
+        (Some(&past), true, false, StartupRun::PastDue),
+        // Past due wins over runOnStartup (one run, IsPastDue true).
+        (Some(&past), true, true, StartupRun::PastDue),
+        (Some(&future), true, true, StartupRun::OnStartup),
+        (Some(&future), true, false, StartupRun::None),
+        (None, true, false, StartupRun::None),
+        // Without monitoring there is no past due.
+        (Some(&past), false, false, StartupRun::None),
+    ] {
+        let got = startup_run(status, monitor, on_startup, now);
+        assert_eq!(
+            got, want,
+            "{status:?}, monitor {monitor}, on startup {on_startup}"
+        );
+    }
 }
 
 type Calls = Arc<Mutex<Vec<String>>>;
@@ -217,32 +220,76 @@ fn spec(dir: &std::path::Path, schedule: &str, run_on_startup: bool) -> TimerSpe
     }
 }
 
-fn calls_of(c: &Calls) -> Vec<Value> {
-    c.lock()
-        .unwrap()
-        .iter()
-        .map(|s| serde_json::from_str(s).unwrap())
-        .collect()
+/// A `probe` timer on `schedule` (its status under `dir`), run on a virtual clock from `start`
+/// by its own task; each invocation's body is recorded, and held on `gate` when there is one.
+struct Running {
+    clock: Arc<VirtualClock>,
+    calls: Calls,
+    timer: Arc<Timer>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn run_timer(
+    dir: &std::path::Path,
+    start: DateTime<Utc>,
+    schedule: &str,
+    run_on_startup: bool,
+    gate: Option<Arc<tokio::sync::Semaphore>>,
+) -> Running {
+    let clock = Arc::new(VirtualClock::new(start));
+    let (inv, calls) = recording_invoker(gate);
+    let spec = spec(dir, schedule, run_on_startup);
+    let timer = Arc::new(Timer::new(spec, clock.clone(), inv));
+    let (stop, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(timer.clone().run(stop_rx));
+    Running {
+        clock,
+        calls,
+        timer,
+        stop,
+        task,
+    }
+}
+
+impl Running {
+    fn count(&self) -> usize {
+        self.calls.lock().unwrap().len()
+    }
+
+    /// Waits until the timer has invoked `n` times.
+    async fn wait_calls(&self, what: &str, n: usize) {
+        wait_for(what, || self.count() == n).await;
+    }
+
+    /// Invocation `i`'s body.
+    fn call(&self, i: usize) -> Value {
+        serde_json::from_str(&self.calls.lock().unwrap()[i]).unwrap()
+    }
+
+    /// Waits until the timer's status satisfies `cond`.
+    async fn wait_status(&self, what: &str, cond: impl Fn(&ScheduleStatus) -> bool) {
+        wait_for(what, || self.timer.status().is_some_and(|s| cond(&s))).await;
+    }
+
+    async fn stop(self) {
+        self.stop.send_replace(true);
+        self.task.await.unwrap();
+    }
 }
 
 #[tokio::test]
 async fn first_run_payload_and_status_file() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(VirtualClock::new(t(2026, 1, 10, 12, 2, 30)));
-    let (inv, calls) = recording_invoker(None);
-    let timer = Arc::new(Timer::new(
-        spec(dir.path(), "0 */5 * * * *", false),
-        clock.clone(),
-        inv,
-    ));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(timer.clone().run(stop_rx));
-    wait_for("the initial status", || timer.status().is_some()).await;
-    assert!(calls.lock().unwrap().is_empty());
-    clock.set(t(2026, 1, 10, 12, 5, 0) + chrono::Duration::nanoseconds(20_471_100));
-    wait_for("the first run", || calls.lock().unwrap().len() == 1).await;
-    let body = calls.lock().unwrap()[0].clone();
-    let guid = calls_of(&calls)[0]["Metadata"]["sys"]["RandGuid"]
+    let start = t(2026, 1, 10, 12, 2, 30);
+    let r = run_timer(dir.path(), start, "0 */5 * * * *", false, None);
+    wait_for("the initial status", || r.timer.status().is_some()).await;
+    assert!(r.calls.lock().unwrap().is_empty());
+    r.clock
+        .set(t(2026, 1, 10, 12, 5, 0) + chrono::Duration::nanoseconds(20_471_100));
+    r.wait_calls("the first run", 1).await;
+    let body = r.calls.lock().unwrap()[0].clone();
+    let guid = r.call(0)["Metadata"]["sys"]["RandGuid"]
         .as_str()
         .unwrap()
         .to_string();
@@ -258,31 +305,20 @@ async fn first_run_payload_and_status_file() {
         )
     );
     // After the run: Last = the run, Next = the following occurrence, persisted.
-    wait_for("the status update", || {
-        timer
-            .status()
-            .is_some_and(|s| s.next == t(2026, 1, 10, 12, 10, 0))
-    })
-    .await;
+    r.wait_status("the status update", |s| s.next == t(2026, 1, 10, 12, 10, 0))
+        .await;
     let stored = std::fs::read_to_string(dir.path().join("timers/probe/status")).unwrap();
     assert_eq!(
         stored,
         r#"{"Last":"2026-01-10T12:05:00.0204711+00:00","Next":"2026-01-10T12:10:00+00:00","LastUpdated":"2026-01-10T12:05:00.0204711+00:00"}"#
     );
     // The second run reports the first one.
-    clock.set(t(2026, 1, 10, 12, 10, 0));
-    wait_for("the second run", || calls.lock().unwrap().len() == 2).await;
-    let second = &calls_of(&calls)[1]["Data"]["timer"];
-    assert_eq!(
-        second["ScheduleStatus"]["Last"],
-        "2026-01-10T12:05:00.0204711+00:00"
-    );
-    assert_eq!(
-        second["ScheduleStatus"]["Next"],
-        "2026-01-10T12:10:00+00:00"
-    );
-    stop_tx.send_replace(true);
-    task.await.unwrap();
+    r.clock.set(t(2026, 1, 10, 12, 10, 0));
+    r.wait_calls("the second run", 2).await;
+    let second = &r.call(1)["Data"]["timer"]["ScheduleStatus"];
+    assert_eq!(second["Last"], "2026-01-10T12:05:00.0204711+00:00");
+    assert_eq!(second["Next"], "2026-01-10T12:10:00+00:00");
+    r.stop().await;
 }
 
 #[tokio::test]
@@ -296,143 +332,90 @@ async fn past_due_runs_once_without_catching_up() {
         r#"{"Last":"2026-01-03T12:00:00.0112345+00:00","Next":"2026-01-03T12:05:00Z","LastUpdated":"01/03/2026 12:00:00"}"#,
     )
     .unwrap();
-    let clock = Arc::new(VirtualClock::new(t(2026, 1, 10, 12, 2, 30)));
-    let (inv, calls) = recording_invoker(None);
-    let timer = Arc::new(Timer::new(
-        spec(dir.path(), "0 */5 * * * *", true),
-        clock.clone(),
-        inv,
-    ));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(timer.clone().run(stop_rx));
-    wait_for("the past-due run", || calls.lock().unwrap().len() == 1).await;
-    let first = &calls_of(&calls)[0]["Data"]["timer"];
+    let start = t(2026, 1, 10, 12, 2, 30);
+    let r = run_timer(dir.path(), start, "0 */5 * * * *", true, None);
+    r.wait_calls("the past-due run", 1).await;
+    let first = &r.call(0)["Data"]["timer"];
     assert_eq!(first["IsPastDue"], true);
-    assert_eq!(
-        first["ScheduleStatus"]["Last"],
-        "2026-01-03T12:00:00.0112345+00:00"
-    );
-    assert_eq!(first["ScheduleStatus"]["Next"], "2026-01-03T12:05:00+00:00");
-    assert_eq!(
-        first["ScheduleStatus"]["LastUpdated"],
-        "2026-01-03T12:00:00+00:00"
-    );
-    wait_for("the status after the run", || {
-        timer
-            .status()
-            .is_some_and(|s| s.last == t(2026, 1, 10, 12, 2, 30))
+    let status = &first["ScheduleStatus"];
+    assert_eq!(status["Last"], "2026-01-03T12:00:00.0112345+00:00");
+    assert_eq!(status["Next"], "2026-01-03T12:05:00+00:00");
+    assert_eq!(status["LastUpdated"], "2026-01-03T12:00:00+00:00");
+    r.wait_status("the status after the run", |s| {
+        s.last == t(2026, 1, 10, 12, 2, 30)
     })
     .await;
     // Only one run until the next occurrence.
-    assert_eq!(calls.lock().unwrap().len(), 1);
-    clock.set(t(2026, 1, 10, 12, 5, 0));
-    wait_for("the next scheduled run", || {
-        calls.lock().unwrap().len() == 2
-    })
-    .await;
-    assert_eq!(calls_of(&calls)[1]["Data"]["timer"]["IsPastDue"], false);
-    stop_tx.send_replace(true);
-    task.await.unwrap();
+    assert_eq!(r.count(), 1);
+    r.clock.set(t(2026, 1, 10, 12, 5, 0));
+    r.wait_calls("the next scheduled run", 2).await;
+    assert_eq!(r.call(1)["Data"]["timer"]["IsPastDue"], false);
+    r.stop().await;
 }
 
 #[tokio::test]
 async fn run_on_startup_and_sub_minute_schedules_have_no_status() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(VirtualClock::new(t(2026, 1, 10, 12, 0, 10)));
-    let (inv, calls) = recording_invoker(None);
-    let timer = Arc::new(Timer::new(
-        spec(dir.path(), "*/30 * * * * *", true),
-        clock.clone(),
-        inv,
-    ));
-    assert!(!timer.monitor);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(timer.clone().run(stop_rx));
-    wait_for("the startup run", || calls.lock().unwrap().len() == 1).await;
-    let first = calls_of(&calls)[0].clone();
+    let start = t(2026, 1, 10, 12, 0, 10);
+    let r = run_timer(dir.path(), start, "*/30 * * * * *", true, None);
+    assert!(!r.timer.monitor);
+    r.wait_calls("the startup run", 1).await;
+    let first = r.call(0);
     assert_eq!(first["Data"]["timer"]["ScheduleStatus"], Value::Null);
     assert_eq!(first["Data"]["timer"]["IsPastDue"], false);
-    assert_eq!(
-        first["Metadata"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .collect::<Vec<_>>(),
-        vec!["sys"]
-    );
-    clock.set(t(2026, 1, 10, 12, 0, 30));
-    wait_for("the scheduled run", || calls.lock().unwrap().len() == 2).await;
-    assert_eq!(
-        calls_of(&calls)[1]["Data"]["timer"]["ScheduleStatus"],
-        Value::Null
-    );
+    let metadata: Vec<_> = first["Metadata"].as_object().unwrap().keys().collect();
+    assert_eq!(metadata, vec!["sys"]);
+    r.clock.set(t(2026, 1, 10, 12, 0, 30));
+    r.wait_calls("the scheduled run", 2).await;
+    assert_eq!(r.call(1)["Data"]["timer"]["ScheduleStatus"], Value::Null);
     // No status file without monitoring.
     assert!(!dir.path().join("timers/probe/status").exists());
-    stop_tx.send_replace(true);
-    task.await.unwrap();
+    r.stop().await;
 }
 
 #[tokio::test]
 async fn runs_never_overlap_and_missed_occurrences_are_skipped() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(VirtualClock::new(t(2026, 1, 10, 12, 0, 0)));
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let (inv, calls) = recording_invoker(Some(gate.clone()));
-    let timer = Arc::new(Timer::new(
-        spec(dir.path(), "0 * * * * *", false),
-        clock.clone(),
-        inv,
-    ));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(timer.clone().run(stop_rx));
-    wait_for("the initial status", || timer.status().is_some()).await;
-    clock.set(t(2026, 1, 10, 12, 1, 0));
-    wait_for("the first run", || calls.lock().unwrap().len() == 1).await;
+    let start = t(2026, 1, 10, 12, 0, 0);
+    let r = run_timer(dir.path(), start, "0 * * * * *", false, Some(gate.clone()));
+    wait_for("the initial status", || r.timer.status().is_some()).await;
+    r.clock.set(t(2026, 1, 10, 12, 1, 0));
+    r.wait_calls("the first run", 1).await;
     // While it runs, five more minutes pass and a manual run is requested.
-    clock.set(t(2026, 1, 10, 12, 6, 30));
+    r.clock.set(t(2026, 1, 10, 12, 6, 30));
     let manual = tokio::spawn({
-        let timer = timer.clone();
+        let timer = r.timer.clone();
         async move { timer.run_once(false, "manual".into()).await }
     });
     tokio::task::yield_now().await;
-    assert_eq!(calls.lock().unwrap().len(), 1);
+    assert_eq!(r.count(), 1);
     gate.add_permits(1);
     // The manual run goes after the first one; the scheduled loop does not catch up.
-    wait_for("the manual run", || calls.lock().unwrap().len() == 2).await;
+    r.wait_calls("the manual run", 2).await;
     gate.add_permits(1);
     assert!(manual.await.unwrap());
-    wait_for("status after the manual run", || {
-        timer
-            .status()
-            .is_some_and(|s| s.next == t(2026, 1, 10, 12, 7, 0))
+    r.wait_status("status after the manual run", |s| {
+        s.next == t(2026, 1, 10, 12, 7, 0)
     })
     .await;
-    assert_eq!(calls.lock().unwrap().len(), 2);
-    clock.set(t(2026, 1, 10, 12, 7, 0));
+    assert_eq!(r.count(), 2);
+    r.clock.set(t(2026, 1, 10, 12, 7, 0));
     gate.add_permits(1);
-    wait_for("the next occurrence", || calls.lock().unwrap().len() == 3).await;
-    assert_eq!(clock.now(), t(2026, 1, 10, 12, 7, 0));
-    stop_tx.send_replace(true);
+    r.wait_calls("the next occurrence", 3).await;
+    assert_eq!(r.clock.now(), t(2026, 1, 10, 12, 7, 0));
+    r.stop.send_replace(true);
     gate.add_permits(10);
-    task.await.unwrap();
+    r.task.await.unwrap();
 }
 
 #[tokio::test]
 async fn admin_endpoint_runs_a_timer_now() {
-    let app = app("echo-app");
-    let h = start(&app, &[]).await;
+    let (app, h) = started("echo-app", &[]).await;
     let c = client();
     let url = format!("{}/admin/functions/tick", h.base_url());
-    let post = |key: Option<&str>, body: &str| {
-        let mut r = c.post(&url).body(body.to_string());
-        if let Some(k) = key {
-            r = r.header("x-functions-key", k);
-        }
-        async move {
-            let resp = r.send().await.unwrap();
-            (resp.status().as_u16(), resp.bytes().await.unwrap().to_vec())
-        }
-    };
+    let post =
+        |key: Option<&str>, body: &str| answer(keyed(c.post(&url).body(body.to_string()), key));
     assert_eq!(post(None, r#"{"input":""}"#).await, (401, vec![]));
     assert_eq!(
         post(Some(h.host_key()), r#"{"input":""}"#).await,
@@ -445,17 +428,9 @@ async fn admin_endpoint_runs_a_timer_now() {
     assert_eq!(post(Some(h.master_key()), "not json").await.0, 400);
     let (s, _) = post(Some(h.master_key()), r#"{"input":""}"#).await;
     assert_eq!(s, 202);
-    wait_for("the timer run", || {
-        records(&app).iter().any(|r| r["uri"] == "/tick")
-    })
-    .await;
-    let unknown = c
-        .post(format!("{}/admin/functions/nope", h.base_url()))
-        .header("x-functions-key", h.master_key())
-        .body(r#"{"input":""}"#)
-        .send()
-        .await
-        .unwrap();
+    wait_for("the timer run", || called(&app, "/tick")).await;
+    let nope = format!("{}/admin/functions/nope", h.base_url());
+    let unknown = call(c.post(nope).body(r#"{"input":""}"#), h.master_key(), None).await;
     assert_eq!(unknown.status(), 404);
     let r = records(&app)
         .into_iter()
@@ -474,31 +449,26 @@ async fn admin_endpoint_runs_a_timer_now() {
         body["Data"]["timer"]["ScheduleStatus"]["Last"],
         "0001-01-01T00:00:00+00:00"
     );
-    assert!(
-        h.logs()
-            .iter()
-            .any(|l| l.text.starts_with("Executed 'Functions.tick' (Succeeded"))
-    );
+    assert!(logged(&h, |t| t
+        .starts_with("Executed 'Functions.tick' (Succeeded")));
     h.shutdown().await;
+}
+
+/// The host on `app` with its timers on a virtual clock from `start`.
+async fn start_on_clock(app: &TestApp, start: DateTime<Utc>) -> (HostHandle, Arc<VirtualClock>) {
+    let clock = Arc::new(VirtualClock::new(start));
+    let h = start_with(app, |c| c.clock = clock.clone()).await;
+    (h, clock)
 }
 
 #[tokio::test]
 async fn host_timers_on_a_virtual_clock() {
     let app = app("json-app");
-    let clock = Arc::new(VirtualClock::new(t(2026, 1, 10, 11, 0, 10)));
-    let mut cfg = config(&app, &[]);
-    cfg.clock = clock.clone();
-    let h = func_emulator::host::Host::start(cfg).await.unwrap();
+    let (h, clock) = start_on_clock(&app, t(2026, 1, 10, 11, 0, 10)).await;
     // `tick` has runOnStartup.
-    wait_for("the startup run", || {
-        records(&app).iter().any(|r| r["uri"] == "/tick")
-    })
-    .await;
+    wait_for("the startup run", || called(&app, "/tick")).await;
     clock.set(t(2026, 1, 10, 11, 0, 30));
-    wait_for("the 30 s timer", || {
-        records(&app).iter().any(|r| r["uri"] == "/fast")
-    })
-    .await;
+    wait_for("the 30 s timer", || called(&app, "/fast")).await;
     assert!(h.timer_status("fast").is_none());
     assert_eq!(
         h.timer_status("tick").unwrap().next,
@@ -529,10 +499,7 @@ async fn burst_probe_schedule_defaults_to_the_app_setting() {
         app.root().join("probe/function.json"),
     )
     .unwrap();
-    let clock = Arc::new(VirtualClock::new(t(2026, 1, 10, 12, 0, 10)));
-    let mut cfg = config(&app, &[]);
-    cfg.clock = clock.clone();
-    let h = func_emulator::host::Host::start(cfg).await.unwrap();
+    let (h, clock) = start_on_clock(&app, t(2026, 1, 10, 12, 0, 10)).await;
     let logs = h.logs();
     assert!(
         logs.iter().any(|l| l
@@ -549,14 +516,12 @@ async fn burst_probe_schedule_defaults_to_the_app_setting() {
     // virtual clock 30 s per poll until the probe runs.
     wait_for("the probe on the default schedule", || {
         clock.advance(chrono::Duration::seconds(30));
-        records(&app).iter().any(|r| r["uri"] == "/probe")
+        called(&app, "/probe")
     })
     .await;
     // The handler sees the setting too, as it would in Azure.
     wait_for("the handler's environment", || {
-        h.logs()
-            .iter()
-            .any(|l| l.text.starts_with("echo-handler env "))
+        logged(&h, |t| t.starts_with("echo-handler env "))
     })
     .await;
     let env_line = h
