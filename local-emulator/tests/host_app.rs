@@ -86,89 +86,90 @@ fn defaults() {
 
 #[test]
 fn validation_errors_name_the_file_and_field() {
-    type Case<'a> = (String, Vec<(&'a str, String)>, &'a str);
-    let cases: Vec<Case> = vec![
+    // host.json.
+    for (host, want) in [
         (
-            r#"{"version":"2.0","customHandler":{"description":{"defaultExecutablePath":""}}}"#.into(),
-            vec![],
-            "APP/host.json: customHandler.description.defaultExecutablePath: empty: the host cannot start a handler",
-        ),
-        (r#"{"version":"1.0"}"#.into(), vec![], "APP/host.json: version: must be \"2.0\", found Some(\"1.0\")"),
-        (
-            r#"{"version":"2.0","functionTimeout":"5 minutes","customHandler":{"description":{"defaultExecutablePath":"h"}}}"#.into(),
-            vec![],
-            "APP/host.json: functionTimeout: \"5 minutes\" is not a hh:mm:ss time span",
-        ),
-        (HOST.into(), vec![("f", bindings(&[HTTP_OUT]))], "APP/f/function.json: bindings: no trigger binding"),
-        (
-            HOST.into(),
-            vec![("f", bindings(&[HTTP_IN, HTTP_IN]))],
-            "APP/f/function.json: bindings: more than one trigger",
+            r#"{"version":"2.0","customHandler":{"description":{"defaultExecutablePath":""}}}"#,
+            "customHandler.description.defaultExecutablePath: empty: the host cannot start a handler",
         ),
         (
-            HOST.into(),
-            vec![("f", bindings(&[r#"{"type":"httpTrigger","direction":"in","name":"req","authLevel":"system"}"#]))],
-            "APP/f/function.json: bindings[0].authLevel: \"system\" is not anonymous, function or admin",
+            r#"{"version":"1.0"}"#,
+            "version: must be \"2.0\", found Some(\"1.0\")",
         ),
         (
-            HOST.into(),
-            vec![("f", bindings(&[r#"{"type":"httpTrigger","direction":"in","name":"req","methods":["fetch"]}"#]))],
-            "APP/f/function.json: bindings[0].methods: \"FETCH\" is not an HTTP method",
+            r#"{"version":"2.0","functionTimeout":"5 minutes","customHandler":{"description":{"defaultExecutablePath":"h"}}}"#,
+            "functionTimeout: \"5 minutes\" is not a hh:mm:ss time span",
         ),
-        (
-            HOST.into(),
-            vec![("f", bindings(&[r#"{"type":"httpTrigger","direction":"out","name":"req"}"#]))],
-            "APP/f/function.json: bindings[0].direction: httpTrigger must be \"in\", found \"out\"",
-        ),
-        (
-            HOST.into(),
-            vec![("f", bindings(&[HTTP_IN, r#"{"type":"http","direction":"in","name":"res"}"#]))],
-            "APP/f/function.json: bindings[1].direction: http must be \"out\", found \"in\"",
-        ),
-        (
-            HOST.into(),
-            vec![("f", bindings(&[r#"{"type":"timerTrigger","direction":"in","name":"t"}"#]))],
-            "APP/f/function.json: bindings[0].schedule: missing",
-        ),
-        (
-            HOST.into(),
-            vec![("f", bindings(&[HTTP_IN, r#"{"type":"blob","direction":"out","name":"b"}"#]))],
-            "APP/f/function.json: bindings[1].type: \"blob\" is not supported (httpTrigger, timerTrigger, http)",
-        ),
-        (
-            HOST.into(),
-            vec![("f", bindings(&[r#"{"type":"httpTrigger","direction":"in","name":"req","route":"a/{x}b"}"#]))],
-            "APP/f/function.json: bindings[0].route: \"a/{x}b\": a parameter must fill its whole segment",
-        ),
-        (
-            HOST.into(),
-            vec![("host", bindings(&[HTTP_IN]))],
-            "APP/host/function.json: (folder name): \"host\" is not a valid function name (^[a-z][a-z0-9_-]{0,127}$, not \"host\")",
-        ),
-        (HOST.into(), vec![("f", "{".into())], "APP/f/function.json: not valid JSON: EOF while parsing an object at line 1 column 1"),
-    ];
-    for (host, fns, want) in cases {
-        let fns: Vec<(&str, &str)> = fns.iter().map(|(n, j)| (*n, j.as_str())).collect();
-        assert_eq!(load_err(&host, &fns), want);
+    ] {
+        assert_eq!(load_err(host, &[]), format!("APP/host.json: {want}"));
     }
+    // The bindings of f/function.json.
+    let cases: [(&[&str], &str); 9] = [
+        (&[HTTP_OUT], "bindings: no trigger binding"),
+        (&[HTTP_IN, HTTP_IN], "bindings: more than one trigger"),
+        (
+            &[r#"{"type":"httpTrigger","direction":"in","name":"req","authLevel":"system"}"#],
+            "bindings[0].authLevel: \"system\" is not anonymous, function or admin",
+        ),
+        (
+            &[r#"{"type":"httpTrigger","direction":"in","name":"req","methods":["fetch"]}"#],
+            "bindings[0].methods: \"FETCH\" is not an HTTP method",
+        ),
+        (
+            &[r#"{"type":"httpTrigger","direction":"out","name":"req"}"#],
+            "bindings[0].direction: httpTrigger must be \"in\", found \"out\"",
+        ),
+        (
+            &[HTTP_IN, r#"{"type":"http","direction":"in","name":"res"}"#],
+            "bindings[1].direction: http must be \"out\", found \"in\"",
+        ),
+        (
+            &[r#"{"type":"timerTrigger","direction":"in","name":"t"}"#],
+            "bindings[0].schedule: missing",
+        ),
+        (
+            &[HTTP_IN, r#"{"type":"blob","direction":"out","name":"b"}"#],
+            "bindings[1].type: \"blob\" is not supported (httpTrigger, timerTrigger, queueTrigger, http)",
+        ),
+        (
+            &[r#"{"type":"httpTrigger","direction":"in","name":"req","route":"a/{x}b"}"#],
+            "bindings[0].route: \"a/{x}b\": a parameter must fill its whole segment",
+        ),
+    ];
+    for (list, want) in cases {
+        let fns = [("f", bindings(list))];
+        let fns: Vec<(&str, &str)> = fns.iter().map(|(n, j)| (*n, j.as_str())).collect();
+        assert_eq!(load_err(HOST, &fns), format!("APP/f/function.json: {want}"));
+    }
+    // A function folder's name; a function.json that is not JSON.
+    assert_eq!(
+        load_err(HOST, &[("host", &bindings(&[HTTP_IN]))]),
+        "APP/host/function.json: (folder name): \"host\" is not a valid function name (^[a-z][a-z0-9_-]{0,127}$, not \"host\")"
+    );
+    assert_eq!(
+        load_err(HOST, &[("f", "{")]),
+        "APP/f/function.json: not valid JSON: EOF while parsing an object at line 1 column 1"
+    );
 }
 
 #[test]
 fn function_names() {
-    for ok in ["ups", "A", "a-b_c9", &"a".repeat(128)] {
-        assert!(valid_function_name(ok), "{ok}");
-    }
-    for bad in [
-        "",
-        "9a",
-        "-a",
-        "a.b",
-        "host",
-        "HOST",
-        "a b",
-        &"a".repeat(129),
+    let (longest, too_long) = ("a".repeat(128), "a".repeat(129));
+    for (name, valid) in [
+        ("ups", true),
+        ("A", true),
+        ("a-b_c9", true),
+        (&longest, true),
+        ("", false),
+        ("9a", false),
+        ("-a", false),
+        ("a.b", false),
+        ("host", false),
+        ("HOST", false),
+        ("a b", false),
+        (&too_long, false),
     ] {
-        assert!(!valid_function_name(bad), "{bad}");
+        assert_eq!(valid_function_name(name), valid, "{name:?}");
     }
 }
 
@@ -205,23 +206,22 @@ fn route_templates() {
 fn settings_files() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("local.settings.json");
-    std::fs::write(
-        &p,
+    // Writes `json` as the settings file and reads it.
+    let read = |json: &str| {
+        std::fs::write(&p, json).unwrap();
+        read_settings_file(&p)
+    };
+    let s = read(
         r#"{"IsEncrypted":false,"Values":{"A":"1","B":2,"C":true},"Host":{"LocalHttpPort":7071}}"#,
     )
     .unwrap();
-    let s = read_settings_file(&p).unwrap();
     assert_eq!(s.get("A").map(String::as_str), Some("1"));
     assert_eq!(s.get("B").map(String::as_str), Some("2"));
     assert_eq!(s.get("C").map(String::as_str), Some("true"));
-    std::fs::write(&p, r#"{"IsEncrypted":true,"Values":{}}"#).unwrap();
-    assert!(matches!(
-        read_settings_file(&p),
-        Err(HostError::Settings { .. })
-    ));
-    std::fs::write(&p, r#"{"Values":{"A":{"x":1}}}"#).unwrap();
+    let encrypted = read(r#"{"IsEncrypted":true,"Values":{}}"#);
+    assert!(matches!(encrypted, Err(HostError::Settings { .. })));
     assert_eq!(
-        read_settings_file(&p).unwrap_err().to_string(),
+        read(r#"{"Values":{"A":{"x":1}}}"#).unwrap_err().to_string(),
         format!("settings file {}: Values.A: must be a string", p.display())
     );
 }
