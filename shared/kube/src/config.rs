@@ -296,7 +296,6 @@ fn parse_namespaces(list: &str) -> Result<Vec<String>, String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     use burst_settings::from_pairs as settings;
 
