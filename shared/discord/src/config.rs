@@ -307,7 +307,6 @@ impl DiscordConfig {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     const TOKEN: &str = "AbC-dEf_123xyzSECRET";
 

@@ -199,7 +199,6 @@ impl WebhookSecret {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     use burst_settings::from_pairs as settings;
 
