@@ -17,10 +17,38 @@ fn response_body(name: &str, status: &str) -> String {
     example(name)["responses"][status]["body"].to_string()
 }
 
+/// The 200 answer's body of the example `name`, read as `T`.
+fn ok_body<T: serde::de::DeserializeOwned>(name: &str) -> T {
+    serde_json::from_str(&response_body(name, "200")).unwrap()
+}
+
+/// Every one of `keys` is a field of `value` (`what` names `value` in a failure).
+fn assert_has<'a>(value: &Value, keys: impl IntoIterator<Item = &'a str>, what: &str) {
+    for key in keys {
+        assert!(value.get(key).is_some(), "{what} lacks {key}");
+    }
+}
+
+/// The field names of the object `value`.
+fn keys_of(value: &Value) -> impl Iterator<Item = &str> {
+    value.as_object().unwrap().keys().map(String::as_str)
+}
+
+/// The sim with `initial_capacity` VMs, listed `vm_page_size` a page (else as by default).
+async fn start_sim(initial_capacity: u32, vm_page_size: Option<usize>) -> burst_arm_sim::SimHandle {
+    let defaults = burst_arm_sim::SimConfig::default();
+    burst_arm_sim::start(burst_arm_sim::SimConfig {
+        initial_capacity,
+        vm_page_size: vm_page_size.unwrap_or(defaults.vm_page_size),
+        ..defaults
+    })
+    .await
+    .unwrap()
+}
+
 #[test]
 fn scale_set_get() {
-    let body: ScaleSetBody =
-        serde_json::from_str(&response_body("VirtualMachineScaleSet_Get.json", "200")).unwrap();
+    let body: ScaleSetBody = ok_body("VirtualMachineScaleSet_Get.json");
     assert_eq!(body.name.as_deref(), Some("myVirtualMachineScaleSet"));
     let view = ScaleSetView::from_body(&body).unwrap();
     assert_eq!(view.capacity, 4);
@@ -37,8 +65,7 @@ fn scale_set_get() {
 
 #[test]
 fn scale_set_update_response_without_sku_is_not_a_capacity() {
-    let raw = response_body("VirtualMachineScaleSet_Update_MinimumSet_Gen.json", "200");
-    let body: ScaleSetBody = serde_json::from_str(&raw).unwrap();
+    let body: ScaleSetBody = ok_body("VirtualMachineScaleSet_Update_MinimumSet_Gen.json");
     assert_eq!(body.sku, None);
     // A body without sku.capacity must never turn into a number.
     assert!(ScaleSetView::from_body(&body).is_err());
@@ -49,11 +76,8 @@ fn scale_set_update_response_without_sku_is_not_a_capacity() {
 
 #[test]
 fn scale_set_instance_view() {
-    let raw = response_body(
-        "VirtualMachineScaleSet_GetInstanceView_MaximumSet_Gen.json",
-        "200",
-    );
-    let view: ScaleSetInstanceView = serde_json::from_str(&raw).unwrap();
+    let view: ScaleSetInstanceView =
+        ok_body("VirtualMachineScaleSet_GetInstanceView_MaximumSet_Gen.json");
     assert_eq!(view.count_of("aa"), 21);
     assert_eq!(view.count_of("PowerState/running"), 0);
     assert_eq!(view.statuses[0].code, "ProvisioningState/succeeded");
@@ -64,11 +88,8 @@ fn scale_set_instance_view() {
 /// is why the client counts power states from the VM list instead.
 #[test]
 fn real_instance_view_summary_has_no_power_states() {
-    let raw = response_body(
-        "VirtualMachineScaleSet_GetInstanceView_Issue3593.json",
-        "200",
-    );
-    let view: ScaleSetInstanceView = serde_json::from_str(&raw).unwrap();
+    let view: ScaleSetInstanceView =
+        ok_body("VirtualMachineScaleSet_GetInstanceView_Issue3593.json");
     let summary = &view.virtual_machine.as_ref().unwrap().statuses_summary;
     assert_eq!(view.count_of("ProvisioningState/succeeded"), 2);
     assert!(
@@ -86,11 +107,8 @@ fn real_instance_view_summary_has_no_power_states() {
 /// in its place (the same `VirtualMachineScaleSetVMInstanceView` type), the VM runs.
 #[test]
 fn vm_list_counts_power_states_per_vm() {
-    let raw = response_body(
-        "VirtualMachineScaleSetVM_List_MaximumSet_Gen.trimmed.json",
-        "200",
-    );
-    let page: VmListPage = serde_json::from_str(&raw).unwrap();
+    let mut body: Value = ok_body("VirtualMachineScaleSetVM_List_MaximumSet_Gen.trimmed.json");
+    let page: VmListPage = serde_json::from_value(body.clone()).unwrap();
     assert_eq!(page.value.len(), 1);
     assert_eq!(page.next_link.as_deref(), Some("aaaaaaaaaaaaaa"));
     assert_eq!(page.value[0].instance_id.as_deref(), Some("aaaaaaaaaaaa"));
@@ -98,11 +116,8 @@ fn vm_list_counts_power_states_per_vm() {
     census.add_page(&page);
     assert_eq!((census.total, census.running, census.failed), (1, 0, 0));
 
-    let mut body: Value = serde_json::from_str(&raw).unwrap();
-    body["value"][0]["properties"]["instanceView"] = example(
-        "VirtualMachineScaleSetVM_Get_InstanceViewAutoPlacedOnDedicatedHostGroup.json",
-    )["responses"]["200"]["body"]
-        .clone();
+    body["value"][0]["properties"]["instanceView"] =
+        ok_body("VirtualMachineScaleSetVM_Get_InstanceViewAutoPlacedOnDedicatedHostGroup.json");
     let page: VmListPage = serde_json::from_value(body).unwrap();
     let mut census = VmCensus::default();
     census.add_page(&page);
@@ -111,11 +126,8 @@ fn vm_list_counts_power_states_per_vm() {
 
 #[test]
 fn vm_instance_view() {
-    let raw = response_body(
-        "VirtualMachineScaleSetVM_Get_InstanceViewAutoPlacedOnDedicatedHostGroup.json",
-        "200",
-    );
-    let view: VmInstanceView = serde_json::from_str(&raw).unwrap();
+    let view: VmInstanceView =
+        ok_body("VirtualMachineScaleSetVM_Get_InstanceViewAutoPlacedOnDedicatedHostGroup.json");
     assert_eq!(view.power_state().as_deref(), Some("running"));
     assert!(view.is_running());
     assert!(view.provisioning_failure().is_none());
@@ -147,56 +159,18 @@ fn error_bodies_in_both_shapes() {
 /// client reads it the same way.
 #[tokio::test]
 async fn sim_body_is_shaped_like_the_example() {
-    let sim = burst_arm_sim::start(burst_arm_sim::SimConfig {
-        initial_capacity: 2,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let http = reqwest::Client::new();
-    let token: Value = http
-        .get(format!(
-            "{}?resource=https://management.azure.com/&api-version=2019-08-01",
-            sim.identity_endpoint()
-        ))
-        .header("X-IDENTITY-HEADER", sim.identity_header())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let resp = http
-        .get(format!(
-            "{}{}?api-version=2025-11-01",
-            sim.base_url(),
-            sim.scale_set_id()
-        ))
-        .bearer_auth(token["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let sim_body: Value = resp.json().await.unwrap();
-    let fixture: Value =
-        serde_json::from_str(&response_body("VirtualMachineScaleSet_Get.json", "200")).unwrap();
-    for key in fixture.as_object().unwrap().keys() {
-        assert!(sim_body.get(key).is_some(), "sim body lacks {key}");
-    }
-    for key in fixture["sku"].as_object().unwrap().keys() {
-        assert!(sim_body["sku"].get(key).is_some(), "sim sku lacks {key}");
-    }
-    for key in [
+    let sim = start_sim(2, None).await;
+    let sim_body = sim_get(&sim, "?api-version=2025-11-01").await;
+    let fixture: Value = ok_body("VirtualMachineScaleSet_Get.json");
+    assert_has(&sim_body, keys_of(&fixture), "sim body");
+    assert_has(&sim_body["sku"], keys_of(&fixture["sku"]), "sim sku");
+    let properties = [
         "provisioningState",
         "virtualMachineProfile",
         "timeCreated",
         "overprovision",
-    ] {
-        assert!(
-            sim_body["properties"].get(key).is_some(),
-            "sim properties lack {key}"
-        );
-    }
+    ];
+    assert_has(&sim_body["properties"], properties, "sim properties");
     assert_eq!(sim_body["etag"], "\"1\"");
     let parsed: ScaleSetBody = serde_json::from_value(sim_body).unwrap();
     let view = ScaleSetView::from_body(&parsed).unwrap();
@@ -207,20 +181,18 @@ async fn sim_body_is_shaped_like_the_example() {
     assert_eq!(view.provisioning_state.as_deref(), Some("Succeeded"));
 }
 
-async fn sim_get(sim: &burst_arm_sim::SimHandle, suffix_and_query: &str) -> (u16, Value) {
+/// `GET` of the scale set's URL with `suffix_and_query`, with a token from the sim's identity
+/// endpoint: the answer, which must be a 200.
+async fn sim_get(sim: &burst_arm_sim::SimHandle, suffix_and_query: &str) -> Value {
     let http = reqwest::Client::new();
-    let token: Value = http
-        .get(format!(
-            "{}?resource=https://management.azure.com/&api-version=2019-08-01",
-            sim.identity_endpoint()
-        ))
+    let resource = "resource=https://management.azure.com/&api-version=2019-08-01";
+    let identity = http
+        .get(format!("{}?{resource}", sim.identity_endpoint()))
         .header("X-IDENTITY-HEADER", sim.identity_header())
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
+    let token: Value = identity.json().await.unwrap();
     let resp = http
         .get(format!(
             "{}{}{suffix_and_query}",
@@ -231,64 +203,35 @@ async fn sim_get(sim: &burst_arm_sim::SimHandle, suffix_and_query: &str) -> (u16
         .send()
         .await
         .unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap())
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
 }
 
 /// The sim's scale set instance view has the real response's shape (issue #3593): a summary of
 /// provisioning states and no power state, however many VMs run or boot.
 #[tokio::test]
 async fn sim_instance_view_is_shaped_like_the_real_one() {
-    let sim = burst_arm_sim::start(burst_arm_sim::SimConfig {
-        initial_capacity: 2,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let (status, body) = sim_get(&sim, "/instanceView?api-version=2025-11-01").await;
-    assert_eq!(status, 200);
-    let real: Value = serde_json::from_str(&response_body(
-        "VirtualMachineScaleSet_GetInstanceView_Issue3593.json",
-        "200",
-    ))
-    .unwrap();
+    let sim = start_sim(2, None).await;
+    let body = sim_get(&sim, "/instanceView?api-version=2025-11-01").await;
+    let real: Value = ok_body("VirtualMachineScaleSet_GetInstanceView_Issue3593.json");
     assert_eq!(
         body["virtualMachine"]["statusesSummary"],
         real["virtualMachine"]["statusesSummary"]
     );
-    for key in real["statuses"][0].as_object().unwrap().keys() {
-        assert!(
-            body["statuses"][0].get(key).is_some(),
-            "sim status lacks {key}"
-        );
-    }
+    let status = &real["statuses"][0];
+    assert_has(&body["statuses"][0], keys_of(status), "sim status");
 }
 
 /// The sim's VM list has the list example's envelope (`value`, `nextLink` when paged) and each
 /// VM's instance view has the per-VM example's status fields.
 #[tokio::test]
 async fn sim_vm_list_is_shaped_like_the_examples() {
-    let sim = burst_arm_sim::start(burst_arm_sim::SimConfig {
-        initial_capacity: 3,
-        vm_page_size: 2,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let (status, body) = sim_get(
-        &sim,
-        "/virtualMachines?api-version=2025-11-01&$expand=instanceView",
-    )
-    .await;
-    assert_eq!(status, 200);
-    let list: Value = serde_json::from_str(&response_body(
-        "VirtualMachineScaleSetVM_List_MaximumSet_Gen.trimmed.json",
-        "200",
-    ))
-    .unwrap();
-    for key in list.as_object().unwrap().keys() {
-        assert!(body.get(key).is_some(), "sim list lacks {key}");
-    }
-    for key in [
+    let sim = start_sim(3, Some(2)).await;
+    let query = "?api-version=2025-11-01&$expand=instanceView";
+    let body = sim_get(&sim, &format!("/virtualMachines{query}")).await;
+    let list: Value = ok_body("VirtualMachineScaleSetVM_List_MaximumSet_Gen.trimmed.json");
+    assert_has(&body, keys_of(&list), "sim list");
+    let vm = [
         "name",
         "id",
         "type",
@@ -296,22 +239,15 @@ async fn sim_vm_list_is_shaped_like_the_examples() {
         "instanceId",
         "sku",
         "properties",
-    ] {
-        assert!(body["value"][0].get(key).is_some(), "sim VM lacks {key}");
-    }
-    let per_vm = example(
-        "VirtualMachineScaleSetVM_Get_InstanceViewAutoPlacedOnDedicatedHostGroup.json",
-    )["responses"]["200"]["body"]
-        .clone();
+    ];
+    assert_has(&body["value"][0], vm, "sim VM");
+    let per_vm: Value =
+        ok_body("VirtualMachineScaleSetVM_Get_InstanceViewAutoPlacedOnDedicatedHostGroup.json");
     let sim_view = &body["value"][0]["properties"]["instanceView"];
     for (i, status) in per_vm["statuses"].as_array().unwrap().iter().enumerate() {
         assert_eq!(sim_view["statuses"][i]["code"], status["code"]);
-        for key in ["code", "level", "displayStatus"] {
-            assert!(
-                sim_view["statuses"][i].get(key).is_some(),
-                "sim status lacks {key}"
-            );
-        }
+        let fields = ["code", "level", "displayStatus"];
+        assert_has(&sim_view["statuses"][i], fields, "sim status");
     }
     let page: VmListPage = serde_json::from_value(body).unwrap();
     assert_eq!(page.value.len(), 2);
