@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the real Network UPS Tools daemons that the agent's tests drive through
-# scripts/nut-sim.sh (dummy-ups, upsd, upsmon). Idempotent: does nothing when they are there.
+# Installs the real Network UPS Tools daemons that the tests run (dummy-ups, upsd, upsmon; see
+# test-support/src/nut/). Idempotent: does nothing when they are there.
 # Debian/Ubuntu only; needs root (CI runs as root).
 set -euo pipefail
 
