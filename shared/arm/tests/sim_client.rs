@@ -28,6 +28,43 @@ fn client(sim: &SimHandle) -> ArmScaleSet {
     ArmScaleSet::new(sim.arm_config(), support::SimIdentity::for_sim(sim)).unwrap()
 }
 
+/// A sim with `capacity` VMs that boot and operations that finish at once, and a client.
+async fn started(capacity: u32) -> (SimHandle, ArmScaleSet) {
+    let sim = sim_with(capacity, Duration::ZERO, Duration::ZERO).await;
+    let arm = client(&sim);
+    (sim, arm)
+}
+
+/// A write accepted (or not needed) for `capacity`, with `running` VMs running.
+fn accepted(capacity: u32, running: u32) -> ScaleResult {
+    ScaleResult::Accepted {
+        capacity,
+        running: Some(running),
+    }
+}
+
+/// The detail of `r`, which must be a `kind` result (`Conflict`, `ReadFailed`, `Failed` or
+/// `NotApplicable`); any other result fails the test.
+fn detail_of(kind: &str, r: ScaleResult) -> String {
+    let (got, detail) = match r {
+        ScaleResult::Conflict { detail } => ("Conflict", detail),
+        ScaleResult::ReadFailed { detail } => ("ReadFailed", detail),
+        ScaleResult::Failed { detail } => ("Failed", detail),
+        ScaleResult::NotApplicable { detail } => ("NotApplicable", detail),
+        other => panic!("expected {kind}, got {other:?}"),
+    };
+    assert_eq!(got, kind, "expected {kind}, got {got}: {detail}");
+    detail
+}
+
+/// The detail of an `Unknown` probe; anything else fails the test.
+fn unknown(p: ScaleSetProbe) -> String {
+    match p {
+        ScaleSetProbe::Unknown { detail } => detail,
+        other => panic!("expected unknown, got {other:?}"),
+    }
+}
+
 /// The ARM requests (token requests left out).
 fn arm_requests(sim: &SimHandle) -> Vec<LoggedRequest> {
     sim.requests()
@@ -51,8 +88,7 @@ async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
 
 #[tokio::test]
 async fn observe_reads_capacity_and_running() {
-    let sim = sim_with(3, Duration::ZERO, Duration::ZERO).await;
-    let arm = client(&sim);
+    let (sim, arm) = started(3).await;
     assert_eq!(
         arm.observe().await,
         ScaleSetProbe::Seen {
@@ -168,8 +204,7 @@ async fn running_vms_are_counted_per_vm_across_pages() {
 /// provisioning state, with the running count.
 #[tokio::test]
 async fn failed_provisioning_with_the_capacity_written_is_failed() {
-    let sim = sim_with(1, Duration::ZERO, Duration::ZERO).await;
-    let arm = client(&sim);
+    let (sim, arm) = started(1).await;
     sim.set_allocation_failure(true);
     // The write itself is accepted (Azure answers 200/202 and fails later).
     assert!(matches!(
@@ -184,17 +219,14 @@ async fn failed_provisioning_with_the_capacity_written_is_failed() {
     );
     assert_eq!(snap.provisioning_state, "Failed");
     // The level-triggered retry reads capacity 3 == 3: before, that was Accepted.
-    match arm.set_capacity(3).await {
-        ScaleResult::Failed { detail } => {
-            assert!(detail.contains("provisioningState is Failed"), "{detail}");
-            assert!(detail.contains("1 of 3 VMs running"), "{detail}");
-            assert!(detail.contains("2 failed to provision"), "{detail}");
-            assert!(
-                detail.contains("ProvisioningState/failed/AllocationFailed"),
-                "{detail}"
-            );
-        }
-        other => panic!("expected Failed, got {other:?}"),
+    let detail = detail_of("Failed", arm.set_capacity(3).await);
+    for part in [
+        "provisioningState is Failed",
+        "1 of 3 VMs running",
+        "2 failed to provision",
+        "ProvisioningState/failed/AllocationFailed",
+    ] {
+        assert!(detail.contains(part), "{detail}");
     }
     assert_eq!(patches(&sim).len(), 1, "nothing more was written");
     // observe still reports what is there: the capacity and what runs.
@@ -212,13 +244,7 @@ async fn failed_provisioning_with_the_capacity_written_is_failed() {
         ScaleResult::Accepted { capacity: 1, .. }
     ));
     assert_eq!(sim.snapshot().provisioning_state, "Succeeded");
-    assert_eq!(
-        arm.set_capacity(1).await,
-        ScaleResult::Accepted {
-            capacity: 1,
-            running: Some(1)
-        }
-    );
+    assert_eq!(arm.set_capacity(1).await, accepted(1, 1));
 }
 
 /// Item: Uniform-only APIs on a Flexible scale set. The sim answers like Azure (the scale set
@@ -243,19 +269,11 @@ async fn flexible_scale_set_is_refused_naming_the_setting() {
         }
         other => panic!("expected the setting to be refused, got {other:?}"),
     }
-    match arm.observe().await {
-        ScaleSetProbe::Unknown { detail } => {
-            assert!(detail.contains("BURST_ARM_SCALE_SET_ID"), "{detail}");
-            assert!(detail.contains("Flexible"), "{detail}");
-        }
-        other => panic!("expected unknown, got {other:?}"),
-    }
-    match arm.set_capacity(3).await {
-        ScaleResult::ReadFailed { detail } => {
-            assert!(detail.contains("BURST_ARM_SCALE_SET_ID"), "{detail}")
-        }
-        other => panic!("expected ReadFailed, got {other:?}"),
-    }
+    let detail = unknown(arm.observe().await);
+    assert!(detail.contains("BURST_ARM_SCALE_SET_ID"), "{detail}");
+    assert!(detail.contains("Flexible"), "{detail}");
+    let detail = detail_of("ReadFailed", arm.set_capacity(3).await);
+    assert!(detail.contains("BURST_ARM_SCALE_SET_ID"), "{detail}");
     assert!(patches(&sim).is_empty());
     assert_eq!(sim.capacity(), 1);
     // What Azure answers the Uniform-only calls of a Flexible scale set.
@@ -279,16 +297,9 @@ async fn flexible_scale_set_is_refused_naming_the_setting() {
 
 #[tokio::test]
 async fn set_capacity_reads_then_patches_sparse_body_with_if_match() {
-    let sim = sim_with(1, Duration::ZERO, Duration::ZERO).await;
+    let (sim, arm) = started(1).await;
     let id = sim.scale_set_id().to_string();
-    let arm = client(&sim);
-    assert_eq!(
-        arm.set_capacity(3).await,
-        ScaleResult::Accepted {
-            capacity: 3,
-            running: Some(1)
-        }
-    );
+    assert_eq!(arm.set_capacity(3).await, accepted(3, 1));
     let reqs = arm_requests(&sim);
     let methods_paths: Vec<(String, String)> = reqs
         .iter()
@@ -315,29 +326,18 @@ async fn set_capacity_reads_then_patches_sparse_body_with_if_match() {
 
 #[tokio::test]
 async fn no_write_when_capacity_already_equal() {
-    let sim = sim_with(2, Duration::ZERO, Duration::ZERO).await;
-    let arm = client(&sim);
-    assert_eq!(
-        arm.set_capacity(2).await,
-        ScaleResult::Accepted {
-            capacity: 2,
-            running: Some(2)
-        }
-    );
+    let (sim, arm) = started(2).await;
+    assert_eq!(arm.set_capacity(2).await, accepted(2, 2));
     assert!(patches(&sim).is_empty());
     assert_eq!(sim.snapshot().etag, 1);
 }
 
 #[tokio::test]
 async fn stale_etag_is_a_conflict() {
-    let sim = sim_with(1, Duration::ZERO, Duration::ZERO).await;
-    let arm = client(&sim);
+    let (sim, arm) = started(1).await;
     // Someone else writes between our read and our write.
     sim.inject(Target::Write, 1, Fault::ConcurrentWrite);
-    let r = arm.set_capacity(4).await;
-    let ScaleResult::Conflict { detail } = r else {
-        panic!("expected a conflict, got {r:?}");
-    };
+    let detail = detail_of("Conflict", arm.set_capacity(4).await);
     assert!(
         detail.starts_with("HTTP 412 PreconditionFailed"),
         "{detail}"
@@ -359,21 +359,12 @@ async fn stale_etag_is_a_conflict() {
 async fn write_during_a_running_operation_is_a_conflict() {
     let sim = sim_with(0, Duration::ZERO, Duration::from_secs(3600)).await;
     let arm = client(&sim);
-    assert_eq!(
-        arm.set_capacity(2).await,
-        ScaleResult::Accepted {
-            capacity: 2,
-            running: Some(0)
-        }
-    );
+    assert_eq!(arm.set_capacity(2).await, accepted(2, 0));
     assert_eq!(patches(&sim)[0].status, 202);
     let snap = sim.snapshot();
     assert!(snap.operation_in_progress);
     assert_eq!(snap.provisioning_state, "Updating");
-    let r = arm.set_capacity(4).await;
-    let ScaleResult::Conflict { detail } = r else {
-        panic!("expected a conflict, got {r:?}");
-    };
+    let detail = detail_of("Conflict", arm.set_capacity(4).await);
     assert!(detail.starts_with("HTTP 409 Conflict"), "{detail}");
     assert!(detail.contains("in progress"), "{detail}");
     assert_eq!(sim.capacity(), 2);
@@ -381,8 +372,7 @@ async fn write_during_a_running_operation_is_a_conflict() {
 
 #[tokio::test]
 async fn injected_conflicts_and_preemption_are_conflicts() {
-    let sim = sim_with(1, Duration::ZERO, Duration::ZERO).await;
-    let arm = client(&sim);
+    let (sim, arm) = started(1).await;
     sim.inject(Target::Write, 1, Fault::conflict());
     sim.inject(Target::Write, 1, Fault::operation_not_allowed());
     sim.inject(
@@ -399,10 +389,8 @@ async fn injected_conflicts_and_preemption_are_conflicts() {
         "409 OperationNotAllowed",
         "400 OperationPreempted",
     ] {
-        match arm.set_capacity(2).await {
-            ScaleResult::Conflict { detail } => assert!(detail.contains(want), "{detail}"),
-            other => panic!("expected a conflict ({want}), got {other:?}"),
-        }
+        let detail = detail_of("Conflict", arm.set_capacity(2).await);
+        assert!(detail.contains(want), "{detail}");
     }
     assert_eq!(sim.capacity(), 1);
     assert_eq!(patches(&sim).len(), 3);
@@ -410,8 +398,7 @@ async fn injected_conflicts_and_preemption_are_conflicts() {
 
 #[tokio::test]
 async fn throttled_write_returns_the_wait_without_sleeping() {
-    let sim = sim_with(1, Duration::ZERO, Duration::ZERO).await;
-    let arm = client(&sim);
+    let (sim, arm) = started(1).await;
     sim.inject(
         Target::Write,
         1,
@@ -446,8 +433,7 @@ async fn throttled_write_returns_the_wait_without_sleeping() {
 
 #[tokio::test]
 async fn throttled_read_is_throttled_and_writes_nothing() {
-    let sim = sim_with(1, Duration::ZERO, Duration::ZERO).await;
-    let arm = client(&sim);
+    let (sim, arm) = started(1).await;
     // Both reads of set_capacity are throttled (Compute's HighCostGet budget is shared).
     sim.inject(Target::Read, 2, Fault::throttle(1200));
     assert_eq!(
@@ -459,41 +445,29 @@ async fn throttled_read_is_throttled_and_writes_nothing() {
     assert!(patches(&sim).is_empty());
     // observe reports it as unknown, with the wait in the detail.
     sim.inject(Target::Read, 2, Fault::throttle(1200));
-    match bounded(arm.observe()).await {
-        ScaleSetProbe::Unknown { detail } => assert!(detail.contains("1200"), "{detail}"),
-        other => panic!("expected unknown, got {other:?}"),
-    }
+    let detail = unknown(bounded(arm.observe()).await);
+    assert!(detail.contains("1200"), "{detail}");
 }
 
 #[tokio::test]
 async fn failed_read_never_writes() {
-    let sim = sim_with(1, Duration::ZERO, Duration::ZERO).await;
-    let arm = client(&sim);
+    let (sim, arm) = started(1).await;
     sim.inject(Target::Read, 2, Fault::server_error());
-    match arm.set_capacity(3).await {
-        ScaleResult::ReadFailed { detail } => {
-            assert!(detail.contains("500 InternalServerError"), "{detail}")
-        }
-        other => panic!("expected ReadFailed, got {other:?}"),
-    }
+    let detail = detail_of("ReadFailed", arm.set_capacity(3).await);
+    assert!(detail.contains("500 InternalServerError"), "{detail}");
     assert!(patches(&sim).is_empty());
     assert_eq!(sim.capacity(), 1);
 }
 
 #[tokio::test]
 async fn stopped_arm_is_read_failed_and_unknown() {
-    let sim = sim_with(1, Duration::ZERO, Duration::ZERO).await;
-    let arm = client(&sim);
+    let (sim, arm) = started(1).await;
     // A token is cached, so the failure is ARM itself being gone.
     assert!(matches!(arm.observe().await, ScaleSetProbe::Seen { .. }));
     let base = sim.base_url();
     sim.shutdown().await;
-    match bounded(arm.set_capacity(3)).await {
-        ScaleResult::ReadFailed { detail } => {
-            assert!(detail.contains("ARM unreachable"), "{detail}")
-        }
-        other => panic!("expected ReadFailed, got {other:?}"),
-    }
+    let detail = detail_of("ReadFailed", bounded(arm.set_capacity(3)).await);
+    assert!(detail.contains("ARM unreachable"), "{detail}");
     assert!(matches!(
         bounded(arm.observe()).await,
         ScaleSetProbe::Unknown { .. }
@@ -504,8 +478,7 @@ async fn stopped_arm_is_read_failed_and_unknown() {
 
 #[tokio::test]
 async fn stopped_sim_log_shows_no_patch() {
-    let sim = sim_with(1, Duration::ZERO, Duration::ZERO).await;
-    let arm = client(&sim);
+    let (sim, arm) = started(1).await;
     sim.inject(Target::Read, 1, Fault::server_error());
     let _ = arm.set_capacity(2).await;
     assert!(patches(&sim).is_empty());
@@ -514,34 +487,26 @@ async fn stopped_sim_log_shows_no_patch() {
     let credential = support::SimIdentity::for_sim(&sim);
     sim.shutdown().await;
     let fresh = ArmScaleSet::new(cfg, credential).unwrap();
-    match bounded(fresh.set_capacity(2)).await {
-        ScaleResult::ReadFailed { detail } => assert!(detail.contains("no ARM token"), "{detail}"),
-        other => panic!("expected ReadFailed, got {other:?}"),
-    }
+    let detail = detail_of("ReadFailed", bounded(fresh.set_capacity(2)).await);
+    assert!(detail.contains("no ARM token"), "{detail}");
 }
 
 #[tokio::test]
 async fn revoked_token_is_reported_as_a_401() {
-    let sim = sim_with(1, Duration::ZERO, Duration::ZERO).await;
-    let arm = client(&sim);
+    let (sim, arm) = started(1).await;
     assert!(matches!(arm.observe().await, ScaleSetProbe::Seen { .. }));
     sim.revoke_tokens();
-    match arm.observe().await {
-        ScaleSetProbe::Unknown { detail } => {
-            assert!(
-                detail.contains("401 InvalidAuthenticationToken"),
-                "{detail}"
-            )
-        }
-        other => panic!("expected unknown, got {other:?}"),
-    }
+    let detail = unknown(arm.observe().await);
+    assert!(
+        detail.contains("401 InvalidAuthenticationToken"),
+        "{detail}"
+    );
     assert!(patches(&sim).is_empty());
 }
 
 #[tokio::test]
 async fn evictions_show_in_observe() {
-    let sim = sim_with(4, Duration::ZERO, Duration::ZERO).await;
-    let arm = client(&sim);
+    let (sim, arm) = started(4).await;
     assert_eq!(sim.evict(2), vec![3, 2]);
     assert_eq!(
         arm.observe().await,
@@ -578,13 +543,7 @@ async fn evictions_show_in_observe() {
     }
     assert_eq!(sim.snapshot().evicted, 3);
     // Restoring the capacity after evictions is an ordinary write.
-    assert!(matches!(
-        arm.set_capacity(4).await,
-        ScaleResult::Accepted {
-            capacity: 4,
-            running: Some(1)
-        }
-    ));
+    assert_eq!(arm.set_capacity(4).await, accepted(4, 1));
     assert_eq!(sim.capacity(), 4);
 }
 
@@ -602,24 +561,14 @@ async fn timed_out_write_is_failed_and_the_next_read_sees_it() {
             delay: Duration::from_secs(60),
         },
     );
-    match bounded(arm.set_capacity(3)).await {
-        ScaleResult::Failed { detail } => {
-            assert!(detail.contains("timed out"), "{detail}");
-            assert!(
-                detail.contains("may or may not have been applied"),
-                "{detail}"
-            );
-        }
-        other => panic!("expected Failed, got {other:?}"),
-    }
+    let detail = detail_of("Failed", bounded(arm.set_capacity(3)).await);
+    assert!(detail.contains("timed out"), "{detail}");
+    assert!(
+        detail.contains("may or may not have been applied"),
+        "{detail}"
+    );
     assert_eq!(sim.capacity(), 3);
     // The level-triggered retry re-reads and finds nothing left to write.
-    assert_eq!(
-        arm.set_capacity(3).await,
-        ScaleResult::Accepted {
-            capacity: 3,
-            running: Some(3)
-        }
-    );
+    assert_eq!(arm.set_capacity(3).await, accepted(3, 3));
     assert_eq!(patches(&sim).len(), 1);
 }
