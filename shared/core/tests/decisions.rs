@@ -2,24 +2,13 @@
 #![allow(clippy::unwrap_used)]
 
 use burst_core::{
-    Action, ApiProbe, Delivery, DevicesProbe, Input, Mode, NodeCount, NotifyResult, NotifyType,
-    Outcome, Policy, ProbeReport, ScaleResult, ScaleSetProbe, SiteState, Timestamp, UpsEvent,
-    UpsStatus, remember_token, step,
+    Action, ApiProbe, Delivery, DevicesProbe, Input, Mode, NodeCount, NotifyResult, Outcome,
+    Policy, ProbeReport, ScaleResult, ScaleSetProbe, SiteState, Step, Timestamp, remember_token,
+    step,
 };
 
-const T0: Timestamp = Timestamp::from_secs(1_772_409_600);
-
-fn ups(id: &str, t: &str, status: &str, at: Timestamp) -> Input {
-    Input::Ups(UpsEvent {
-        id: id.into(),
-        at,
-        ups: "ups@home".into(),
-        notify: NotifyType::parse(t),
-        status: UpsStatus::parse(status),
-        battery_charge: None,
-        battery_runtime_s: None,
-    })
-}
+mod common;
+use common::{T0, ups};
 
 fn probe_ok(capacity: u32) -> Input {
     Input::Probe(ProbeReport {
@@ -48,6 +37,41 @@ fn scale_actions(actions: &[Action]) -> Vec<u32> {
         .collect()
 }
 
+/// The outcome of the scale write of capacity 2 (the one [`outage`] asks for).
+fn scaled(result: ScaleResult) -> Input {
+    Input::Outcome(Outcome::Scale {
+        requested: 2,
+        result,
+    })
+}
+
+/// The outcome of the notification of the incident `key`.
+fn notified(key: &str, result: NotifyResult) -> Input {
+    Input::Outcome(Outcome::Notify {
+        key: key.into(),
+        result,
+    })
+}
+
+/// How the notifications among `actions` are delivered.
+fn deliveries(actions: &[Action]) -> Vec<Delivery> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Notify(n) => Some(n.delivery.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A new site (default policy) and its first input: the UPS event `e1` of notify type `t` with
+/// `status`, at T0.
+fn first_ups(t: &str, status: &str) -> (Step, Policy) {
+    let p = Policy::default();
+    let s = SiteState::new("home", T0);
+    (step(s, &ups("e1", t, status, T0), T0, &p), p)
+}
+
 /// A site in Outage on battery with capacity 2 requested and not yet answered (without the
 /// burst ahead of the battery, which LOWBATT would trigger: `first_hour`/drills cover it).
 fn outage() -> (SiteState, Policy, Timestamp) {
@@ -74,13 +98,7 @@ fn lowbatt_skips_the_grace_period() {
 
 #[test]
 fn onbatt_waits_out_the_grace_period() {
-    let p = Policy::default();
-    let s = step(
-        SiteState::new("home", T0),
-        &ups("e1", "ONBATT", "OB", T0),
-        T0,
-        &p,
-    );
+    let (s, p) = first_ups("ONBATT", "OB");
     assert_eq!(s.state.mode, Mode::Suspect);
     assert_eq!(s.next_wake, Some(T0.plus_secs(120)));
     let s = step(s.state, &Input::Tick, T0.plus_secs(119), &p);
@@ -91,20 +109,10 @@ fn onbatt_waits_out_the_grace_period() {
 
 #[test]
 fn commloss_is_not_an_outage() {
-    let p = Policy::default();
-    let s = step(
-        SiteState::new("home", T0),
-        &ups("e1", "COMMBAD", "", T0),
-        T0,
-        &p,
-    );
+    let (s, p) = first_ups("COMMBAD", "");
     assert_eq!(s.state.mode, Mode::Healthy);
-    let s = step(
-        s.state,
-        &ups("e2", "NOCOMM", "", T0.plus_secs(1)),
-        T0.plus_secs(1),
-        &p,
-    );
+    let t1 = T0.plus_secs(1);
+    let s = step(s.state, &ups("e2", "NOCOMM", "", t1), t1, &p);
     assert_eq!(s.state.mode, Mode::Healthy);
     assert!(s.actions.is_empty());
 }
@@ -112,17 +120,10 @@ fn commloss_is_not_an_outage() {
 #[test]
 fn throttling_is_not_retried_before_retry_after() {
     let (s, p, t) = outage();
-    let s = step(
-        s,
-        &Input::Outcome(Outcome::Scale {
-            requested: 2,
-            result: ScaleResult::Throttled {
-                retry_after_s: 1200,
-            },
-        }),
-        t,
-        &p,
-    );
+    let throttled = ScaleResult::Throttled {
+        retry_after_s: 1200,
+    };
+    let s = step(s, &scaled(throttled), t, &p);
     assert!(scale_actions(&s.actions).is_empty());
     let mut state = s.state;
     for k in 1..40 {
@@ -137,17 +138,8 @@ fn throttling_is_not_retried_before_retry_after() {
 #[test]
 fn a_failed_read_is_never_written_over_blindly() {
     let (s, p, t) = outage();
-    let out = step(
-        s,
-        &Input::Outcome(Outcome::Scale {
-            requested: 2,
-            result: ScaleResult::ReadFailed {
-                detail: "GET 503".into(),
-            },
-        }),
-        t,
-        &p,
-    );
+    let detail = "GET 503".into();
+    let out = step(s, &scaled(ScaleResult::ReadFailed { detail }), t, &p);
     assert_eq!(out.state.capacity.current, None);
     assert!(scale_actions(&out.actions).is_empty());
     // The failure pings the owner once.
@@ -158,17 +150,8 @@ fn a_failed_read_is_never_written_over_blindly() {
 #[test]
 fn conflicts_back_off_and_re_decide() {
     let (s, p, t) = outage();
-    let out = step(
-        s,
-        &Input::Outcome(Outcome::Scale {
-            requested: 2,
-            result: ScaleResult::Conflict {
-                detail: "412".into(),
-            },
-        }),
-        t,
-        &p,
-    );
+    let detail = "412".into();
+    let out = step(s, &scaled(ScaleResult::Conflict { detail }), t, &p);
     assert_eq!(out.next_wake, Some(t.plus_secs(15)));
     let out = step(out.state, &Input::Tick, t.plus_secs(15), &p);
     assert_eq!(scale_actions(&out.actions), vec![2]);
@@ -181,39 +164,17 @@ fn one_message_per_incident_created_then_edited() {
     // The notification went out with the first step; find it in the state's in-flight mark.
     assert!(create.state.in_flight.notify.is_some());
     let key = create.state.incidents[0].id.clone();
-    let s = step(
-        create.state,
-        &Input::Outcome(Outcome::Notify {
-            key: key.clone(),
-            result: NotifyResult::Delivered {
-                message_id: Some("111".into()),
-            },
-        }),
-        t,
-        &p,
-    )
-    .state;
+    let message_id = Some("111".into());
+    let delivered = notified(&key, NotifyResult::Delivered { message_id });
+    let s = step(create.state, &delivered, t, &p).state;
     assert_eq!(s.incidents[0].message_id.as_deref(), Some("111"));
     // A new UPS event adds a line: the next notification edits message 111.
-    let out = step(
-        s,
-        &ups("e2", "FSD", "FSD OB LB", t.plus_secs(5)),
-        t.plus_secs(5),
-        &p,
-    );
-    let edits: Vec<_> = out
-        .actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Notify(n) => Some(n.delivery.clone()),
-            _ => None,
-        })
-        .collect();
+    let t5 = t.plus_secs(5);
+    let out = step(s, &ups("e2", "FSD", "FSD OB LB", t5), t5, &p);
+    let message_id = "111".into();
     assert_eq!(
-        edits,
-        vec![Delivery::Edit {
-            message_id: "111".into()
-        }]
+        deliveries(&out.actions),
+        vec![Delivery::Edit { message_id }]
     );
 }
 
@@ -221,24 +182,16 @@ fn one_message_per_incident_created_then_edited() {
 fn a_gone_webhook_stops_messages_and_keeps_them() {
     let (s, p, t) = outage();
     let key = s.incidents[0].id.clone();
+    let detail = "404 Unknown Webhook".into();
     let out = step(
         s,
-        &Input::Outcome(Outcome::Notify {
-            key,
-            result: NotifyResult::WebhookGone {
-                detail: "404 Unknown Webhook".into(),
-            },
-        }),
+        &notified(&key, NotifyResult::WebhookGone { detail }),
         t,
         &p,
     );
     assert!(out.state.webhook_gone.is_some());
-    let out = step(
-        out.state,
-        &ups("e3", "FSD", "FSD OB", t.plus_secs(9)),
-        t.plus_secs(9),
-        &p,
-    );
+    let t9 = t.plus_secs(9);
+    let out = step(out.state, &ups("e3", "FSD", "FSD OB", t9), t9, &p);
     assert!(!out.actions.iter().any(|a| matches!(a, Action::Notify(_))));
     assert!(out.state.incidents[0].delivered < out.state.incidents[0].revision);
 }
@@ -247,21 +200,10 @@ fn a_gone_webhook_stops_messages_and_keeps_them() {
 fn reordered_events_keep_the_newest_power_state() {
     let p = Policy::default();
     let s = SiteState::new("home", T0);
-    // LOWBATT (later) arrives before ONBATT (earlier).
-    let s = step(
-        s,
-        &ups("b", "LOWBATT", "OB LB", T0.plus_secs(8)),
-        T0.plus_secs(9),
-        &p,
-    )
-    .state;
-    let s = step(
-        s,
-        &ups("a", "ONBATT", "OB", T0.plus_secs(3)),
-        T0.plus_secs(9),
-        &p,
-    )
-    .state;
+    // LOWBATT (later) arrives before ONBATT (earlier), both seen at 9 s.
+    let seen = T0.plus_secs(9);
+    let s = step(s, &ups("b", "LOWBATT", "OB LB", T0.plus_secs(8)), seen, &p).state;
+    let s = step(s, &ups("a", "ONBATT", "OB", T0.plus_secs(3)), seen, &p).state;
     assert_eq!(s.mode, Mode::Outage);
     assert!(s.signals.power.critical.is_some());
 }
@@ -270,33 +212,17 @@ fn reordered_events_keep_the_newest_power_state() {
 fn token_ids_are_replay_checked() {
     let p = Policy::default();
     let mut s = SiteState::new("home", T0);
-    assert!(remember_token(&mut s, "abc", T0.plus_secs(360), T0, &p));
-    assert!(!remember_token(
-        &mut s,
-        "abc",
-        T0.plus_secs(360),
-        T0.plus_secs(10),
-        &p
-    ));
-    assert!(remember_token(
-        &mut s,
-        "def",
-        T0.plus_secs(360),
-        T0.plus_secs(10),
-        &p
-    ));
+    let (expires, t10) = (T0.plus_secs(360), T0.plus_secs(10));
+    assert!(remember_token(&mut s, "abc", expires, T0, &p));
+    assert!(!remember_token(&mut s, "abc", expires, t10, &p));
+    assert!(remember_token(&mut s, "def", expires, t10, &p));
 }
 
 #[test]
 fn time_never_runs_backwards() {
     let p = Policy::default();
-    let s = step(
-        SiteState::new("home", T0),
-        &Input::Tick,
-        T0.plus_secs(100),
-        &p,
-    )
-    .state;
+    let s = SiteState::new("home", T0);
+    let s = step(s, &Input::Tick, T0.plus_secs(100), &p).state;
     let s = step(s, &Input::Tick, T0.plus_secs(50), &p).state;
     assert_eq!(s.clock, T0.plus_secs(100));
 }
@@ -313,45 +239,16 @@ fn malformed_or_foreign_state_is_refused() {
 fn a_deleted_incident_message_is_replaced_by_a_new_one() {
     let (s, p, t) = outage();
     let key = s.incidents[0].id.clone();
-    let s = step(
-        s,
-        &Input::Outcome(Outcome::Notify {
-            key: key.clone(),
-            result: NotifyResult::Delivered {
-                message_id: Some("111".into()),
-            },
-        }),
-        t,
-        &p,
-    )
-    .state;
-    let out = step(
-        s,
-        &ups("e2", "FSD", "FSD OB LB", t.plus_secs(5)),
-        t.plus_secs(5),
-        &p,
-    );
-    let out = step(
-        out.state,
-        &Input::Outcome(Outcome::Notify {
-            key: key.clone(),
-            result: NotifyResult::MessageGone {
-                detail: "10008".into(),
-            },
-        }),
-        t.plus_secs(5),
-        &p,
-    );
-    let deliveries: Vec<_> = out
-        .actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Notify(n) => Some(n.delivery.clone()),
-            _ => None,
-        })
-        .collect();
+    let message_id = Some("111".into());
+    let delivered = notified(&key, NotifyResult::Delivered { message_id });
+    let s = step(s, &delivered, t, &p).state;
+    let t5 = t.plus_secs(5);
+    let out = step(s, &ups("e2", "FSD", "FSD OB LB", t5), t5, &p);
+    let detail = "10008".into();
+    let gone = notified(&key, NotifyResult::MessageGone { detail });
+    let out = step(out.state, &gone, t5, &p);
     assert_eq!(
-        deliveries,
+        deliveries(&out.actions),
         vec![Delivery::Create],
         "the update goes out as a new message"
     );
