@@ -104,11 +104,13 @@ fn engine_error(e: EngineError) -> Reject {
             )
         }
         EngineError::Corrupt(d) => {
-            tracing::error!(error = %d, "state document");
+            // This site only: the others go on. Nothing is overwritten; the store's README says
+            // how to recover the document.
+            tracing::error!(error = %d, "state document unreadable");
             Reject::new(
-                500,
+                503,
                 "state_unreadable",
-                "the stored state cannot be read; nothing was changed",
+                "the stored state of this site cannot be read; nothing was changed",
             )
         }
     }

@@ -65,8 +65,7 @@ async fn load(
             Loaded::Unchanged => return Ok((SiteState::clone(&state), Some(tag))),
             Loaded::Absent => return Ok((SiteState::new(site, now), None)),
             Loaded::Changed(v) => {
-                let state = SiteState::from_json(&v.bytes)
-                    .map_err(|e| EngineError::Corrupt(e.to_string()))?;
+                let state = SiteState::from_json(&v.bytes).map_err(|e| corrupt(site, &e))?;
                 deps.parsed.put(site, &v.etag, Arc::new(state.clone()));
                 return Ok((state, Some(v.etag)));
             }
@@ -78,12 +77,18 @@ async fn load(
             if let Some(state) = deps.parsed.get(site, &v.etag) {
                 return Ok((state, Some(v.etag)));
             }
-            let state =
-                SiteState::from_json(&v.bytes).map_err(|e| EngineError::Corrupt(e.to_string()))?;
+            let state = SiteState::from_json(&v.bytes).map_err(|e| corrupt(site, &e))?;
             deps.parsed.put(site, &v.etag, Arc::new(state.clone()));
             Ok((state, Some(v.etag)))
         }
     }
+}
+
+/// An unreadable document, named so the operator finds it (`<site>.json` in every store).
+fn corrupt(site: &str, e: &impl std::fmt::Display) -> EngineError {
+    EngineError::Corrupt(format!(
+        "the state document {site}.json cannot be read: {e}"
+    ))
 }
 
 /// A step that was saved (or needed no save).
