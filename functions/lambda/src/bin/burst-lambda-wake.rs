@@ -173,12 +173,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let recorder = Arc::new(Recorder::default());
         let d = deps(dir.path(), recorder.clone()).await;
-        // A site whose next deadline (the heartbeat's timeout) is an hour away, with that
+        // A site whose next deadline (a workload move's retry) is an hour away, with that
         // wake-up pending: the message SQS delivers after its first 15-minute hop.
         let now = (d.clock)();
         let mut state = SiteState::new("home", now);
-        state.signals.heartbeat.received_at = Some(now);
         let due = Timestamp(now.0 + 3_600_000 + 1);
+        state.placement.get_mut(burst_core::Tier::Critical).retry_at = Some(due);
         state.wake_at = Some(due);
         d.store.save("home", &state.to_json(), None).await.unwrap();
 
