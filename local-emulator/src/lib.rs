@@ -1,4 +1,5 @@
-//! `func-emulator`: runs outage drills (and, later, the function app like the Functions host).
+//! `func-emulator`: the Azure Functions host for custom handlers, locally (`start`), and outage drills
+//! through it or on virtual time (`drill`).
 
 pub mod drill;
 pub mod host;
