@@ -97,22 +97,6 @@ async fn a_stalled_body_gets_408_json() {
     assert!(h.alive());
 }
 
-/// Posts a signed ONBATT for `site`; returns (status, body).
-async fn ups_for(h: &Handler, site: &str) -> (u16, String) {
-    let body = ups_body(&uuid::Uuid::new_v4().to_string(), "ONBATT", "OB DISCHRG");
-    let claims = serde_json::json!(burst_wire::Claims::for_body(site, &body, now_unix()));
-    let token = sign_ed(&claims, AGENT_PRIVATE_PEM);
-    let resp = reqwest::Client::new()
-        .post(format!("{}/api/ups", h.base))
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
-}
-
 #[tokio::test]
 async fn a_damaged_state_document_stops_only_its_site_and_is_never_overwritten() {
     let mut h = Handler::start(&[("BURST_SITES", "home,cabin")]);
@@ -120,7 +104,7 @@ async fn a_damaged_state_document_stops_only_its_site_and_is_never_overwritten()
     std::fs::create_dir_all(&dir).unwrap();
     let damaged = b"{\"schema\": 1, \"site\": \"home\", \"mode\": ";
     std::fs::write(dir.join("home.json"), damaged).unwrap();
-    let (status, body) = ups_for(&h, "home").await;
+    let (status, body) = post_onbatt(&h, "home").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("\"state_unreadable\""), "{body}");
     assert_eq!(
@@ -133,7 +117,7 @@ async fn a_damaged_state_document_stops_only_its_site_and_is_never_overwritten()
         "{}",
         h.logs()
     );
-    let (status, body) = ups_for(&h, "cabin").await;
+    let (status, body) = post_onbatt(&h, "cabin").await;
     assert_eq!(status, 200, "the other site goes on: {body}");
     assert!(h.alive());
 }

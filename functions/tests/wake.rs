@@ -110,18 +110,9 @@ async fn a_ups_event_schedules_a_wake_up_that_acts_on_the_deadline() {
         ("BURST_WAKE_QUEUE_URL", &queue_url),
         ("BURST_GRACE_ON_BATTERY_S", "7"),
     ]);
-    let body = ups_body(&uuid::Uuid::new_v4().to_string(), "ONBATT", "OB DISCHRG");
-    let token = sign_ed(&claims(&body), AGENT_PRIVATE_PEM);
     let sent = Instant::now();
-    let resp = reqwest::Client::new()
-        .post(format!("{}/api/ups", h.base))
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
+    let (status, answer) = post_onbatt(&h, "home").await;
+    assert_eq!(status, 200, "{answer}");
     assert!(peek(&queue).await.is_empty(), "invisible until its lead");
     let mut texts = Vec::new();
     while texts.is_empty() {

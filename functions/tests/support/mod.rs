@@ -80,6 +80,22 @@ pub fn ups_body(id: &str, kind: &str, status: &str) -> Vec<u8> {
     .unwrap()
 }
 
+/// Posts a signed ONBATT (`OB DISCHRG`) for `site` to `/api/ups`; returns (status, body).
+pub async fn post_onbatt(h: &Handler, site: &str) -> (u16, String) {
+    let body = ups_body(&uuid::Uuid::new_v4().to_string(), "ONBATT", "OB DISCHRG");
+    let claims = json!(burst_wire::Claims::for_body(site, &body, now_unix()));
+    let token = sign_ed(&claims, AGENT_PRIVATE_PEM);
+    let resp = ::reqwest::Client::new()
+        .post(format!("{}/api/ups", h.base))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
 /// A running `burst-handler` with a file state store in a temp dir; stops on drop.
 pub struct Handler {
     pub child: Child,
