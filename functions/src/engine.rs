@@ -182,8 +182,7 @@ async fn transact(
 /// timer probe still comes, and the next invocation that changes the deadline asks again.
 async fn schedule_wake(deps: &Deps, site: &str, at: Timestamp, now: Timestamp) {
     let Some(waker) = &deps.waker else { return };
-    let core_ms = at.since(now).max(0) as f64;
-    let delay = std::time::Duration::from_secs_f64(core_ms / deps.clock_scale.max(1.0) / 1000.0);
+    let delay = real_time_until(deps, at, now);
     let wake = WakeUp {
         site: site.to_string(),
         at: at.0,
@@ -196,6 +195,13 @@ async fn schedule_wake(deps: &Deps, site: &str, at: Timestamp, now: Timestamp) {
             tracing::warn!(site, at = %at.rfc3339(), error = %e, "could not schedule a wake-up; the probe will catch the deadline")
         }
     }
+}
+
+/// Real time from `now` until `at` on the core's clock (which runs faster in drills); zero if
+/// `at` has passed.
+fn real_time_until(deps: &Deps, at: Timestamp, now: Timestamp) -> std::time::Duration {
+    let core_ms = at.since(now).max(0) as f64;
+    std::time::Duration::from_secs_f64(core_ms / deps.clock_scale.max(1.0) / 1000.0)
 }
 
 /// One JSON log line per decision the saved step took (its audit entries: mode changes,
@@ -244,14 +250,9 @@ pub async fn wake(deps: &Arc<Deps>, wake: &WakeUp) -> Result<Option<Applied>, En
     // Wakers deliver a little early (a queue polled every few seconds, whole-second delays): a
     // wake-up due within moments waits out the rest here, so the deadline is acted on when it
     // falls, not a polling interval late.
-    let early_ms = wake.at.saturating_sub(deps.now().0);
-    if early_ms > 0 {
-        let real = std::time::Duration::from_secs_f64(
-            early_ms as f64 / deps.clock_scale.max(1.0) / 1000.0,
-        );
-        if real <= MAX_EARLY_WAIT {
-            tokio::time::sleep(real).await;
-        }
+    let early = real_time_until(deps, Timestamp(wake.at), deps.now());
+    if !early.is_zero() && early <= MAX_EARLY_WAIT {
+        tokio::time::sleep(early).await;
     }
     let applied = run(
         deps,

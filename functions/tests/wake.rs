@@ -7,10 +7,8 @@
 
 mod support;
 
-use azure_storage_queue::QueueClient;
-use azure_storage_queue::models::QueueClientPeekMessagesOptions;
 use base64::Engine as _;
-use burst_store_sim::azurite::Azurite;
+use burst_store_sim::azurite::{Azurite, peek_texts};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use support::*;
@@ -79,32 +77,13 @@ async fn bad_foreign_and_superseded_wake_ups() {
     assert!(h.alive());
 }
 
-async fn peek(queue: &QueueClient) -> Vec<String> {
-    let options = QueueClientPeekMessagesOptions {
-        number_of_messages: Some(32),
-        ..Default::default()
-    };
-    queue
-        .peek_messages(Some(options))
-        .await
-        .unwrap()
-        .into_model()
-        .unwrap()
-        .items
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|m| m.message_text)
-        .collect()
-}
-
 #[tokio::test]
 async fn a_ups_event_schedules_a_wake_up_that_acts_on_the_deadline() {
     let Some(azurite) = Azurite::start_queue_for_tests().await.unwrap() else {
         return;
     };
     let queue_url = azurite.queue_url("burst-wake");
-    let queue = QueueClient::new(url::Url::parse(&queue_url).unwrap(), None, None).unwrap();
-    queue.create(None).await.unwrap();
+    let queue = azurite.create_queue("burst-wake").await.unwrap();
     // Grace 7 s, lead 5 s: the message turns visible about 2 s after the event.
     let h = Handler::start(&[
         ("BURST_WAKE_QUEUE_URL", &queue_url),
@@ -113,7 +92,10 @@ async fn a_ups_event_schedules_a_wake_up_that_acts_on_the_deadline() {
     let sent = Instant::now();
     let (status, answer) = post_onbatt(&h, "home").await;
     assert_eq!(status, 200, "{answer}");
-    assert!(peek(&queue).await.is_empty(), "invisible until its lead");
+    assert!(
+        peek_texts(&queue).await.unwrap().is_empty(),
+        "invisible until its lead"
+    );
     let mut texts = Vec::new();
     while texts.is_empty() {
         assert!(
@@ -121,7 +103,7 @@ async fn a_ups_event_schedules_a_wake_up_that_acts_on_the_deadline() {
             "no wake-up message"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-        texts = peek(&queue).await;
+        texts = peek_texts(&queue).await.unwrap();
     }
     assert!(
         sent.elapsed() >= Duration::from_secs(1),

@@ -8,11 +8,9 @@ mod host_support;
 
 use azure_core::http::RequestContent;
 use azure_storage_queue::QueueClient;
-use azure_storage_queue::models::{
-    QueueClientPeekMessagesOptions, QueueClientSendMessageOptions, QueueMessage,
-};
+use azure_storage_queue::models::{QueueClientSendMessageOptions, QueueMessage};
 use base64::Engine as _;
-use burst_store_sim::azurite::Azurite;
+use burst_store_sim::azurite::{Azurite, peek_texts};
 use func_emulator::host::HostHandle;
 use func_emulator::host::queue::StorageConnection;
 use host_support::{app, records, start};
@@ -32,24 +30,6 @@ async fn send(queue: &QueueClient, text: &str, invisible_s: Option<i32>) {
         ..Default::default()
     };
     queue.send_message(body, Some(options)).await.unwrap();
-}
-
-async fn peek_texts(queue: &QueueClient) -> Vec<String> {
-    let options = QueueClientPeekMessagesOptions {
-        number_of_messages: Some(32),
-        ..Default::default()
-    };
-    match queue.peek_messages(Some(options)).await {
-        Ok(r) => r
-            .into_model()
-            .unwrap()
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|m| m.message_text)
-            .collect(),
-        Err(_) => Vec::new(),
-    }
 }
 
 /// The queue invocations the handler saw, as (message text, dequeue count).
@@ -115,7 +95,7 @@ async fn messages_run_the_function_and_failures_end_in_the_poison_queue() {
     let poison = storage.queue("jobs-poison").unwrap();
     let mut moved = Vec::new();
     for _ in 0..50 {
-        moved = peek_texts(&poison).await;
+        moved = peek_texts(&poison).await.unwrap_or_default();
         if !moved.is_empty() {
             break;
         }
@@ -124,7 +104,7 @@ async fn messages_run_the_function_and_failures_end_in_the_poison_queue() {
     // The poison queue keeps the message text as it was sent (still base64).
     assert_eq!(moved, vec![B64.encode("x-echo:status=500")]);
     assert!(
-        peek_texts(&queue).await.is_empty(),
+        peek_texts(&queue).await.unwrap().is_empty(),
         "the trigger queue is empty"
     );
 

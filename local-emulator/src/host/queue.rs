@@ -197,6 +197,7 @@ impl QueueListener {
                 return;
             }
         };
+        let context = self.shared();
         let mut wait = Duration::ZERO;
         let mut missing_reported = false;
         loop {
@@ -220,7 +221,7 @@ impl QueueListener {
                     let mut set = tokio::task::JoinSet::new();
                     for message in batch {
                         let (host, queue, poison, me) =
-                            (host.clone(), queue.clone(), poison.clone(), self.shared());
+                            (host.clone(), queue.clone(), poison.clone(), context.clone());
                         set.spawn(async move { me.handle(&host, &queue, &poison, message).await });
                     }
                     while set.join_next().await.is_some() {}

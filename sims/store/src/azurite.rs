@@ -22,6 +22,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use azure_storage_blob::BlobContainerClient;
+use azure_storage_queue::QueueClient;
+use azure_storage_queue::models::QueueClientPeekMessagesOptions;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{Hmac, KeyInit, Mac};
@@ -261,6 +263,23 @@ impl Azurite {
         format!("{}/{queue}?{sas}", self.blob_endpoint())
     }
 
+    /// A client for `queue` authorised by [`Azurite::queue_url`]'s SAS.
+    pub fn queue_client(&self, queue: &str) -> Result<QueueClient, AzuriteError> {
+        let url = Url::parse(&self.queue_url(queue))
+            .map_err(|e| AzuriteError::Request(format!("queue URL: {e}")))?;
+        QueueClient::new(url, None, None).map_err(|e| AzuriteError::Request(e.to_string()))
+    }
+
+    /// Creates a queue (it must not exist yet) and returns its client.
+    pub async fn create_queue(&self, queue: &str) -> Result<QueueClient, AzuriteError> {
+        let client = self.queue_client(queue)?;
+        client
+            .create(None)
+            .await
+            .map_err(|e| AzuriteError::Request(format!("create queue {queue}: {e}")))?;
+        Ok(client)
+    }
+
     /// The container's URL without a SAS.
     pub fn container_url(&self, container: &str) -> Result<Url, AzuriteError> {
         Url::parse(&format!("{}/{container}", self.blob_endpoint()))
@@ -321,6 +340,25 @@ pub fn dev_account_sas() -> String {
     let expiry = chrono::Utc::now() + chrono::Duration::days(1);
     let expiry = expiry.format("%Y-%m-%dT%H:%M:%SZ").to_string();
     account_sas(ACCOUNT, ACCOUNT_KEY, "rwdlac", &expiry)
+}
+
+/// The texts of the visible messages of a queue (up to 32), without dequeuing them.
+pub async fn peek_texts(queue: &QueueClient) -> Result<Vec<String>, AzuriteError> {
+    let options = QueueClientPeekMessagesOptions {
+        number_of_messages: Some(32),
+        ..Default::default()
+    };
+    let messages = queue
+        .peek_messages(Some(options))
+        .await
+        .and_then(|r| r.into_model())
+        .map_err(|e| AzuriteError::Request(format!("peek: {e}")))?;
+    Ok(messages
+        .items
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.message_text)
+        .collect())
 }
 
 /// Signs an account SAS for the blob service (`ss=b`, `srt=sco`, http and https) with the
