@@ -3,17 +3,20 @@
 //! drills (the core on a virtual clock) and real-time drills (the real processes).
 
 use burst_core::Policy;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Duration;
 
 /// A whole scenario file.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// When the scenario starts (RFC 3339, UTC); virtual drills default to 2026-03-02T00:00Z.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
     /// How long the scenario runs (virtual time).
     pub duration: Span,
     #[serde(default)]
@@ -41,6 +44,16 @@ impl Span {
     }
 }
 
+impl Serialize for Span {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.subsec_nanos() == 0 {
+            s.serialize_u64(self.0.as_secs())
+        } else {
+            s.serialize_f64(self.0.as_secs_f64())
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Span {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
@@ -64,7 +77,7 @@ impl<'de> Deserialize<'de> for Span {
 }
 
 /// The simulated home and cloud at the start.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct World {
     pub site: String,
@@ -104,22 +117,54 @@ impl Default for World {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UpDown {
     Up,
     Down,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StopResume {
     Stop,
     Resume,
 }
 
+/// What the witness (a third place) sees of home.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WitnessView {
+    Up,
+    Down,
+    /// Whatever home's internet link allows (the default).
+    Follow,
+}
+
+/// How Tailscale's devices API answers the probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TailscaleApi {
+    Up,
+    /// Unreachable (timeout).
+    Down,
+    /// Answers, but nothing usable (5xx).
+    Unknown,
+}
+
+/// Where the next invocation that gets there dies (the process is killed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrashPoint {
+    /// Right after a state save, before the actions it asked for run.
+    AfterSave,
+    /// Right after an action took effect, before its outcome is saved.
+    AfterAction,
+}
+
 /// One moment of the timeline. Several fields may be set; they apply in the order listed here.
-#[derive(Clone, Debug, Default, Deserialize)]
+/// Fault fields (below `discord_gone`) are for virtual drills only.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Event {
     pub t: Span,
@@ -156,11 +201,78 @@ pub struct Event {
     pub discord_rate_limit: Option<f64>,
     /// The webhook is deleted: every later message gets 404 Unknown Webhook.
     pub discord_gone: Option<bool>,
+    // --- virtual drills only ---
+    /// The UPS event's id (default: a fresh one).
+    pub id: Option<String>,
+    /// The UPS event is delivered twice (the agent retried after a lost answer).
+    pub duplicate: Option<bool>,
+    /// The UPS event with this id is delivered again (a stale copy).
+    pub repeat: Option<String>,
+    /// The UPS event says it happened this long ago (it arrives after newer ones).
+    pub backdate: Option<Span>,
+    /// The UPS event is lost (NOTIFYCMD never ran): the agent never sends it.
+    pub drop: Option<bool>,
+    /// The witness's own view of home from now on.
+    pub witness: Option<WitnessView>,
+    /// Tailscale's devices API from now on.
+    pub tailscale_api: Option<TailscaleApi>,
+    /// The agent's clock runs this many seconds ahead of the cloud's (negative: behind).
+    pub agent_skew_s: Option<i64>,
+    /// Every scale-set call fails with 503 for this long.
+    pub arm_down: Option<Span>,
+    /// The next N scale-set calls are answered 500.
+    pub arm_errors: Option<u32>,
+    /// The next N reads of the scale set fail.
+    pub arm_read_errors: Option<u32>,
+    /// The next N writes time out before ARM saw them.
+    pub arm_timeouts: Option<u32>,
+    /// The next N writes are carried out but their answer is lost (a timeout).
+    pub arm_lost_answers: Option<u32>,
+    /// For this long, Spot capacity is accepted but never boots (allocation fails).
+    pub spot_no_capacity: Option<Span>,
+    /// The state store answers 503 for this long.
+    pub store_down: Option<Span>,
+    /// The next N saves lose their compare-and-swap to a concurrent writer.
+    pub store_conflicts: Option<u32>,
+    /// The next invocation that gets there dies at this point.
+    pub crash: Option<CrashPoint>,
+    /// The next N workload moves fail.
+    pub migrate_failures: Option<u32>,
+}
+
+impl Event {
+    /// Fields only virtual drills can carry out, by name (for the real-time drills' check).
+    pub fn virtual_only_fields(&self) -> Vec<&'static str> {
+        let set = [
+            ("id", self.id.is_some()),
+            ("duplicate", self.duplicate.is_some()),
+            ("repeat", self.repeat.is_some()),
+            ("backdate", self.backdate.is_some()),
+            ("drop", self.drop.is_some()),
+            ("witness", self.witness.is_some()),
+            ("tailscale_api", self.tailscale_api.is_some()),
+            ("agent_skew_s", self.agent_skew_s.is_some()),
+            ("arm_down", self.arm_down.is_some()),
+            ("arm_errors", self.arm_errors.is_some()),
+            ("arm_read_errors", self.arm_read_errors.is_some()),
+            ("arm_timeouts", self.arm_timeouts.is_some()),
+            ("arm_lost_answers", self.arm_lost_answers.is_some()),
+            ("spot_no_capacity", self.spot_no_capacity.is_some()),
+            ("store_down", self.store_down.is_some()),
+            ("store_conflicts", self.store_conflicts.is_some()),
+            ("crash", self.crash.is_some()),
+            ("migrate_failures", self.migrate_failures.is_some()),
+        ];
+        set.into_iter()
+            .filter(|(_, on)| *on)
+            .map(|(n, _)| n)
+            .collect()
+    }
 }
 
 /// What must hold. With `at`: the state at that time (after everything due then); with
 /// `during = [from, until]`: over that interval; with neither: over the whole scenario.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expectation {
     pub at: Option<Span>,
@@ -206,6 +318,18 @@ pub struct Expectation {
     pub max_gap_node_s: Option<f64>,
     /// The longest stretch with any node uncovered, in seconds (whole run).
     pub max_gap_s: Option<f64>,
+    /// At most this many incident messages created.
+    pub max_incidents: Option<usize>,
+    /// Workload moves carried out (any tier and direction).
+    pub migrations: Option<usize>,
+    pub max_migrations: Option<usize>,
+    /// These happen, first occurrences in this order: "tier:direction" moves, "capacity:N"
+    /// writes, "mode:NAME" changes (e.g. `["critical:to_home", "capacity:0"]`).
+    pub order: Option<Vec<String>>,
+    /// Message titles (or parts of them) that must have been sent.
+    pub titles: Option<Vec<String>>,
+    /// Budget thresholds (percent) that must not be announced.
+    pub no_budget_alerts: Option<Vec<u32>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -244,10 +368,23 @@ impl Scenario {
         Ok(s)
     }
 
+    /// The start instant, if the scenario names one.
+    pub fn start_instant(&self) -> Result<Option<burst_core::Timestamp>, String> {
+        let Some(text) = &self.start else {
+            return Ok(None);
+        };
+        let t = chrono::DateTime::parse_from_rfc3339(text)
+            .map_err(|e| format!("start: {text:?} is not an RFC 3339 time: {e}"))?;
+        Ok(Some(burst_core::Timestamp::from_millis(
+            t.timestamp_millis(),
+        )))
+    }
+
     fn validate(&self) -> Result<(), String> {
         self.policy
             .validate()
             .map_err(|e| format!("[policy]: {e}"))?;
+        self.start_instant()?;
         if self.duration.0.is_zero() {
             return Err("duration must be more than 0".into());
         }
@@ -270,11 +407,27 @@ impl Scenario {
                     i + 1
                 ));
             }
-            if e.status.is_some() && e.ups.is_none() {
+            let ups_only = [
+                ("id", e.id.is_some()),
+                ("duplicate", e.duplicate.is_some()),
+                ("backdate", e.backdate.is_some()),
+                ("drop", e.drop.is_some()),
+                ("charge", e.charge.is_some()),
+                ("runtime", e.runtime.is_some()),
+            ];
+            if let Some((name, _)) = ups_only.iter().find(|(_, on)| *on)
+                && e.ups.is_none()
+            {
                 return Err(format!(
-                    "[[at]] #{}: status needs ups (the notify type)",
+                    "[[at]] #{}: {name} needs ups (the notify type)",
                     i + 1
                 ));
+            }
+            if e.id
+                .as_deref()
+                .is_some_and(|id| id.is_empty() || id.len() > 128)
+            {
+                return Err(format!("[[at]] #{}: id must be 1–128 characters", i + 1));
             }
         }
         for (i, x) in self.expectations.iter().enumerate() {
@@ -328,6 +481,13 @@ impl Scenario {
                     "[[expect]] #{n}: max_gap_node_s/max_gap_s cover the whole run (no at/during)"
                 ));
             }
+            for item in x.order.iter().flatten() {
+                if !order_item_ok(item) {
+                    return Err(format!(
+                        "[[expect]] #{n}: unknown order item {item:?} (tier:direction, capacity:N or mode:NAME)"
+                    ));
+                }
+            }
             if let Some([a, b]) = x.during
                 && a > b
             {
@@ -335,6 +495,16 @@ impl Scenario {
             }
         }
         Ok(())
+    }
+}
+
+/// An `order` item: a move ("critical:to_home"), a capacity write ("capacity:0") or a mode.
+fn order_item_ok(item: &str) -> bool {
+    match item.split_once(':') {
+        Some(("capacity", n)) => n.parse::<u32>().is_ok(),
+        Some(("mode", m)) => ["healthy", "suspect", "outage", "recovering"].contains(&m),
+        Some(("critical" | "stateful", "to_cloud" | "to_home")) => true,
+        _ => false,
     }
 }
 

@@ -1,7 +1,8 @@
 //! The simulated cloud for virtual drills: the scale set (the simulators' shared scale-set
-//! model on the drill's clock: boot times, spot evictions; plus throttling and conflicts), the
-//! Discord webhook (rate limits, deletion) and the cloud cluster's workloads. It answers the
-//! core's actions the way the real services would.
+//! model on the drill's clock: boot times, spot evictions, capacity that never boots), the
+//! Discord webhook (rate limits, deletion, Discord's size checks) and the cloud cluster's
+//! workloads, each with the faults a scenario can inject. It answers the adapters' calls the
+//! way the real services would; the engine never knows it is simulated.
 
 use burst_core::{
     Delivery, Direction, MigrateResult, Notification, NotifyResult, ScaleResult, ScaleSetProbe,
@@ -14,8 +15,7 @@ use std::collections::BTreeMap;
 pub struct Cloud {
     scale_set: ScaleSet<Timestamp>,
     boot_ms: i64,
-    throttle_next: Option<u64>,
-    conflicts_next: u32,
+    pub arm: ArmFaults,
     pub arm_calls: usize,
     discord: Discord,
     price_per_node_hour: f64,
@@ -23,6 +23,29 @@ pub struct Cloud {
     cost_until: Timestamp,
     /// Tiers whose workloads run on the cloud cluster.
     in_cloud: BTreeMap<Tier, bool>,
+    /// The next migrations that fail (the cloud cluster refuses the scale).
+    pub migrate_failures: u32,
+}
+
+/// Faults of the scale-set API, consumed in the order the fields are listed.
+#[derive(Debug, Default)]
+pub struct ArmFaults {
+    /// Every call fails with 503 until then (an ARM outage window).
+    pub down_until: Option<Timestamp>,
+    /// The next write is answered 429 with this Retry-After.
+    pub throttle_next: Option<u64>,
+    /// The next N writes are answered 409.
+    pub conflicts_next: u32,
+    /// The next N calls (reads or writes) are answered 500.
+    pub errors_next: u32,
+    /// The next N reads fail (so a write reads nothing and writes nothing).
+    pub read_errors_next: u32,
+    /// The next N writes time out before ARM saw them.
+    pub timeouts_next: u32,
+    /// The next N writes are carried out but their answer never arrives.
+    pub lost_next: u32,
+    /// Spot capacity is accepted but never boots (allocation fails) until then.
+    pub no_capacity_until: Option<Timestamp>,
 }
 
 #[derive(Debug, Default)]
@@ -33,27 +56,39 @@ struct Discord {
     gone: bool,
 }
 
-/// What happened to a scale write, for the timeline.
+/// What a scale call did, for the timeline; `wait_ms` is how long the caller waited for the
+/// answer (a timeout), already part of the result.
 #[derive(Debug, PartialEq)]
 pub enum ScaleEffect {
-    Written { from: u32, to: u32 },
+    Written {
+        from: u32,
+        to: u32,
+    },
     Unchanged,
     Refused,
+    /// Written, but the answer was lost: the caller sees a timeout.
+    WrittenAnswerLost {
+        from: u32,
+        to: u32,
+    },
 }
+
+/// How long an adapter waits before it gives up on an ARM call (its request timeout).
+pub const ARM_TIMEOUT_MS: i64 = 10_000;
 
 impl Cloud {
     pub fn new(boot_ms: i64, price_per_node_hour: f64, start: Timestamp) -> Cloud {
         Cloud {
             scale_set: ScaleSet::default(),
             boot_ms,
-            throttle_next: None,
-            conflicts_next: 0,
+            arm: ArmFaults::default(),
             arm_calls: 0,
             discord: Discord::default(),
             price_per_node_hour,
             cost_usd: 0.0,
             cost_until: start,
             in_cloud: BTreeMap::new(),
+            migrate_failures: 0,
         }
     }
 
@@ -70,7 +105,22 @@ impl Cloud {
         self.scale_set.running(now)
     }
 
-    pub fn probe(&self, now: Timestamp) -> ScaleSetProbe {
+    fn arm_down(&self, now: Timestamp) -> bool {
+        self.arm.down_until.is_some_and(|until| now < until)
+    }
+
+    /// A GET of the scale set (the probe's view).
+    pub fn probe(&mut self, now: Timestamp) -> ScaleSetProbe {
+        self.arm_calls += 1;
+        if self.arm_down(now) {
+            return unknown("503 Service Unavailable");
+        }
+        if take(&mut self.arm.errors_next) {
+            return unknown("500 InternalServerError");
+        }
+        if take(&mut self.arm.read_errors_next) {
+            return unknown("GET timed out");
+        }
         ScaleSetProbe::Seen {
             capacity: self.capacity(),
             running: self.running(now),
@@ -90,14 +140,6 @@ impl Cloud {
         self.cost_usd
     }
 
-    pub fn throttle_next(&mut self, retry_after_s: u64) {
-        self.throttle_next = Some(retry_after_s);
-    }
-
-    pub fn conflict_next(&mut self, n: u32) {
-        self.conflicts_next += n;
-    }
-
     pub fn discord_rate_limit_next(&mut self, secs: f64) {
         self.discord.rate_limit_next = Some(secs);
     }
@@ -112,27 +154,51 @@ impl Cloud {
         u32::try_from(evicted.len()).unwrap_or(u32::MAX)
     }
 
-    /// GET then PATCH with If-Match, as the ARM adapter does.
-    pub fn set_capacity(&mut self, n: u32, now: Timestamp) -> (ScaleResult, ScaleEffect) {
+    /// GET then PATCH with If-Match, as the ARM adapter does, with the scenario's faults.
+    /// Returns the result the adapter would report, what happened, and how long the call took.
+    pub fn set_capacity(&mut self, n: u32, now: Timestamp) -> (ScaleResult, ScaleEffect, i64) {
         self.arm_calls += 1;
-        if let Some(retry_after_s) = self.throttle_next.take() {
-            return (
-                ScaleResult::Throttled { retry_after_s },
-                ScaleEffect::Refused,
-            );
+        let refused = |r: ScaleResult| (r, ScaleEffect::Refused, 0);
+        if self.arm_down(now) {
+            return refused(ScaleResult::Failed {
+                detail: "503 Service Unavailable".into(),
+            });
         }
-        if self.conflicts_next > 0 {
-            self.conflicts_next -= 1;
-            return (
-                ScaleResult::Conflict {
-                    detail: "409 Conflict: another operation is in progress".into(),
-                },
-                ScaleEffect::Refused,
-            );
+        if take(&mut self.arm.errors_next) {
+            return refused(ScaleResult::Failed {
+                detail: "500 InternalServerError".into(),
+            });
         }
+        if take(&mut self.arm.read_errors_next) {
+            return refused(ScaleResult::ReadFailed {
+                detail: "GET of the scale set timed out".into(),
+            });
+        }
+        if let Some(retry_after_s) = self.arm.throttle_next.take() {
+            return refused(ScaleResult::Throttled { retry_after_s });
+        }
+        if take(&mut self.arm.conflicts_next) {
+            return refused(ScaleResult::Conflict {
+                detail: "409 Conflict: another operation is in progress".into(),
+            });
+        }
+        let timed_out = || ScaleResult::Failed {
+            detail: format!("PATCH timed out after {ARM_TIMEOUT_MS} ms"),
+        };
+        if take(&mut self.arm.timeouts_next) {
+            return (timed_out(), ScaleEffect::Refused, ARM_TIMEOUT_MS);
+        }
+        let never_boots = self.arm.no_capacity_until.is_some_and(|until| now < until);
         let Resized { from, .. } =
             self.scale_set
-                .resize(n, now, now.plus_millis(self.boot_ms), false);
+                .resize(n, now, now.plus_millis(self.boot_ms), never_boots);
+        if take(&mut self.arm.lost_next) {
+            return (
+                timed_out(),
+                ScaleEffect::WrittenAnswerLost { from, to: n },
+                ARM_TIMEOUT_MS,
+            );
+        }
         let effect = if n == from {
             ScaleEffect::Unchanged
         } else {
@@ -144,6 +210,7 @@ impl Cloud {
                 running: Some(self.running(now)),
             },
             effect,
+            0,
         )
     }
 
@@ -192,13 +259,34 @@ impl Cloud {
         }
     }
 
-    /// Scales the tier's workloads on the cloud cluster.
+    /// Scales the tier's workloads on the cloud cluster (or fails, as injected).
     pub fn migrate(&mut self, tier: Tier, direction: Direction, workloads: u32) -> MigrateResult {
+        if take(&mut self.migrate_failures) {
+            return MigrateResult::Failed {
+                detail: "422 the cloud cluster refused the scale".into(),
+            };
+        }
         self.in_cloud.insert(tier, direction == Direction::ToCloud);
         MigrateResult::Done { workloads }
     }
 
     pub fn in_cloud(&self, tier: Tier) -> bool {
         self.in_cloud.get(&tier).copied().unwrap_or(false)
+    }
+}
+
+fn unknown(detail: &str) -> ScaleSetProbe {
+    ScaleSetProbe::Unknown {
+        detail: detail.into(),
+    }
+}
+
+/// Consumes one of `n` pending faults.
+fn take(n: &mut u32) -> bool {
+    if *n > 0 {
+        *n -= 1;
+        true
+    } else {
+        false
     }
 }

@@ -2,7 +2,7 @@
 //! It produces what the real home would send or show: UPS events, heartbeats, witness reports
 //! and what a probe from the cloud would see.
 
-use crate::scenario::{Event, StopResume, UpDown, World};
+use crate::scenario::{Event, StopResume, TailscaleApi, UpDown, WitnessView, World};
 use burst_core::{
     ApiProbe, DevicesProbe, Heartbeat, NodeCount, NotifyType, ProbeReport, ScaleSetProbe,
     Timestamp, UpsEvent, UpsStatus, WitnessReport,
@@ -30,6 +30,13 @@ pub struct Home {
     /// Events the agent could not deliver yet (crash-safe on disk in the real agent).
     spool: VecDeque<UpsEvent>,
     seq: u64,
+    /// The witness's own view of home (`None`: it sees what the internet link allows).
+    witness_view: Option<bool>,
+    tailscale_api: TailscaleApi,
+    /// How far the agent's clock is ahead of the cloud's (negative: behind).
+    pub agent_skew_ms: i64,
+    /// UPS events sent so far by id (a scenario can have one delivered again later).
+    sent: Vec<UpsEvent>,
 }
 
 /// The status a real UPS would report with a notify type, when the scenario does not say.
@@ -63,7 +70,16 @@ impl Home {
             battery: (None, None),
             spool: VecDeque::new(),
             seq: 0,
+            witness_view: None,
+            tailscale_api: TailscaleApi::Up,
+            agent_skew_ms: 0,
+            sent: Vec::new(),
         }
+    }
+
+    /// The agent's clock.
+    pub fn agent_now(&self, now: Timestamp) -> Timestamp {
+        now.plus_millis(self.agent_skew_ms)
     }
 
     fn next_id(&mut self, kind: &str) -> String {
@@ -128,7 +144,29 @@ impl Home {
         if let Some(d) = e.devices_online {
             self.devices_online = d.min(self.devices_total);
         }
-        let notify = NotifyType::parse(e.ups.as_deref()?);
+        if let Some(w) = e.witness {
+            self.witness_view = match w {
+                WitnessView::Up => Some(true),
+                WitnessView::Down => Some(false),
+                WitnessView::Follow => None,
+            };
+        }
+        if let Some(t) = e.tailscale_api {
+            self.tailscale_api = t;
+        }
+        if let Some(s) = e.agent_skew_s {
+            self.agent_skew_ms = s.saturating_mul(1000);
+        }
+        let Some(ups) = e.ups.as_deref() else {
+            // `ups.status` changed without a notify (upsmon sends none for it): heartbeats
+            // carry the new status.
+            if let Some(status) = &e.status {
+                self.ups_status = status.clone();
+                self.ups_link = !status.is_empty();
+            }
+            return None;
+        };
+        let notify = NotifyType::parse(ups);
         let status = e
             .status
             .clone()
@@ -145,9 +183,18 @@ impl Home {
             self.ups_status = status.clone();
             self.ups_link = true;
         }
+        let id = match &e.id {
+            Some(id) => id.clone(),
+            None => self.next_id("ups"),
+        };
+        let at = self.agent_now(now);
+        let at = match e.backdate {
+            Some(b) => at.plus_millis(-b.millis()),
+            None => at,
+        };
         Some(UpsEvent {
-            id: self.next_id("ups"),
-            at: now,
+            id,
+            at,
             ups: "ups@home".into(),
             notify,
             status: UpsStatus::parse(&status),
@@ -180,9 +227,10 @@ impl Home {
         if !self.online() || !self.heartbeats {
             return None;
         }
+        let at = self.agent_now(now);
         Some(Heartbeat {
             id: self.next_id("hb"),
-            at: now,
+            at,
             nodes_ready: if self.api { self.nodes_ready } else { 0 },
             nodes_total: self.nodes_total,
             // Configured but unreadable: "" (unknown), as the real agent sends it.
@@ -200,18 +248,40 @@ impl Home {
 
     /// What the witness in a third place sees.
     pub fn witness(&mut self, now: Timestamp) -> WitnessReport {
+        let reachable = self.witness_view.unwrap_or_else(|| self.online());
         WitnessReport {
             id: self.next_id("witness"),
             at: now,
             target: "https://home.example:6443/readyz".into(),
-            reachable: self.online(),
-            latency_ms: self.online().then_some(25),
+            reachable,
+            latency_ms: reachable.then_some(25),
         }
     }
 
-    /// What the cloud's timer probe sees of home (the scale set is added by the caller).
-    pub fn probe(&self, scale_set: ScaleSetProbe) -> ProbeReport {
-        let home_api = if !self.online() || !self.cloud_path {
+    /// The agent keeps an event for delivery (NOTIFYCMD spools first, then sends).
+    pub fn spool(&mut self, event: UpsEvent) {
+        self.sent.push(event.clone());
+        self.spool.push_back(event);
+    }
+
+    /// An event sent before, by id (for a scenario's redelivery).
+    pub fn sent(&self, id: &str) -> Option<UpsEvent> {
+        self.sent.iter().rev().find(|e| e.id == id).cloned()
+    }
+
+    /// The oldest event still to deliver, if the agent can reach the cloud now.
+    pub fn next_to_deliver(&self) -> Option<UpsEvent> {
+        self.online().then(|| self.spool.front().cloned()).flatten()
+    }
+
+    /// The oldest event was delivered (or refused for good): it leaves the spool.
+    pub fn delivered(&mut self) {
+        self.spool.pop_front();
+    }
+
+    /// What the cloud's probe of the home Kubernetes API sees.
+    pub fn api_probe(&self) -> ApiProbe {
+        if !self.online() || !self.cloud_path {
             ApiProbe::Unreachable {
                 detail: "connect timeout".into(),
             }
@@ -227,19 +297,35 @@ impl Home {
                     total: self.nodes_total,
                 }),
             }
-        };
-        // Tailscale's control plane sees home devices only while home has power and internet.
-        let online = if self.online() {
-            self.devices_online
-        } else {
-            0
-        };
-        ProbeReport {
-            home_api,
-            devices: DevicesProbe::Seen {
-                online,
+        }
+    }
+
+    /// What Tailscale's devices API answers: home devices are connected to its control plane
+    /// only while home has power and internet.
+    pub fn devices_probe(&self) -> DevicesProbe {
+        match self.tailscale_api {
+            TailscaleApi::Down => DevicesProbe::Unknown {
+                detail: "devices API: connect timeout".into(),
+            },
+            TailscaleApi::Unknown => DevicesProbe::Unknown {
+                detail: "devices API: 500 Internal Server Error".into(),
+            },
+            TailscaleApi::Up => DevicesProbe::Seen {
+                online: if self.online() {
+                    self.devices_online
+                } else {
+                    0
+                },
                 total: self.devices_total,
             },
+        }
+    }
+
+    /// What the cloud's timer probe sees of home (the scale set is added by the caller).
+    pub fn probe(&self, scale_set: ScaleSetProbe) -> ProbeReport {
+        ProbeReport {
+            home_api: self.api_probe(),
+            devices: self.devices_probe(),
             scale_set,
         }
     }

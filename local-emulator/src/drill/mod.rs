@@ -1,9 +1,10 @@
-//! Outage drills: scenarios run against the decision core with simulated adapters.
+//! Outage drills: scenarios run through the engine with simulated adapters.
 
 pub mod cloud;
 pub mod expect;
 pub mod gap;
 pub mod home;
+pub mod ports;
 pub mod realtime;
 pub mod record;
 pub mod report;

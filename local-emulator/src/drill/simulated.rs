@@ -1,127 +1,288 @@
-//! Virtual-time drills: the decision core driven by a simulated home and cloud on a virtual
-//! clock. Nothing sleeps; time jumps to the next thing due (scenario event, probe, heartbeat,
-//! witness, the core's own wake-up), like quinn's test `Pair`.
+//! Virtual-time drills: the engine that runs in the cloud (`burst_functions`: its function
+//! bodies, compare-and-swap, replays, duplicate detection, actions and outcome loop), driven by
+//! a simulated home and cloud on a virtual clock. Nothing sleeps for real: the engine runs on a
+//! paused tokio clock that jumps to the next thing due (scenario event, probe, heartbeat,
+//! witness, the engine's own wake-ups), like quinn's test `Pair`. The agent's requests are
+//! signed and posted to the same bodies the Azure and Lambda wrappers call; the engine's
+//! adapters are the simulated world's ports ([`super::ports`]), with the scenario's faults.
+//!
+//! After every invocation the drill checks the safety rules ([`burst_core::invariants`]),
+//! that every acknowledged input is in the saved state, and the state's size; a broken rule
+//! fails the drill.
 
-use super::cloud::{Cloud, ScaleEffect};
+use super::cloud::Cloud;
 use super::expect::{Observed, check_point};
 use super::gap::GapMeter;
 use super::home::Home;
+use super::ports::{SimWorld, ports};
 use super::record::{Kind, Record};
 use super::{DrillRun, Measured};
 use crate::scenario::{Event, Scenario};
-use burst_core::{
-    Action, Input, NotifyResult, Outcome, Policy, SiteState, TailscaleEvent, Tier, Timestamp, step,
-};
+use burst_core::state::AuditEntry;
+use burst_core::{Input, Policy, SiteState, Tier, Timestamp, dedupe, invariants};
+use burst_functions::bodies::{self, Function};
+use burst_functions::deps::Deps;
+use burst_functions::http::Request;
+use burst_functions::settings::{Settings, TailscaleSecret};
+use burst_functions::state_cache::StateCache;
+use burst_wire::{AgentKey, Signer};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::sync::Arc;
 use std::time::Instant;
 
-/// Virtual drills start on a fixed date so budgets and messages are reproducible.
+/// Virtual drills start here unless the scenario says `start`, so budgets and messages are
+/// reproducible.
 pub const EPOCH: Timestamp = Timestamp::from_secs(1_772_409_600); // 2026-03-02T00:00:00Z
 
-/// At one instant: world changes first, then the periodic reports, then the core's own
-/// wake-up, then expectations (they see everything due at that time).
+/// The drill's agent and webhook secrets (HS256 needs 32 bytes or more).
+const AGENT_SECRET: &str = "virtual-drill-agent-secret-0123456789abcdef";
+const TAILSCALE_SECRET: &str = "virtual-drill-tailscale-secret";
+
+/// The largest state document a site may reach. The core bounds its history (audit trail,
+/// replay ids, incidents); this is far above anything seen in drills or swarms.
+pub const STATE_BOUND_BYTES: usize = 256 * 1024;
+
+/// The host retries a failed queue message after its visibility timeout, up to its dequeue
+/// limit (host.json), then parks it in the poison queue.
+const WAKE_RETRY_MS: i64 = 5_000;
+const WAKE_MAX_DEQUEUE: u8 = 5;
+
+/// At one instant: world changes first, then the periodic reports, then the engine's own
+/// wake-ups, then expectations (they see everything due at that time).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Due {
     Event(usize),
     Probe,
     Heartbeat,
     Witness,
-    Wake,
+    /// A wake-up message for this instant (its delivery attempt).
+    Wake(i64, u8),
     Expect(usize),
 }
 
-/// Bound on action → outcome → step chains within one instant.
-const MAX_CHAIN: usize = 64;
+/// A safety rule broken during a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Violation {
+    pub t_ms: i64,
+    pub rule: String,
+    pub detail: String,
+}
 
-struct Sim<'a> {
-    scenario: &'a Scenario,
-    policy: Policy,
-    state: Option<SiteState>,
-    home: Home,
-    cloud: Cloud,
-    records: Vec<Record>,
-    queue: BinaryHeap<Reverse<(i64, Due)>>,
-    wake_at: Option<Timestamp>,
-    steps: u64,
+/// Everything one virtual run produced.
+#[derive(Debug)]
+pub struct Simulated {
+    pub records: Vec<Record>,
+    pub measured: Measured,
+    pub violations: Vec<Violation>,
+    pub invocations: u64,
+}
+
+/// Options of one virtual run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub policy: Policy,
+    /// Seeds the engine's retry jitter (the only randomness below the drill).
+    pub seed: u64,
+    /// Stop at the first broken rule (the swarm's shrinking needs only that).
+    pub stop_at_violation: bool,
 }
 
 pub fn run(scenario: &Scenario) -> DrillRun {
     let started = Instant::now();
-    let (records, mut measured) = simulate(scenario, scenario.policy.clone());
+    let options = RunOptions {
+        policy: scenario.policy.clone(),
+        seed: 0,
+        stop_at_violation: false,
+    };
+    let sim = simulate(scenario, &options);
+    let mut measured = sim.measured;
     if scenario.policy.burst_ahead {
         // The same world without bursting ahead: what the early burst removed and cost.
         let policy = Policy {
             burst_ahead: false,
             ..scenario.policy.clone()
         };
-        measured.without_ahead = Some(simulate(scenario, policy).1.gap);
+        measured.without_ahead = Some(
+            simulate(scenario, &RunOptions { policy, ..options })
+                .measured
+                .gap,
+        );
     }
     measured.wall_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let mut records = sim.records;
+    for v in &sim.violations {
+        records.push(Record {
+            t_ms: v.t_ms,
+            kind: Kind::Expect {
+                ok: false,
+                what: format!("rule broken: {} ({})", v.rule, v.detail),
+            },
+        });
+    }
+    records.sort_by_key(|r| r.t_ms);
     super::finish(scenario, records, true, measured)
 }
 
-fn simulate(scenario: &Scenario, policy: Policy) -> (Vec<Record>, Measured) {
-    let mut sim = Sim {
-        scenario,
-        home: Home::new(&scenario.world),
-        cloud: Cloud::new(
-            scenario.world.boot_time.millis(),
-            policy.price_per_node_hour_usd,
-            EPOCH,
-        ),
-        state: Some(SiteState::new(scenario.world.site.clone(), EPOCH)),
-        policy,
+/// Runs `scenario` through the engine on a virtual clock.
+pub fn simulate(scenario: &Scenario, options: &RunOptions) -> Simulated {
+    let failed = |detail: String| Simulated {
         records: Vec::new(),
-        queue: BinaryHeap::new(),
-        wake_at: None,
-        steps: 0,
+        measured: Measured::default(),
+        violations: vec![Violation {
+            t_ms: 0,
+            rule: "the drill runs".into(),
+            detail,
+        }],
+        invocations: 0,
     };
-    sim.schedule_all();
-    let end = scenario.duration.millis();
-    let max_nodes = sim.policy.max_nodes;
-    let mut gap = GapMeter::default();
-    let mut last = 0;
-    gap.observe(0, 0, 0);
-    while let Some(Reverse((t, due))) = sim.queue.pop() {
-        if t > end {
-            break;
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return failed(format!("no runtime: {e}")),
+    };
+    runtime.block_on(async {
+        // One thread runs everything, so this seeds every draw the engine makes.
+        fastrand::seed(options.seed);
+        match Sim::new(scenario, options) {
+            Ok(sim) => sim.run().await,
+            Err(e) => failed(e),
         }
-        sim.measure_until(&mut gap, last, t, max_nodes);
-        sim.cloud.accrue(EPOCH.plus_millis(t));
-        sim.handle(t, due);
-        sim.measure_at(&mut gap, t, max_nodes);
-        last = t;
-    }
-    sim.measure_until(&mut gap, last, end, max_nodes);
-    sim.cloud.accrue(EPOCH.plus_millis(end));
-    let measured = Measured {
-        cost_usd: sim.cloud.cost_usd(),
-        steps: sim.steps,
-        gap: gap.result(end),
-        ..Measured::default()
-    };
-    (sim.records, measured)
+    })
 }
 
-impl Sim<'_> {
+struct Sim<'a> {
+    scenario: &'a Scenario,
+    options: &'a RunOptions,
+    world: Arc<SimWorld>,
+    deps: Arc<Deps>,
+    signer: Signer,
+    queue: BinaryHeap<Reverse<(i64, Due)>>,
+    /// The last saved state seen (its version tag) and the audit entry it ended with.
+    state: Option<(String, Arc<SiteState>)>,
+    last_audit: Option<AuditEntry>,
+    violations: Vec<Violation>,
+    invocations: u64,
+}
+
+impl<'a> Sim<'a> {
+    fn new(scenario: &'a Scenario, options: &'a RunOptions) -> Result<Sim<'a>, String> {
+        let w = &scenario.world;
+        let policy = &options.policy;
+        let start = scenario.start_instant()?.unwrap_or(EPOCH);
+        let world = Arc::new(SimWorld::new(
+            start,
+            &w.site,
+            policy.clone(),
+            Home::new(w),
+            Cloud::new(w.boot_time.millis(), policy.price_per_node_hour_usd, start),
+            (w.critical_workloads, w.stateful_workloads),
+        ));
+        let p = ports(&world);
+        let settings = Settings {
+            sites: vec![w.site.clone()],
+            agent_key: Some(AgentKey::hs256(AGENT_SECRET).map_err(|e| e.to_string())?),
+            tailscale_secret: Some(TailscaleSecret(TAILSCALE_SECRET.into())),
+            policy: policy.clone(),
+            body_timeout: std::time::Duration::from_secs(10),
+        };
+        let clock_world = world.clone();
+        let deps = Deps {
+            settings,
+            policy: policy.clone(),
+            store: p.store,
+            scaler: Some(p.scaler),
+            notifier: Some(p.notifier),
+            home: Some(p.home),
+            devices: Some(p.devices),
+            migrator: Some(p.migrator),
+            clock: Arc::new(move || clock_world.now()),
+            clock_scale: 1.0,
+            waker: Some(p.waker),
+            parsed: StateCache::default(),
+        };
+        let signer = Signer::hs256(&w.site, AGENT_SECRET.as_bytes()).map_err(|e| e.to_string())?;
+        Ok(Sim {
+            scenario,
+            options,
+            world,
+            deps: Arc::new(deps),
+            signer,
+            queue: BinaryHeap::new(),
+            state: None,
+            last_audit: None,
+            violations: Vec::new(),
+            invocations: 0,
+        })
+    }
+
+    async fn run(mut self) -> Simulated {
+        self.schedule_all();
+        let end = self.scenario.duration.millis();
+        let max_nodes = self.options.policy.max_nodes;
+        let mut gap = GapMeter::default();
+        let mut last = 0;
+        gap.observe(0, 0, 0);
+        while let Some(Reverse((due_t, due))) = self.queue.pop() {
+            if due_t > end {
+                break;
+            }
+            // An invocation that waited (a timeout) pushed the clock past what was due.
+            let t = due_t.max(self.world.t_ms());
+            tokio::time::sleep_until(self.world.instant(t)).await;
+            self.measure_until(&mut gap, last, t, max_nodes);
+            self.world.lock().cloud.accrue(self.world.now());
+            self.handle(due).await;
+            self.measure_at(&mut gap, self.world.t_ms(), max_nodes);
+            last = self.world.t_ms();
+            if self.options.stop_at_violation && !self.violations.is_empty() {
+                break;
+            }
+        }
+        let end_at = self.world.start.plus_millis(end);
+        self.measure_until(&mut gap, last, end.max(last), max_nodes);
+        let mut w = self.world.lock();
+        w.cloud.accrue(end_at);
+        let measured = Measured {
+            cost_usd: w.cloud.cost_usd(),
+            steps: self.invocations,
+            gap: gap.result(end),
+            ..Measured::default()
+        };
+        let mut records = std::mem::take(&mut w.records);
+        records.sort_by_key(|r| r.t_ms);
+        drop(w);
+        Simulated {
+            records,
+            measured,
+            violations: self.violations,
+            invocations: self.invocations,
+        }
+    }
+
     /// The gap meter sees every instance that became running between two drill instants.
     fn measure_until(&self, gap: &mut GapMeter, from: i64, to: i64, max_nodes: u32) {
-        let missing = self.home.missing_nodes().min(max_nodes);
-        for at in self
+        let w = self.world.lock();
+        let missing = w.home.missing_nodes().min(max_nodes);
+        let start = self.world.start;
+        for at in w
             .cloud
-            .ready_between(EPOCH.plus_millis(from), EPOCH.plus_millis(to))
+            .ready_between(start.plus_millis(from), start.plus_millis(to))
         {
-            gap.observe(at.since(EPOCH), missing, self.cloud.running(at));
+            gap.observe(at.since(start), missing, w.cloud.running(at));
         }
     }
 
     fn measure_at(&self, gap: &mut GapMeter, t: i64, max_nodes: u32) {
-        let now = EPOCH.plus_millis(t);
+        let w = self.world.lock();
+        let now = self.world.start.plus_millis(t);
         gap.observe(
             t,
-            self.home.missing_nodes().min(max_nodes),
-            self.cloud.running(now),
+            w.home.missing_nodes().min(max_nodes),
+            w.cloud.running(now),
         );
     }
 
@@ -152,60 +313,393 @@ impl Sim<'_> {
         }
     }
 
-    fn record(&mut self, t: i64, kind: Kind) {
-        self.records.push(Record { t_ms: t, kind });
-    }
-
-    fn handle(&mut self, t: i64, due: Due) {
-        let now = EPOCH.plus_millis(t);
+    async fn handle(&mut self, due: Due) {
         match due {
             Due::Event(i) => {
                 let e = self.scenario.events[i].clone();
-                self.world_event(t, &e);
+                self.world_event(&e).await;
             }
             Due::Probe => {
-                let report = self.home.probe(self.cloud.probe(now));
-                self.feed(t, Input::Probe(report));
+                let deps = self.deps.clone();
+                self.invoke(bodies::probe(&deps)).await;
             }
             Due::Heartbeat => {
-                // The heartbeat flushes the spool first, like the real agent.
-                for ev in self.home.flush() {
-                    self.feed(t, Input::Ups(ev));
-                }
-                if let Some(hb) = self.home.heartbeat(now) {
-                    self.feed(t, Input::Heartbeat(hb));
+                // The heartbeat timer delivers the spool first, like the real agent.
+                self.deliver_spool().await;
+                let now = self.world.now();
+                let hb = self.world.lock().home.heartbeat(now);
+                if let Some(hb) = hb {
+                    self.send_agent(&Input::Heartbeat(hb)).await;
                 }
             }
             Due::Witness => {
-                let w = self.home.witness(now);
-                self.feed(t, Input::Witness(w));
+                let now = self.world.now();
+                let report = self.world.lock().home.witness(now);
+                self.send_agent(&Input::Witness(report)).await;
             }
-            Due::Wake => {
-                if self.wake_at == Some(now) {
-                    self.wake_at = None;
-                    self.feed(t, Input::Tick);
-                }
-            }
+            Due::Wake(at, attempt) => self.wake(at, attempt).await,
             Due::Expect(i) => {
                 let x = &self.scenario.expectations[i];
-                let observed = self.observe(now);
+                let observed = self.observe();
                 for (ok, what) in check_point(x, &observed) {
-                    self.record(t, Kind::Expect { ok, what });
+                    self.world.record(Kind::Expect { ok, what });
                 }
             }
         }
     }
 
-    fn observe(&self, now: Timestamp) -> Observed {
-        let state = self.state.as_ref();
+    /// Runs one invocation of the engine; `None` if the process died in it (a crash point).
+    async fn invoke<T>(&mut self, f: impl std::future::Future<Output = T>) -> Option<T> {
+        let out = tokio::select! {
+            biased;
+            () = self.world.crash.notified() => None,
+            out = f => Some(out),
+        };
+        self.after_invocation();
+        out
+    }
+
+    /// A queue message for a wake-up, as the `wake` function receives it.
+    async fn wake(&mut self, at: i64, attempt: u8) {
+        let text = serde_json::json!({"site": self.scenario.world.site, "at": at}).to_string();
+        let deps = self.deps.clone();
+        let done = self
+            .invoke(bodies::wake(&deps, &serde_json::Value::String(text)))
+            .await;
+        if matches!(done, Some(Ok(_))) {
+            return;
+        }
+        let t = self.world.t_ms();
+        if attempt + 1 >= WAKE_MAX_DEQUEUE {
+            self.world.record(Kind::Event {
+                text: format!(
+                    "wake-up message failed {WAKE_MAX_DEQUEUE} times: parked in the poison queue"
+                ),
+            });
+        } else {
+            self.queue
+                .push(Reverse((t + WAKE_RETRY_MS, Due::Wake(at, attempt + 1))));
+        }
+    }
+
+    /// Signs and posts what the agent (or the witness) sends; returns the HTTP status, or
+    /// `None` if the function died before answering.
+    async fn send_agent(&mut self, input: &Input) -> Option<(u16, String)> {
+        let (payload, body) = burst_wire::input::agent_request(input)?;
+        let now = self.world.now();
+        let agent_now = self.world.lock().home.agent_now(now);
+        let token = self
+            .signer
+            .token(&body, agent_now.millis().div_euclid(1000))
+            .ok()?;
+        let route = payload.route();
+        let function = Function::from_name(route.trim_start_matches("/api/"))?;
+        let request = Request {
+            method: "POST".into(),
+            path: route.into(),
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("authorization".into(), format!("Bearer {token}")),
+            ],
+            body,
+        };
+        let deps = self.deps.clone();
+        let response = self.invoke(bodies::http(&deps, function, &request)).await?;
+        let text = String::from_utf8_lossy(&response.body).into_owned();
+        // Acknowledged: the input must be in the saved state now.
+        if (200..300).contains(&response.status)
+            && let Some((key, _)) = payload
+                .parse(&request.body)
+                .ok()
+                .as_ref()
+                .and_then(Input::dedupe_key)
+        {
+            self.check_reflected(&key);
+        }
+        Some((response.status, text))
+    }
+
+    /// Delivers the agent's spool in order while the cloud takes it, classifying each answer
+    /// as the agent does (delivered, refused for good, or try again later).
+    async fn deliver_spool(&mut self) {
+        loop {
+            let next = self.world.lock().home.next_to_deliver();
+            let Some(event) = next else { break };
+            let Some((status, body)) = self.send_agent(&Input::Ups(event)).await else {
+                break;
+            };
+            let reply = burst_agent::deliver::Reply {
+                status,
+                body: body.clone(),
+                elapsed: std::time::Duration::ZERO,
+                sent_at: chrono::DateTime::from_timestamp_millis(self.world.now().millis())
+                    .unwrap_or_default(),
+                date: None,
+                location: None,
+            };
+            match burst_agent::deliver::Outcome::of_reply(&reply) {
+                burst_agent::deliver::Outcome::Delivered { .. } => {
+                    self.world.lock().home.delivered()
+                }
+                burst_agent::deliver::Outcome::Rejected { status, .. } => {
+                    self.world.lock().home.delivered();
+                    self.world.record(Kind::Event {
+                        text: format!("agent: UPS event refused for good (HTTP {status}): {body}"),
+                    });
+                }
+                burst_agent::deliver::Outcome::Retry { .. } => break,
+            }
+        }
+    }
+
+    async fn send_tailscale(&mut self, kind: &str, device: Option<&str>) {
+        let now = self.world.now();
+        let body = serde_json::json!([{
+            "timestamp": now.rfc3339(), "version": 1, "type": kind,
+            "tailnet": "example.com", "message": format!("{kind} (drill)"),
+            "data": {"nodeID": "nDrill1CNTRL", "deviceName": device.unwrap_or("k8s-home-0")}
+        }])
+        .to_string()
+        .into_bytes();
+        let signature = burst_tailscale::sign(TAILSCALE_SECRET, now.millis() / 1000, &body);
+        let request = Request {
+            method: "POST".into(),
+            path: "/api/tailscale".into(),
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("tailscale-webhook-signature".into(), signature),
+            ],
+            body,
+        };
+        let deps = self.deps.clone();
+        self.invoke(bodies::http(&deps, Function::Tailscale, &request))
+            .await;
+    }
+
+    async fn world_event(&mut self, e: &Event) {
+        self.world.record(Kind::Event { text: describe(e) });
+        let now = self.world.now();
+        {
+            let mut w = self.world.lock();
+            let w = &mut *w;
+            let arm = &mut w.cloud.arm;
+            if let Some(secs) = e.arm_throttle {
+                arm.throttle_next = Some(secs);
+            }
+            arm.conflicts_next += e.arm_conflicts.unwrap_or(0);
+            arm.errors_next += e.arm_errors.unwrap_or(0);
+            arm.read_errors_next += e.arm_read_errors.unwrap_or(0);
+            arm.timeouts_next += e.arm_timeouts.unwrap_or(0);
+            arm.lost_next += e.arm_lost_answers.unwrap_or(0);
+            if let Some(span) = e.arm_down {
+                arm.down_until = Some(now.plus_millis(span.millis()));
+            }
+            if let Some(span) = e.spot_no_capacity {
+                arm.no_capacity_until = Some(now.plus_millis(span.millis()));
+            }
+            if let Some(secs) = e.discord_rate_limit {
+                w.cloud.discord_rate_limit_next(secs);
+            }
+            if e.discord_gone == Some(true) {
+                w.cloud.discord_gone();
+            }
+            w.cloud.migrate_failures += e.migrate_failures.unwrap_or(0);
+            if let Some(span) = e.store_down {
+                w.store_down_until = Some(now.plus_millis(span.millis()));
+            }
+            w.store_conflicts += e.store_conflicts.unwrap_or(0);
+            if e.crash.is_some() {
+                w.crash_at = e.crash;
+            }
+        }
+        if let Some(n) = e.evict {
+            let (evicted, capacity) = {
+                let mut w = self.world.lock();
+                (w.cloud.evict(n, now), w.cloud.capacity())
+            };
+            self.world.record(Kind::Evict { evicted, capacity });
+        }
+        let fired = self.world.lock().home.apply(e, now);
+        if let Some(event) = fired {
+            if e.drop == Some(true) {
+                self.world.record(Kind::Event {
+                    text: format!("UPS event {} lost: the agent never sends it", event.id),
+                });
+            } else {
+                let copies = if e.duplicate == Some(true) { 2 } else { 1 };
+                let mut w = self.world.lock();
+                for _ in 0..copies {
+                    w.home.spool(event.clone());
+                }
+            }
+        }
+        if let Some(id) = &e.repeat {
+            let mut w = self.world.lock();
+            match w.home.sent(id) {
+                Some(old) => w.home.spool(old),
+                None => {
+                    drop(w);
+                    self.world.record(Kind::Event {
+                        text: format!("no UPS event {id:?} was sent before: nothing to repeat"),
+                    });
+                }
+            }
+        }
+        let (spooled, online) = {
+            let w = self.world.lock();
+            (w.home.spooled(), w.home.online())
+        };
+        if spooled > 0 && !online {
+            self.world.record(Kind::Event {
+                text: format!("agent offline: {spooled} event(s) spooled"),
+            });
+        }
+        self.deliver_spool().await;
+        if let Some(kind) = &e.tailscale {
+            self.send_tailscale(kind, e.device.as_deref()).await;
+        }
+    }
+
+    /// After each invocation: wake-ups asked for go on the queue; the saved state's mode
+    /// changes go in the timeline; the safety rules are checked.
+    fn after_invocation(&mut self) {
+        self.invocations += 1;
+        let start = self.world.start;
+        let wakes = std::mem::take(&mut self.world.lock().wakes);
+        for (due, wake) in wakes {
+            self.queue
+                .push(Reverse((due.since(start), Due::Wake(wake.at, 0))));
+        }
+        let site = &self.scenario.world.site;
+        let Some(doc) = self.world.store.get(site) else {
+            return;
+        };
+        if self.state.as_ref().is_some_and(|(tag, _)| *tag == doc.etag) {
+            return;
+        }
+        let t = self.world.t_ms();
+        if doc.bytes.len() > STATE_BOUND_BYTES {
+            self.violate(
+                t,
+                "state document within its size bound",
+                format!("{} bytes", doc.bytes.len()),
+            );
+        }
+        let state = match self.deps.parsed.latest(site) {
+            Some((tag, s)) if tag == doc.etag => s,
+            _ => match SiteState::from_json(&doc.bytes) {
+                Ok(s) => Arc::new(s),
+                Err(e) => {
+                    self.violate(t, "the saved state is readable", e.to_string());
+                    return;
+                }
+            },
+        };
+        self.record_mode_changes(&state);
+        let now = self.world.now();
+        let prev = self.state.as_ref().map(|(_, s)| s.clone());
+        for rule in invariants::broken(prev.as_deref(), &state, now, &self.options.policy) {
+            let detail = format!(
+                "mode {}, desired {} (before {:?}), budget capped {}",
+                state.mode,
+                state.capacity.desired,
+                prev.as_ref().map(|p| p.capacity.desired),
+                state.budget.capped
+            );
+            self.violate(t, rule, detail);
+        }
+        let (moves, downs) = {
+            let mut w = self.world.lock();
+            (
+                std::mem::take(&mut w.stateful_moves),
+                std::mem::take(&mut w.scale_downs_with_workloads),
+            )
+        };
+        for (at, ok) in moves {
+            if !ok {
+                self.violate(
+                    at.since(start),
+                    invariants::STATEFUL,
+                    "moved without quorum, with an up vote or before the lease expired".into(),
+                );
+            }
+        }
+        if !invariants::capped(&state, &self.options.policy) {
+            for (at, from, to) in downs {
+                self.violate(
+                    at.since(start),
+                    "no scale-down before the workloads are home",
+                    format!("capacity {from} → {to} with workloads in the cloud"),
+                );
+            }
+        }
+        self.state = Some((doc.etag, state));
+    }
+
+    fn violate(&mut self, t_ms: i64, rule: &str, detail: String) {
+        self.violations.push(Violation {
+            t_ms,
+            rule: rule.to_string(),
+            detail,
+        });
+    }
+
+    /// An acknowledged input must be remembered in the saved state (nothing lost).
+    fn check_reflected(&mut self, key: &str) {
+        let now = self.world.now();
+        let ok = self
+            .state
+            .as_ref()
+            .is_some_and(|(_, s)| dedupe::seen(s, key, now));
+        if !ok {
+            let t = self.world.t_ms();
+            self.violate(
+                t,
+                "every acknowledged input is in the saved state",
+                key.to_string(),
+            );
+        }
+    }
+
+    /// Mode changes of the saved state since the last one seen, from its audit trail.
+    fn record_mode_changes(&mut self, state: &SiteState) {
+        let from = match &self.last_audit {
+            Some(l) => state
+                .audit
+                .iter()
+                .rposition(|e| e == l)
+                .map_or(0, |i| i + 1),
+            None => 0,
+        };
+        for e in &state.audit[from.min(state.audit.len())..] {
+            if let Some(change) = e.what.strip_prefix("mode ")
+                && let Some((from, to)) = change.split_once(" → ")
+            {
+                self.world.lock().records.push(Record {
+                    t_ms: e.at.since(self.world.start),
+                    kind: Kind::Mode {
+                        from: from.to_string(),
+                        to: to.to_string(),
+                        why: e.why.clone(),
+                    },
+                });
+            }
+        }
+        self.last_audit = state.audit.last().cloned();
+    }
+
+    fn observe(&self) -> Observed {
+        let state = self.state.as_ref().map(|(_, s)| s.as_ref());
+        let w = self.world.lock();
+        let now = self.world.now();
         Observed {
             mode: state
                 .map(|s| s.mode.as_str().to_string())
-                .unwrap_or_default(),
-            capacity: self.cloud.capacity(),
-            running: self.cloud.running(now),
-            critical_in_cloud: self.cloud.in_cloud(Tier::Critical),
-            stateful_in_cloud: self.cloud.in_cloud(Tier::Stateful),
+                .unwrap_or_else(|| "healthy".into()),
+            capacity: w.cloud.capacity(),
+            running: w.cloud.running(now),
+            critical_in_cloud: w.cloud.in_cloud(Tier::Critical),
+            stateful_in_cloud: w.cloud.in_cloud(Tier::Stateful),
             incident_open: state.is_some_and(|s| s.open_incident().is_some()),
             webhook_gone: state.is_some_and(|s| s.webhook_gone.is_some()),
             undelivered: state.map_or(0, |s| {
@@ -215,197 +709,6 @@ impl Sim<'_> {
                         .filter(|i| i.delivered < i.revision)
                         .count()
             }),
-        }
-    }
-
-    fn world_event(&mut self, t: i64, e: &Event) {
-        let now = EPOCH.plus_millis(t);
-        self.record(t, Kind::Event { text: describe(e) });
-        if let Some(secs) = e.arm_throttle {
-            self.cloud.throttle_next(secs);
-        }
-        if let Some(n) = e.arm_conflicts {
-            self.cloud.conflict_next(n);
-        }
-        if let Some(secs) = e.discord_rate_limit {
-            self.cloud.discord_rate_limit_next(secs);
-        }
-        if e.discord_gone == Some(true) {
-            self.cloud.discord_gone();
-        }
-        if let Some(n) = e.evict {
-            let evicted = self.cloud.evict(n, now);
-            let capacity = self.cloud.capacity();
-            self.record(t, Kind::Evict { evicted, capacity });
-        }
-        if let Some(ev) = self.home.apply(e, now) {
-            let spooled_before = self.home.spooled();
-            let delivered = self.home.send_ups(ev);
-            if delivered.is_empty() {
-                self.record(
-                    t,
-                    Kind::Event {
-                        text: format!(
-                            "agent offline: event spooled ({} waiting)",
-                            spooled_before + 1
-                        ),
-                    },
-                );
-            }
-            for ev in delivered {
-                self.feed(t, Input::Ups(ev));
-            }
-        }
-        if let Some(kind) = &e.tailscale {
-            let hash = format!("{kind}-{t}-{}", e.device.as_deref().unwrap_or(""));
-            let ev = TailscaleEvent {
-                hash,
-                kind: kind.clone(),
-                at: Some(now),
-                device: e.device.clone(),
-                message: None,
-            };
-            self.feed(t, Input::Tailscale(ev));
-        }
-    }
-
-    /// Steps the core with one input, then carries out its actions and feeds the outcomes
-    /// back until nothing is left to do at this instant.
-    fn feed(&mut self, t: i64, input: Input) {
-        let now = EPOCH.plus_millis(t);
-        let mut pending = vec![input];
-        let mut chain = 0;
-        while let Some(input) = pending.pop() {
-            chain += 1;
-            if chain > MAX_CHAIN {
-                self.record(
-                    t,
-                    Kind::Event {
-                        text: "drill: action chain too long, stopped".into(),
-                    },
-                );
-                break;
-            }
-            let Some(state) = self.state.take() else {
-                return;
-            };
-            let before = state.mode;
-            let out = step(state, &input, now, &self.policy);
-            self.steps += 1;
-            if out.state.mode != before {
-                let why = out
-                    .state
-                    .audit
-                    .iter()
-                    .rev()
-                    .find(|a| a.what.starts_with("mode "))
-                    .map(|a| a.why.clone())
-                    .unwrap_or_default();
-                self.record(
-                    t,
-                    Kind::Mode {
-                        from: before.as_str().into(),
-                        to: out.state.mode.as_str().into(),
-                        why,
-                    },
-                );
-            }
-            if let Some(w) = out.next_wake
-                && self.wake_at.is_none_or(|cur| w < cur || cur <= now)
-            {
-                self.wake_at = Some(w);
-                self.queue.push(Reverse((w.since(EPOCH), Due::Wake)));
-            }
-            self.state = Some(out.state);
-            // Outcomes are fed back in order; push reversed because `pending` is a stack.
-            let mut outcomes: Vec<Input> = out
-                .actions
-                .iter()
-                .map(|a| Input::Outcome(self.execute(t, a)))
-                .collect();
-            outcomes.reverse();
-            pending.extend(outcomes);
-        }
-    }
-
-    fn execute(&mut self, t: i64, action: &Action) -> Outcome {
-        let now = EPOCH.plus_millis(t);
-        match action {
-            Action::SetCapacity { capacity, reason } => {
-                let (result, effect) = self.cloud.set_capacity(*capacity, now);
-                match effect {
-                    ScaleEffect::Written { from, to } => self.record(
-                        t,
-                        Kind::Scale {
-                            from,
-                            capacity: to,
-                            reason: reason.clone(),
-                        },
-                    ),
-                    ScaleEffect::Unchanged => self.record(
-                        t,
-                        Kind::ArmCall {
-                            result: format!("capacity already {capacity}"),
-                        },
-                    ),
-                    ScaleEffect::Refused => self.record(
-                        t,
-                        Kind::ArmCall {
-                            result: format!("write of {capacity} refused: {result:?}"),
-                        },
-                    ),
-                }
-                Outcome::Scale {
-                    requested: *capacity,
-                    result,
-                }
-            }
-            Action::Migrate {
-                tier, direction, ..
-            } => {
-                let w = &self.scenario.world;
-                let n = match tier {
-                    Tier::Critical => w.critical_workloads,
-                    Tier::Stateful => w.stateful_workloads,
-                };
-                let result = self.cloud.migrate(*tier, *direction, n);
-                self.record(
-                    t,
-                    Kind::Migrate {
-                        tier: tier.as_str().into(),
-                        direction: direction.as_str().into(),
-                    },
-                );
-                Outcome::Migrate {
-                    tier: *tier,
-                    direction: *direction,
-                    result,
-                }
-            }
-            Action::Notify(n) => {
-                let result = self.cloud.notify(n);
-                match &result {
-                    NotifyResult::Delivered { .. } => self.record(
-                        t,
-                        Kind::Notify {
-                            incident: n.key.clone(),
-                            action: n.delivery.as_str().into(),
-                            title: n.title.clone(),
-                        },
-                    ),
-                    other => self.record(
-                        t,
-                        Kind::NotifyFailed {
-                            incident: n.key.clone(),
-                            detail: format!("{other:?}"),
-                        },
-                    ),
-                }
-                Outcome::Notify {
-                    key: n.key.clone(),
-                    result,
-                }
-            }
         }
     }
 }

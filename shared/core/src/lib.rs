@@ -16,6 +16,7 @@ pub mod capacity;
 pub mod dedupe;
 pub mod incident;
 pub mod input;
+pub mod invariants;
 pub mod machine;
 pub mod mode;
 pub mod nut;

@@ -5,11 +5,12 @@
 //! way it is.
 
 use burst_core::assess::assess;
+use burst_core::invariants;
 use burst_core::state::{Side, SiteState};
 use burst_core::{
     Action, ApiProbe, DevicesProbe, Direction, Heartbeat, Input, MigrateResult, Mode, NodeCount,
     NotifyResult, NotifyType, Outcome, Policy, ProbeReport, ScaleResult, ScaleSetProbe, Tier,
-    Timestamp, UpsEvent, UpsStatus, WitnessReport, budget, capacity,
+    Timestamp, UpsEvent, UpsStatus, WitnessReport,
 };
 use stateright::{Model, Property};
 use std::collections::VecDeque;
@@ -590,10 +591,7 @@ impl Model for BurstModel {
         // The verdicts on this step (properties 3 and 4), taken now: they are transition
         // properties, and only the verdict (not the previous state) may be hashed.
         let site = &n.site;
-        let desired = site.capacity.desired;
-        let settled =
-            matches!(site.mode, Mode::Healthy | Mode::Suspect) && !site.placement.any_in_cloud();
-        n.scale_down_ok = desired >= prev_desired || settled || capped(site, &self.policy);
+        n.scale_down_ok = invariants::scale_down_ok(prev_desired, site, &self.policy);
         let moved = step.actions.iter().any(|a| {
             matches!(
                 a,
@@ -614,9 +612,7 @@ impl Model for BurstModel {
                 lease_expired: a.lease_expired,
             }
         });
-        n.stateful_move_ok = facts.as_ref().is_none_or(|f| {
-            f.mode == Mode::Outage && f.quorum && f.votes_up.is_empty() && f.lease_expired
-        });
+        n.stateful_move_ok = !moved || invariants::stateful_move_ok(site, n.now, &self.policy);
         n.last = Some(LastStep {
             act,
             prev_desired,
@@ -633,12 +629,7 @@ impl Model for BurstModel {
             Property::always(P_NO_SCALE_DOWN, |_, s: &State| s.scale_down_ok),
             Property::always(P_STATEFUL, |_, s: &State| s.stateful_move_ok),
             Property::always(P_ONE_INCIDENT, |_, s: &State| {
-                s.site
-                    .incidents
-                    .iter()
-                    .filter(|i| i.resolved_at.is_none())
-                    .count()
-                    <= 1
+                invariants::one_open_incident(&s.site)
             }),
             Property::sometimes(S_OUTAGE, |_, s: &State| s.site.mode == Mode::Outage),
             Property::sometimes(S_STATEFUL_CLOUD, |_, s: &State| {
@@ -652,33 +643,19 @@ impl Model for BurstModel {
     }
 }
 
-pub const P_BOUNDS: &str = "capacity within [min_nodes, max_nodes] and the budget cap";
-pub const P_OUTAGE_FORMULA: &str = "in outage, capacity at least the formula unless capped";
-pub const P_NO_SCALE_DOWN: &str = "no scale-down before home is settled unless capped";
-pub const P_STATEFUL: &str =
-    "stateful moves to the cloud only in outage with quorum, no up vote, lease expired";
-pub const P_ONE_INCIDENT: &str = "at most one open incident";
+pub use burst_core::invariants::{
+    BOUNDS as P_BOUNDS, NO_SCALE_DOWN as P_NO_SCALE_DOWN, ONE_INCIDENT as P_ONE_INCIDENT,
+    OUTAGE_FORMULA as P_OUTAGE_FORMULA, STATEFUL as P_STATEFUL,
+};
 pub const S_OUTAGE: &str = "outage reached";
 pub const S_STATEFUL_CLOUD: &str = "stateful moved to the cloud";
 pub const S_RECOVERED: &str = "recovered to healthy after an incident";
 pub const S_BUDGET_CAPPED: &str = "capacity capped by the budget";
 
 fn capacity_in_bounds(m: &BurstModel, s: &State) -> bool {
-    let d = s.site.capacity.desired;
-    let p = &m.policy;
-    (p.min_nodes..=p.max_nodes).contains(&d)
-        && budget::cap(&s.site.budget, p).is_none_or(|cap| d <= cap)
+    invariants::capacity_in_bounds(&s.site, &m.policy)
 }
 
 fn outage_meets_formula(m: &BurstModel, s: &State) -> bool {
-    if s.site.mode != Mode::Outage || capped(&s.site, &m.policy) {
-        return true;
-    }
-    let a = assess(&s.site, s.now, &m.policy);
-    s.site.capacity.desired >= capacity::formula(&a, &m.policy).0
-}
-
-/// The budget capped the capacity: the step said so, and the capacity is the cap.
-fn capped(site: &SiteState, policy: &Policy) -> bool {
-    site.budget.capped && budget::cap(&site.budget, policy) == Some(site.capacity.desired)
+    invariants::outage_meets_formula(&s.site, s.now, &m.policy)
 }
