@@ -224,19 +224,80 @@ pub fn check_interval(
             format!("cost ≥ ${c:.2} (got ${cost_usd:.2})"),
         ));
     }
-    if let Some(want) = &x.budget_alerts {
-        let titles: Vec<&str> = window
-            .iter()
-            .filter_map(|r| match &r.kind {
-                Kind::Notify { title, .. } => Some(title.as_str()),
-                _ => None,
-            })
-            .collect();
-        for th in want {
-            let needle = format!("budget at {th} %");
-            let ok = titles.iter().any(|t| t.to_lowercase().contains(&needle));
-            out.push((ok, format!("budget alert {th} % delivered{span}")));
-        }
+    exactly(&mut out, &format!("moves{span}"), x.migrations, moves.len());
+    at_most(
+        &mut out,
+        &format!("moves{span}"),
+        x.max_migrations,
+        moves.len(),
+    );
+    at_most(
+        &mut out,
+        &format!("incidents{span}"),
+        x.max_incidents,
+        creates,
+    );
+    let titles: Vec<String> = window
+        .iter()
+        .filter_map(|r| match &r.kind {
+            Kind::Notify { title, .. } => Some(title.to_lowercase()),
+            _ => None,
+        })
+        .collect();
+    let announced = |th: &u32| {
+        let needle = format!("budget at {th} %");
+        titles.iter().any(|t| t.contains(&needle))
+    };
+    for th in x.budget_alerts.iter().flatten() {
+        out.push((
+            announced(th),
+            format!("budget alert {th} % delivered{span}"),
+        ));
+    }
+    for th in x.no_budget_alerts.iter().flatten() {
+        out.push((!announced(th), format!("no budget alert {th} %{span}")));
+    }
+    for want in x.titles.iter().flatten() {
+        let ok = titles.iter().any(|t| t.contains(&want.to_lowercase()));
+        out.push((ok, format!("a message titled {want:?}{span}")));
+    }
+    if let Some(order) = &x.order {
+        out.push(check_order(order, &window, &span));
     }
     out
+}
+
+/// Whether the first occurrences of `order`'s items come in that order (and all happen).
+fn check_order(order: &[String], window: &[&Record], span: &str) -> (bool, String) {
+    let first = |item: &str| {
+        window
+            .iter()
+            .position(|r| match (&r.kind, item.split_once(':')) {
+                (Kind::Scale { capacity, .. }, Some(("capacity", n))) => {
+                    n.parse::<u32>().is_ok_and(|n| n == *capacity)
+                }
+                (Kind::Mode { to, .. }, Some(("mode", m))) => to == m,
+                (Kind::Migrate { tier, direction }, Some((t, d))) => tier == t && direction == d,
+                _ => false,
+            })
+    };
+    let at: Vec<Option<usize>> = order.iter().map(|i| first(i)).collect();
+    let ok = at.iter().all(Option::is_some) && at.windows(2).all(|w| w[0] < w[1]);
+    let shown = order.join(" → ");
+    let what = if ok {
+        format!("order {shown}{span}")
+    } else {
+        let missing: Vec<&str> = order
+            .iter()
+            .zip(&at)
+            .filter(|(_, a)| a.is_none())
+            .map(|(i, _)| i.as_str())
+            .collect();
+        if missing.is_empty() {
+            format!("order {shown}{span} (came in another order)")
+        } else {
+            format!("order {shown}{span} (never: {})", missing.join(", "))
+        }
+    };
+    (ok, what)
 }

@@ -171,17 +171,20 @@ impl Home {
             .status
             .clone()
             .unwrap_or_else(|| default_status(&notify, &self.ups_status));
-        if e.charge.is_some() {
-            self.battery.0 = e.charge;
-        }
-        if let Some(r) = e.runtime {
-            self.battery.1 = Some((r, now));
-        }
-        if matches!(notify, NotifyType::CommBad | NotifyType::NoComm) {
-            self.ups_link = false;
-        } else if !status.is_empty() {
-            self.ups_status = status.clone();
-            self.ups_link = true;
+        // A backdated event tells of the past: the UPS's present state is unchanged.
+        if e.backdate.is_none() {
+            if e.charge.is_some() {
+                self.battery.0 = e.charge;
+            }
+            if let Some(r) = e.runtime {
+                self.battery.1 = Some((r, now));
+            }
+            if matches!(notify, NotifyType::CommBad | NotifyType::NoComm) {
+                self.ups_link = false;
+            } else if !status.is_empty() {
+                self.ups_status = status.clone();
+                self.ups_link = true;
+            }
         }
         let id = match &e.id {
             Some(id) => id.clone(),

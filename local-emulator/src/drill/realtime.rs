@@ -246,6 +246,25 @@ pub async fn run(
     scenario: &Scenario,
     opts: &RealtimeOptions,
 ) -> Result<(DrillRun, Vec<Sample>), RealtimeError> {
+    // Faults below the engine (store, crashes, lost answers...) need the virtual world's
+    // ports; the real processes cannot be made to fail at those points.
+    if scenario.start.is_some() {
+        return Err(RealtimeError::Setup(format!(
+            "{}: start is for virtual drills only (real-time drills run on the real clock)",
+            scenario.name
+        )));
+    }
+    for (i, e) in scenario.events.iter().enumerate() {
+        let fields = e.virtual_only_fields();
+        if !fields.is_empty() {
+            return Err(RealtimeError::Setup(format!(
+                "{}: [[at]] #{} uses {}, which only virtual drills carry out (run it with --virtual)",
+                scenario.name,
+                i + 1,
+                fields.join(", ")
+            )));
+        }
+    }
     let wall_started = Instant::now();
     let duration_s = scenario.duration.0.as_secs_f64();
     let scale = opts

@@ -772,5 +772,72 @@ pub fn describe(e: &Event) -> String {
     if e.discord_gone == Some(true) {
         parts.push("Discord webhook deleted".into());
     }
+    parts.extend(describe_faults(e));
     parts.join(", ")
+}
+
+/// The virtual drills' faults of a timeline event, one phrase each.
+fn describe_faults(e: &Event) -> Vec<String> {
+    let span = |s: crate::scenario::Span| humantime::format_duration(s.0).to_string();
+    let mut parts = Vec::new();
+    if let Some(id) = &e.id {
+        parts.push(format!("event id {id}"));
+    }
+    if e.duplicate == Some(true) {
+        parts.push("delivered twice".into());
+    }
+    if let Some(id) = &e.repeat {
+        parts.push(format!("event {id} delivered again"));
+    }
+    if let Some(b) = e.backdate {
+        parts.push(format!("dated {} earlier", span(b)));
+    }
+    if let Some(w) = e.witness {
+        parts.push(format!("witness sees home {w:?}").to_lowercase());
+    }
+    if let Some(t) = e.tailscale_api {
+        parts.push(format!("Tailscale devices API {t:?}").to_lowercase());
+    }
+    if let Some(s) = e.agent_skew_s {
+        parts.push(format!("agent clock {s:+} s"));
+    }
+    let counts = [
+        (e.arm_errors, "ARM answers 500 to the next"),
+        (e.arm_read_errors, "ARM reads fail for the next"),
+        (e.arm_timeouts, "ARM writes time out for the next"),
+        (
+            e.arm_lost_answers,
+            "ARM write answers are lost for the next",
+        ),
+        (e.store_conflicts, "a concurrent writer wins the next"),
+        (e.migrate_failures, "workload moves fail for the next"),
+    ];
+    for (n, what) in counts {
+        if let Some(n) = n {
+            parts.push(format!("{what} {n}"));
+        }
+    }
+    if let Some(s) = e.arm_down {
+        parts.push(format!("ARM down for {}", span(s)));
+    }
+    if let Some(s) = e.spot_no_capacity {
+        parts.push(format!("no Spot capacity for {}", span(s)));
+    }
+    if let Some(s) = e.store_down {
+        parts.push(format!("state store down for {}", span(s)));
+    }
+    if let Some(c) = e.crash {
+        parts.push(
+            format!("the next invocation crashes {c:?}")
+                .replace("AfterSave", "after its save")
+                .replace("AfterAction", "after an action"),
+        );
+    }
+    if e.status.is_some() && e.ups.is_none() {
+        parts.push(format!(
+            "ups.status now {:?} (no notify)",
+            e.status.as_deref().unwrap_or("")
+        ));
+    }
+    parts
 }

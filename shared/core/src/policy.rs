@@ -70,7 +70,9 @@ pub struct Policy {
     /// Wait this long after a scale conflict before re-reading (doubles per conflict).
     pub conflict_backoff_s: u64,
     /// An action whose outcome has not come back after this long is issued again (the shell
-    /// crashed or timed out; Azure's function timeout is 5 min on Consumption).
+    /// crashed or lost the outcome). Every adapter call is bounded by its own timeout (10 s by
+    /// default; a scale write is a GET and a PATCH), so a live invocation has its outcome long
+    /// before this; a longer wait only prolongs an outage after a crash (the drills measure it).
     pub action_timeout_s: u64,
     /// Retry a failed scale write / migration after this long.
     pub action_retry_s: u64,
@@ -121,7 +123,7 @@ impl Default for Policy {
             price_per_node_hour_usd: 0.05,
             budget_horizon_s: 6 * 3600,
             conflict_backoff_s: 15,
-            action_timeout_s: 300,
+            action_timeout_s: 120,
             action_retry_s: 60,
             notify_retry_s: 60,
             dedupe_ttl_s: 24 * 3600,
