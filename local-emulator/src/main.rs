@@ -26,11 +26,18 @@ enum Command {
     /// Run drill scenarios (TOML) and check their expectations. Exit 0 only if all hold.
     Drill {
         /// Scenario files, or folders of them.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "swarm")]
         scenarios: Vec<PathBuf>,
-        /// Run on a virtual clock against the decision core with simulated adapters.
+        /// Run on a virtual clock: the engine with a simulated home and cloud as its adapters.
         #[arg(long = "virtual")]
         virtual_time: bool,
+        /// Swarm: run N random scenarios on a virtual clock, checking the safety rules after
+        /// every invocation; a failure prints its seed and a shrunk scenario file.
+        #[arg(long, value_name = "N", conflicts_with_all = ["scenarios", "report"])]
+        swarm: Option<usize>,
+        /// The swarm's seed (default: from the clock, printed).
+        #[arg(long, requires = "swarm")]
+        seed: Option<u64>,
         /// One JSON object per line instead of the readable timeline.
         #[arg(long)]
         json: bool,
@@ -192,6 +199,37 @@ struct DrillOptions {
     verbose: bool,
 }
 
+/// `drill --swarm N [--seed S]`: exit 0 only if every rule held in every scenario.
+fn swarm(count: usize, seed: Option<u64>) -> ExitCode {
+    let seed = seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    });
+    println!("swarm: seed {seed}");
+    let report = func_emulator::drill::swarm::run(count, seed, 3);
+    for f in &report.failures {
+        let v = &f.violation;
+        println!(
+            "\nFAILED scenario seed {} (rerun: func-emulator drill --swarm 1 --seed {}): {} at {} ({}); shrunk from {} to {} events:\n{}",
+            f.seed,
+            f.seed,
+            v.rule,
+            func_emulator::drill::record::clock(v.t_ms),
+            v.detail,
+            f.events_before,
+            f.events_after,
+            f.toml
+        );
+    }
+    println!("{}", report.summary());
+    if report.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 fn drill(paths: &[PathBuf], virtual_time: bool, json: bool, opts: &DrillOptions) -> ExitCode {
     let files = match scenario_files(paths) {
         Ok(f) => f,
@@ -293,6 +331,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Drill {
+            swarm: Some(count),
+            seed,
+            ..
+        } => swarm(count, seed),
+        Command::Drill {
             scenarios,
             virtual_time,
             json,
@@ -301,6 +344,7 @@ fn main() -> ExitCode {
             handler,
             speedup,
             verbose,
+            ..
         } => drill(
             &scenarios,
             virtual_time,

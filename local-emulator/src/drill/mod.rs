@@ -9,6 +9,7 @@ pub mod realtime;
 pub mod record;
 pub mod report;
 pub mod simulated;
+pub mod swarm;
 
 use crate::scenario::Scenario;
 use record::{Kind, Record, Summary};

@@ -53,6 +53,9 @@ pub struct WorldState {
     /// Moves of the stateful tier to the cloud: when, and whether the saved state that asked
     /// for it allowed it (quorum, no up vote, lease expired).
     pub stateful_moves: Vec<(Timestamp, bool)>,
+    /// Every document saved since the drill last looked, with its version and time (the
+    /// rules are checked on each saved state, not only an invocation's last).
+    pub saved: Vec<(Timestamp, String, Vec<u8>)>,
     /// Capacity writes that lowered the scale set while workloads ran in the cloud.
     pub scale_downs_with_workloads: Vec<(Timestamp, u32, u32)>,
 }
@@ -77,6 +80,7 @@ impl SimWorld {
                 store_conflicts: 0,
                 workloads,
                 stateful_moves: Vec::new(),
+                saved: Vec::new(),
                 scale_downs_with_workloads: Vec::new(),
             }),
             t0: tokio::time::Instant::now(),
@@ -215,6 +219,8 @@ impl StateStore for SimPort {
             self.0.store.put(site, &current);
         }
         let tag = self.0.store.save(site, bytes, expected).await?;
+        let now = self.0.now();
+        self.0.lock().saved.push((now, tag.clone(), bytes.to_vec()));
         self.0.maybe_crash(CrashPoint::AfterSave).await;
         Ok(tag)
     }

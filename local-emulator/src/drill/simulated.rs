@@ -570,43 +570,37 @@ impl<'a> Sim<'a> {
             self.queue
                 .push(Reverse((due.since(start), Due::Wake(wake.at, 0))));
         }
-        let site = &self.scenario.world.site;
-        let Some(doc) = self.world.store.get(site) else {
-            return;
-        };
-        if self.state.as_ref().is_some_and(|(tag, _)| *tag == doc.etag) {
-            return;
-        }
-        let t = self.world.t_ms();
-        if doc.bytes.len() > STATE_BOUND_BYTES {
-            self.violate(
-                t,
-                "state document within its size bound",
-                format!("{} bytes", doc.bytes.len()),
-            );
-        }
-        let state = match self.deps.parsed.latest(site) {
-            Some((tag, s)) if tag == doc.etag => s,
-            _ => match SiteState::from_json(&doc.bytes) {
-                Ok(s) => Arc::new(s),
-                Err(e) => {
-                    self.violate(t, "the saved state is readable", e.to_string());
-                    return;
-                }
-            },
-        };
-        self.record_mode_changes(&state);
-        let now = self.world.now();
-        let prev = self.state.as_ref().map(|(_, s)| s.clone());
-        for rule in invariants::broken(prev.as_deref(), &state, now, &self.options.policy) {
-            let detail = format!(
-                "mode {}, desired {} (before {:?}), budget capped {}",
-                state.mode,
-                state.capacity.desired,
-                prev.as_ref().map(|p| p.capacity.desired),
-                state.budget.capped
-            );
-            self.violate(t, rule, detail);
+        let saved = std::mem::take(&mut self.world.lock().saved);
+        let count = saved.len();
+        // A scale-down the budget asked for is allowed (whichever save of the step said so).
+        let mut capped = false;
+        for (i, (at, tag, bytes)) in saved.into_iter().enumerate() {
+            let t = at.since(start);
+            if bytes.len() > STATE_BOUND_BYTES {
+                self.violate(
+                    t,
+                    "state document within its size bound",
+                    format!("{} bytes", bytes.len()),
+                );
+            }
+            // The last save is usually in the engine's parsed cache; earlier ones are parsed.
+            let cached = (i + 1 == count)
+                .then(|| self.deps.parsed.latest(&self.scenario.world.site))
+                .flatten()
+                .filter(|(t, _)| *t == tag)
+                .map(|(_, s)| s);
+            let state = match cached {
+                Some(s) => s,
+                None => match SiteState::from_json(&bytes) {
+                    Ok(s) => Arc::new(s),
+                    Err(e) => {
+                        self.violate(t, "the saved state is readable", e.to_string());
+                        continue;
+                    }
+                },
+            };
+            capped |= invariants::capped(&state, &self.options.policy);
+            self.saved_state(t, at, tag, state);
         }
         let (moves, downs) = {
             let mut w = self.world.lock();
@@ -624,7 +618,7 @@ impl<'a> Sim<'a> {
                 );
             }
         }
-        if !invariants::capped(&state, &self.options.policy) {
+        if !capped {
             for (at, from, to) in downs {
                 self.violate(
                     at.since(start),
@@ -633,7 +627,24 @@ impl<'a> Sim<'a> {
                 );
             }
         }
-        self.state = Some((doc.etag, state));
+    }
+
+    /// One saved state: its mode changes go in the timeline, and the rules are checked
+    /// against the state saved before it.
+    fn saved_state(&mut self, t: i64, now: Timestamp, tag: String, state: Arc<SiteState>) {
+        self.record_mode_changes(&state);
+        let prev = self.state.take().map(|(_, s)| s);
+        for rule in invariants::broken(prev.as_deref(), &state, now, &self.options.policy) {
+            let detail = format!(
+                "mode {}, desired {} (before {:?}), budget capped {}",
+                state.mode,
+                state.capacity.desired,
+                prev.as_ref().map(|p| p.capacity.desired),
+                state.budget.capped
+            );
+            self.violate(t, rule, detail);
+        }
+        self.state = Some((tag, state));
     }
 
     fn violate(&mut self, t_ms: i64, rule: &str, detail: String) {
