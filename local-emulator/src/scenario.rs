@@ -423,6 +423,26 @@ impl Scenario {
                     i + 1
                 ));
             }
+            // The timeline is sorted by time when run (stable): an earlier or same-time event
+            // listed before this one is sent first.
+            if let Some(r) = &e.repeat {
+                let earlier = self
+                    .events
+                    .iter()
+                    .take(i)
+                    .any(|o| o.t <= e.t && o.id.as_ref() == Some(r))
+                    || self
+                        .events
+                        .iter()
+                        .skip(i + 1)
+                        .any(|o| o.t < e.t && o.id.as_ref() == Some(r));
+                if !earlier {
+                    return Err(format!(
+                        "[[at]] #{}: repeat names {r:?}, which no earlier event has as its id",
+                        i + 1
+                    ));
+                }
+            }
             if e.id
                 .as_deref()
                 .is_some_and(|id| id.is_empty() || id.len() > 128)
@@ -549,6 +569,38 @@ mode = "outage"
         .unwrap_err()
         .to_string();
         assert!(err.contains("need at"), "{err}");
+        let err = Scenario::parse(
+            "name='x'\nduration='1h'\n[[at]]\nt='1m'\nrepeat='nope'\n",
+            "r.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("repeat names \"nope\""), "{err}");
+        let err = Scenario::parse(
+            "name='x'\nduration='1h'\n[[expect]]\norder=['capacity:x']\n",
+            "o.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown order item"), "{err}");
+        let err = Scenario::parse("name='x'\nstart='yesterday'\nduration='1h'\n", "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("RFC 3339"), "{err}");
+        let err = Scenario::parse(
+            "name='x'\nduration='1h'\n[[at]]\nt='1m'\ndrop=true\n",
+            "d.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("drop needs ups"), "{err}");
+        // ups.status may change without a notify; faults are listed for real-time drills.
+        let s = Scenario::parse(
+            "name='x'\nduration='1h'\n[[at]]\nt='1m'\nstatus='OB'\nstore_conflicts=2\n",
+            "ok.toml",
+        )
+        .unwrap();
+        assert_eq!(s.events[0].virtual_only_fields(), vec!["store_conflicts"]);
         let err = Scenario::parse("name='x'\nduration='1h'\n[policy]\nmin_nodes=9\n", "p.toml")
             .unwrap_err()
             .to_string();

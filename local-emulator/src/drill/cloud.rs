@@ -1,6 +1,6 @@
 //! The simulated cloud for virtual drills: the scale set (the simulators' shared scale-set
 //! model on the drill's clock: boot times, spot evictions, capacity that never boots), the
-//! Discord webhook (rate limits, deletion, Discord's size checks) and the cloud cluster's
+//! Discord webhook (rate limits, deletion, the Discord simulator's checks of the body) and the cloud cluster's
 //! workloads, each with the faults a scenario can inject. It answers the adapters' calls the
 //! way the real services would; the engine never knows it is simulated.
 
@@ -227,13 +227,23 @@ impl Cloud {
                 retry_after_ms: (secs * 1000.0).ceil() as u64,
             };
         }
-        let title_len = n.title.chars().count();
-        let desc_len: usize = n.lines.iter().map(|l| l.chars().count() + 1).sum();
-        if title_len == 0 || title_len > 256 || desc_len > 4096 {
+        // The message as the Discord adapter renders it, checked with the Discord simulator's
+        // rules (one model of what Discord accepts for the virtual and real-time drills).
+        let body = burst_discord::message::body(
+            n,
+            &burst_discord::message::MessageOptions {
+                username: "hybrid-burst",
+                role_id: None,
+                timestamp: None,
+            },
+        );
+        let checked = match &n.delivery {
+            Delivery::Edit { .. } => burst_discord_sim::validate_edit(&body),
+            Delivery::Create | Delivery::Post => burst_discord_sim::validate_execute(&body),
+        };
+        if let Err(error) = checked {
             return NotifyResult::Failed {
-                detail: format!(
-                    "400 Invalid Form Body (title {title_len}, description {desc_len})"
-                ),
+                detail: format!("400 {error}"),
                 retryable: false,
             };
         }

@@ -74,3 +74,51 @@ pub fn broken(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Side;
+
+    fn site() -> (SiteState, Policy, Timestamp) {
+        let now = Timestamp::from_secs(1_772_409_600);
+        (SiteState::new("home", now), Policy::default(), now)
+    }
+
+    #[test]
+    fn each_rule_can_break() {
+        let (mut s, p, now) = site();
+        assert!(broken(None, &s, now, &p).is_empty());
+        s.capacity.desired = p.max_nodes + 1;
+        assert_eq!(broken(None, &s, now, &p), vec![BOUNDS]);
+
+        let (mut s, p, now) = site();
+        s.mode = Mode::Outage;
+        s.capacity.desired = 0;
+        s.signals.power.health = crate::state::Health::Down;
+        assert!(broken(None, &s, now, &p).contains(&OUTAGE_FORMULA));
+
+        let (prev, p, now) = site();
+        let mut before = prev.clone();
+        before.capacity.desired = 3;
+        let mut after = prev;
+        after.mode = Mode::Recovering;
+        after.capacity.desired = 1;
+        assert!(broken(Some(&before), &after, now, &p).contains(&NO_SCALE_DOWN));
+        after.mode = Mode::Healthy;
+        after.placement.critical.side = Side::Cloud;
+        assert!(
+            !scale_down_ok(3, &after, &p),
+            "workloads still in the cloud"
+        );
+        after.placement.critical.side = Side::Home;
+        assert!(scale_down_ok(3, &after, &p), "settled: healthy, all home");
+
+        let (mut s, p, now) = site();
+        assert!(!stateful_move_ok(&s, now, &p), "healthy: never");
+        crate::incident::open(&mut s, now, "x".into(), "y".into());
+        assert!(broken(None, &s, now, &p).is_empty());
+        crate::incident::open(&mut s, now, "x".into(), "y".into());
+        assert_eq!(broken(None, &s, now, &p), vec![ONE_INCIDENT]);
+    }
+}

@@ -1,0 +1,96 @@
+//! `func-emulator drill` from the command line: virtual drills through the engine, the swarm,
+//! and what a real-time drill refuses.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn emulator(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_func-emulator"))
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .expect("func-emulator runs")
+}
+
+fn scenario(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).expect("write the scenario");
+    path
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn a_wrong_expectation_fails_the_drill() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = scenario(
+        &dir,
+        "wrong.toml",
+        "name = 'wrong'\nduration = '30m'\n[[at]]\nt = '5m'\nups = 'ONBATT'\n[[expect]]\nat = '20m'\nmode = 'healthy'\n",
+    );
+    let out = emulator(&["drill", "--virtual", path.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("mode = \"healthy\", got \"outage\""),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn faults_run_virtually_and_are_refused_in_real_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = scenario(
+        &dir,
+        "crash.toml",
+        "name = 'crash'\nduration = '40m'\n[[at]]\nt = '12m'\ncrash = 'after_save'\n[[at]]\nt = '10m'\nups = 'ONBATT'\n[[expect]]\nat = '30m'\nmode = 'outage'\ncapacity = 2\n",
+    );
+    let p = path.to_str().expect("utf-8");
+    let out = emulator(&["drill", "--virtual", p]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("the function process dies (after a save, before its actions)"),
+        "{}",
+        text(&out)
+    );
+    let out = emulator(&["drill", p]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("uses crash, which only virtual drills carry out"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn an_unknown_field_names_the_file_and_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = scenario(
+        &dir,
+        "typo.toml",
+        "name = 'typo'\nduration = '30m'\n[[at]]\nt = '5m'\narm_timeout = 2\n",
+    );
+    let out = emulator(&["drill", "--virtual", path.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("typo.toml") && t.contains("arm_timeout"), "{t}");
+}
+
+#[test]
+fn a_small_swarm_holds_every_rule_and_sums_up_in_one_line() {
+    let out = emulator(&["drill", "--swarm", "3", "--seed", "11"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    let line = t
+        .lines()
+        .find(|l| l.starts_with("swarm: 3 scenarios"))
+        .unwrap_or_else(|| panic!("no summary line in {t}"));
+    assert!(line.contains("every rule held"), "{line}");
+    assert!(line.contains("scenario-hours per CPU-second"), "{line}");
+}
