@@ -18,8 +18,8 @@ use burst_core::{
     ScaleResult, ScaleSetProbe, SiteState, Tier, Timestamp, invariants,
 };
 use burst_ports::{
-    DeviceList, HomeProbe, Migrator, Notifier, Scaler, StateStore, StoreError, Versioned, WakeUp,
-    Waker,
+    DeviceList, HomeProbe, Loaded, Migrator, Notifier, Scaler, StateStore, StoreError, Versioned,
+    WakeUp, Waker,
 };
 use burst_store_sim::MemoryStore;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -54,8 +54,9 @@ pub struct WorldState {
     /// for it allowed it (quorum, no up vote, lease expired).
     pub stateful_moves: Vec<(Timestamp, bool)>,
     /// Every document saved since the drill last looked, with its version and time (the
-    /// rules are checked on each saved state, not only an invocation's last).
-    pub saved: Vec<(Timestamp, String, Vec<u8>)>,
+    /// rules are checked on each saved state, not only an invocation's last). A document's
+    /// bytes are kept only once a later save replaces it; the latest is in the store.
+    pub saved: Vec<(Timestamp, String, Option<Vec<u8>>)>,
     /// Capacity writes that lowered the scale set while workloads ran in the cloud.
     pub scale_downs_with_workloads: Vec<(Timestamp, u32, u32)>,
 }
@@ -198,6 +199,11 @@ impl StateStore for SimPort {
         self.0.store.load(site).await
     }
 
+    async fn load_if_changed(&self, site: &str, known: &str) -> Result<Loaded, StoreError> {
+        self.store_available()?;
+        self.0.store.load_if_changed(site, known).await
+    }
+
     async fn save(
         &self,
         site: &str,
@@ -218,9 +224,22 @@ impl StateStore for SimPort {
             let current = self.0.store.get(site).map_or(bytes.to_vec(), |v| v.bytes);
             self.0.store.put(site, &current);
         }
+        // The document this save replaces, if the drill has not looked at it yet (a second
+        // save in one invocation; most save once).
+        let unseen = self.0.lock().saved.last().is_some_and(|l| l.2.is_none());
+        let replaced = if unseen { self.0.store.get(site) } else { None };
         let tag = self.0.store.save(site, bytes, expected).await?;
         let now = self.0.now();
-        self.0.lock().saved.push((now, tag.clone(), bytes.to_vec()));
+        {
+            let mut w = self.0.lock();
+            if let (Some(last), Some(old)) = (w.saved.last_mut(), replaced)
+                && last.2.is_none()
+                && last.1 == old.etag
+            {
+                last.2 = Some(old.bytes);
+            }
+            w.saved.push((now, tag.clone(), None));
+        }
         self.0.maybe_crash(CrashPoint::AfterSave).await;
         Ok(tag)
     }

@@ -76,6 +76,16 @@ pub struct Simulated {
     pub measured: Measured,
     pub violations: Vec<Violation>,
     pub invocations: u64,
+    pub reached: Reached,
+}
+
+/// Situations a run reached (the swarm reports how much of the space it explored).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reached {
+    pub outage: bool,
+    pub stateful_in_cloud: bool,
+    pub budget_capped: bool,
+    pub recovered: bool,
 }
 
 /// Options of one virtual run.
@@ -135,6 +145,7 @@ pub fn simulate(scenario: &Scenario, options: &RunOptions) -> Simulated {
             detail,
         }],
         invocations: 0,
+        reached: Reached::default(),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -166,6 +177,7 @@ struct Sim<'a> {
     last_audit: Option<AuditEntry>,
     violations: Vec<Violation>,
     invocations: u64,
+    reached: Reached,
 }
 
 impl<'a> Sim<'a> {
@@ -216,6 +228,7 @@ impl<'a> Sim<'a> {
             last_audit: None,
             violations: Vec::new(),
             invocations: 0,
+            reached: Reached::default(),
         })
     }
 
@@ -260,6 +273,7 @@ impl<'a> Sim<'a> {
             measured,
             violations: self.violations,
             invocations: self.invocations,
+            reached: self.reached,
         }
     }
 
@@ -571,34 +585,26 @@ impl<'a> Sim<'a> {
                 .push(Reverse((due.since(start), Due::Wake(wake.at, 0))));
         }
         let saved = std::mem::take(&mut self.world.lock().saved);
-        let count = saved.len();
         // A scale-down the budget asked for is allowed (whichever save of the step said so).
         let mut capped = false;
-        for (i, (at, tag, bytes)) in saved.into_iter().enumerate() {
+        for (at, tag, bytes) in saved {
             let t = at.since(start);
-            if bytes.len() > STATE_BOUND_BYTES {
-                self.violate(
-                    t,
-                    "state document within its size bound",
-                    format!("{} bytes", bytes.len()),
-                );
-            }
-            // The last save is usually in the engine's parsed cache; earlier ones are parsed.
-            let cached = (i + 1 == count)
-                .then(|| self.deps.parsed.latest(&self.scenario.world.site))
-                .flatten()
-                .filter(|(t, _)| *t == tag)
-                .map(|(_, s)| s);
-            let state = match cached {
-                Some(s) => s,
-                None => match SiteState::from_json(&bytes) {
-                    Ok(s) => Arc::new(s),
-                    Err(e) => {
-                        self.violate(t, "the saved state is readable", e.to_string());
-                        continue;
+            // A replaced document was kept; the latest is in the engine's parsed cache (or,
+            // after a crash right after its save, only in the store).
+            let state = match bytes {
+                Some(bytes) => self.parse_saved(t, &bytes),
+                None => match self.deps.parsed.latest(&self.scenario.world.site) {
+                    Some((cached, s)) if cached == tag => {
+                        self.check_size(t, &tag);
+                        Some(s)
                     }
+                    _ => match self.world.store.get(&self.scenario.world.site) {
+                        Some(doc) if doc.etag == tag => self.parse_saved(t, &doc.bytes),
+                        _ => None,
+                    },
                 },
             };
+            let Some(state) = state else { continue };
             capped |= invariants::capped(&state, &self.options.policy);
             self.saved_state(t, at, tag, state);
         }
@@ -633,6 +639,11 @@ impl<'a> Sim<'a> {
     /// against the state saved before it.
     fn saved_state(&mut self, t: i64, now: Timestamp, tag: String, state: Arc<SiteState>) {
         self.record_mode_changes(&state);
+        let r = &mut self.reached;
+        r.outage |= state.mode == burst_core::Mode::Outage;
+        r.stateful_in_cloud |= state.placement.stateful.side == burst_core::state::Side::Cloud;
+        r.budget_capped |= state.budget.capped;
+        r.recovered |= r.outage && state.mode == burst_core::Mode::Healthy;
         let prev = self.state.take().map(|(_, s)| s);
         for rule in invariants::broken(prev.as_deref(), &state, now, &self.options.policy) {
             let detail = format!(
@@ -645,6 +656,44 @@ impl<'a> Sim<'a> {
             self.violate(t, rule, detail);
         }
         self.state = Some((tag, state));
+    }
+
+    /// A saved document: within its size bound and readable.
+    fn parse_saved(&mut self, t: i64, bytes: &[u8]) -> Option<Arc<SiteState>> {
+        if bytes.len() > STATE_BOUND_BYTES {
+            self.violate(
+                t,
+                "state document within its size bound",
+                format!("{} bytes", bytes.len()),
+            );
+        }
+        match SiteState::from_json(bytes) {
+            Ok(s) => Some(Arc::new(s)),
+            Err(e) => {
+                self.violate(t, "the saved state is readable", e.to_string());
+                None
+            }
+        }
+    }
+
+    /// The size of the latest document (its bytes stay in the store).
+    fn check_size(&mut self, t: i64, tag: &str) {
+        let len = self
+            .world
+            .store
+            .with_doc(&self.scenario.world.site, |v| {
+                (v.etag == tag).then_some(v.bytes.len())
+            })
+            .flatten();
+        if let Some(len) = len
+            && len > STATE_BOUND_BYTES
+        {
+            self.violate(
+                t,
+                "state document within its size bound",
+                format!("{len} bytes"),
+            );
+        }
     }
 
     fn violate(&mut self, t_ms: i64, rule: &str, detail: String) {

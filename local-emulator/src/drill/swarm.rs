@@ -34,6 +34,9 @@ pub struct SwarmReport {
     pub virtual_hours: f64,
     pub seconds: f64,
     pub failures: Vec<Failure>,
+    /// Scenarios that reached an outage / moved the stateful tier / were capped by the budget
+    /// / recovered from an outage.
+    pub reached: [usize; 4],
 }
 
 impl SwarmReport {
@@ -45,12 +48,16 @@ impl SwarmReport {
             0.0
         };
         format!(
-            "swarm: {} scenarios, {} invocations, {:.0} virtual hours in {:.1} s ({:.0} scenario-hours per CPU-second): {}",
+            "swarm: {} scenarios, {} invocations, {:.0} virtual hours in {:.1} s ({:.0} scenario-hours per CPU-second; {} reached an outage, {} recovered, {} moved the stateful tier, {} were capped by the budget): {}",
             self.scenarios,
             self.invocations,
             self.virtual_hours,
             self.seconds,
             rate,
+            self.reached[0],
+            self.reached[3],
+            self.reached[1],
+            self.reached[2],
             if self.failures.is_empty() {
                 "every rule held".to_string()
             } else {
@@ -85,6 +92,15 @@ pub fn run(count: usize, seed: u64, max_failures: usize) -> SwarmReport {
         report.scenarios += 1;
         report.invocations += sim.invocations;
         report.virtual_hours += scenario.duration.0.as_secs_f64() / 3600.0;
+        let r = sim.reached;
+        for (count, hit) in report.reached.iter_mut().zip([
+            r.outage,
+            r.stateful_in_cloud,
+            r.budget_capped,
+            r.recovered,
+        ]) {
+            *count += usize::from(hit);
+        }
         if let Some(v) = sim.violations.first()
             && report.failures.len() < max_failures
         {

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::MutexGuard;
 
 use async_trait::async_trait;
-use burst_ports::{StateStore, StoreError, Versioned};
+use burst_ports::{Loaded, StateStore, StoreError, Versioned};
 use burst_sim_kit::{FaultQueue, Shared};
 
 use burst_store::{check_size, validate_site};
@@ -98,6 +98,11 @@ impl MemoryStore {
         self.lock().docs.get(site).cloned()
     }
 
+    /// Looks at the stored document of `site` without copying it.
+    pub fn with_doc<T>(&self, site: &str, f: impl FnOnce(&Versioned) -> T) -> Option<T> {
+        self.lock().docs.get(site).map(f)
+    }
+
     /// Replaces a document behind the callers' backs (a concurrent writer); returns its tag.
     pub fn put(&self, site: &str, bytes: &[u8]) -> String {
         self.lock().store(site, bytes)
@@ -134,6 +139,22 @@ impl StateStore for MemoryStore {
             return Err(error);
         }
         Ok(inner.docs.get(site).cloned())
+    }
+
+    /// Like a blob GET with `If-None-Match`: nothing is copied when the caller's version is
+    /// current.
+    async fn load_if_changed(&self, site: &str, known: &str) -> Result<Loaded, StoreError> {
+        validate_site(site)?;
+        let mut inner = self.lock();
+        inner.stats.loads += 1;
+        if let Some(error) = Self::injected(&mut inner, Operation::Load) {
+            return Err(error);
+        }
+        Ok(match inner.docs.get(site) {
+            None => Loaded::Absent,
+            Some(v) if v.etag == known => Loaded::Unchanged,
+            Some(v) => Loaded::Changed(v.clone()),
+        })
     }
 
     async fn save(&self, site: &str, bytes: &[u8], tag: Option<&str>) -> Saved {
