@@ -555,45 +555,24 @@ mode = "outage"
         assert_eq!(s.duration.secs(), 5400);
         assert_eq!(s.world.probe_interval.secs(), 15);
         assert_eq!(s.policy.max_nodes, 3);
-        let err = Scenario::parse(
-            "name='x'\nduration='1h'\n[[at]]\nt='1m'\nbogus=1\n",
-            "y.toml",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("bogus"), "{err}");
-        let err = Scenario::parse(
-            "name='x'\nduration='1h'\n[[expect]]\nmode='outage'\n",
-            "z.toml",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("need at"), "{err}");
-        let err = Scenario::parse(
-            "name='x'\nduration='1h'\n[[at]]\nt='1m'\nrepeat='nope'\n",
-            "r.toml",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("repeat names \"nope\""), "{err}");
-        let err = Scenario::parse(
-            "name='x'\nduration='1h'\n[[expect]]\norder=['capacity:x']\n",
-            "o.toml",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("unknown order item"), "{err}");
+        // Each bad file is refused with a message that names what is wrong.
+        let refused = [
+            ("[[at]]\nt='1m'\nbogus=1\n", "bogus"),
+            ("[[expect]]\nmode='outage'\n", "need at"),
+            ("[[at]]\nt='1m'\nrepeat='nope'\n", "repeat names \"nope\""),
+            ("[[expect]]\norder=['capacity:x']\n", "unknown order item"),
+            ("[[at]]\nt='1m'\ndrop=true\n", "drop needs ups"),
+            ("[policy]\nmin_nodes=9\n", "min_nodes"),
+        ];
+        for (tail, wanted) in refused {
+            let text = format!("name='x'\nduration='1h'\n{tail}");
+            let err = Scenario::parse(&text, "bad.toml").unwrap_err().to_string();
+            assert!(err.contains(wanted), "{tail:?}: {err}");
+        }
         let err = Scenario::parse("name='x'\nstart='yesterday'\nduration='1h'\n", "s.toml")
             .unwrap_err()
             .to_string();
         assert!(err.contains("RFC 3339"), "{err}");
-        let err = Scenario::parse(
-            "name='x'\nduration='1h'\n[[at]]\nt='1m'\ndrop=true\n",
-            "d.toml",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("drop needs ups"), "{err}");
         // ups.status may change without a notify; faults are listed for real-time drills.
         let s = Scenario::parse(
             "name='x'\nduration='1h'\n[[at]]\nt='1m'\nstatus='OB'\nstore_conflicts=2\n",
@@ -601,9 +580,5 @@ mode = "outage"
         )
         .unwrap();
         assert_eq!(s.events[0].virtual_only_fields(), vec!["store_conflicts"]);
-        let err = Scenario::parse("name='x'\nduration='1h'\n[policy]\nmin_nodes=9\n", "p.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("min_nodes"), "{err}");
     }
 }

@@ -18,6 +18,15 @@ fn scenario(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// Runs `args`, checks the exit code and that the output says `wanted`; returns the output.
+fn expect(args: &[&str], code: i32, wanted: &str) -> String {
+    let out = emulator(args);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(code), "{t}");
+    assert!(t.contains(wanted), "no {wanted:?} in {t}");
+    t
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -34,12 +43,11 @@ fn a_wrong_expectation_fails_the_drill() {
         "wrong.toml",
         "name = 'wrong'\nduration = '30m'\n[[at]]\nt = '5m'\nups = 'ONBATT'\n[[expect]]\nat = '20m'\nmode = 'healthy'\n",
     );
-    let out = emulator(&["drill", "--virtual", path.to_str().expect("utf-8")]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("mode = \"healthy\", got \"outage\""),
-        "{}",
-        text(&out)
+    let p = path.to_str().expect("utf-8");
+    expect(
+        &["drill", "--virtual", p],
+        1,
+        "mode = \"healthy\", got \"outage\"",
     );
 }
 
@@ -52,19 +60,15 @@ fn faults_run_virtually_and_are_refused_in_real_time() {
         "name = 'crash'\nduration = '40m'\n[[at]]\nt = '12m'\ncrash = 'after_save'\n[[at]]\nt = '10m'\nups = 'ONBATT'\n[[expect]]\nat = '30m'\nmode = 'outage'\ncapacity = 2\n",
     );
     let p = path.to_str().expect("utf-8");
-    let out = emulator(&["drill", "--virtual", p]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(
-        text(&out).contains("the function process dies (after a save, before its actions)"),
-        "{}",
-        text(&out)
+    expect(
+        &["drill", "--virtual", p],
+        0,
+        "the function process dies (after a save, before its actions)",
     );
-    let out = emulator(&["drill", p]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("uses crash, which only virtual drills carry out"),
-        "{}",
-        text(&out)
+    expect(
+        &["drill", p],
+        1,
+        "uses crash, which only virtual drills carry out",
     );
 }
 
@@ -76,17 +80,18 @@ fn an_unknown_field_names_the_file_and_field() {
         "typo.toml",
         "name = 'typo'\nduration = '30m'\n[[at]]\nt = '5m'\narm_timeout = 2\n",
     );
-    let out = emulator(&["drill", "--virtual", path.to_str().expect("utf-8")]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let t = text(&out);
-    assert!(t.contains("typo.toml") && t.contains("arm_timeout"), "{t}");
+    let p = path.to_str().expect("utf-8");
+    let t = expect(&["drill", "--virtual", p], 2, "arm_timeout");
+    assert!(t.contains("typo.toml"), "{t}");
 }
 
 #[test]
 fn a_small_swarm_holds_every_rule_and_sums_up_in_one_line() {
-    let out = emulator(&["drill", "--swarm", "3", "--seed", "11"]);
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{t}");
+    let t = expect(
+        &["drill", "--swarm", "3", "--seed", "11"],
+        0,
+        "every rule held",
+    );
     let line = t
         .lines()
         .find(|l| l.starts_with("swarm: 3 scenarios"))

@@ -219,6 +219,14 @@ pub fn generate(seed: u64) -> Scenario {
         let e = random_event(&mut r, t, nodes_total, &mut ids);
         events.push(e);
     }
+    // Half the scenarios end with home healed for their last third, so recovery and the
+    // scale-down rules are exercised as much as the outage.
+    if r.bool() {
+        let from = hours * 3600 * 2 / 3;
+        let at = Span(Duration::from_secs(r.u64(from..hours * 3600)));
+        events.retain(|e| e.t < at);
+        events.push(heal(at, nodes_total));
+    }
     events.sort_by_key(|e| e.t);
     // A `repeat` must come after the event it repeats: drop the ones that do not.
     let mut seen = Vec::new();
@@ -237,6 +245,28 @@ pub fn generate(seed: u64) -> Scenario {
         policy,
         events,
         expectations: Vec::new(),
+    }
+}
+
+/// Everything back to normal at `t`: power, network, cluster, agent, witness, Tailscale.
+fn heal(t: Span, nodes: u32) -> Event {
+    Event {
+        t,
+        note: Some("everything back to normal".into()),
+        ups: Some("ONLINE".into()),
+        status: Some("OL CHRG".into()),
+        charge: Some(100.0),
+        home: Some(UpDown::Up),
+        internet: Some(UpDown::Up),
+        cloud_path: Some(UpDown::Up),
+        home_api: Some(UpDown::Up),
+        nodes_ready: Some(nodes),
+        heartbeats: Some(StopResume::Resume),
+        devices_online: Some(nodes),
+        witness: Some(WitnessView::Follow),
+        tailscale_api: Some(TailscaleApi::Up),
+        agent_skew_s: Some(0),
+        ..Event::default()
     }
 }
 
