@@ -1,5 +1,6 @@
-//! The subcommands as plain async functions: configuration in, exit code out.
-//! `main` only parses arguments, sets up logging and calls these.
+//! The subcommands as plain async functions: configuration in, exit code out. This is where
+//! a reader of any command starts: `main` only parses arguments, loads the configuration,
+//! sets up logging and calls these.
 
 use std::io::Write;
 use std::path::Path;
@@ -10,10 +11,9 @@ use tracing::{debug, error, info, warn};
 use uuid::Uuid;
 
 use crate::config::Config;
-use crate::deliver::{self, Outcome, Reply, Sender};
+use crate::deliver::{self, Outcome, Reply, Sender, Spool};
 use crate::inside::inside_view;
 use crate::payload::{self, Battery, Heartbeat, UpsEvent, WitnessReport};
-use crate::spool::Spool;
 use crate::upsd::{self, Snapshot, UpsName};
 
 /// The battery readings of a snapshot, as the payloads carry them.
@@ -119,8 +119,29 @@ async fn read_ups(ups: Option<&UpsName>, limit: std::time::Duration) -> Snapshot
 const WAIT_RETRY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// `burst-agent notify`: one upsmon event → spool → delivery (with everything spooled
-/// before it). Returns within `notify_budget_ms` (+ a little), whatever happens.
+/// before it). Returns within `notify_budget_ms` (+ a little), whatever happens: upsmon waits
+/// for its NOTIFYCMD, so it must always get its process back. `at` and `started` are taken
+/// when upsmon called (the event's time, and where the budget counts from).
 pub async fn notify(config: &Config, env: &NotifyEnv, at: DateTime<Utc>, started: Instant) -> u8 {
+    // Last-resort guard over the deadline the steps below keep: 2 s of slack for a step that
+    // overruns it (a hung disk, a slow DNS answer).
+    let limit = config.notify_budget() + std::time::Duration::from_secs(2);
+    tokio::time::timeout(limit, spool_and_deliver(config, env, at, started))
+        .await
+        .unwrap_or_else(|_| {
+            error!("notify overran its budget; the event stays spooled");
+            EXIT_FAILED
+        })
+}
+
+/// [`notify`]'s work: read the UPS, build the event, spool it, flush the spool (falling back
+/// to sending it after the spool when it cannot be spooled).
+async fn spool_and_deliver(
+    config: &Config,
+    env: &NotifyEnv,
+    at: DateTime<Utc>,
+    started: Instant,
+) -> u8 {
     let deadline = started + config.notify_budget();
     let (label, ups) = resolve_ups(&env.upsname, config);
     let snapshot = if COMMLOSS_TYPES.contains(&env.notifytype.as_str()) {

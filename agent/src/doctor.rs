@@ -1201,7 +1201,7 @@ fn check_spool(r: &mut Report, config: &Config) {
         );
         return;
     }
-    let waiting = crate::spool::Spool::open(dir)
+    let waiting = crate::deliver::Spool::open(dir)
         .and_then(|s| s.count())
         .unwrap_or(0);
     let rejected = count_json(&dir.join("rejected"));

@@ -199,7 +199,7 @@ pub fn store(path: &Path, file: &LeaseFile) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut bytes = serde_json::to_vec_pretty(file).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
-    crate::spool::write_atomically(dir, name, &bytes)
+    crate::deliver::write_atomically(dir, name, &bytes)
 }
 
 #[cfg(test)]

@@ -4,12 +4,12 @@
 //! to the function app (docs/contract.md).
 //!
 //! Modules, from the wire inwards: [`upsd`] (NUT protocol client), [`payload`] (the JSON
-//! bodies, from the wire contract), [`auth`] (the JWT signer), [`deliver`] (HTTP, retries,
-//! outcomes), [`spool`] (the crash-safe queue), [`inside`] (Kubernetes node view), [`witness`]
-//! (reachability probe), [`lease`] (the lease the cloud grants, and its file), [`fence`]
-//! (fencing the stateful tier when the lease cannot be renewed; runs commands through
-//! [`shell`]), [`config`], [`commands`] (the subcommands), [`doctor`] (the checks and their
-//! fixes).
+//! bodies, from the wire contract), [`auth`] (the JWT signer), [`deliver`] (the outbox: the
+//! crash-safe spool, and HTTP, retries and outcomes), [`inside`] (Kubernetes node view),
+//! [`witness`] (reachability probe), [`lease`] (the lease the cloud grants, and its file),
+//! [`fence`] (fencing the stateful tier when the lease cannot be renewed; runs commands through
+//! [`shell`]), [`config`], [`commands`] (the subcommands; start here), [`doctor`] (the checks
+//! and their fixes).
 
 pub mod auth;
 pub mod commands;
@@ -23,6 +23,5 @@ pub mod lease;
 /// The JSON bodies and routes are the wire contract's.
 pub use burst_wire::payload;
 pub mod shell;
-pub mod spool;
 pub mod upsd;
 pub mod witness;

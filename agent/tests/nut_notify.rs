@@ -228,7 +228,7 @@ async fn network_down_during_the_outage_then_back() {
     }
     // Take the delivery lock ourselves: once we hold it, no hook is mid-delivery; hold it past
     // the hooks' budget while the network comes back, so only a *later* run delivers.
-    let spool = burst_agent::spool::Spool::open(&h.spool_dir()).unwrap();
+    let spool = burst_agent::deliver::Spool::open(&h.spool_dir()).unwrap();
     let lock = spool
         .lock_delivery(tokio::time::Instant::now() + Duration::from_secs(10))
         .await

@@ -9,7 +9,6 @@ pub mod http;
 /// The agent-token verifier is the wire contract's (kept under this name for the settings).
 pub use burst_wire::auth as jwt;
 pub mod logging;
-pub mod serve;
 pub mod settings;
 pub mod state_cache;
 pub mod status_page;

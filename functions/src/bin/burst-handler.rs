@@ -1,7 +1,7 @@
 //! `burst-handler`: the Azure Functions custom handler. Port from `FUNCTIONS_CUSTOMHANDLER_PORT`.
 
 use burst_functions::settings::{ConfigError, Get};
-use burst_functions::{azure, logging, serve, wiring};
+use burst_functions::{azure, logging, wiring};
 use burst_settings::Settings;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
@@ -48,7 +48,7 @@ async fn main() -> ExitCode {
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {},
         }
     };
-    match serve::serve(listener, azure::router(deps), limits, shutdown).await {
+    match azure::serve(listener, azure::router(deps), limits, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "server failed");
@@ -59,13 +59,13 @@ async fn main() -> ExitCode {
 
 /// The port (`FUNCTIONS_CUSTOMHANDLER_PORT`, set by the host), `BURST_BIND_ALL`, and the
 /// edge's limits (`BURST_MAX_CONNECTIONS`, `BURST_HEADER_TIMEOUT_MS`; defaults from
-/// [`serve::Limits`]).
-fn edge_settings(get: Get<'_>) -> Result<(u16, bool, serve::Limits), ConfigError> {
+/// [`azure::Limits`]).
+fn edge_settings(get: Get<'_>) -> Result<(u16, bool, azure::Limits), ConfigError> {
     let settings = Settings::new(get);
-    let defaults = serve::Limits::default();
+    let defaults = azure::Limits::default();
     let port = settings.integer("FUNCTIONS_CUSTOMHANDLER_PORT", 8080, 1..=u16::MAX)?;
     let bind_all = settings.boolean("BURST_BIND_ALL", false)?;
-    let limits = serve::Limits {
+    let limits = azure::Limits {
         max_connections: settings.integer(
             "BURST_MAX_CONNECTIONS",
             defaults.max_connections,
