@@ -129,7 +129,14 @@ impl UpsName {
                 None => (r.to_string(), DEFAULT_PORT),
             },
         };
-        if host.is_empty() || port == 0 {
+        // No host name or address holds blanks or brackets; a host that did would not come
+        // back from the canonical form (`Display`): `ups@[ h ]` would print as `ups@ h `.
+        if host.is_empty()
+            || host
+                .chars()
+                .any(|c| c.is_whitespace() || c == '[' || c == ']')
+            || port == 0
+        {
             return Err(bad());
         }
         Ok(UpsName {
@@ -452,6 +459,25 @@ mod tests {
             "ups@[::1",
         ] {
             assert!(UpsName::parse(bad).is_err(), "{bad:?} should not parse");
+        }
+    }
+
+    /// Caught by the round trip of fuzz/ upsd: bracketed hosts with blanks or a second bracket
+    /// were accepted, and their canonical form read back as another host or not at all.
+    #[test]
+    fn hosts_with_blanks_or_brackets_are_refused() {
+        for bad in [
+            "ups@[ h ]",
+            "ups@[[x]",
+            "ups@[[x]:5",
+            "ups@h st",
+            "ups@[h\t]:5",
+        ] {
+            assert!(UpsName::parse(bad).is_err(), "{bad:?} should not parse");
+        }
+        for good in ["ups@[::1]", "ups@[fe80::1%eth0]:3494", "ups@nas.lan:1"] {
+            let n = UpsName::parse(good).unwrap();
+            assert_eq!(UpsName::parse(&n.to_string()), Ok(n), "{good}");
         }
     }
 
