@@ -644,6 +644,20 @@ impl<'a> Sim<'a> {
         r.stateful_in_cloud |= state.placement.stateful.side == burst_core::state::Side::Cloud;
         r.budget_capped |= state.budget.capped;
         r.recovered |= r.outage && state.mode == burst_core::Mode::Healthy;
+        // The month's spend stays within the budget, give or take what the largest capacity
+        // costs between two probes (the last of the budget may be spent on one node).
+        let p = &self.options.policy;
+        if let Some(budget) = p.monthly_budget_usd {
+            let probe_h = self.scenario.world.probe_interval.0.as_secs_f64() / 3600.0;
+            let slack = f64::from(p.max_nodes) * p.price_per_node_hour_usd * 2.0 * probe_h;
+            if state.budget.spent_usd > budget + slack {
+                let detail = format!(
+                    "spent {:.3} of {budget:.2} USD (slack {slack:.3})",
+                    state.budget.spent_usd
+                );
+                self.violate(t, "the monthly budget is not overrun", detail);
+            }
+        }
         let prev = self.state.take().map(|(_, s)| s);
         for rule in invariants::broken(prev.as_deref(), &state, now, &self.options.policy) {
             let detail = format!(

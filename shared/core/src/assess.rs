@@ -381,6 +381,12 @@ pub fn holds(state: &SiteState, a: &Assessment, now: Timestamp, policy: &Policy)
                 "workloads",
                 format!("{tier} workloads still run in the cloud; moving them home is pending"),
             ),
+            Side::Unsure if p.failures == 0 => hold(
+                "workloads",
+                format!(
+                    "{tier} workloads may run in the cloud: their move has not reported back; capacity is held until they are home"
+                ),
+            ),
             Side::Unsure => hold(
                 "workloads",
                 format!(

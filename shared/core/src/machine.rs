@@ -438,6 +438,11 @@ fn migrate_outcome(
         MigrateResult::NotApplicable { detail } => {
             // Nothing moved and nothing could: keep the tier where it is, do not hold capacity
             // for it, and do not retry in this incident.
+            if direction == Direction::ToCloud && place.side == Side::Unsure && place.failures == 0
+            {
+                // Unsure only because the move was in flight: it never left home.
+                place.side = Side::Home;
+            }
             place.retry_at = None;
             place.not_applicable = Some(detail.clone());
             let text = format!(
@@ -766,6 +771,12 @@ fn plan_migrations(
             continue;
         }
         *state.in_flight.migrate_mut(tier) = Some(now);
+        if want == Side::Cloud && place.side == Side::Home {
+            // From the moment the move is handed out until its outcome is saved, the tier may
+            // run in the cloud (the invocation can die after the move and before the save):
+            // capacity is held for it and it is brought home before any scale-down.
+            state.placement.get_mut(tier).side = Side::Unsure;
+        }
         let (direction, reason) = match want {
             Side::Cloud => (
                 Direction::ToCloud,
