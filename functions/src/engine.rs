@@ -208,15 +208,7 @@ fn real_time_until(deps: &Deps, at: Timestamp, now: Timestamp) -> std::time::Dur
 /// capacity, migrations, warnings), so transitions show in the logs, not only in the status.
 fn log_decisions(site: &str, before: &(Mode, Option<AuditEntry>), after: &SiteState) {
     let (mode, last) = before;
-    let start = match last {
-        Some(l) => after
-            .audit
-            .iter()
-            .rposition(|e| e == l)
-            .map_or(0, |i| i + 1),
-        None => 0,
-    };
-    for e in &after.audit[start.min(after.audit.len())..] {
+    for e in burst_core::audit::since(after, last.as_ref()) {
         if e.what.starts_with("mode ") {
             tracing::info!(site, from = mode.as_str(), to = after.mode.as_str(), decision = %e.what, reason = %e.why, "mode change");
         } else {

@@ -737,15 +737,7 @@ impl<'a> Sim<'a> {
 
     /// Mode changes of the saved state since the last one seen, from its audit trail.
     fn record_mode_changes(&mut self, state: &SiteState) {
-        let from = match &self.last_audit {
-            Some(l) => state
-                .audit
-                .iter()
-                .rposition(|e| e == l)
-                .map_or(0, |i| i + 1),
-            None => 0,
-        };
-        for e in &state.audit[from.min(state.audit.len())..] {
+        for e in burst_core::audit::since(state, self.last_audit.as_ref()) {
             if let Some(change) = e.what.strip_prefix("mode ")
                 && let Some((from, to)) = change.split_once(" → ")
             {
