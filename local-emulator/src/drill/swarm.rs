@@ -179,9 +179,37 @@ fn valid(s: &Scenario) -> bool {
     Scenario::parse(&to_toml(s), "shrunk").is_ok()
 }
 
-/// The scenario as a file `func-emulator drill --virtual` reads.
+/// The scenario as a file `func-emulator drill --virtual` reads; `[world]` and `[policy]` list
+/// only what differs from the defaults.
 pub fn to_toml(s: &Scenario) -> String {
-    toml::to_string(s).unwrap_or_else(|e| format!("# cannot print the scenario: {e}\n"))
+    let printed = toml::Value::try_from(s).map(|mut v| {
+        if let Some(table) = v.as_table_mut() {
+            table.remove("expect");
+            drop_defaults(table, "world", toml::Value::try_from(World::default()));
+            drop_defaults(table, "policy", toml::Value::try_from(Policy::default()));
+        }
+        v
+    });
+    printed
+        .and_then(|v| toml::to_string(&v))
+        .unwrap_or_else(|e| format!("# cannot print the scenario: {e}\n"))
+}
+
+/// Removes the keys of `table[name]` that equal the defaults (and the table if none is left).
+fn drop_defaults(
+    table: &mut toml::Table,
+    name: &str,
+    defaults: Result<toml::Value, toml::ser::Error>,
+) {
+    let Ok(toml::Value::Table(defaults)) = defaults else {
+        return;
+    };
+    if let Some(toml::Value::Table(t)) = table.get_mut(name) {
+        t.retain(|k, v| defaults.get(k) != Some(v));
+        if t.is_empty() {
+            table.remove(name);
+        }
+    }
 }
 
 /// A random scenario: a world, a policy, and a timeline of power, network, cluster and fault
