@@ -266,17 +266,30 @@ impl Scaler for SimPort {
 
     async fn set_capacity(&self, capacity: u32) -> ScaleResult {
         let now = self.0.now();
-        let (result, effect, wait_ms) = {
+        let (result, effect, wait_ms, workloads_out) = {
             let mut w = self.0.lock();
-            let before = w.cloud.capacity();
-            let out = w.cloud.set_capacity(capacity, now);
-            let workloads_out =
-                w.cloud.in_cloud(Tier::Critical) || w.cloud.in_cloud(Tier::Stateful);
-            if capacity < before && workloads_out {
-                w.scale_downs_with_workloads.push((now, before, capacity));
-            }
-            out
+            let (result, effect, wait_ms) = w.cloud.set_capacity(capacity, now);
+            let out = w.cloud.in_cloud(Tier::Critical) || w.cloud.in_cloud(Tier::Stateful);
+            (result, effect, wait_ms, out)
         };
+        if let ScaleEffect::Written { from, to } | ScaleEffect::WrittenAnswerLost { from, to } =
+            effect
+            && to < from
+            && workloads_out
+        {
+            // Lowering the capacity under workloads in the cloud: only as far as the budget
+            // forces (the state that asked for the write says what its budget allows).
+            let cap = self
+                .0
+                .saved()
+                .and_then(|s| burst_core::budget::cap(&s.budget, &self.0.policy));
+            if cap.is_none_or(|c| to < c) {
+                self.0
+                    .lock()
+                    .scale_downs_with_workloads
+                    .push((now, from, to));
+            }
+        }
         let applied = match effect {
             ScaleEffect::Written { from, to } => {
                 let reason = self.0.capacity_reason();

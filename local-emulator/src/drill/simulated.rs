@@ -585,8 +585,6 @@ impl<'a> Sim<'a> {
                 .push(Reverse((due.since(start), Due::Wake(wake.at, 0))));
         }
         let saved = std::mem::take(&mut self.world.lock().saved);
-        // A scale-down the budget asked for is allowed (whichever save of the step said so).
-        let mut capped = false;
         for (at, tag, bytes) in saved {
             let t = at.since(start);
             // A replaced document was kept; the latest is in the engine's parsed cache (or,
@@ -605,7 +603,6 @@ impl<'a> Sim<'a> {
                 },
             };
             let Some(state) = state else { continue };
-            capped |= invariants::capped(&state, &self.options.policy);
             self.saved_state(t, at, tag, state);
         }
         let (moves, downs) = {
@@ -624,7 +621,7 @@ impl<'a> Sim<'a> {
                 );
             }
         }
-        if !capped {
+        {
             for (at, from, to) in downs {
                 self.violate(
                     at.since(start),
