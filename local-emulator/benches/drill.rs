@@ -1,8 +1,9 @@
 //! Virtual drills through the engine, at full speed:
 //! - one 6-hour virtual drill (`scenarios/original-story.toml` stretched to six hours), median
 //!   of 30 runs (target: under 50 ms);
-//! - swarm throughput: 100 random scenarios (seed 1), in scenario-hours per CPU-second
-//!   (target: at least 100). One thread runs everything, so wall time is CPU time.
+//! - swarm throughput: 100 random scenarios (seed 1; `SWARM=N SWARM_SEED=S` for a longer run),
+//!   in scenario-hours per CPU-second (target: at least 100). One thread runs everything, so
+//!   wall time is CPU time.
 //!
 //! `cargo bench -p func-emulator --bench drill`
 
@@ -52,7 +53,13 @@ fn main() {
         times[times.len() / 2] * 1000.0 / invocations.max(1) as f64,
         times.len()
     );
-    let report = swarm::run(100, 1, 3);
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let report = swarm::run(env("SWARM", 100) as usize, env("SWARM_SEED", 1), 3);
     println!("{}", report.summary());
     assert!(report.failures.is_empty(), "the swarm found a broken rule");
 }
