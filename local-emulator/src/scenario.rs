@@ -31,6 +31,9 @@ pub struct Scenario {
     pub expectations: Vec<Expectation>,
 }
 
+/// The longest scenario: virtual drills schedule every probe and heartbeat up front.
+const MAX_DURATION: Duration = Duration::from_secs(31 * 86_400);
+
 /// A duration written as `"90s"`, `"5m"`, `"1h30m"` or a number of seconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Span(pub Duration);
@@ -65,10 +68,11 @@ impl<'de> Deserialize<'de> for Span {
         }
         match Raw::deserialize(d)? {
             Raw::Secs(s) => Ok(Span(Duration::from_secs(s))),
-            Raw::Float(f) if f.is_finite() && f >= 0.0 => Ok(Span(Duration::from_secs_f64(f))),
-            Raw::Float(f) => Err(serde::de::Error::custom(format!(
-                "a duration must be >= 0 seconds, got {f}"
-            ))),
+            Raw::Float(f) => Duration::try_from_secs_f64(f).map(Span).map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "a duration must be a number of seconds from 0 to about 5.8e11 years, got {f}"
+                ))
+            }),
             Raw::Text(t) => humantime::parse_duration(t.trim())
                 .map(Span)
                 .map_err(|e| serde::de::Error::custom(format!("bad duration {t:?}: {e}"))),
@@ -385,8 +389,8 @@ impl Scenario {
             .validate()
             .map_err(|e| format!("[policy]: {e}"))?;
         self.start_instant()?;
-        if self.duration.0.is_zero() {
-            return Err("duration must be more than 0".into());
+        if self.duration.0.is_zero() || self.duration.0 > MAX_DURATION {
+            return Err("duration must be more than 0 and at most 31 days".into());
         }
         if self.world.probe_interval.0.is_zero() || self.world.heartbeat_interval.0.is_zero() {
             return Err("[world] probe_interval and heartbeat_interval must be more than 0".into());
@@ -563,12 +567,22 @@ mode = "outage"
             ("[[expect]]\norder=['capacity:x']\n", "unknown order item"),
             ("[[at]]\nt='1m'\ndrop=true\n", "drop needs ups"),
             ("[policy]\nmin_nodes=9\n", "min_nodes"),
+            // Found by fuzzing: a float of 2^64 seconds or more panicked.
+            (
+                "[[at]]\nt=8288888888888888888111111111111111111118.83\n",
+                "a duration must be",
+            ),
+            ("[[at]]\nt=-1.5\n", "a duration must be"),
         ];
         for (tail, wanted) in refused {
             let text = format!("name='x'\nduration='1h'\n{tail}");
             let err = Scenario::parse(&text, "bad.toml").unwrap_err().to_string();
             assert!(err.contains(wanted), "{tail:?}: {err}");
         }
+        let err = Scenario::parse("name='x'\nduration='32d'\n", "long.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at most 31 days"), "{err}");
         let err = Scenario::parse("name='x'\nstart='yesterday'\nduration='1h'\n", "s.toml")
             .unwrap_err()
             .to_string();

@@ -287,7 +287,9 @@ pub fn parse_timespan(s: &str) -> Option<Duration> {
     if h > 23 || m > 59 || !(0.0..60.0).contains(&sec) {
         return None;
     }
-    Some(Duration::from_secs(days * 86_400 + h * 3600 + m * 60) + Duration::from_secs_f64(sec))
+    // A day count too large for a duration is refused, not wrapped.
+    let whole = days.checked_mul(86_400)?.checked_add(h * 3600 + m * 60)?;
+    Some(Duration::from_secs(whole) + Duration::from_secs_f64(sec))
 }
 
 fn invalid(path: &Path, field: &str, problem: impl Into<String>) -> AppError {
@@ -738,5 +740,22 @@ impl App {
         self.functions
             .iter()
             .find(|f| f.name.eq_ignore_ascii_case(name))
+    }
+}
+
+#[cfg(test)]
+mod timespan_tests {
+    use super::parse_timespan;
+    use std::time::Duration;
+
+    #[test]
+    fn timespans_parse_and_huge_day_counts_are_refused() {
+        assert_eq!(parse_timespan("00:05:00"), Some(Duration::from_secs(300)));
+        assert_eq!(
+            parse_timespan("2.01:00:00"),
+            Some(Duration::from_secs(2 * 86_400 + 3600))
+        );
+        assert_eq!(parse_timespan("99999999999999999.00:00:00"), None);
+        assert_eq!(parse_timespan("24:00:00"), None);
     }
 }
