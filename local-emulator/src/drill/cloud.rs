@@ -16,7 +16,6 @@ pub struct Cloud {
     scale_set: ScaleSet<Timestamp>,
     boot_ms: i64,
     pub arm: ArmFaults,
-    pub arm_calls: usize,
     discord: Discord,
     price_per_node_hour: f64,
     cost_usd: f64,
@@ -82,7 +81,6 @@ impl Cloud {
             scale_set: ScaleSet::default(),
             boot_ms,
             arm: ArmFaults::default(),
-            arm_calls: 0,
             discord: Discord::default(),
             price_per_node_hour,
             cost_usd: 0.0,
@@ -111,7 +109,6 @@ impl Cloud {
 
     /// A GET of the scale set (the probe's view).
     pub fn probe(&mut self, now: Timestamp) -> ScaleSetProbe {
-        self.arm_calls += 1;
         if self.arm_down(now) {
             return unknown("503 Service Unavailable");
         }
@@ -157,7 +154,6 @@ impl Cloud {
     /// GET then PATCH with If-Match, as the ARM adapter does, with the scenario's faults.
     /// Returns the result the adapter would report, what happened, and how long the call took.
     pub fn set_capacity(&mut self, n: u32, now: Timestamp) -> (ScaleResult, ScaleEffect, i64) {
-        self.arm_calls += 1;
         let refused = |r: ScaleResult| (r, ScaleEffect::Refused, 0);
         if self.arm_down(now) {
             return refused(ScaleResult::Failed {

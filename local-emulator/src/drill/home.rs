@@ -4,8 +4,8 @@
 
 use crate::scenario::{Event, StopResume, TailscaleApi, UpDown, WitnessView, World};
 use burst_core::{
-    ApiProbe, DevicesProbe, Heartbeat, NodeCount, NotifyType, ProbeReport, ScaleSetProbe,
-    Timestamp, UpsEvent, UpsStatus, WitnessReport,
+    ApiProbe, DevicesProbe, Heartbeat, NodeCount, NotifyType, Timestamp, UpsEvent, UpsStatus,
+    WitnessReport,
 };
 use std::collections::VecDeque;
 
@@ -321,15 +321,6 @@ impl Home {
                 },
                 total: self.devices_total,
             },
-        }
-    }
-
-    /// What the cloud's timer probe sees of home (the scale set is added by the caller).
-    pub fn probe(&self, scale_set: ScaleSetProbe) -> ProbeReport {
-        ProbeReport {
-            home_api: self.api_probe(),
-            devices: self.devices_probe(),
-            scale_set,
         }
     }
 }

@@ -621,14 +621,12 @@ impl<'a> Sim<'a> {
                 );
             }
         }
-        {
-            for (at, from, to) in downs {
-                self.violate(
-                    at.since(start),
-                    "no scale-down before the workloads are home",
-                    format!("capacity {from} → {to} with workloads in the cloud"),
-                );
-            }
+        for (at, from, to) in downs {
+            self.violate(
+                at.since(start),
+                "no scale-down before the workloads are home",
+                format!("capacity {from} → {to} with workloads in the cloud"),
+            );
         }
     }
 
