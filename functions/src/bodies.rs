@@ -5,6 +5,7 @@
 use crate::deps::Deps;
 use crate::engine::{self, Applied, EngineError, Token};
 use crate::http::{Reject, Request, Response, require_json};
+use crate::sites::Site;
 use crate::status_page;
 use burst_core::Policy;
 use burst_core::assess::{assess, holds};
@@ -133,15 +134,21 @@ fn accepted(applied: &Applied, extra: serde_json::Value) -> Response {
 
 async fn agent(deps: &Arc<Deps>, req: &Request, payload: Payload) -> Result<Response, Reject> {
     require_json(req)?;
-    let key = deps.settings.agent_key.as_ref().ok_or_else(|| {
-        Reject::new(503, "not_configured", "agent authentication is not configured (BURST_AGENT_ED25519_PUBLIC_KEY or BURST_AGENT_HS256_SECRET)")
-    })?;
     let now = deps.now();
     let unauthorized = |e: AuthError| Reject::new(401, e.code(), e.to_string());
     let token = burst_wire::bearer(req.header("authorization")).map_err(unauthorized)?;
+    // The claimed site picks the key; the signature with that key then vouches for the claim.
+    let claimed = burst_wire::claimed_issuer(token).map_err(unauthorized)?;
+    let site = deps
+        .sites
+        .get(&claimed)
+        .ok_or_else(|| unauthorized(AuthError::UnknownSite(claimed.clone())))?;
+    let key = site.settings.agent_key.as_ref().ok_or_else(|| {
+        Reject::new(503, "not_configured", format!("agent authentication is not configured for site {} (BURST_AGENT_ED25519_PUBLIC_KEY or BURST_AGENT_HS256_SECRET)", site.id))
+    })?;
     let claims =
         burst_wire::verify(key, token, &req.body, now.millis() / 1000).map_err(unauthorized)?;
-    if !deps.settings.sites.contains(&claims.iss) {
+    if claims.iss != site.id {
         return Err(unauthorized(AuthError::UnknownSite(claims.iss)));
     }
     let input = payload.parse(&req.body)?;
@@ -153,7 +160,7 @@ async fn agent(deps: &Arc<Deps>, req: &Request, payload: Payload) -> Result<Resp
         Input::Heartbeat(h) => Some(h.lease),
         _ => None,
     };
-    let applied = engine::apply(deps, &claims.iss, input, Some(token))
+    let applied = engine::apply(deps, site, input, Some(token))
         .await
         .map_err(engine_error)?;
     let extra = match heartbeat {
@@ -184,10 +191,14 @@ fn heartbeat_reply(state: &SiteState, asked: bool, now: Timestamp) -> serde_json
 }
 
 async fn tailscale(deps: &Arc<Deps>, req: &Request) -> Result<Response, Reject> {
-    let secret =
-        deps.settings.tailscale_secret.as_ref().ok_or_else(|| {
-            Reject::new(503, "not_configured", "TAILSCALE_WEBHOOK_SECRET is not set")
-        })?;
+    let secrets = deps.sites.tailscale_secrets();
+    if secrets.is_empty() {
+        return Err(Reject::new(
+            503,
+            "not_configured",
+            "TAILSCALE_WEBHOOK_SECRET is not set",
+        ));
+    }
     if req.body.len() > crate::http::BODY_LIMIT {
         return Err(Reject::new(
             413,
@@ -202,25 +213,56 @@ async fn tailscale(deps: &Arc<Deps>, req: &Request) -> Result<Response, Reject> 
             "Tailscale-Webhook-Signature header is missing",
         )
     })?;
-    let now = deps.now();
-    // The signature covers the exact bytes received; only then is the body parsed.
-    burst_tailscale::verify(&secret.0, header, &req.body, now.millis() / 1000)
-        .map_err(|e| Reject::new(401, e.code(), e.to_string()))?;
+    let now = deps.now().millis() / 1000;
+    // The signature covers the exact bytes received; only then is the body parsed. Each
+    // webhook endpoint has its own secret: the sites whose secret verifies are the candidates.
+    let mut verified = Vec::new();
+    let mut refusal = None;
+    for (secret, sites) in secrets {
+        match burst_tailscale::verify(&secret.0, header, &req.body, now) {
+            Ok(()) => verified.extend(sites),
+            Err(e) => refusal = Some(e),
+        }
+    }
+    if verified.is_empty() {
+        let e = refusal.map(|e| (e.code(), e.to_string()));
+        let (code, detail) = e.unwrap_or(("invalid_signature", String::new()));
+        return Err(Reject::new(401, code, detail));
+    }
     require_json(req)?;
-    let events = burst_tailscale::parse_events(&req.body)
+    let events = burst_tailscale::payload::parse(&req.body)
         .map_err(|e| Reject::new(400, "invalid_payload", e.to_string()))?;
-    let site = deps.settings.default_site().to_string();
     let mut duplicates = 0;
+    let mut unrouted = 0;
+    let mut reached: Vec<String> = Vec::new();
     let mut last = None;
     for ev in &events {
-        let applied = engine::apply(deps, &site, Input::Tailscale(ev.clone()), None)
-            .await
-            .map_err(engine_error)?;
-        duplicates += usize::from(applied.duplicate);
-        last = Some(applied);
+        let targets = deps
+            .sites
+            .for_tailscale_event(&verified, ev.tailnet.as_deref(), &ev.tags());
+        unrouted += usize::from(targets.is_empty());
+        for site in targets {
+            let applied = engine::apply(deps, site, Input::Tailscale(ev.to_core()), None)
+                .await
+                .map_err(engine_error)?;
+            duplicates += usize::from(applied.duplicate);
+            if !reached.contains(&site.id) {
+                reached.push(site.id.clone());
+            }
+            last = Some(applied);
+        }
     }
-    let mut body =
-        json!({"ok": true, "events": events.len(), "duplicates": duplicates, "site": site});
+    if unrouted > 0 {
+        tracing::warn!(
+            unrouted,
+            "Tailscale events of a tailnet no site watches (BURST_TAILSCALE_TAILNET)"
+        );
+    }
+    let mut body = json!({"ok": true, "events": events.len(), "duplicates": duplicates,
+        "unrouted": unrouted, "sites": reached});
+    if let [one] = reached.as_slice() {
+        body["site"] = json!(one);
+    }
     if let Some(a) = last {
         body["mode"] = json!(a.state.mode.as_str());
     }
@@ -302,9 +344,9 @@ pub fn summary(s: &SiteState, now: Timestamp, policy: &Policy) -> serde_json::Va
 
 async fn status(deps: &Arc<Deps>, req: &Request) -> Result<Response, Reject> {
     let mut sites = Vec::new();
-    for site in &deps.settings.sites {
-        let s = engine::peek(deps, site).await.map_err(engine_error)?;
-        sites.push(summary(&s, deps.now(), &deps.policy));
+    for site in deps.sites.iter() {
+        let s = engine::peek(deps, &site.id).await.map_err(engine_error)?;
+        sites.push(summary(&s, deps.now(), site.policy()));
     }
     if status_page::wants_html(req.header("accept")) {
         let page = status_page::render(&sites, &deps.now().rfc3339());
@@ -324,29 +366,80 @@ async fn status(deps: &Arc<Deps>, req: &Request) -> Result<Response, Reject> {
     Ok(Response::json(200, &json!({ "sites": sites })))
 }
 
-/// The timer probe: pull the home API, Tailscale's device list and the scale set, then let the
-/// core reconcile (level-triggered: retries, evictions, undelivered messages).
+/// The timer probe: for every site, pull its home API, its tailnet's devices and its scale
+/// set, then let the core reconcile (level-triggered: retries, evictions, undelivered
+/// messages). Sites are probed `BURST_PROBE_CONCURRENCY` at a time, each within
+/// `BURST_PROBE_SITE_TIMEOUT_MS`, so one site's slow or dead API delays no other site's
+/// decision beyond its own timeout. An error names every site that failed; the others were
+/// still decided.
 pub async fn probe(deps: &Arc<Deps>) -> Result<String, String> {
+    let started = std::time::Instant::now();
+    let limit = Arc::new(tokio::sync::Semaphore::new(deps.settings.probe_concurrency));
+    let mut set = tokio::task::JoinSet::new();
+    for site in deps.sites.iter() {
+        let (deps, site, limit) = (deps.clone(), site.clone(), limit.clone());
+        set.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let out = probe_site(&deps, &site).await;
+            (site.id.clone(), out)
+        });
+    }
+    let mut done = Vec::with_capacity(deps.sites.len());
+    let mut failed = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok((_, Ok(line))) => done.push(line),
+            Ok((site, Err(e))) => failed.push(format!("{site}: {e}")),
+            Err(e) => failed.push(format!("a probe task ended: {e}")),
+        }
+    }
+    let took = started.elapsed().as_millis();
+    if deps.sites.len() == 1 && failed.is_empty() {
+        return Ok(done.pop().unwrap_or_default());
+    }
+    if !failed.is_empty() {
+        failed.sort();
+        return Err(format!(
+            "probe: {} of {} site(s) failed in {took} ms: {}",
+            failed.len(),
+            deps.sites.len(),
+            failed.join("; ")
+        ));
+    }
+    Ok(format!("probe: {} site(s) in {took} ms", done.len()))
+}
+
+/// One site's probe: its three observations at once, each bounded by the site timeout, then
+/// one step.
+async fn probe_site(deps: &Arc<Deps>, site: &Arc<Site>) -> Result<String, String> {
+    let limit = deps.settings.probe_site_timeout;
+    let late = || format!("no answer within {} ms", limit.as_millis());
     let not_configured = |what: &str| format!("{what} not configured");
     let home = async {
-        match &deps.home {
-            Some(h) => h.observe().await,
+        match &site.home {
+            Some(h) => tokio::time::timeout(limit, h.observe())
+                .await
+                .unwrap_or_else(|_| ApiProbe::Unknown { detail: late() }),
             None => ApiProbe::Unknown {
                 detail: not_configured("home API probe (BURST_HOME_KUBE_URL)"),
             },
         }
     };
     let devices = async {
-        match &deps.devices {
-            Some(d) => d.observe().await,
+        match &site.devices {
+            Some(d) => tokio::time::timeout(limit, d.observe())
+                .await
+                .unwrap_or_else(|_| DevicesProbe::Unknown { detail: late() }),
             None => DevicesProbe::Unknown {
                 detail: not_configured("Tailscale devices API"),
             },
         }
     };
     let scale_set = async {
-        match &deps.scaler {
-            Some(s) => s.observe().await,
+        match &site.scaler {
+            Some(s) => tokio::time::timeout(limit, s.observe())
+                .await
+                .unwrap_or_else(|_| ScaleSetProbe::Unknown { detail: late() }),
             None => ScaleSetProbe::Unknown {
                 detail: not_configured("scale set"),
             },
@@ -358,15 +451,15 @@ pub async fn probe(deps: &Arc<Deps>) -> Result<String, String> {
         devices,
         scale_set,
     };
-    let site = deps.settings.default_site().to_string();
-    match engine::apply(deps, &site, Input::Probe(report), None).await {
+    let id = &site.id;
+    match engine::apply(deps, site, Input::Probe(report), None).await {
         Ok(a) => Ok(format!(
-            "probe {site}: mode {}, capacity {} ({} action(s))",
+            "probe {id}: mode {}, capacity {} ({} action(s))",
             a.state.mode,
             a.state.capacity.desired,
             a.actions.len()
         )),
-        Err(e) => Err(format!("probe {site}: {e}")),
+        Err(e) => Err(format!("probe {id}: {e}")),
     }
 }
 
@@ -390,14 +483,14 @@ pub async fn wake(deps: &Arc<Deps>, message: &serde_json::Value) -> Result<Strin
     };
     let wake =
         parsed.map_err(|e| format!("wake: not a wake-up message ({{\"site\",\"at\"}}): {e}"))?;
-    if !deps.settings.sites.iter().any(|s| s == &wake.site) {
+    let Some(site) = deps.sites.get(&wake.site) else {
         return Err(format!(
             "wake: site {:?} is not watched here (BURST_SITES)",
             wake.site
         ));
-    }
+    };
     let at = Timestamp(wake.at).rfc3339();
-    match engine::wake(deps, &wake).await {
+    match engine::wake(deps, site, &wake).await {
         Ok(Some(a)) => Ok(format!(
             "wake {} at {at}: mode {}, capacity {} ({} action(s))",
             wake.site,

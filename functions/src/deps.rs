@@ -1,9 +1,10 @@
 //! What the function bodies need from the outside world, behind the ports' traits.
 
 use crate::settings::Settings;
+use crate::sites::Sites;
 use crate::state_cache::StateCache;
-use burst_core::{Policy, Timestamp};
-use burst_ports::{DeviceList, HomeProbe, Migrator, Notifier, Scaler, StateStore, Waker};
+use burst_core::Timestamp;
+use burst_ports::{StateStore, Waker};
 use std::sync::Arc;
 
 /// The wall clock, injectable (tests, drills at a different pace).
@@ -15,13 +16,10 @@ pub fn system_clock() -> Clock {
 
 pub struct Deps {
     pub settings: Settings,
-    pub policy: Policy,
+    /// The watched sites with their own policy and adapters.
+    pub sites: Sites,
+    /// One store for every site (a document per site).
     pub store: Arc<dyn StateStore>,
-    pub scaler: Option<Arc<dyn Scaler>>,
-    pub notifier: Option<Arc<dyn Notifier>>,
-    pub home: Option<Arc<dyn HomeProbe>>,
-    pub devices: Option<Arc<dyn DeviceList>>,
-    pub migrator: Option<Arc<dyn Migrator>>,
     pub clock: Clock,
     /// How many core milliseconds pass per real millisecond (1 except in fast drills): a
     /// wake-up due in core time is scheduled after the real delay.
@@ -36,11 +34,7 @@ impl std::fmt::Debug for Deps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Deps")
             .field("settings", &self.settings)
-            .field("scaler", &self.scaler.is_some())
-            .field("notifier", &self.notifier.is_some())
-            .field("home", &self.home.is_some())
-            .field("devices", &self.devices.is_some())
-            .field("migrator", &self.migrator.is_some())
+            .field("sites", &self.sites)
             .field("waker", &self.waker.is_some())
             .finish_non_exhaustive()
     }

@@ -4,6 +4,7 @@
 //! state that issued them was saved, so a lost race never runs an action twice.
 
 use crate::deps::Deps;
+use crate::sites::Site;
 use burst_core::state::AuditEntry;
 use burst_core::{
     Action, Direction, Input, MigrateResult, Mode, NotifyResult, Outcome, ScaleResult, SiteState,
@@ -224,10 +225,10 @@ fn conflict_backoff(attempt: usize) -> std::time::Duration {
     std::time::Duration::from_micros(fastrand::u64(0..=window_ms * 1000))
 }
 
-/// Applies one input for `site`, then carries out what it asks for.
+/// Applies one input for `site`, then carries out what it asks for with the site's adapters.
 pub async fn apply(
     deps: &Arc<Deps>,
-    site: &str,
+    site: &Arc<Site>,
     input: Input,
     token: Option<Token>,
 ) -> Result<Applied, EngineError> {
@@ -238,7 +239,14 @@ pub async fn apply(
 /// pass (`Tick`), which acts on whatever is due and schedules the next wake-up. A wake-up that
 /// was superseded (a later save asked for another instant), repeated or forged changes nothing
 /// and answers `None`.
-pub async fn wake(deps: &Arc<Deps>, wake: &WakeUp) -> Result<Option<Applied>, EngineError> {
+pub async fn wake(
+    deps: &Arc<Deps>,
+    site: &Arc<Site>,
+    wake: &WakeUp,
+) -> Result<Option<Applied>, EngineError> {
+    if wake.site != site.id {
+        return Ok(None);
+    }
     // Wakers deliver a little early (a queue polled every few seconds, whole-second delays): a
     // wake-up due within moments waits out the rest here, so the deadline is acted on when it
     // falls, not a polling interval late.
@@ -246,27 +254,20 @@ pub async fn wake(deps: &Arc<Deps>, wake: &WakeUp) -> Result<Option<Applied>, En
     if !early.is_zero() && early <= MAX_EARLY_WAIT {
         tokio::time::sleep(early).await;
     }
-    let applied = run(
-        deps,
-        &wake.site,
-        Input::Tick,
-        None,
-        Some(Timestamp(wake.at)),
-    )
-    .await?;
+    let applied = run(deps, site, Input::Tick, None, Some(Timestamp(wake.at))).await?;
     Ok((!applied.duplicate).then_some(applied))
 }
 
 async fn run(
     deps: &Arc<Deps>,
-    site: &str,
+    site: &Arc<Site>,
     input: Input,
     token: Option<Token>,
     wake_for: Option<Timestamp>,
 ) -> Result<Applied, EngineError> {
-    let policy = deps.policy.clone();
+    let policy = site.policy();
     let mut duplicate = false;
-    let out = transact(deps, site, WakePlan::IfSettled, |mut state, now| {
+    let out = transact(deps, &site.id, WakePlan::IfSettled, |mut state, now| {
         if let Some(at) = wake_for {
             if state.wake_at != Some(at) {
                 duplicate = true;
@@ -281,14 +282,14 @@ async fn run(
             state.wake_at = None;
         }
         if let Some(t) = &token
-            && !remember_token(&mut state, &t.jti, t.until, now, &policy)
+            && !remember_token(&mut state, &t.jti, t.until, now, policy)
         {
             return Err(EngineError::Replay);
         }
         duplicate = input
             .dedupe_key()
             .is_some_and(|(k, _)| dedupe::seen(&state, &k, now));
-        let out = step(state, &input, now, &policy);
+        let out = step(state, &input, now, policy);
         // A duplicate without a token to remember changes nothing: no write needed.
         let changed = !duplicate || token.is_some();
         Ok((out, changed))
@@ -306,11 +307,11 @@ async fn run(
         if actions.is_empty() {
             break;
         }
-        let results = execute_all(deps, &actions).await;
+        let results = execute_all(site, &actions).await;
         actions = Vec::new();
         for outcome in results {
             let input = Input::Outcome(outcome);
-            let out = step(working, &input, deps.now(), &policy);
+            let out = step(working, &input, deps.now(), policy);
             working = out.state;
             actions.extend(out.actions);
             outcomes.push(input);
@@ -320,11 +321,11 @@ async fn run(
     if !outcomes.is_empty() {
         // One compare-and-swap for every outcome, folded in order onto the freshest state: a
         // lost race re-folds them onto what the other writer saved.
-        let out = transact(deps, site, WakePlan::Last, |s, now| {
+        let out = transact(deps, &site.id, WakePlan::Last, |s, now| {
             let mut st = s;
             let mut next_wake = None;
             for input in &outcomes {
-                let o = step(st, input, now, &policy);
+                let o = step(st, input, now, policy);
                 st = o.state;
                 next_wake = o.next_wake;
             }
@@ -340,7 +341,7 @@ async fn run(
         state = out.state;
     }
     // One line per invocation: how many durable saves and actions it took.
-    tracing::info!(site, saves, actions = all_actions.len(), "invocation done");
+    tracing::info!(site = %site.id, saves, actions = all_actions.len(), "invocation done");
     Ok(Applied {
         state,
         duplicate,
@@ -355,11 +356,11 @@ pub async fn peek(deps: &Deps, site: &str) -> Result<SiteState, EngineError> {
 }
 
 /// Carries out actions concurrently; outcomes come back in the actions' order.
-async fn execute_all(deps: &Arc<Deps>, actions: &[Action]) -> Vec<Outcome> {
+async fn execute_all(site: &Arc<Site>, actions: &[Action]) -> Vec<Outcome> {
     let mut set = tokio::task::JoinSet::new();
     for (i, a) in actions.iter().cloned().enumerate() {
-        let deps = deps.clone();
-        set.spawn(async move { (i, execute(&deps, &a).await) });
+        let site = site.clone();
+        set.spawn(async move { (i, execute(&site, &a).await) });
     }
     let mut out: Vec<(usize, Outcome)> = Vec::with_capacity(actions.len());
     while let Some(r) = set.join_next().await {
@@ -372,33 +373,34 @@ async fn execute_all(deps: &Arc<Deps>, actions: &[Action]) -> Vec<Outcome> {
     out.into_iter().map(|(_, o)| o).collect()
 }
 
-async fn execute(deps: &Deps, action: &Action) -> Outcome {
+async fn execute(site: &Site, action: &Action) -> Outcome {
+    let id = site.id.as_str();
     match action {
         Action::SetCapacity { capacity, reason } => {
-            let result = match &deps.scaler {
+            let result = match &site.scaler {
                 Some(s) => s.set_capacity(*capacity).await,
                 None => ScaleResult::NotApplicable {
                     detail: "no scale set configured (BURST_ARM_SCALE_SET_ID)".into(),
                 },
             };
-            tracing::info!(capacity, reason = %reason, result = ?result, "set capacity");
+            tracing::info!(site = id, capacity, reason = %reason, result = ?result, "set capacity");
             Outcome::Scale {
                 requested: *capacity,
                 result,
             }
         }
         Action::Notify(n) => {
-            let result = match &deps.notifier {
+            let result = match &site.notifier {
                 Some(d) => d.send(n).await,
                 None => {
                     // Without a webhook, messages go to the log (and count as delivered).
-                    tracing::info!(key = %n.key, delivery = n.delivery.as_str(), title = %n.title, lines = ?n.lines, "message (no Discord webhook configured)");
+                    tracing::info!(site = id, key = %n.key, delivery = n.delivery.as_str(), title = %n.title, lines = ?n.lines, "message (no Discord webhook configured)");
                     NotifyResult::Delivered {
                         message_id: Some(format!("log-{}", n.key)),
                     }
                 }
             };
-            tracing::info!(key = %n.key, delivery = n.delivery.as_str(), result = ?result, "notify");
+            tracing::info!(site = id, key = %n.key, delivery = n.delivery.as_str(), result = ?result, "notify");
             Outcome::Notify {
                 key: n.key.clone(),
                 result,
@@ -409,13 +411,13 @@ async fn execute(deps: &Deps, action: &Action) -> Outcome {
             direction,
             reason,
         } => {
-            let result = match &deps.migrator {
+            let result = match &site.migrator {
                 Some(m) => m.migrate(*tier, *direction).await,
                 None => MigrateResult::NotApplicable {
                     detail: "no cloud cluster configured (BURST_CLOUD_KUBE_URL)".into(),
                 },
             };
-            tracing::info!(tier = tier.as_str(), direction = dir(*direction), reason = %reason, result = ?result, "migrate");
+            tracing::info!(site = id, tier = tier.as_str(), direction = dir(*direction), reason = %reason, result = ?result, "migrate");
             Outcome::Migrate {
                 tier: *tier,
                 direction: *direction,

@@ -3,7 +3,8 @@
 
 use super::*;
 use crate::deps::{Clock, Deps};
-use crate::settings::Settings;
+use crate::settings::{Settings, SiteSettings};
+use crate::sites::{Site, Sites};
 use async_trait::async_trait;
 use burst_core::{Heartbeat, Input, Mode, Timestamp, UpsEvent};
 use burst_ports::{WakeUp, Waker};
@@ -35,6 +36,10 @@ struct Fixture {
 }
 
 impl Fixture {
+    fn home(&self) -> &Arc<Site> {
+        self.deps.sites.get("home").unwrap()
+    }
+
     fn new(clock_scale: f64) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let get = |_: &str| None;
@@ -45,15 +50,11 @@ impl Fixture {
             Arc::new(move || Timestamp(now.load(Ordering::SeqCst)))
         };
         let waker = Arc::new(RecordingWaker::default());
+        let site = Site::new("home", SiteSettings::from_settings(&get).unwrap());
         let deps = Deps {
-            policy: settings.policy.clone(),
             settings,
+            sites: Sites::new(vec![site]),
             store: Arc::new(burst_store::FileStore::new(dir.path())),
-            scaler: None,
-            notifier: None,
-            home: None,
-            devices: None,
-            migrator: None,
             clock,
             clock_scale,
             waker: Some(waker.clone()),
@@ -93,7 +94,7 @@ impl Fixture {
             "type": "ONBATT", "status": "OB",
         }))
         .unwrap();
-        apply(&self.deps, "home", Input::Ups(event), None)
+        apply(&self.deps, self.home(), Input::Ups(event), None)
             .await
             .unwrap()
     }
@@ -104,7 +105,7 @@ async fn a_deadline_is_scheduled_once_and_a_repeat_adds_no_second_wake_up() {
     let f = Fixture::new(1.0);
     let applied = f.on_battery("e1").await;
     assert_eq!(applied.state.mode, Mode::Suspect);
-    let grace_end = T0 + 1000 * f.deps.policy.grace_on_battery_s as i64;
+    let grace_end = T0 + 1000 * f.home().policy().grace_on_battery_s as i64;
     let asked = f.asked();
     assert_eq!(asked.len(), 1, "{asked:?}");
     assert_eq!(
@@ -129,7 +130,10 @@ async fn a_wake_up_acts_on_the_deadline_and_plans_the_next_one() {
     f.on_battery("e1").await;
     let (first, _) = f.asked()[0].clone();
     f.advance_to(first.at);
-    let applied = wake(&f.deps, &first).await.unwrap().expect("consumed");
+    let applied = wake(&f.deps, f.home(), &first)
+        .await
+        .unwrap()
+        .expect("consumed");
     assert_eq!(
         applied.state.mode,
         Mode::Outage,
@@ -137,7 +141,7 @@ async fn a_wake_up_acts_on_the_deadline_and_plans_the_next_one() {
     );
     assert!(applied.state.capacity.desired > 0);
     // Delivered twice (queues are at-least-once): the second copy changes nothing.
-    let again = wake(&f.deps, &first).await.unwrap();
+    let again = wake(&f.deps, f.home(), &first).await.unwrap();
     assert!(again.is_none(), "a consumed wake-up is not run twice");
     let asked = f.asked();
     assert!(
@@ -163,13 +167,19 @@ async fn superseded_forged_and_early_wake_ups() {
             at: pending.at,
         },
     ] {
-        assert!(wake(&f.deps, &other).await.unwrap().is_none(), "{other:?}");
+        assert!(
+            wake(&f.deps, f.home(), &other).await.unwrap().is_none(),
+            "{other:?}"
+        );
     }
     assert_eq!(peek(&f.deps, "home").await.unwrap(), before);
     // Early (a capped delay, a fast clock somewhere): consumed, nothing due yet, and the same
     // instant is asked for again with the time that is left.
     f.advance_to(pending.at - 60_000);
-    let applied = wake(&f.deps, &pending).await.unwrap().expect("consumed");
+    let applied = wake(&f.deps, f.home(), &pending)
+        .await
+        .unwrap()
+        .expect("consumed");
     assert_eq!(applied.state.mode, Mode::Suspect);
     let asked = f.asked();
     assert_eq!(asked.len(), 2, "{asked:?}");
@@ -193,7 +203,10 @@ async fn a_wake_up_a_moment_early_waits_for_its_instant() {
     // The queue showed the message 400 ms before its instant (whole seconds, rounded down).
     f.advance_to(pending.at - 400 - (f.deps.now().0 - f.now.load(Ordering::SeqCst)));
     let started = std::time::Instant::now();
-    let applied = wake(&f.deps, &pending).await.unwrap().expect("consumed");
+    let applied = wake(&f.deps, f.home(), &pending)
+        .await
+        .unwrap()
+        .expect("consumed");
     assert!(
         started.elapsed() >= Duration::from_millis(350),
         "{:?}",
@@ -221,7 +234,7 @@ async fn an_idle_healthy_site_asks_for_no_wake_ups() {
         f.advance_to(T0 + i * 30_000);
         let applied = apply(
             &f.deps,
-            "home",
+            f.home(),
             beat(&format!("b{i}"), T0 + i * 30_000),
             None,
         )
@@ -236,15 +249,15 @@ async fn an_idle_healthy_site_asks_for_no_wake_ups() {
 async fn inputs_moving_a_deadline_later_add_no_wake_ups() {
     let f = Fixture::new(1.0);
     f.on_battery("e1").await;
-    let grace_end = T0 + 1000 * f.deps.policy.grace_on_battery_s as i64;
-    let overdue = |beat_at: i64| beat_at + 1000 * f.deps.policy.heartbeat_timeout_s as i64 + 1;
+    let grace_end = T0 + 1000 * f.home().policy().grace_on_battery_s as i64;
+    let overdue = |beat_at: i64| beat_at + 1000 * f.home().policy().heartbeat_timeout_s as i64 + 1;
     // A first beat makes "heartbeats overdue" the earliest deadline: a new, earlier wake-up.
     // The next beats push it later than that pending wake-up: nothing new.
     for i in 1..=3 {
         f.advance_to(T0 + i * 10_000);
         apply(
             &f.deps,
-            "home",
+            f.home(),
             beat(&format!("b{i}"), T0 + i * 10_000),
             None,
         )

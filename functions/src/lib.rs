@@ -10,6 +10,7 @@ pub mod http;
 pub use burst_wire::auth as jwt;
 pub mod logging;
 pub mod settings;
+pub mod sites;
 pub mod state_cache;
 pub mod status_page;
 pub mod wiring;

@@ -13,17 +13,34 @@ const AGENT_ED25519: &str = "BURST_AGENT_ED25519_PUBLIC_KEY";
 const AGENT_HS256: &str = "BURST_AGENT_HS256_SECRET";
 const TAILSCALE_WEBHOOK_SECRET: &str = "TAILSCALE_WEBHOOK_SECRET";
 const BODY_TIMEOUT_MS: &str = "BURST_BODY_TIMEOUT_MS";
+const PROBE_CONCURRENCY: &str = "BURST_PROBE_CONCURRENCY";
+const PROBE_SITE_TIMEOUT_MS: &str = "BURST_PROBE_SITE_TIMEOUT_MS";
+/// Per-site settings start with this, then the site's key and `__` ([`site_prefix`]).
+pub const SITE_PREFIX: &str = "BURST_SITE_";
 
+/// What the whole deployment shares: which sites it watches and the HTTP edge's limits. Each
+/// site's own settings (keys, policy, adapters) are [`SiteSettings`], read through
+/// [`site_get`].
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Sites this deployment watches (agent JWT `iss`); the first is the default for webhooks
-    /// and the probe.
+    /// Sites this deployment watches (agent JWT `iss`), in the order of `BURST_SITES`.
     pub sites: Vec<String>,
+    /// The longest a request body may take to arrive (`BURST_BODY_TIMEOUT_MS`, 10 s).
+    pub body_timeout: std::time::Duration,
+    /// How many sites the timer probe works on at once (`BURST_PROBE_CONCURRENCY`, 32).
+    pub probe_concurrency: usize,
+    /// The longest one site's probe may take (`BURST_PROBE_SITE_TIMEOUT_MS`, 20 s): a slow or
+    /// dead API of one site never holds the others' decisions longer.
+    pub probe_site_timeout: std::time::Duration,
+}
+
+/// One site's own settings that the function bodies use directly (the adapters read theirs
+/// in `wiring`).
+#[derive(Debug, Clone)]
+pub struct SiteSettings {
     pub agent_key: Option<AgentKey>,
     pub tailscale_secret: Option<TailscaleSecret>,
     pub policy: Policy,
-    /// The longest a request body may take to arrive (`BURST_BODY_TIMEOUT_MS`, 10 s).
-    pub body_timeout: std::time::Duration,
 }
 
 /// The Tailscale webhook secret, never printed.
@@ -49,6 +66,34 @@ impl Settings {
                 format!("{bad:?} is not a valid site id (letters, digits, - _ .; 64 at most)"),
             ));
         }
+        let mut keys = std::collections::HashMap::new();
+        for site in &sites {
+            if let Some(other) = keys.insert(site_key(site), site) {
+                return Err(ConfigError::new(
+                    SITES,
+                    format!(
+                        "sites {other:?} and {site:?} share the settings prefix {}; rename one",
+                        site_prefix(site)
+                    ),
+                ));
+            }
+        }
+        let body_timeout = reader.millis(BODY_TIMEOUT_MS, 10_000, 1..=600_000)?;
+        let probe_concurrency = reader.integer(PROBE_CONCURRENCY, 32usize, 1..=1_024)?;
+        let probe_site_timeout = reader.millis(PROBE_SITE_TIMEOUT_MS, 20_000, 100..=300_000)?;
+        Ok(Settings {
+            sites,
+            body_timeout,
+            probe_concurrency,
+            probe_site_timeout,
+        })
+    }
+}
+
+impl SiteSettings {
+    /// Reads one site's keys and policy (`get` is that site's view, see [`site_get`]).
+    pub fn from_settings(get: Get) -> Result<SiteSettings, ConfigError> {
+        let reader = Reader::new(get);
         let agent_key = match (reader.string(AGENT_ED25519), reader.secret(AGENT_HS256)) {
             (Some(_), Some(_)) => {
                 return Err(ConfigError::new(
@@ -64,19 +109,48 @@ impl Settings {
             .secret(TAILSCALE_WEBHOOK_SECRET)
             .map(|s| TailscaleSecret(s.expose().to_string()));
         let policy = policy_from_settings(get)?;
-        let body_timeout = reader.millis(BODY_TIMEOUT_MS, 10_000, 1..=600_000)?;
-        Ok(Settings {
-            sites,
+        Ok(SiteSettings {
             agent_key,
             tailscale_secret,
             policy,
-            body_timeout,
         })
     }
+}
 
-    pub fn default_site(&self) -> &str {
-        self.sites.first().map(String::as_str).unwrap_or("home")
+/// The part of a site id used in setting names: upper case, `-` and `.` as `_` (setting names
+/// on Lambda allow only letters, digits and `_`).
+pub fn site_key(site: &str) -> String {
+    site.chars()
+        .map(|c| match c {
+            '-' | '.' => '_',
+            c => c.to_ascii_uppercase(),
+        })
+        .collect()
+}
+
+/// The prefix of a site's own settings: `BURST_SITE_<KEY>__`.
+pub fn site_prefix(site: &str) -> String {
+    format!("{SITE_PREFIX}{}__", site_key(site))
+}
+
+/// A site's view of the settings: `BURST_SITE_<KEY>__<NAME>` when set, else `<NAME>` (the
+/// deployment-wide value every site shares unless it sets its own).
+pub fn site_get<'a>(get: Get<'a>, site: &str) -> impl Fn(&str) -> Option<String> + 'a {
+    let prefix = site_prefix(site);
+    move |name: &str| get(&format!("{prefix}{name}")).or_else(|| get(name))
+}
+
+/// A site's setting error, naming the setting as it was given (prefixed or shared) and, when
+/// several sites are watched, the site it is for.
+pub fn site_error(get: Get, site: &str, several: bool, e: ConfigError) -> ConfigError {
+    let prefixed = format!("{}{}", site_prefix(site), e.setting);
+    if get(&prefixed).is_some() {
+        return ConfigError::new(prefixed, e.problem);
     }
+    if several {
+        return ConfigError::new(e.setting, format!("site {site}: {}", e.problem));
+    }
+    e
 }
 
 /// The agent key's problem, under the setting that holds it.

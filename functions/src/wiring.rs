@@ -14,7 +14,8 @@
 //! shares one credential, built here once.
 
 use crate::deps::{Deps, system_clock};
-use crate::settings::{ConfigError, Get, Settings};
+use crate::settings::{ConfigError, Get, Settings, SiteSettings, site_error, site_get};
+use crate::sites::{Site, Sites, TailnetRoute};
 use azure_core::credentials::TokenCredential;
 use burst_core::Timestamp;
 use burst_ports::{DeviceList, HomeProbe, Migrator, Notifier, Scaler, StateStore, Waker};
@@ -35,34 +36,83 @@ pub async fn from_settings_in(get: Get<'_>, local_state_dir: &str) -> Result<Dep
     let settings = Settings::from_settings(get)?;
     let mut azure = AzureCredential::new(get);
     let store = state_store(get, local_state_dir, &mut azure)?;
-    let scaler = scaler(get, &mut azure)?;
-    let notifier: Option<Arc<dyn Notifier>> = burst_discord::DiscordConfig::from_settings(get)?
-        .map(|c| burst_discord::DiscordWebhook::new(c).map(|n| Arc::new(n) as Arc<dyn Notifier>))
-        .transpose()?;
-    let home: Option<Arc<dyn HomeProbe>> = burst_kube::HomeProbeConfig::from_settings(get)?
-        .map(|c| Arc::new(burst_kube::HomeClusterProbe::new(c)) as Arc<dyn HomeProbe>);
-    let migrator: Option<Arc<dyn Migrator>> = burst_kube::CloudMigratorConfig::from_settings(get)?
-        .map(|c| Arc::new(burst_kube::CloudClusterMigrator::new(c)) as Arc<dyn Migrator>);
-    let devices: Option<Arc<dyn DeviceList>> = burst_tailscale::DevicesConfig::from_settings(get)?
-        .map(|c| burst_tailscale::DevicesClient::new(c).map(|d| Arc::new(d) as Arc<dyn DeviceList>))
-        .transpose()?;
+    let mut sites = Vec::with_capacity(settings.sites.len());
+    for id in &settings.sites {
+        let site_get = site_get(get, id);
+        let site = site_from_settings(&site_get, id, &mut azure)
+            .map_err(|e| site_error(get, id, settings.sites.len() > 1, e))?;
+        sites.push(site);
+    }
+    check_nothing_shared(get, &settings.sites)?;
     let waker = waker(get, &mut azure)?;
     let clock = scaled_clock(get)?;
-    let policy = settings.policy.clone();
     Ok(Deps {
         settings,
-        policy,
+        sites: Sites::new(sites),
         store,
-        scaler,
-        notifier,
-        home,
-        devices,
-        migrator,
         clock,
         clock_scale: clock_scale(get),
         waker,
         parsed: Default::default(),
     })
+}
+
+/// One site's keys, policy and adapters from its view of the settings.
+fn site_from_settings(
+    get: Get<'_>,
+    id: &str,
+    azure: &mut AzureCredential<'_>,
+) -> Result<Site, ConfigError> {
+    let mut site = Site::new(id, SiteSettings::from_settings(get)?);
+    site.scaler = scaler(get, azure)?;
+    site.notifier = burst_discord::DiscordConfig::from_settings(get)?
+        .map(|c| burst_discord::DiscordWebhook::new(c).map(|n| Arc::new(n) as Arc<dyn Notifier>))
+        .transpose()?;
+    site.home = burst_kube::HomeProbeConfig::from_settings(get)?
+        .map(|c| Arc::new(burst_kube::HomeClusterProbe::new(c)) as Arc<dyn HomeProbe>);
+    site.migrator = burst_kube::CloudMigratorConfig::from_settings(get)?
+        .map(|c| Arc::new(burst_kube::CloudClusterMigrator::new(c)) as Arc<dyn Migrator>);
+    site.devices = burst_tailscale::DevicesConfig::from_settings(get)?
+        .map(|c| burst_tailscale::DevicesClient::new(c).map(|d| Arc::new(d) as Arc<dyn DeviceList>))
+        .transpose()?;
+    let reader = burst_settings::Settings::new(get);
+    site.tailnet = TailnetRoute {
+        tailnet: reader.string(burst_tailscale::config::SETTING_TAILNET),
+        tags: reader
+            .list(burst_tailscale::config::SETTING_TAGS)
+            .unwrap_or_else(|| vec![burst_tailscale::config::DEFAULT_TAGS.to_string()]),
+    };
+    Ok(site)
+}
+
+/// Settings that name what one site acts on: two sites with the same value would write each
+/// other's capacity or read each other's home, so that is refused at start.
+const ONE_SITE_EACH: [&str; 3] = [
+    burst_arm::settings::SCALE_SET_ID,
+    burst_aws::settings::ASG_NAME,
+    "BURST_HOME_KUBE_URL",
+];
+
+fn check_nothing_shared(get: Get<'_>, sites: &[String]) -> Result<(), ConfigError> {
+    for setting in ONE_SITE_EACH {
+        let mut seen: std::collections::HashMap<String, &str> = Default::default();
+        for id in sites {
+            let Some(value) = site_get(get, id)(setting) else {
+                continue;
+            };
+            if let Some(other) = seen.insert(value.trim().to_ascii_lowercase(), id) {
+                return Err(ConfigError::new(
+                    setting,
+                    format!(
+                        "sites {other} and {id} both use {value:?}; give each site its own \
+                         ({}{setting})",
+                        crate::settings::site_prefix(id)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The process's one Azure credential, built on first need: the scale set's choice when one

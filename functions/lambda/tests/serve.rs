@@ -98,10 +98,28 @@ async fn platform_is_chosen_by_settings() {
     let mut s3 = aws_credentials.clone();
     s3.push(("BURST_STATE_URL", "s3://bucket/p".into()));
     assert!(wired(s3).await.is_ok());
-    assert!(wired(vec![]).await.unwrap().scaler.is_none());
+    assert!(
+        wired(vec![])
+            .await
+            .unwrap()
+            .sites
+            .get("home")
+            .unwrap()
+            .scaler
+            .is_none()
+    );
     let mut aws = aws_credentials;
     aws.push(("BURST_AWS_ASG_NAME", "burst".to_string()));
-    assert!(wired(aws.clone()).await.unwrap().scaler.is_some());
+    assert!(
+        wired(aws.clone())
+            .await
+            .unwrap()
+            .sites
+            .get("home")
+            .unwrap()
+            .scaler
+            .is_some()
+    );
     let mut both = aws;
     both.push((
         "BURST_ARM_SCALE_SET_ID",
@@ -126,7 +144,16 @@ async fn platform_is_chosen_by_settings() {
         .into_iter()
         .filter(|(k, _)| !k.starts_with("AWS_") && *k != "BURST_AWS_ASG_NAME")
         .collect();
-    assert!(wired(azure).await.unwrap().scaler.is_some());
+    assert!(
+        wired(azure)
+            .await
+            .unwrap()
+            .sites
+            .get("home")
+            .unwrap()
+            .scaler
+            .is_some()
+    );
 }
 
 /// A function-URL event (payload 2.0) as Lambda delivers it, body base64-encoded.

@@ -23,7 +23,8 @@ use burst_core::{Input, Policy, SiteState, Tier, Timestamp, dedupe, invariants};
 use burst_functions::bodies::{self, Function};
 use burst_functions::deps::Deps;
 use burst_functions::http::Request;
-use burst_functions::settings::{Settings, TailscaleSecret};
+use burst_functions::settings::{Settings, SiteSettings, TailscaleSecret};
+use burst_functions::sites::{Site, Sites};
 use burst_functions::state_cache::StateCache;
 use burst_wire::{AgentKey, Signer};
 use std::cmp::Reverse;
@@ -196,21 +197,28 @@ impl<'a> Sim<'a> {
         let p = ports(&world);
         let settings = Settings {
             sites: vec![w.site.clone()],
-            agent_key: Some(AgentKey::hs256(AGENT_SECRET).map_err(|e| e.to_string())?),
-            tailscale_secret: Some(TailscaleSecret(TAILSCALE_SECRET.into())),
-            policy: policy.clone(),
             body_timeout: std::time::Duration::from_secs(10),
+            probe_concurrency: 1,
+            probe_site_timeout: std::time::Duration::from_secs(20),
         };
+        let mut site = Site::new(
+            w.site.clone(),
+            SiteSettings {
+                agent_key: Some(AgentKey::hs256(AGENT_SECRET).map_err(|e| e.to_string())?),
+                tailscale_secret: Some(TailscaleSecret(TAILSCALE_SECRET.into())),
+                policy: policy.clone(),
+            },
+        );
+        site.scaler = Some(p.scaler);
+        site.notifier = Some(p.notifier);
+        site.home = Some(p.home);
+        site.devices = Some(p.devices);
+        site.migrator = Some(p.migrator);
         let clock_world = world.clone();
         let deps = Deps {
             settings,
-            policy: policy.clone(),
+            sites: Sites::new(vec![site]),
             store: p.store,
-            scaler: Some(p.scaler),
-            notifier: Some(p.notifier),
-            home: Some(p.home),
-            devices: Some(p.devices),
-            migrator: Some(p.migrator),
             clock: Arc::new(move || clock_world.now()),
             clock_scale: 1.0,
             waker: Some(p.waker),

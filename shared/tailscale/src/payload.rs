@@ -199,6 +199,29 @@ impl WebhookEvent {
         })
     }
 
+    /// The tags the event names: `data.tags` (a list) and `data.managedBy` when it is a tag
+    /// (`tag:…`), so a delivery can be routed to the site whose devices carry them.
+    pub fn tags(&self) -> Vec<String> {
+        let mut tags: Vec<String> = self
+            .data
+            .get("tags")
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(owner) = self.data.get("managedBy").and_then(Value::as_str)
+            && owner.starts_with("tag:")
+            && !tags.iter().any(|t| t == owner)
+        {
+            tags.push(owner.to_string());
+        }
+        tags
+    }
+
     /// The core's input for this event.
     pub fn to_core(&self) -> TailscaleEvent {
         TailscaleEvent {
@@ -248,6 +271,19 @@ mod tests {
                 .bytes()
                 .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
         );
+    }
+
+    #[test]
+    fn tags_come_from_the_data() {
+        let raw = parse(EXAMPLE.as_bytes()).unwrap();
+        assert_eq!(raw[0].tailnet.as_deref(), Some("example.com"));
+        assert_eq!(raw[0].tags(), ["tag:k8s-burst"]);
+        let body =
+            br#"[{"type":"nodeDeleted","data":{"tags":["tag:a","tag:b"],"managedBy":"tag:a"}},
+            {"type":"nodeDeleted","data":{"managedBy":"user@example.com","tags":"not-a-list"}}]"#;
+        let raw = parse(body).unwrap();
+        assert_eq!(raw[0].tags(), ["tag:a", "tag:b"]);
+        assert!(raw[1].tags().is_empty());
     }
 
     #[test]

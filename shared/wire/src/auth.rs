@@ -235,6 +235,19 @@ pub fn bearer(header: Option<&str>) -> Result<&str, AuthError> {
     Ok(token.trim())
 }
 
+/// The site a token claims to come from, read before any check, so a deployment that watches
+/// several sites can pick that site's key. Nothing here is trusted: [`verify`] with the chosen
+/// key checks the signature, which covers `iss`.
+pub fn claimed_issuer(token: &str) -> Result<String, AuthError> {
+    #[derive(Deserialize)]
+    struct Issuer {
+        iss: String,
+    }
+    jsonwebtoken::dangerous::insecure_decode_claims::<Issuer>(token)
+        .map(|c| c.iss)
+        .map_err(|_| AuthError::BadToken)
+}
+
 /// Verifies signature, algorithm, issuer form, audience, times, `jti` and the body binding.
 /// The caller checks `iss` against its sites and `jti` against its replay store.
 pub fn verify(key: &AgentKey, token: &str, body: &[u8], now: i64) -> Result<Claims, AuthError> {
@@ -343,6 +356,20 @@ mod tests {
             verify(&key, &t1, b"{}", NOW).unwrap_err(),
             AuthError::BodyMismatch
         );
+    }
+
+    #[test]
+    fn the_claimed_issuer_is_read_without_the_key() {
+        let (signer, _) = hs();
+        let token = signer.token(b"{}", NOW).unwrap();
+        assert_eq!(claimed_issuer(&token).unwrap(), "home");
+        for bad in ["", "a.b", "x.y.z", "a.e30.c"] {
+            assert_eq!(
+                claimed_issuer(bad).unwrap_err(),
+                AuthError::BadToken,
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub mod payload;
 
 pub use auth::{
     AUDIENCE, AgentKey, AuthError, Claims, KeyError, LEEWAY_S, MAX_LIFETIME_S, SignError, Signer,
-    TOKEN_LIFETIME_S, bearer, body_sha256, verify,
+    TOKEN_LIFETIME_S, bearer, body_sha256, claimed_issuer, verify,
 };
 pub use http::{BODY_LIMIT, BodyError, JSON_CONTENT_TYPE, check_body, truncate};
 pub use input::PayloadError;

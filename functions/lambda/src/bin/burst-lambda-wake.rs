@@ -131,11 +131,11 @@ mod tests {
                 "BURST_AGENT_HS256_SECRET",
                 "0123456789abcdef0123456789abcdef".to_string(),
             ),
+            // A deadline an hour away: further than one SQS delay (15 minutes) can reach.
+            ("BURST_HEARTBEAT_TIMEOUT_S", "3600".to_string()),
         ];
         let get = |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
         let mut deps = burst_lambda::deps_from_settings(&get).await.unwrap();
-        // A deadline an hour away: further than one SQS delay (15 minutes) can reach.
-        deps.policy.heartbeat_timeout_s = 3_600;
         deps.waker = Some(waker);
         Arc::new(deps)
     }
