@@ -133,11 +133,30 @@ pub fn site_prefix(site: &str) -> String {
     format!("{SITE_PREFIX}{}__", site_key(site))
 }
 
+/// Settings of which one is chosen: a site that sets one of a group for itself does not
+/// inherit the shared value of another (its own HS256 secret beside a shared Ed25519 key, its
+/// own Auto Scaling group beside a shared scale set).
+const ONE_OF: [[&str; 2]; 2] = [
+    [AGENT_ED25519, AGENT_HS256],
+    ["BURST_AWS_ASG_NAME", "BURST_ARM_SCALE_SET_ID"],
+];
+
 /// A site's view of the settings: `BURST_SITE_<KEY>__<NAME>` when set, else `<NAME>` (the
-/// deployment-wide value every site shares unless it sets its own).
+/// deployment-wide value every site shares unless it sets its own; see [`ONE_OF`]).
 pub fn site_get<'a>(get: Get<'a>, site: &str) -> impl Fn(&str) -> Option<String> + 'a {
     let prefix = site_prefix(site);
-    move |name: &str| get(&format!("{prefix}{name}")).or_else(|| get(name))
+    move |name: &str| {
+        if let Some(own) = get(&format!("{prefix}{name}")) {
+            return Some(own);
+        }
+        let chose_another = ONE_OF.iter().any(|group| {
+            group.contains(&name)
+                && group
+                    .iter()
+                    .any(|other| *other != name && get(&format!("{prefix}{other}")).is_some())
+        });
+        if chose_another { None } else { get(name) }
+    }
 }
 
 /// A site's setting error, naming the setting as it was given (prefixed or shared) and, when
@@ -300,6 +319,63 @@ mod tests {
         let map = HashMap::from([("BURST_MONTHLY_BUDGET_USD", "none")]);
         let g = get_from(&map);
         assert_eq!(policy_from_settings(&g).unwrap().monthly_budget_usd, None);
+    }
+
+    #[test]
+    fn a_site_reads_its_own_settings_then_the_shared_ones() {
+        let map = HashMap::from([
+            ("BURST_SITES", "home,parents-house"),
+            ("BURST_MAX_NODES", "6"),
+            ("BURST_SITE_PARENTS_HOUSE__BURST_MAX_NODES", "2"),
+            ("BURST_AGENT_ED25519_PUBLIC_KEY", "pem"),
+            ("BURST_SITE_PARENTS_HOUSE__BURST_AGENT_HS256_SECRET", "s"),
+            ("BURST_ARM_SCALE_SET_ID", "/vmss/home"),
+        ]);
+        let g = get_from(&map);
+        assert_eq!(site_key("parents-house"), "PARENTS_HOUSE");
+        let home = site_get(&g, "home");
+        let parents = site_get(&g, "parents-house");
+        assert_eq!(home("BURST_MAX_NODES").as_deref(), Some("6"));
+        assert_eq!(parents("BURST_MAX_NODES").as_deref(), Some("2"));
+        assert_eq!(
+            home("BURST_AGENT_ED25519_PUBLIC_KEY").as_deref(),
+            Some("pem")
+        );
+        // Its own HS256 secret hides the shared Ed25519 key; nothing else is hidden.
+        assert_eq!(parents("BURST_AGENT_ED25519_PUBLIC_KEY"), None);
+        assert_eq!(parents("BURST_AGENT_HS256_SECRET").as_deref(), Some("s"));
+        assert_eq!(
+            parents("BURST_ARM_SCALE_SET_ID").as_deref(),
+            Some("/vmss/home")
+        );
+        let e = site_error(
+            &g,
+            "parents-house",
+            true,
+            ConfigError::new("BURST_MAX_NODES", "bad"),
+        );
+        assert_eq!(
+            e.to_string(),
+            "BURST_SITE_PARENTS_HOUSE__BURST_MAX_NODES: bad"
+        );
+        let e = site_error(&g, "home", true, ConfigError::new("BURST_MAX_NODES", "bad"));
+        assert_eq!(e.to_string(), "BURST_MAX_NODES: site home: bad");
+        let e = site_error(
+            &g,
+            "home",
+            false,
+            ConfigError::new("BURST_MAX_NODES", "bad"),
+        );
+        assert_eq!(e.to_string(), "BURST_MAX_NODES: bad");
+    }
+
+    #[test]
+    fn sites_whose_setting_names_would_collide_are_refused() {
+        let map = HashMap::from([("BURST_SITES", "lab-2,lab.2")]);
+        let err = Settings::from_settings(&get_from(&map))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("BURST_SITE_LAB_2__"), "{err}");
     }
 
     #[test]
