@@ -1,0 +1,142 @@
+//! The timer probe over several sites: a site whose home API never answers is decided after
+//! its own timeout, and the other sites are decided without waiting for it.
+#![allow(clippy::unwrap_used)]
+
+use async_trait::async_trait;
+use burst_core::{ApiProbe, NodeCount, Timestamp};
+use burst_functions::deps::Deps;
+use burst_functions::settings::{Settings, SiteSettings};
+use burst_functions::sites::{Site, Sites};
+use burst_ports::{HomeProbe, Loaded, StateStore, StoreError, Versioned};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A file store that records which site was saved, in order.
+struct Recording {
+    inner: burst_store::FileStore,
+    saves: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl StateStore for Recording {
+    async fn load(&self, site: &str) -> Result<Option<Versioned>, StoreError> {
+        self.inner.load(site).await
+    }
+    async fn load_if_changed(&self, site: &str, known: &str) -> Result<Loaded, StoreError> {
+        self.inner.load_if_changed(site, known).await
+    }
+    async fn save(
+        &self,
+        site: &str,
+        bytes: &[u8],
+        expected: Option<&str>,
+    ) -> Result<String, StoreError> {
+        let tag = self.inner.save(site, bytes, expected).await?;
+        self.saves.lock().unwrap().push(site.to_string());
+        Ok(tag)
+    }
+}
+
+/// A home API that answers at once, or never.
+struct Home {
+    answers: bool,
+}
+
+#[async_trait]
+impl HomeProbe for Home {
+    async fn observe(&self) -> ApiProbe {
+        if !self.answers {
+            std::future::pending::<()>().await;
+        }
+        ApiProbe::Ready {
+            latency_ms: 3,
+            nodes: Some(NodeCount { ready: 3, total: 3 }),
+        }
+    }
+}
+
+fn site(id: &str, answers: bool) -> Site {
+    let get = |_: &str| None;
+    let mut s = Site::new(id, SiteSettings::from_settings(&get).unwrap());
+    s.home = Some(Arc::new(Home { answers }));
+    s
+}
+
+#[tokio::test]
+async fn a_dead_home_api_delays_only_its_own_site() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Recording {
+        inner: burst_store::FileStore::new(dir.path()),
+        saves: Mutex::new(Vec::new()),
+    });
+    let timeout = Duration::from_millis(400);
+    let deps = Arc::new(Deps {
+        settings: Settings {
+            sites: vec!["dark".into(), "lit".into(), "office".into()],
+            body_timeout: Duration::from_secs(10),
+            probe_concurrency: 8,
+            probe_site_timeout: timeout,
+        },
+        // The dead one first: a sequential sweep would make the others wait for it.
+        sites: Sites::new(vec![
+            site("dark", false),
+            site("lit", true),
+            site("office", true),
+        ]),
+        store: store.clone(),
+        clock: Arc::new(|| Timestamp::from_millis(chrono::Utc::now().timestamp_millis())),
+        clock_scale: 1.0,
+        waker: None,
+        parsed: Default::default(),
+    });
+    let line = burst_functions::bodies::probe(&deps).await.unwrap();
+    assert!(line.starts_with("probe: 3 site(s)"), "{line}");
+    // Each site saves its step (and the outcomes of what it did): the dead site's first save
+    // comes after every save of the others.
+    let saves = store.saves.lock().unwrap().clone();
+    let first_dark = saves.iter().position(|s| s == "dark").unwrap();
+    assert!(
+        saves[..first_dark].iter().any(|s| s == "lit")
+            && saves[..first_dark].iter().any(|s| s == "office")
+            && saves[first_dark..].iter().all(|s| s == "dark"),
+        "the others were decided before the dead API's timeout: {saves:?}"
+    );
+    // The dead site was still decided, with its API as unknown (not down) and why.
+    let dark = burst_functions::engine::peek(&deps, "dark").await.unwrap();
+    let api = serde_json::to_string(&dark.signals).unwrap();
+    assert!(api.contains("no answer within 400 ms"), "{api}");
+    let lit = burst_functions::engine::peek(&deps, "lit").await.unwrap();
+    assert!(
+        serde_json::to_string(&lit.signals)
+            .unwrap()
+            .contains("ready")
+    );
+}
+
+#[tokio::test]
+async fn with_one_at_a_time_the_sweep_keeps_the_order() {
+    // The concurrency bound is real: one at a time, the sites are decided in their order.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Recording {
+        inner: burst_store::FileStore::new(dir.path()),
+        saves: Mutex::new(Vec::new()),
+    });
+    let deps = Arc::new(Deps {
+        settings: Settings {
+            sites: vec!["dark".into(), "lit".into()],
+            body_timeout: Duration::from_secs(10),
+            probe_concurrency: 1,
+            probe_site_timeout: Duration::from_millis(200),
+        },
+        sites: Sites::new(vec![site("dark", false), site("lit", true)]),
+        store: store.clone(),
+        clock: Arc::new(|| Timestamp::from_millis(chrono::Utc::now().timestamp_millis())),
+        clock_scale: 1.0,
+        waker: None,
+        parsed: Default::default(),
+    });
+    burst_functions::bodies::probe(&deps).await.unwrap();
+    let mut order = store.saves.lock().unwrap().clone();
+    order.dedup();
+    assert_eq!(order, ["dark", "lit"]);
+}
