@@ -7,6 +7,7 @@ use crate::engine::{self, Applied, EngineError, Token};
 use crate::http::{Reject, Request, Response, require_json};
 use crate::sites::Site;
 use crate::status_page;
+use crate::timeline;
 use burst_core::Policy;
 use burst_core::assess::{assess, holds};
 use burst_core::state::Side;
@@ -289,6 +290,9 @@ fn holds_with_settings(s: &SiteState, now: Timestamp, policy: &Policy) -> serde_
     json!(holds)
 }
 
+/// The status's timeline window.
+const DAY_S: i64 = 24 * 3600;
+
 /// A summary for the owner: mode, capacity and why, incident, webhook state, budget, signals.
 pub fn summary(s: &SiteState, now: Timestamp, policy: &Policy) -> serde_json::Value {
     let incident = s.incidents.last().map(|i| {
@@ -339,6 +343,13 @@ pub fn summary(s: &SiteState, now: Timestamp, policy: &Policy) -> serde_json::Va
         "signals": s.signals,
         "warnings": s.warnings,
         "audit": s.audit.iter().rev().take(20).collect::<Vec<_>>(),
+        // Mode and desired capacity over the last 24 hours, from the audit trail.
+        "day": {
+            "from": now.plus_millis(-DAY_S * 1000).rfc3339(),
+            "samples": timeline::from_audit(s, now, DAY_S).iter()
+                .map(|p| json!({"t": p.t, "mode": p.mode, "desired": p.desired}))
+                .collect::<Vec<_>>(),
+        },
     })
 }
 

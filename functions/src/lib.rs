@@ -13,4 +13,5 @@ pub mod settings;
 pub mod sites;
 pub mod state_cache;
 pub mod status_page;
+pub mod timeline;
 pub mod wiring;

@@ -1,6 +1,7 @@
 //! `GET /api/status` asked for by a browser (`Accept: text/html`): one self-contained page (no
 //! script, no external asset) rendered from the same summaries as the JSON answer.
 
+use crate::timeline::{self, Frame, PLOT_BOTTOM, Sample, W};
 use serde_json::Value;
 use std::fmt::Write as _;
 
@@ -43,15 +44,90 @@ fn mode_color(mode: &str) -> &'static str {
     }
 }
 
+/// The overview of several sites: one row each, linking to its section.
+fn overview(sites: &[Value]) -> String {
+    let mut rows = String::new();
+    for s in sites {
+        let mode = s["mode"].as_str().unwrap_or("?");
+        let site = text(&s["site"]);
+        let _ = write!(
+            rows,
+            r##"<tr><td><a href="#site-{anchor}">{site}</a></td><td><span class="mode" style="background:{color}">{mode}</span></td><td>{desired}</td><td>{running}</td><td>{incident}</td><td>{spent} USD</td></tr>"##,
+            anchor = esc(&site),
+            site = esc(&site),
+            color = mode_color(mode),
+            mode = esc(mode),
+            desired = esc(&text(&s["capacity"]["desired"])),
+            running = esc(&text(&s["signals"]["scale_set"]["running"])),
+            incident = match s["incident"]["resolved_at"] {
+                Value::Null if s["incident"].is_object() => esc(&text(&s["incident"]["title"])),
+                _ => "—".to_string(),
+            },
+            spent = esc(&text(&s["budget"]["spent_usd"])),
+        );
+    }
+    format!(
+        r#"<section class="overview"><h2>{n} sites</h2><table><tr><th>site</th><th>mode</th><th>desired</th><th>running</th><th>open incident</th><th>spent this month</th></tr>{rows}</table></section>"#,
+        n = sites.len()
+    )
+}
+
+/// The last 24 hours of a site: mode bands and desired capacity (the drill report's chart).
+fn day_chart(s: &Value) -> String {
+    let Some(samples) = s["day"]["samples"].as_array() else {
+        return String::new();
+    };
+    let samples: Vec<Sample> = samples
+        .iter()
+        .map(|p| {
+            let desired = p["desired"].as_u64().unwrap_or(0).min(u64::from(u32::MAX)) as u32;
+            Sample {
+                t: p["t"].as_f64().unwrap_or(0.0),
+                mode: text(&p["mode"]),
+                desired,
+                capacity: desired,
+                running: desired,
+                on_battery: false,
+                home_dark: false,
+                missing: 0,
+                cost_usd: 0.0,
+            }
+        })
+        .collect();
+    let from = s["day"]["from"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+    let label = |t: f64| match from {
+        Some(from) => (from + chrono::Duration::milliseconds((t * 1000.0) as i64))
+            .format("%H:%M")
+            .to_string(),
+        None => format!("{:.0} h", t / 3600.0),
+    };
+    let frame = Frame {
+        end: 86_400.0,
+        max_cap: samples.iter().map(|p| p.desired).max().unwrap_or(0).max(1),
+        observed: false,
+        label: &label,
+    };
+    format!(
+        r#"<h3>Last 24 hours (UTC)</h3><svg viewBox="0 35 {W} 315" width="100%" font-family="sans-serif" font-size="12" role="img" aria-label="mode and desired capacity over the last 24 hours">{}{}</svg>"#,
+        timeline::bands_and_capacity(&samples, &frame),
+        timeline::time_axis(&frame, PLOT_BOTTOM, 8)
+    )
+}
+
 /// The page for `sites` (the JSON summaries of `/api/status`).
 pub fn render(sites: &[Value], now: &str) -> String {
     let mut body = String::new();
+    if sites.len() > 1 {
+        body.push_str(&overview(sites));
+    }
     for s in sites {
         let mode = s["mode"].as_str().unwrap_or("?");
         let cap = &s["capacity"];
         let _ = write!(
             body,
-            r#"<section><h2>{site} <span class="mode" style="background:{color}">{mode}</span></h2>
+            r#"<section id="site-{anchor}"><h2>{site} <span class="mode" style="background:{color}">{mode}</span></h2>
 <p class="since">since {since}</p>
 <table>
 <tr><th>cloud capacity</th><td>desired {desired}, scale set {current}, running {running}</td></tr>
@@ -63,6 +139,7 @@ pub fn render(sites: &[Value], now: &str) -> String {
 <tr><th>agent lease</th><td>{lease}</td></tr>
 </table>"#,
             site = esc(&text(&s["site"])),
+            anchor = esc(&text(&s["site"])),
             color = mode_color(mode),
             mode = esc(mode),
             since = esc(&text(&s["mode_since"])),
@@ -124,6 +201,7 @@ pub fn render(sites: &[Value], now: &str) -> String {
             }
             body.push_str("</ul>");
         }
+        body.push_str(&day_chart(s));
         body.push_str("<h3>Recent decisions</h3><ul class=\"lines\">");
         for e in s["audit"].as_array().into_iter().flatten().take(10) {
             let _ = write!(
@@ -175,14 +253,46 @@ mod tests {
     fn the_page_escapes_what_it_shows_and_loads_nothing() {
         let site = json!({"site": "home", "mode": "outage", "capacity": {"desired": 2,
             "reason": "<script>x</script>"}, "audit": [{"what": "a&b", "why": "c"}],
-            "holding": [{"source": "power", "why": "on battery", "setting": "ups"}]});
+            "holding": [{"source": "power", "why": "on battery", "setting": "ups"}],
+            "day": {"from": "2026-12-05T00:00:00Z", "samples": [{"t": 0.0, "mode": "<b>", "desired": 2}]}});
         let page = render(&[site], "2026-12-06T00:00:00Z");
+        assert!(
+            page.contains("<svg") && page.contains("&lt;b&gt;"),
+            "a chart, escaped"
+        );
         assert!(page.contains("&lt;script&gt;x&lt;/script&gt;"));
         assert!(!page.contains("<script"));
         assert!(page.contains("a&amp;b"));
         assert!(page.contains("What holds it"));
-        for external in ["src=", "href=", "http://", "https://", "@import"] {
+        for external in ["src=", "http://", "https://", "@import"] {
             assert!(!page.contains(external), "{external}");
         }
+        assert!(!page.contains("href="), "one site: no overview, no links");
+    }
+
+    #[test]
+    fn several_sites_get_an_overview_with_links_inside_the_page() {
+        let site = |id: &str, mode: &str| {
+            json!({"site": id, "mode": mode, "capacity": {"desired": 1}, "audit": [],
+                "day": {"from": "2026-12-05T00:00:00Z", "samples": [
+                    {"t": 0.0, "mode": "healthy", "desired": 0},
+                    {"t": 43200.0, "mode": mode, "desired": 1}]}})
+        };
+        let page = render(
+            &[site("home", "outage"), site("parents", "healthy")],
+            "2026-12-06T00:00:00Z",
+        );
+        assert!(page.contains("2 sites"));
+        for id in ["home", "parents"] {
+            assert!(page.contains(&format!(r##"href="#site-{id}""##)), "{id}");
+            assert!(page.contains(&format!(r#"id="site-{id}""#)), "{id}");
+        }
+        assert_eq!(
+            page.matches("href=").count(),
+            2,
+            "only links inside the page"
+        );
+        assert!(page.contains("outage 12:00–00:00"), "the day chart's bands");
+        assert_eq!(page.matches("<svg").count(), 2, "a chart per site");
     }
 }

@@ -17,6 +17,7 @@ use super::{DrillRun, Measured};
 use crate::host::{Host, HostConfig, HostHandle};
 use crate::scenario::{Event, Scenario, UpDown};
 use burst_core::{Input, Timestamp};
+pub use burst_functions::timeline::Sample;
 use burst_wire::Signer;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -51,21 +52,6 @@ pub enum RealtimeError {
     Host(String),
     #[error("{0}")]
     Setup(String),
-}
-
-/// One sample of the world, for the report's chart.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct Sample {
-    pub t: f64,
-    pub mode: String,
-    pub desired: u32,
-    pub capacity: u32,
-    pub running: u32,
-    pub on_battery: bool,
-    pub home_dark: bool,
-    /// Home's missing nodes (capped at max_nodes): the capacity the cloud should cover.
-    pub missing: u32,
-    pub cost_usd: f64,
 }
 
 /// The simulated cloud, started for one drill.

@@ -3,30 +3,9 @@
 //! incidents and messages, cost — and the timeline table under it.
 
 use super::DrillRun;
-use super::realtime::Sample;
 use super::record::{Kind, clock};
+use burst_functions::timeline::{self, Frame, LEFT, PLOT_BOTTOM, PLOT_TOP, RIGHT, Sample, W, esc};
 use std::fmt::Write as _;
-
-const W: f64 = 1000.0;
-const LEFT: f64 = 90.0;
-const RIGHT: f64 = 20.0;
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-fn mode_color(mode: &str) -> &'static str {
-    match mode {
-        "healthy" => "#57F287",
-        "suspect" => "#FEE75C",
-        "outage" => "#ED4245",
-        "recovering" => "#5865F2",
-        _ => "#cccccc",
-    }
-}
 
 /// Samples from the records alone (virtual drills): step functions of mode and capacity.
 fn samples_from_records(run: &DrillRun) -> Vec<Sample> {
@@ -104,145 +83,15 @@ pub fn html(run: &DrillRun, description: &str, samples: &[Sample]) -> String {
         svg,
         r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {h}" width="{W}" height="{h}" font-family="sans-serif" font-size="12">"#
     );
-    // Bands: power and mode, as runs of equal value.
-    let band = |svg: &mut String,
-                y: f64,
-                label: &str,
-                value: &dyn Fn(&Sample) -> (String, &'static str)| {
-        let _ = write!(svg, r#"<text x="8" y="{}" >{label}</text>"#, y + 15.0);
-        let mut start = 0.0;
-        let mut cur: Option<(String, &'static str)> = None;
-        for s in samples.iter().chain(std::iter::once(&Sample {
-            t: end,
-            mode: String::new(),
-            desired: 0,
-            capacity: 0,
-            running: 0,
-            on_battery: false,
-            home_dark: false,
-            missing: 0,
-            cost_usd: 0.0,
-        })) {
-            let v = value(s);
-            let last = s.t >= end;
-            if cur.as_ref().is_none_or(|c| c.0 != v.0) || last {
-                if let Some((name, color)) = cur.take() {
-                    let (x0, x1) = (x(start), x(s.t));
-                    let _ = write!(
-                        svg,
-                        r#"<rect x="{x0:.1}" y="{y}" width="{:.1}" height="22" fill="{color}"><title>{} {}–{}</title></rect>"#,
-                        (x1 - x0).max(0.5),
-                        esc(&name),
-                        clock((start * 1000.0) as i64),
-                        clock((s.t * 1000.0) as i64)
-                    );
-                    if x1 - x0 > 60.0 {
-                        let _ = write!(
-                            svg,
-                            r##"<text x="{:.1}" y="{}" fill="#111">{}</text>"##,
-                            x0 + 4.0,
-                            y + 15.0,
-                            esc(&name)
-                        );
-                    }
-                }
-                start = s.t;
-                cur = Some(v);
-            }
-        }
+    let label = |t: f64| clock((t * 1000.0) as i64);
+    let frame = Frame {
+        end,
+        max_cap,
+        observed: true,
+        label: &label,
     };
-    band(&mut svg, 10.0, "power", &|s: &Sample| {
-        if s.home_dark {
-            ("dark".to_string(), "#23272A")
-        } else if s.on_battery {
-            ("on battery".to_string(), "#F0B232")
-        } else {
-            ("on line".to_string(), "#A3E4B8")
-        }
-    });
-    band(&mut svg, 40.0, "mode", &|s: &Sample| {
-        (s.mode.clone(), mode_color(&s.mode))
-    });
-
-    // Capacity plot.
-    let (top, bottom) = (80.0, 320.0);
-    let y = |v: f64| bottom - v / max_cap as f64 * (bottom - top);
-    let _ = write!(
-        svg,
-        r##"<rect x="{LEFT}" y="{top}" width="{}" height="{}" fill="#f7f7f9" stroke="#ddd"/>"##,
-        W - LEFT - RIGHT,
-        bottom - top
-    );
-    for k in 0..=max_cap {
-        let yy = y(k as f64);
-        let _ = write!(
-            svg,
-            r##"<line x1="{LEFT}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#e3e3e8"/><text x="{}" y="{:.1}" text-anchor="end">{k}</text>"##,
-            W - RIGHT,
-            LEFT - 6.0,
-            yy + 4.0
-        );
-    }
-    let _ = write!(svg, r#"<text x="8" y="{}">nodes</text>"#, top + 14.0);
-    let step_path = |value: &dyn Fn(&Sample) -> f64| {
-        let mut d = String::new();
-        let mut prev: Option<f64> = None;
-        for s in samples {
-            let v = value(s);
-            match prev {
-                None => {
-                    let _ = write!(d, "M{:.1},{:.1}", x(0.0), y(v));
-                }
-                Some(p) => {
-                    let _ = write!(d, " L{:.1},{:.1} L{:.1},{:.1}", x(s.t), y(p), x(s.t), y(v));
-                }
-            }
-            prev = Some(v);
-        }
-        if let Some(p) = prev {
-            let _ = write!(d, " L{:.1},{:.1}", x(end), y(p));
-        }
-        d
-    };
-    // The gap: home's missing nodes that no running cloud node covers, shaded.
-    for (i, s) in samples.iter().enumerate() {
-        if s.missing <= s.running {
-            continue;
-        }
-        let until = samples.get(i + 1).map_or(end, |n| n.t);
-        let (x0, x1) = (x(s.t), x(until));
-        let _ = write!(
-            svg,
-            r##"<rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#ED4245" opacity="0.35"><title>uncovered: {} of {} missing node(s) {}–{}</title></rect>"##,
-            y(f64::from(s.missing)),
-            (x1 - x0).max(0.5),
-            y(f64::from(s.running)) - y(f64::from(s.missing)),
-            s.missing - s.running,
-            s.missing,
-            clock((s.t * 1000.0) as i64),
-            clock((until * 1000.0) as i64)
-        );
-    }
-    let _ = write!(
-        svg,
-        r##"<path d="{}" fill="none" stroke="#ED4245" stroke-width="1.5" stroke-dasharray="2 2"><title>missing at home</title></path>"##,
-        step_path(&|s| f64::from(s.missing))
-    );
-    let _ = write!(
-        svg,
-        r##"<path d="{}" fill="none" stroke="#57F287" stroke-width="6" opacity="0.6"><title>running</title></path>"##,
-        step_path(&|s| f64::from(s.running))
-    );
-    let _ = write!(
-        svg,
-        r##"<path d="{}" fill="none" stroke="#1f6feb" stroke-width="2"><title>scale set capacity</title></path>"##,
-        step_path(&|s| f64::from(s.capacity))
-    );
-    let _ = write!(
-        svg,
-        r##"<path d="{}" fill="none" stroke="#d63384" stroke-width="2" stroke-dasharray="6 4"><title>desired</title></path>"##,
-        step_path(&|s| f64::from(s.desired))
-    );
+    svg.push_str(&timeline::bands_and_capacity(samples, &frame));
+    let (top, bottom) = (PLOT_TOP, PLOT_BOTTOM);
 
     // Messages and migrations as markers above the plot.
     for r in &run.records {
@@ -314,18 +163,12 @@ pub fn html(run: &DrillRun, description: &str, samples: &[Sample]) -> String {
     );
 
     // Time axis.
-    let ticks = 8;
-    for k in 0..=ticks {
-        let t = end * k as f64 / ticks as f64;
-        let _ = write!(
-            svg,
-            r##"<line x1="{0:.1}" x2="{0:.1}" y1="{cbottom}" y2="{1}" stroke="#999"/><text x="{0:.1}" y="{2}" text-anchor="middle">{3}</text>"##,
-            x(t),
-            cbottom + 5.0,
-            cbottom + 20.0,
-            &clock((t * 1000.0) as i64)[..5]
-        );
-    }
+    let label = |t: f64| clock((t * 1000.0) as i64)[..5].to_string();
+    let axis = Frame {
+        label: &label,
+        ..frame
+    };
+    svg.push_str(&timeline::time_axis(&axis, cbottom, 8));
     svg.push_str("</svg>");
 
     let s = &run.summary;
