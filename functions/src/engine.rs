@@ -2,6 +2,11 @@
 //! → carry out the actions → feed each outcome back (again under CAS). A lost race reloads and
 //! redoes the step, so concurrent invocations never lose an update; actions run only after the
 //! state that issued them was saved, so a lost race never runs an action twice.
+//!
+//! Each run is a `tracing` span `invocation` with children `load`, `step`, `save` and one
+//! `action` per action carried out (fields `site`, `mode`, `reason`, …); they reach an
+//! OpenTelemetry collector when export is on (`crate::telemetry`, docs/telemetry.md) and cost
+//! nothing otherwise.
 
 use crate::deps::Deps;
 use crate::sites::Site;
@@ -12,6 +17,8 @@ use burst_core::{
 };
 use burst_ports::{Loaded, StoreError, WakeUp};
 use std::sync::Arc;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 /// Attempts at one compare-and-swap before giving up (each attempt reloads).
 const CAS_ATTEMPTS: usize = 16;
@@ -59,6 +66,16 @@ async fn load(
     site: &str,
     now: Timestamp,
 ) -> Result<(SiteState, Option<String>), EngineError> {
+    load_state(deps, site, now)
+        .instrument(tracing::info_span!("load", site))
+        .await
+}
+
+async fn load_state(
+    deps: &Deps,
+    site: &str,
+    now: Timestamp,
+) -> Result<(SiteState, Option<String>), EngineError> {
     // With a parsed copy at hand, ask the store only for a newer version (a blob GET with
     // If-None-Match answers 304 without the document).
     if let Some((tag, state)) = deps.parsed.latest(site) {
@@ -97,6 +114,9 @@ struct Stepped {
     state: Arc<SiteState>,
     actions: Vec<Action>,
     saved: bool,
+    /// The last decision the saved step took, for the invocation's span (looked up only when
+    /// that span is recorded).
+    decision: Option<AuditEntry>,
 }
 
 /// When the transaction plans the site's next wake-up: `Last` for the final save of an
@@ -142,22 +162,55 @@ async fn transact(
         let now = deps.now();
         let (state, etag) = load(deps, site, now).await?;
         let before = (state.mode, state.audit.last().cloned());
-        let (mut out, changed) = f(state, now)?;
+        let step_span = tracing::info_span!(
+            "step",
+            site,
+            mode = Empty,
+            decision = Empty,
+            reason = Empty,
+            actions = Empty
+        );
+        let (mut out, changed) = step_span.in_scope(|| f(state, now))?;
+        if !step_span.is_disabled() {
+            record_step(&step_span, &before, &out);
+        }
+        drop(step_span);
         let wake = plan_wake(deps, &mut out, plan, now);
         if !changed && wake.is_none() {
             return Ok(Stepped {
                 state: Arc::new(out.state),
                 actions: out.actions,
                 saved: false,
+                decision: None,
             });
         }
-        match deps
+        let save_span = tracing::info_span!("save", site, attempt = attempt as u64, result = Empty);
+        let saved = deps
             .store
             .save(site, &out.state.to_json(), etag.as_deref())
-            .await
-        {
+            .instrument(save_span.clone())
+            .await;
+        if !save_span.is_disabled() {
+            save_span.record(
+                "result",
+                match &saved {
+                    Ok(_) => "saved",
+                    Err(StoreError::Conflict) => "conflict",
+                    Err(_) => "failed",
+                },
+            );
+        }
+        drop(save_span);
+        match saved {
             Ok(tag) => {
                 log_decisions(site, &before, &out.state);
+                let decision = if tracing::Span::current().is_disabled() {
+                    None
+                } else {
+                    burst_core::audit::since(&out.state, before.1.as_ref())
+                        .last()
+                        .cloned()
+                };
                 let state = Arc::new(out.state);
                 deps.parsed.put(site, &tag, state.clone());
                 if let Some(at) = wake {
@@ -167,6 +220,7 @@ async fn transact(
                     state,
                     actions: out.actions,
                     saved: true,
+                    decision,
                 });
             }
             Err(StoreError::Conflict) => {
@@ -218,6 +272,21 @@ fn log_decisions(site: &str, before: &(Mode, Option<AuditEntry>), after: &SiteSt
     }
 }
 
+/// The step's span fields: the mode after it, its last decision and why, how many actions.
+fn record_step(span: &tracing::Span, before: &(Mode, Option<AuditEntry>), out: &Step) {
+    span.record("mode", out.state.mode.as_str());
+    span.record("actions", out.actions.len() as u64);
+    if let Some(e) = burst_core::audit::since(&out.state, before.1.as_ref()).last() {
+        record_decision(span, e);
+    }
+}
+
+/// Records a decision (`decision`, `reason`) on a span that has those fields.
+fn record_decision(span: &tracing::Span, e: &AuditEntry) {
+    span.record("decision", e.what.as_str());
+    span.record("reason", e.why.as_str());
+}
+
 /// Wait before retrying a lost compare-and-swap: full jitter over an exponentially growing
 /// window (1 ms, 2 ms, ... capped at 64 ms), so writers that collided do not collide again.
 fn conflict_backoff(attempt: usize) -> std::time::Duration {
@@ -258,6 +327,9 @@ pub async fn wake(
     Ok((!applied.duplicate).then_some(applied))
 }
 
+/// One invocation of the engine for a site, in its `invocation` span; its figures go to the
+/// metrics and, on Lambda, the exported telemetry is flushed before the answer (see
+/// `crate::telemetry`).
 async fn run(
     deps: &Arc<Deps>,
     site: &Arc<Site>,
@@ -265,6 +337,72 @@ async fn run(
     token: Option<Token>,
     wake_for: Option<Timestamp>,
 ) -> Result<Applied, EngineError> {
+    let started = std::time::Instant::now();
+    let kind = if wake_for.is_some() {
+        "wake"
+    } else {
+        input_kind(&input)
+    };
+    let span = tracing::info_span!(
+        "invocation",
+        site = %site.id,
+        input = kind,
+        mode = Empty,
+        decision = Empty,
+        reason = Empty,
+        duplicate = Empty,
+        saves = Empty,
+        actions = Empty,
+        error = Empty,
+        otel.status_code = Empty,
+    );
+    let result = run_steps(deps, site, input, token, wake_for)
+        .instrument(span.clone())
+        .await;
+    if !span.is_disabled() {
+        match &result {
+            Ok((a, decision)) => {
+                span.record("mode", a.state.mode.as_str());
+                span.record("duplicate", a.duplicate);
+                span.record("saves", a.saves as u64);
+                span.record("actions", a.actions.len() as u64);
+                if let Some(e) = decision {
+                    record_decision(&span, e);
+                }
+            }
+            Err(e) => {
+                span.record("error", tracing::field::display(e));
+                span.record("otel.status_code", "ERROR");
+            }
+        }
+    }
+    drop(span);
+    let result = result.map(|(applied, _)| applied);
+    crate::telemetry::invocation_done(&site.id, kind, result.as_ref(), started.elapsed()).await;
+    result
+}
+
+/// The input's kind, as the `input` field of spans and metrics.
+fn input_kind(input: &Input) -> &'static str {
+    match input {
+        Input::Ups(_) => "ups",
+        Input::Heartbeat(_) => "heartbeat",
+        Input::Probe(_) => "probe",
+        Input::Tailscale(_) => "tailscale",
+        Input::Witness(_) => "witness",
+        Input::Outcome(_) => "outcome",
+        Input::Tick => "tick",
+    }
+}
+
+/// The invocation's work; also returns its last decision (for the span).
+async fn run_steps(
+    deps: &Arc<Deps>,
+    site: &Arc<Site>,
+    input: Input,
+    token: Option<Token>,
+    wake_for: Option<Timestamp>,
+) -> Result<(Applied, Option<AuditEntry>), EngineError> {
     let policy = site.policy();
     let mut duplicate = false;
     let out = transact(deps, &site.id, WakePlan::IfSettled, |mut state, now| {
@@ -296,6 +434,7 @@ async fn run(
     })
     .await?;
     let mut saves = usize::from(out.saved);
+    let mut decision = out.decision;
     let mut state = out.state;
     let mut all_actions = out.actions.clone();
     let mut actions = out.actions;
@@ -311,7 +450,8 @@ async fn run(
         actions = Vec::new();
         for outcome in results {
             let input = Input::Outcome(outcome);
-            let out = step(working, &input, deps.now(), policy);
+            let out = tracing::info_span!("step", site = %site.id, input = "outcome")
+                .in_scope(|| step(working, &input, deps.now(), policy));
             working = out.state;
             actions.extend(out.actions);
             outcomes.push(input);
@@ -338,21 +478,26 @@ async fn run(
         })
         .await?;
         saves += usize::from(out.saved);
+        decision = out.decision.or(decision);
         state = out.state;
     }
     // One line per invocation: how many durable saves and actions it took.
     tracing::info!(site = %site.id, saves, actions = all_actions.len(), "invocation done");
-    Ok(Applied {
+    let applied = Applied {
         state,
         duplicate,
         actions: all_actions,
         saves,
-    })
+    };
+    Ok((applied, decision))
 }
 
 /// Reads the state without changing it (the status function).
 pub async fn peek(deps: &Deps, site: &str) -> Result<SiteState, EngineError> {
-    Ok(load(deps, site, deps.now()).await?.0)
+    let loaded = load(deps, site, deps.now())
+        .instrument(tracing::info_span!("peek", site))
+        .await?;
+    Ok(loaded.0)
 }
 
 /// Carries out actions concurrently; outcomes come back in the actions' order.
@@ -360,7 +505,8 @@ async fn execute_all(site: &Arc<Site>, actions: &[Action]) -> Vec<Outcome> {
     let mut set = tokio::task::JoinSet::new();
     for (i, a) in actions.iter().cloned().enumerate() {
         let site = site.clone();
-        set.spawn(async move { (i, execute(&site, &a).await) });
+        let span = action_span(&site.id, &a);
+        set.spawn(async move { (i, execute(&site, &a).instrument(span).await) });
     }
     let mut out: Vec<(usize, Outcome)> = Vec::with_capacity(actions.len());
     while let Some(r) = set.join_next().await {
@@ -373,6 +519,49 @@ async fn execute_all(site: &Arc<Site>, actions: &[Action]) -> Vec<Outcome> {
     out.into_iter().map(|(_, o)| o).collect()
 }
 
+/// The span of one action: its kind and what it asks for; `result` is recorded when it is done.
+fn action_span(site: &str, action: &Action) -> tracing::Span {
+    match action {
+        Action::SetCapacity { capacity, reason } => tracing::info_span!(
+            "action",
+            site,
+            kind = "set_capacity",
+            capacity,
+            reason = %reason,
+            result = Empty
+        ),
+        Action::Notify(n) => tracing::info_span!(
+            "action",
+            site,
+            kind = "notify",
+            delivery = n.delivery.as_str(),
+            key = %n.key,
+            result = Empty
+        ),
+        Action::Migrate {
+            tier,
+            direction,
+            reason,
+        } => tracing::info_span!(
+            "action",
+            site,
+            kind = "migrate",
+            tier = tier.as_str(),
+            direction = direction.as_str(),
+            reason = %reason,
+            result = Empty
+        ),
+    }
+}
+
+/// Records an action's result on its span (the current one).
+fn record_result(result: &dyn std::fmt::Debug) {
+    let span = tracing::Span::current();
+    if !span.is_disabled() {
+        span.record("result", tracing::field::debug(result));
+    }
+}
+
 async fn execute(site: &Site, action: &Action) -> Outcome {
     let id = site.id.as_str();
     match action {
@@ -383,6 +572,7 @@ async fn execute(site: &Site, action: &Action) -> Outcome {
                     detail: "no scale set configured (BURST_ARM_SCALE_SET_ID)".into(),
                 },
             };
+            record_result(&result);
             tracing::info!(site = id, capacity, reason = %reason, result = ?result, "set capacity");
             Outcome::Scale {
                 requested: *capacity,
@@ -400,6 +590,7 @@ async fn execute(site: &Site, action: &Action) -> Outcome {
                     }
                 }
             };
+            record_result(&result);
             tracing::info!(site = id, key = %n.key, delivery = n.delivery.as_str(), result = ?result, "notify");
             Outcome::Notify {
                 key: n.key.clone(),
@@ -417,6 +608,7 @@ async fn execute(site: &Site, action: &Action) -> Outcome {
                     detail: "no cloud cluster configured (BURST_CLOUD_KUBE_URL)".into(),
                 },
             };
+            record_result(&result);
             tracing::info!(site = id, tier = tier.as_str(), direction = dir(*direction), reason = %reason, result = ?result, "migrate");
             Outcome::Migrate {
                 tier: *tier,

@@ -13,5 +13,6 @@ pub mod settings;
 pub mod sites;
 pub mod state_cache;
 pub mod status_page;
+pub mod telemetry;
 pub mod timeline;
 pub mod wiring;

@@ -31,10 +31,21 @@ pub async fn deps_from_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<
     wiring::from_settings_in(get, LAMBDA_STATE_DIR).await
 }
 
-/// What every Lambda binary does first: JSON logs, then its dependencies from the environment.
-/// A bad setting is logged naming the setting and fails the init (Lambda reports it).
+/// What every Lambda binary does first: JSON logs (and OpenTelemetry export when
+/// `OTEL_EXPORTER_OTLP_*ENDPOINT` is set: flushed at the end of every invocation, as the
+/// environment is frozen after it), then its dependencies from the environment. A bad setting
+/// is logged naming the setting and fails the init (Lambda reports it).
 pub async fn start(binary: &str) -> Result<Arc<Deps>, ConfigError> {
-    burst_functions::logging::init();
+    use burst_functions::telemetry::{self, Flush};
+    // The exporters stay registered for the per-invocation flushes as long as the process
+    // lives; Lambda ends it without a shutdown hook, so each invocation has flushed its own.
+    match telemetry::init(binary, Flush::EachInvocation) {
+        Ok(_) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start: bad configuration");
+            return Err(e);
+        }
+    }
     let get = |name: &str| std::env::var(name).ok();
     match deps_from_settings(&get).await {
         Ok(deps) => {

@@ -1,7 +1,8 @@
 //! `burst-handler`: the Azure Functions custom handler. Port from `FUNCTIONS_CUSTOMHANDLER_PORT`.
 
 use burst_functions::settings::{ConfigError, Get};
-use burst_functions::{azure, logging, wiring};
+use burst_functions::telemetry::{self, Flush};
+use burst_functions::{azure, wiring};
 use burst_settings::Settings;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
@@ -9,7 +10,24 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    logging::init();
+    // JSON logs, and OpenTelemetry export when OTEL_EXPORTER_OTLP_*ENDPOINT is set.
+    let telemetry = match telemetry::init("burst-handler", Flush::AtShutdown) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start: bad configuration");
+            return ExitCode::from(2);
+        }
+    };
+    let code = run().await;
+    // What is still queued is exported before the process ends (bounded; blocking, so off the
+    // async threads).
+    if telemetry.enabled() {
+        let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    }
+    code
+}
+
+async fn run() -> ExitCode {
     let get = |name: &str| std::env::var(name).ok();
     let deps = match wiring::from_settings(&get).await {
         Ok(d) => Arc::new(d),
