@@ -194,6 +194,14 @@ pub struct SiteStores {
     pub by_site: std::collections::HashMap<String, Arc<dyn StateStore>>,
 }
 
+impl std::fmt::Debug for SiteStores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SiteStores")
+            .field("sites", &self.by_site.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
 impl SiteStores {
     fn of(&self, site: &str) -> Result<&Arc<dyn StateStore>, StoreError> {
         self.by_site
