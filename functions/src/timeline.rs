@@ -100,6 +100,7 @@ pub fn bands_and_capacity(samples: &[Sample], frame: &Frame) -> String {
             missing: 0,
             cost_usd: 0.0,
         };
+        // The edge closes the last run.
         for s in samples.iter().chain(std::iter::once(&edge)) {
             let v = value(s);
             let last = s.t >= end;
@@ -123,6 +124,9 @@ pub fn bands_and_capacity(samples: &[Sample], frame: &Frame) -> String {
                             esc(&name)
                         );
                     }
+                }
+                if last {
+                    break;
                 }
                 start = s.t;
                 cur = Some(v);
@@ -397,6 +401,7 @@ mod tests {
             sample(0.0, "healthy", 0),
             sample(40.0, "outage", 3),
             sample(70.0, "recovering", 1),
+            sample(100.0, "recovering", 1),
         ];
         let svg = bands_and_capacity(&samples, &frame);
         assert!(
@@ -410,6 +415,10 @@ mod tests {
         for band in ["healthy 0s–40s", "outage 40s–70s", "recovering 70s–100s"] {
             assert!(svg.contains(band), "{band} in {svg}");
         }
+        assert!(
+            !svg.contains("100s–100s"),
+            "a sample at the edge draws no empty band"
+        );
         // Desired: 0 until 40 s, 3 until 70 s, 1 to the end (x from 90 to 980, y from 320 to 80).
         assert!(
             svg.contains(

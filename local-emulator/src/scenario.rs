@@ -101,6 +101,10 @@ pub struct World {
     pub speedup: Option<f64>,
     /// The agent asks for a lease with each heartbeat (it has a fence command).
     pub lease: bool,
+    /// Other sites the same deployment watches (virtual drills): each has a home of its own
+    /// that stays healthy and sends heartbeats, and its own scale set, Discord webhook and
+    /// cloud cluster. The drill fails if anything of theirs is touched: nothing crosses.
+    pub neighbours: Vec<String>,
 }
 
 impl Default for World {
@@ -117,6 +121,7 @@ impl Default for World {
             stateful_workloads: 1,
             speedup: None,
             lease: true,
+            neighbours: Vec::new(),
         }
     }
 }
@@ -398,6 +403,13 @@ impl Scenario {
         if self.world.witness_interval.is_some_and(|w| w.0.is_zero()) {
             return Err("[world] witness_interval must be more than 0".into());
         }
+        for n in &self.world.neighbours {
+            if !burst_settings::is_site_id(n) || *n == self.world.site {
+                return Err(format!(
+                    "[world] neighbours: {n:?} must be a site id (letters, digits, - _ .) other than site"
+                ));
+            }
+        }
         for (i, e) in self.events.iter().enumerate() {
             if e.t > self.duration {
                 return Err(format!(
@@ -573,6 +585,8 @@ mode = "outage"
                 "a duration must be",
             ),
             ("[[at]]\nt=-1.5\n", "a duration must be"),
+            ("[world]\nneighbours=['home']\n", "other than site"),
+            ("[world]\nneighbours=['../x']\n", "must be a site id"),
         ];
         for (tail, wanted) in refused {
             let text = format!("name='x'\nduration='1h'\n{tail}");

@@ -188,6 +188,48 @@ pub fn ports(world: &Arc<SimWorld>) -> Ports {
     }
 }
 
+/// The deployment's one state store when several simulated sites are watched: each site's
+/// document lives in its own world (its faults and saved-state tracking), behind one port.
+pub struct SiteStores {
+    pub by_site: std::collections::HashMap<String, Arc<dyn StateStore>>,
+}
+
+impl std::fmt::Debug for SiteStores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SiteStores")
+            .field("sites", &self.by_site.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl SiteStores {
+    fn of(&self, site: &str) -> Result<&Arc<dyn StateStore>, StoreError> {
+        self.by_site
+            .get(site)
+            .ok_or_else(|| StoreError::Unavailable(format!("no simulated site {site:?}")))
+    }
+}
+
+#[async_trait]
+impl StateStore for SiteStores {
+    async fn load(&self, site: &str) -> Result<Option<Versioned>, StoreError> {
+        self.of(site)?.load(site).await
+    }
+
+    async fn load_if_changed(&self, site: &str, known: &str) -> Result<Loaded, StoreError> {
+        self.of(site)?.load_if_changed(site, known).await
+    }
+
+    async fn save(
+        &self,
+        site: &str,
+        bytes: &[u8],
+        expected: Option<&str>,
+    ) -> Result<String, StoreError> {
+        self.of(site)?.save(site, bytes, expected).await
+    }
+}
+
 /// One handle on the world that implements every port.
 #[derive(Clone, Debug)]
 struct SimPort(Arc<SimWorld>);

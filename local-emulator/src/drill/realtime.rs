@@ -240,6 +240,12 @@ pub async fn run(
             scenario.name
         )));
     }
+    if !scenario.world.neighbours.is_empty() {
+        return Err(RealtimeError::Setup(format!(
+            "{}: [world] neighbours is for virtual drills only (run it with --virtual)",
+            scenario.name
+        )));
+    }
     for (i, e) in scenario.events.iter().enumerate() {
         let fields = e.virtual_only_fields();
         if !fields.is_empty() {

@@ -14,7 +14,7 @@ use super::cloud::Cloud;
 use super::expect::{Observed, check_point};
 use super::gap::GapMeter;
 use super::home::Home;
-use super::ports::{SimWorld, ports};
+use super::ports::{SimWorld, SiteStores, ports};
 use super::record::{Kind, Record};
 use super::{DrillRun, Measured};
 use crate::scenario::{Event, Scenario};
@@ -57,8 +57,9 @@ enum Due {
     Probe,
     Heartbeat,
     Witness,
-    /// A wake-up message for this instant (its delivery attempt).
-    Wake(i64, u8),
+    /// A wake-up message for this instant (its delivery attempt) of a site: 0 is the
+    /// scenario's, 1… its neighbours.
+    Wake(i64, u8, usize),
     Expect(usize),
 }
 
@@ -166,10 +167,17 @@ pub fn simulate(scenario: &Scenario, options: &RunOptions) -> Simulated {
     })
 }
 
+/// Another site the same deployment watches: its own world, and its agent's signer.
+struct Neighbour {
+    world: Arc<SimWorld>,
+    signer: Signer,
+}
+
 struct Sim<'a> {
     scenario: &'a Scenario,
     options: &'a RunOptions,
     world: Arc<SimWorld>,
+    neighbours: Vec<Neighbour>,
     deps: Arc<Deps>,
     signer: Signer,
     queue: BinaryHeap<Reverse<(i64, Due)>>,
@@ -194,41 +202,75 @@ impl<'a> Sim<'a> {
             Cloud::new(w.boot_time.millis(), policy.price_per_node_hour_usd, start),
             (w.critical_workloads, w.stateful_workloads),
         ));
-        let p = ports(&world);
+        let mut worlds = vec![world.clone()];
+        for name in &w.neighbours {
+            worlds.push(Arc::new(SimWorld::new(
+                start,
+                name,
+                policy.clone(),
+                Home::new(w),
+                Cloud::new(w.boot_time.millis(), policy.price_per_node_hour_usd, start),
+                (w.critical_workloads, w.stateful_workloads),
+            )));
+        }
+        let mut sites = Vec::new();
+        let mut stores = SiteStores {
+            by_site: Default::default(),
+        };
+        let waker = ports(&world).waker;
+        for sim_world in &worlds {
+            let p = ports(sim_world);
+            let mut site = Site::new(
+                sim_world.site.clone(),
+                SiteSettings {
+                    agent_key: Some(AgentKey::hs256(AGENT_SECRET).map_err(|e| e.to_string())?),
+                    tailscale_secret: Some(TailscaleSecret(TAILSCALE_SECRET.into())),
+                    policy: policy.clone(),
+                },
+            );
+            site.scaler = Some(p.scaler);
+            site.notifier = Some(p.notifier);
+            site.home = Some(p.home);
+            site.devices = Some(p.devices);
+            site.migrator = Some(p.migrator);
+            stores.by_site.insert(sim_world.site.clone(), p.store);
+            sites.push(site);
+        }
         let settings = Settings {
-            sites: vec![w.site.clone()],
+            sites: worlds.iter().map(|w| w.site.clone()).collect(),
             body_timeout: std::time::Duration::from_secs(10),
+            // One site after the other, in order: the run stays reproducible.
             probe_concurrency: 1,
             probe_site_timeout: std::time::Duration::from_secs(20),
         };
-        let mut site = Site::new(
-            w.site.clone(),
-            SiteSettings {
-                agent_key: Some(AgentKey::hs256(AGENT_SECRET).map_err(|e| e.to_string())?),
-                tailscale_secret: Some(TailscaleSecret(TAILSCALE_SECRET.into())),
-                policy: policy.clone(),
-            },
-        );
-        site.scaler = Some(p.scaler);
-        site.notifier = Some(p.notifier);
-        site.home = Some(p.home);
-        site.devices = Some(p.devices);
-        site.migrator = Some(p.migrator);
         let clock_world = world.clone();
         let deps = Deps {
             settings,
-            sites: Sites::new(vec![site]),
-            store: p.store,
+            sites: Sites::new(sites),
+            store: Arc::new(stores),
             clock: Arc::new(move || clock_world.now()),
             clock_scale: 1.0,
-            waker: Some(p.waker),
+            // The wake-up messages of every site go on the drill's one queue.
+            waker: Some(waker),
             parsed: StateCache::default(),
         };
+        let neighbours = worlds[1..]
+            .iter()
+            .map(|nw| {
+                Signer::hs256(&nw.site, AGENT_SECRET.as_bytes())
+                    .map(|signer| Neighbour {
+                        world: nw.clone(),
+                        signer,
+                    })
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, String>>()?;
         let signer = Signer::hs256(&w.site, AGENT_SECRET.as_bytes()).map_err(|e| e.to_string())?;
         Ok(Sim {
             scenario,
             options,
             world,
+            neighbours,
             deps: Arc::new(deps),
             signer,
             queue: BinaryHeap::new(),
@@ -263,6 +305,7 @@ impl<'a> Sim<'a> {
                 break;
             }
         }
+        self.check_neighbours();
         let end_at = self.world.start.plus_millis(end);
         self.measure_until(&mut gap, last, end.max(last), max_nodes);
         let mut w = self.world.lock();
@@ -353,13 +396,16 @@ impl<'a> Sim<'a> {
                 if let Some(hb) = hb {
                     self.send_agent(&Input::Heartbeat(hb)).await;
                 }
+                for i in 0..self.neighbours.len() {
+                    self.neighbour_heartbeat(i).await;
+                }
             }
             Due::Witness => {
                 let now = self.world.now();
                 let report = self.world.lock().home.witness(now);
                 self.send_agent(&Input::Witness(report)).await;
             }
-            Due::Wake(at, attempt) => self.wake(at, attempt).await,
+            Due::Wake(at, attempt, site) => self.wake(at, attempt, site).await,
             Due::Expect(i) => {
                 let x = &self.scenario.expectations[i];
                 let observed = self.observe();
@@ -382,8 +428,12 @@ impl<'a> Sim<'a> {
     }
 
     /// A queue message for a wake-up, as the `wake` function receives it.
-    async fn wake(&mut self, at: i64, attempt: u8) {
-        let text = serde_json::json!({"site": self.scenario.world.site, "at": at}).to_string();
+    async fn wake(&mut self, at: i64, attempt: u8, site: usize) {
+        let name = match site {
+            0 => &self.scenario.world.site,
+            n => &self.neighbours[n - 1].world.site,
+        };
+        let text = serde_json::json!({"site": name, "at": at}).to_string();
         let deps = self.deps.clone();
         let done = self
             .invoke(bodies::wake(&deps, &serde_json::Value::String(text)))
@@ -399,8 +449,10 @@ impl<'a> Sim<'a> {
                 ),
             });
         } else {
-            self.queue
-                .push(Reverse((t + WAKE_RETRY_MS, Due::Wake(at, attempt + 1))));
+            self.queue.push(Reverse((
+                t + WAKE_RETRY_MS,
+                Due::Wake(at, attempt + 1, site),
+            )));
         }
     }
 
@@ -439,6 +491,115 @@ impl<'a> Sim<'a> {
             self.check_reflected(&key);
         }
         Some((response.status, text))
+    }
+
+    /// A neighbour's agent sends its heartbeat (its home is healthy): it must be taken.
+    async fn neighbour_heartbeat(&mut self, i: usize) {
+        let (world, now) = (self.neighbours[i].world.clone(), self.world.now());
+        let Some(hb) = world.lock().home.heartbeat(now) else {
+            return;
+        };
+        let Some((_, body)) = burst_wire::input::agent_request(&Input::Heartbeat(hb)) else {
+            return;
+        };
+        let Ok(token) = self.neighbours[i]
+            .signer
+            .token(&body, now.millis().div_euclid(1000))
+        else {
+            return;
+        };
+        let request = Request {
+            method: "POST".into(),
+            path: "/api/heartbeat".into(),
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("authorization".into(), format!("Bearer {token}")),
+            ],
+            body,
+        };
+        let deps = self.deps.clone();
+        let response = self
+            .invoke(bodies::http(&deps, Function::Heartbeat, &request))
+            .await;
+        if let Some(r) = response
+            && r.status != 200
+        {
+            let detail = format!(
+                "{}: {} {}",
+                world.site,
+                r.status,
+                String::from_utf8_lossy(&r.body)
+            );
+            self.violate(
+                self.world.t_ms(),
+                "a neighbour's heartbeats are taken",
+                detail,
+            );
+        }
+    }
+
+    /// At the end: each neighbour stayed healthy, its scale set, messages and workloads
+    /// untouched; one line each in the timeline.
+    fn check_neighbours(&mut self) {
+        let end = self.world.t_ms();
+        for i in 0..self.neighbours.len() {
+            let world = self.neighbours[i].world.clone();
+            let (writes, messages) = {
+                let w = world.lock();
+                let count = |f: fn(&Kind) -> bool| w.records.iter().filter(|r| f(&r.kind)).count();
+                (
+                    count(|k| matches!(k, Kind::Scale { .. })),
+                    count(|k| matches!(k, Kind::Notify { .. })),
+                )
+            };
+            let touched: Vec<String> = world
+                .lock()
+                .records
+                .iter()
+                .filter(|r| {
+                    matches!(
+                        r.kind,
+                        Kind::Scale { .. } | Kind::Notify { .. } | Kind::Migrate { .. }
+                    )
+                })
+                .map(|r| format!("{} {}", r.kind_name(), r.detail()))
+                .collect();
+            let state = world
+                .store
+                .get(&world.site)
+                .and_then(|d| SiteState::from_json(&d.bytes).ok());
+            let mode = state.as_ref().map(|s| s.mode);
+            let incidents = state.as_ref().map_or(0, |s| s.incidents.len());
+            let changed_mode = state
+                .as_ref()
+                .is_some_and(|s| s.audit.iter().any(|e| e.what.starts_with("mode ")));
+            if !touched.is_empty() {
+                self.violate(
+                    end,
+                    "nothing crosses between sites",
+                    format!("{}: {}", world.site, touched.join("; ")),
+                );
+            }
+            if mode != Some(burst_core::Mode::Healthy) || incidents > 0 || changed_mode {
+                self.violate(
+                    end,
+                    "a healthy neighbour stays healthy",
+                    format!(
+                        "{}: mode {:?}, {incidents} incident(s), mode changed {changed_mode}",
+                        world.site, mode
+                    ),
+                );
+            }
+            self.world.record(Kind::Event {
+                text: format!(
+                    "site {} (watched beside {}): mode {}, scale set at {} after {writes} write(s), {messages} message(s), {incidents} incident(s)",
+                    world.site,
+                    self.scenario.world.site,
+                    mode.map_or("never saved".into(), |m| m.to_string()),
+                    world.lock().cloud.capacity(),
+                ),
+            });
+        }
     }
 
     /// Delivers the agent's spool in order while the cloud takes it, classifying each answer
@@ -589,8 +750,13 @@ impl<'a> Sim<'a> {
         let start = self.world.start;
         let wakes = std::mem::take(&mut self.world.lock().wakes);
         for (due, wake) in wakes {
+            let site = self
+                .neighbours
+                .iter()
+                .position(|n| n.world.site == wake.site)
+                .map_or(0, |i| i + 1);
             self.queue
-                .push(Reverse((due.since(start), Due::Wake(wake.at, 0))));
+                .push(Reverse((due.since(start), Due::Wake(wake.at, 0, site))));
         }
         let saved = std::mem::take(&mut self.world.lock().saved);
         for (at, tag, bytes) in saved {
