@@ -200,6 +200,8 @@ export const DEPLOYER_ACTIONS: readonly string[] = [
     "Microsoft.Web/sites/write",
     "Microsoft.Web/sites/basicPublishingCredentialsPolicies/write",
     "Microsoft.Consumption/budgets/write",
+    "Microsoft.OperationalInsights/workspaces/write",
+    "Microsoft.Insights/components/write",
 ];
 
 /**

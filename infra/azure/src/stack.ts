@@ -2,11 +2,13 @@
 // everything comes in as a StackConfig, so the unit tests can build the stack under mocks.
 
 import * as pulumi from "@pulumi/pulumi";
+import * as applicationinsights from "@pulumi/azure-native/applicationinsights";
 import * as authorization from "@pulumi/azure-native/authorization";
 import * as compute from "@pulumi/azure-native/compute";
 import * as consumption from "@pulumi/azure-native/consumption";
 import * as managedidentity from "@pulumi/azure-native/managedidentity";
 import * as network from "@pulumi/azure-native/network";
+import * as operationalinsights from "@pulumi/azure-native/operationalinsights";
 import * as resources from "@pulumi/azure-native/resources";
 import * as storage from "@pulumi/azure-native/storage";
 import * as web from "@pulumi/azure-native/web";
@@ -38,6 +40,20 @@ export const WAKE_QUEUE = "burst-wake";
 export const WAKE_POISON_QUEUE = `${WAKE_QUEUE}-poison`;
 export const BUDGET_THRESHOLDS = [50, 80, 100] as const;
 
+/**
+ * The Functions host's own setting for Application Insights (not ours to name, like
+ * AzureWebJobsStorage): the host sends its invocation telemetry and the handler's stdout log
+ * lines there. docs/telemetry.md says what arrives and how to add the handler's OTLP traces.
+ */
+export const APP_INSIGHTS_SETTING = "APPLICATIONINSIGHTS_CONNECTION_STRING";
+/** Days the logs and traces are kept: the least a PerGB2018 workspace keeps. */
+export const LOG_RETENTION_DAYS = 30;
+/**
+ * The workspace's daily ingestion cap in GB: ingestion stops for the rest of the day beyond
+ * it, so a log storm costs at most this much a day (about 3 GB a month).
+ */
+export const LOG_DAILY_CAP_GB = 0.1;
+
 /** Ubuntu 22.04 LTS (Gen2) from Canonical's marketplace offer. */
 export const UBUNTU_2204 = {
     publisher: "Canonical",
@@ -65,6 +81,10 @@ export interface Stack {
     subnet: network.Subnet;
     scaleSet: compute.VirtualMachineScaleSet;
     plan: web.AppServicePlan;
+    /** Where the logs and traces are kept (30 days, daily cap). */
+    logWorkspace: operationalinsights.Workspace;
+    /** Workspace-based Application Insights: the function app's APPLICATIONINSIGHTS_CONNECTION_STRING. */
+    appInsights: applicationinsights.Component;
     app: web.WebApp;
     appSettings: AppSetting[];
     ftpPolicy: web.WebAppFtpAllowed;
@@ -268,11 +288,35 @@ export function createStack(cfg: StackConfig): Stack {
         sku: { name: "FC1", tier: "FlexConsumption" },
         tags,
     });
-    const appSettings = buildAppSettings(
-        cfg.settings,
-        { stateContainerUrl: stateUrl, scaleSetId: scaleSet.id, wakeQueueName: wakeQueue.name, wakeQueueUrl },
-        hostStorageAccount.name,
-    );
+    // --- logs and traces: workspace-based Application Insights on a small Log Analytics
+    // workspace (pay per GB, the shortest retention, a daily cap). The host sends the
+    // invocations and the handler's JSON log lines there.
+    const logWorkspace = new operationalinsights.Workspace("burst-logs", {
+        resourceGroupName: rg,
+        location,
+        sku: { name: operationalinsights.WorkspaceSkuNameEnum.PerGB2018 },
+        retentionInDays: LOG_RETENTION_DAYS,
+        workspaceCapping: { dailyQuotaGb: LOG_DAILY_CAP_GB },
+        tags,
+    });
+    const appInsights = new applicationinsights.Component("burst-functions", {
+        resourceGroupName: rg,
+        location,
+        kind: "web",
+        applicationType: applicationinsights.ApplicationType.Web,
+        ingestionMode: applicationinsights.IngestionMode.LogAnalytics,
+        workspaceResourceId: logWorkspace.id,
+        tags,
+    });
+    const appSettings = [
+        ...buildAppSettings(
+            cfg.settings,
+            { stateContainerUrl: stateUrl, scaleSetId: scaleSet.id, wakeQueueName: wakeQueue.name, wakeQueueUrl },
+            hostStorageAccount.name,
+        ),
+        // It carries the ingestion key: kept encrypted in the state like the other secrets.
+        { name: APP_INSIGHTS_SETTING, value: pulumi.secret(appInsights.connectionString) },
+    ];
     // Flex Consumption writes the package with this identity on deploy and reads it on start.
     const deployIdentity = new managedidentity.UserAssignedIdentity("burst-deploy", { resourceGroupName: rg, location, tags });
     const app = new web.WebApp("burst-functions", {
@@ -484,6 +528,8 @@ export function createStack(cfg: StackConfig): Stack {
         subnet,
         scaleSet,
         plan,
+        logWorkspace,
+        appInsights,
         app,
         appSettings,
         ftpPolicy,

@@ -9,6 +9,9 @@ export const TENANT = "00000000-0000-0000-0000-0000000000bb";
 export const PRINCIPAL = "11111111-2222-3333-4444-555555555555";
 /** principalId of every user-assigned identity the mocks create. */
 export const UAMI_PRINCIPAL = "66666666-7777-8888-9999-000000000000";
+/** The connection string every Application Insights component the mocks create reports. */
+export const APP_INSIGHTS_CONNECTION_STRING =
+    "InstrumentationKey=00000000-0000-0000-0000-0000000000cc;IngestionEndpoint=https://westeurope-5.in.applicationinsights.azure.com/";
 
 export interface Recorded {
     type: string;
@@ -87,6 +90,10 @@ function armId(type: string, name: string, i: Record<string, any>): string {
             return `${i.scope}/providers/Microsoft.Authorization/roleAssignments/${name}`;
         case "azure-native:consumption:Budget":
             return `${i.scope}/providers/Microsoft.Consumption/budgets/${name}`;
+        case "azure-native:operationalinsights:Workspace":
+            return `${rg}/providers/Microsoft.OperationalInsights/workspaces/${name}`;
+        case "azure-native:applicationinsights:Component":
+            return `${rg}/providers/Microsoft.Insights/components/${name}`;
         default:
             return `${rg}/providers/Unknown/${type}/${name}`;
     }
@@ -109,6 +116,8 @@ function azureName(type: string, logical: string, i: Record<string, any>): strin
         "azure-native:authorization:RoleDefinition": "roleDefinitionId",
         "azure-native:authorization:RoleAssignment": "roleAssignmentName",
         "azure-native:consumption:Budget": "budgetName",
+        "azure-native:operationalinsights:Workspace": "workspaceName",
+        "azure-native:applicationinsights:Component": "resourceName",
     };
     const key = explicit[type];
     if (key && typeof i[key] === "string") return i[key];
@@ -131,6 +140,9 @@ export function installMocks(): void {
                 if (args.type === "azure-native:managedidentity:UserAssignedIdentity") {
                     state.principalId = UAMI_PRINCIPAL;
                     state.clientId = "00000000-0000-0000-0000-00000000c11d";
+                }
+                if (args.type === "azure-native:applicationinsights:Component") {
+                    state.connectionString = APP_INSIGHTS_CONNECTION_STRING;
                 }
                 if (args.type === "azure-native:web:WebApp") {
                     state.identity = { ...(inputs.identity ?? {}), principalId: PRINCIPAL, tenantId: TENANT };

@@ -42,6 +42,8 @@ const ALLOWED_TYPES = new Set([
     "azure-native:authorization:RoleDefinition",
     "azure-native:authorization:RoleAssignment",
     "azure-native:consumption:Budget",
+    "azure-native:operationalinsights:Workspace",
+    "azure-native:applicationinsights:Component",
 ]);
 
 /** Every [path, value] pair in a nested input object. */
@@ -363,6 +365,8 @@ const WRITE_ACTION: Readonly<Record<string, string>> = {
     "azure-native:authorization:RoleDefinition": "Microsoft.Authorization/roleDefinitions/write",
     "azure-native:authorization:RoleAssignment": "Microsoft.Authorization/roleAssignments/write",
     "azure-native:consumption:Budget": "Microsoft.Consumption/budgets/write",
+    "azure-native:operationalinsights:Workspace": "Microsoft.OperationalInsights/workspaces/write",
+    "azure-native:applicationinsights:Component": "Microsoft.Insights/components/write",
 };
 
 test("the deployer's actions cover every kind of resource the program declares", () => {

@@ -7,7 +7,18 @@ import * as yaml from "js-yaml";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-import { BASE_CONFIG, ED25519_PEM, PRINCIPAL, SUBSCRIPTION, UAMI_PRINCIPAL, type Built, type Recorded, invocations, runProgram } from "./harness";
+import {
+    APP_INSIGHTS_CONNECTION_STRING,
+    BASE_CONFIG,
+    ED25519_PEM,
+    PRINCIPAL,
+    SUBSCRIPTION,
+    UAMI_PRINCIPAL,
+    type Built,
+    type Recorded,
+    invocations,
+    runProgram,
+} from "./harness";
 import { FLEX_FORBIDDEN_SETTINGS, FLEX_UNSUPPORTED_SITE_CONFIG, HOST_STORAGE_SETTING, SETTINGS, isDerived } from "../src/settings";
 import {
     SCALE_SET_ACTIONS,
@@ -20,6 +31,7 @@ import {
     stableGuid,
 } from "../src/roles";
 import { SCALE_SET_NAME } from "../src/capacity";
+import { APP_INSIGHTS_SETTING, LOG_DAILY_CAP_GB, LOG_RETENTION_DAYS } from "../src/stack";
 
 let built: Built;
 const ofType = (t: string): Recorded[] => built.resources.filter((r) => r.type === `azure-native:${t}`);
@@ -129,8 +141,8 @@ describe("function app", () => {
         }
         assert.equal(got.get("BURST_ARM_SCALE_SET_ID"), one("compute:VirtualMachineScaleSet").id);
         assert.equal(got.get(HOST_STORAGE_SETTING), "bursthostabcd1234");
-        // Nothing else sneaks in.
-        assert.deepEqual([...got.keys()].sort(), [...expected.map((s) => s.env), HOST_STORAGE_SETTING].sort());
+        // Nothing else sneaks in: the table, and the host's own two settings.
+        assert.deepEqual([...got.keys()].sort(), [...expected.map((s) => s.env), HOST_STORAGE_SETTING, APP_INSIGHTS_SETTING].sort());
     });
     test("the issue's list of settings is exactly what the table holds", () => {
         const wanted = [
@@ -151,6 +163,30 @@ describe("function app", () => {
     });
     test("the Ed25519 key reaches the app unchanged", () => {
         assert.equal(appSettings().get("BURST_AGENT_ED25519_PUBLIC_KEY"), ED25519_PEM);
+    });
+});
+
+describe("logs and traces: Application Insights", () => {
+    test("a Log Analytics workspace: pay per GB, 30 days, a daily cap of 0.1 GB", () => {
+        const ws = one("operationalinsights:Workspace").inputs;
+        assert.deepEqual(ws.sku, { name: "PerGB2018" });
+        assert.equal(ws.retentionInDays, 30);
+        assert.equal(LOG_RETENTION_DAYS, 30);
+        assert.deepEqual(ws.workspaceCapping, { dailyQuotaGb: 0.1 });
+        assert.equal(LOG_DAILY_CAP_GB, 0.1);
+        assert.equal(ws.location, "westeurope");
+    });
+    test("one workspace-based Application Insights component on that workspace", () => {
+        const ai = one("applicationinsights:Component").inputs;
+        assert.equal(ai.kind, "web");
+        assert.equal(ai.applicationType, "web");
+        assert.equal(ai.ingestionMode, "LogAnalytics");
+        assert.equal(ai.workspaceResourceId, one("operationalinsights:Workspace").id);
+        assert.ok(one("operationalinsights:Workspace").id.includes("/providers/Microsoft.OperationalInsights/workspaces/"));
+    });
+    test("APPLICATIONINSIGHTS_CONNECTION_STRING is the component's connection string", () => {
+        assert.equal(APP_INSIGHTS_SETTING, "APPLICATIONINSIGHTS_CONNECTION_STRING");
+        assert.equal(appSettings().get(APP_INSIGHTS_SETTING), APP_INSIGHTS_CONNECTION_STRING);
     });
 });
 
