@@ -245,6 +245,7 @@ async fn main() {
             body_timeout: Duration::from_secs(10),
             probe_concurrency: concurrency,
             probe_site_timeout: site_timeout,
+            probe_via_queue: false,
         },
         sites: Sites::new(sites),
         store: Arc::new(Store {

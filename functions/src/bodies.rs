@@ -384,6 +384,11 @@ async fn status(deps: &Arc<Deps>, req: &Request) -> Result<Response, Reject> {
 /// decision beyond its own timeout. An error names every site that failed; the others were
 /// still decided.
 pub async fn probe(deps: &Arc<Deps>) -> Result<String, String> {
+    if deps.settings.probe_via_queue
+        && let Some(waker) = &deps.waker
+    {
+        return probe_via_queue(deps, waker).await;
+    }
     let started = std::time::Instant::now();
     let limit = Arc::new(tokio::sync::Semaphore::new(deps.settings.probe_concurrency));
     let mut set = tokio::task::JoinSet::new();
@@ -418,6 +423,44 @@ pub async fn probe(deps: &Arc<Deps>) -> Result<String, String> {
         ));
     }
     Ok(format!("probe: {} site(s) in {took} ms", done.len()))
+}
+
+/// `BURST_PROBE_FANOUT=queue`: one queue message per site (`{"site","at","probe":true}`), each
+/// probed by its own `wake` invocation wherever the platform runs it. A site whose message
+/// cannot be sent is probed here, so the sweep never skips a site.
+async fn probe_via_queue(
+    deps: &Arc<Deps>,
+    waker: &Arc<dyn burst_ports::Waker>,
+) -> Result<String, String> {
+    let now = deps.now();
+    let mut here = Vec::new();
+    for site in deps.sites.iter() {
+        let message = WakeUp {
+            site: site.id.clone(),
+            at: now.millis(),
+            probe: true,
+        };
+        if let Err(e) = waker.schedule(&message, std::time::Duration::ZERO).await {
+            tracing::warn!(site = %site.id, error = %e, "could not queue the probe: probing here");
+            here.push(site.clone());
+        }
+    }
+    let queued = deps.sites.len() - here.len();
+    let mut failed = Vec::new();
+    for site in &here {
+        if let Err(e) = probe_site(deps, site).await {
+            failed.push(e);
+        }
+    }
+    let line = format!(
+        "probe: {queued} site(s) handed to the queue, {} probed here",
+        here.len()
+    );
+    if failed.is_empty() {
+        Ok(line)
+    } else {
+        Err(format!("{line}; {}", failed.join("; ")))
+    }
 }
 
 /// One site's probe: its three observations at once, each bounded by the site timeout, then
@@ -500,6 +543,10 @@ pub async fn wake(deps: &Arc<Deps>, message: &serde_json::Value) -> Result<Strin
             wake.site
         ));
     };
+    if wake.probe {
+        // The timer's share for this site (BURST_PROBE_FANOUT=queue), not a deadline.
+        return probe_site(deps, site).await;
+    }
     let at = Timestamp(wake.at).rfc3339();
     match engine::wake(deps, site, &wake).await {
         Ok(Some(a)) => Ok(format!(

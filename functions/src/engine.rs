@@ -241,6 +241,7 @@ async fn schedule_wake(deps: &Deps, site: &str, at: Timestamp, now: Timestamp) {
     let wake = WakeUp {
         site: site.to_string(),
         at: at.0,
+        probe: false,
     };
     match waker.schedule(&wake, delay).await {
         Ok(()) => {

@@ -112,7 +112,8 @@ async fn a_deadline_is_scheduled_once_and_a_repeat_adds_no_second_wake_up() {
         asked[0].0,
         WakeUp {
             site: "home".into(),
-            at: grace_end
+            at: grace_end,
+            probe: false,
         }
     );
     assert_eq!(asked[0].1, Duration::from_millis((grace_end - T0) as u64));
@@ -161,10 +162,12 @@ async fn superseded_forged_and_early_wake_ups() {
         WakeUp {
             site: "home".into(),
             at: pending.at - 1,
+            probe: false,
         },
         WakeUp {
             site: "cabin".into(),
             at: pending.at,
+            probe: false,
         },
     ] {
         assert!(

@@ -15,6 +15,7 @@ const TAILSCALE_WEBHOOK_SECRET: &str = "TAILSCALE_WEBHOOK_SECRET";
 const BODY_TIMEOUT_MS: &str = "BURST_BODY_TIMEOUT_MS";
 const PROBE_CONCURRENCY: &str = "BURST_PROBE_CONCURRENCY";
 const PROBE_SITE_TIMEOUT_MS: &str = "BURST_PROBE_SITE_TIMEOUT_MS";
+const PROBE_FANOUT: &str = "BURST_PROBE_FANOUT";
 /// Per-site settings start with this, then the site's key and `__` ([`site_prefix`]).
 pub const SITE_PREFIX: &str = "BURST_SITE_";
 
@@ -32,6 +33,10 @@ pub struct Settings {
     /// The longest one site's probe may take (`BURST_PROBE_SITE_TIMEOUT_MS`, 20 s): a slow or
     /// dead API of one site never holds the others' decisions longer.
     pub probe_site_timeout: std::time::Duration,
+    /// `BURST_PROBE_FANOUT=queue`: the timer hands each site's probe to the wake-up queue as
+    /// its own message, so the platform spreads the sweep over instances (default `inline`:
+    /// the timer's invocation probes every site itself).
+    pub probe_via_queue: bool,
 }
 
 /// One site's own settings that the function bodies use directly (the adapters read theirs
@@ -81,11 +86,22 @@ impl Settings {
         let body_timeout = reader.millis(BODY_TIMEOUT_MS, 10_000, 1..=600_000)?;
         let probe_concurrency = reader.integer(PROBE_CONCURRENCY, 32usize, 1..=1_024)?;
         let probe_site_timeout = reader.millis(PROBE_SITE_TIMEOUT_MS, 20_000, 100..=300_000)?;
+        let probe_via_queue = match reader.string(PROBE_FANOUT).as_deref() {
+            None | Some("inline") => false,
+            Some("queue") => true,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    PROBE_FANOUT,
+                    format!("expected inline or queue, got {other:?}"),
+                ));
+            }
+        };
         Ok(Settings {
             sites,
             body_timeout,
             probe_concurrency,
             probe_site_timeout,
+            probe_via_queue,
         })
     }
 }

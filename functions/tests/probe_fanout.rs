@@ -76,6 +76,7 @@ async fn a_dead_home_api_delays_only_its_own_site() {
             body_timeout: Duration::from_secs(10),
             probe_concurrency: 8,
             probe_site_timeout: timeout,
+            probe_via_queue: false,
         },
         // The dead one first: a sequential sweep would make the others wait for it.
         sites: Sites::new(vec![
@@ -127,6 +128,7 @@ async fn with_one_at_a_time_the_sweep_keeps_the_order() {
             body_timeout: Duration::from_secs(10),
             probe_concurrency: 1,
             probe_site_timeout: Duration::from_millis(200),
+            probe_via_queue: false,
         },
         sites: Sites::new(vec![site("dark", false), site("lit", true)]),
         store: store.clone(),
@@ -139,4 +141,95 @@ async fn with_one_at_a_time_the_sweep_keeps_the_order() {
     let mut order = store.saves.lock().unwrap().clone();
     order.dedup();
     assert_eq!(order, ["dark", "lit"]);
+}
+
+/// Records the queue messages; refuses them all when `refuse`.
+struct Queue {
+    sent: Mutex<Vec<burst_ports::WakeUp>>,
+    refuse: bool,
+}
+
+#[async_trait]
+impl burst_ports::Waker for Queue {
+    async fn schedule(&self, wake: &burst_ports::WakeUp, delay: Duration) -> Result<(), String> {
+        if self.refuse {
+            return Err("queue unreachable".into());
+        }
+        assert_eq!(delay, Duration::ZERO, "a probe is due now");
+        self.sent.lock().unwrap().push(wake.clone());
+        Ok(())
+    }
+}
+
+fn fanout_deps(dir: &std::path::Path, queue: Arc<Queue>) -> (Arc<Deps>, Arc<Recording>) {
+    let store = Arc::new(Recording {
+        inner: burst_store::FileStore::new(dir),
+        saves: Mutex::new(Vec::new()),
+    });
+    let deps = Arc::new(Deps {
+        settings: Settings {
+            sites: vec!["lit".into(), "office".into()],
+            body_timeout: Duration::from_secs(10),
+            probe_concurrency: 8,
+            probe_site_timeout: Duration::from_secs(5),
+            probe_via_queue: true,
+        },
+        sites: Sites::new(vec![site("lit", true), site("office", true)]),
+        store: store.clone(),
+        clock: Arc::new(|| Timestamp::from_millis(chrono::Utc::now().timestamp_millis())),
+        clock_scale: 1.0,
+        waker: Some(queue),
+        parsed: Default::default(),
+    });
+    (deps, store)
+}
+
+#[tokio::test]
+async fn with_the_queue_each_site_is_probed_by_its_own_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Arc::new(Queue {
+        sent: Mutex::new(Vec::new()),
+        refuse: false,
+    });
+    let (deps, store) = fanout_deps(dir.path(), queue.clone());
+    let line = burst_functions::bodies::probe(&deps).await.unwrap();
+    assert_eq!(line, "probe: 2 site(s) handed to the queue, 0 probed here");
+    assert!(store.saves.lock().unwrap().is_empty(), "nothing probed yet");
+    let sent = queue.sent.lock().unwrap().clone();
+    assert_eq!(
+        sent.iter()
+            .map(|w| (w.site.as_str(), w.probe))
+            .collect::<Vec<_>>(),
+        [("lit", true), ("office", true)]
+    );
+    // Each message, as the queue trigger hands it over, probes its site.
+    for w in &sent {
+        let text = serde_json::to_string(w).unwrap();
+        assert!(text.contains(r#""probe":true"#), "{text}");
+        let out = burst_functions::bodies::wake(&deps, &serde_json::Value::String(text))
+            .await
+            .unwrap();
+        assert!(
+            out.starts_with(&format!("probe {}: mode healthy", w.site)),
+            "{out}"
+        );
+    }
+    let mut saved = store.saves.lock().unwrap().clone();
+    saved.dedup();
+    assert_eq!(saved, ["lit", "office"]);
+}
+
+#[tokio::test]
+async fn a_site_whose_message_cannot_be_queued_is_probed_by_the_timer() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Arc::new(Queue {
+        sent: Mutex::new(Vec::new()),
+        refuse: true,
+    });
+    let (deps, store) = fanout_deps(dir.path(), queue);
+    let line = burst_functions::bodies::probe(&deps).await.unwrap();
+    assert_eq!(line, "probe: 0 site(s) handed to the queue, 2 probed here");
+    let mut saved = store.saves.lock().unwrap().clone();
+    saved.dedup();
+    assert_eq!(saved, ["lit", "office"]);
 }

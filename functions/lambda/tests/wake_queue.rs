@@ -69,6 +69,7 @@ fn wake() -> WakeUp {
     WakeUp {
         site: "home".into(),
         at: 1_800_000_000_000,
+        probe: false,
     }
 }
 

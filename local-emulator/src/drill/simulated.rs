@@ -242,6 +242,7 @@ impl<'a> Sim<'a> {
             // One site after the other, in order: the run stays reproducible.
             probe_concurrency: 1,
             probe_site_timeout: std::time::Duration::from_secs(20),
+            probe_via_queue: false,
         };
         let clock_world = world.clone();
         let deps = Deps {

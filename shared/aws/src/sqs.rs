@@ -539,6 +539,7 @@ mod tests {
         let body = message_body(&WakeUp {
             site: "home".into(),
             at: 1_700_000_000_000,
+            probe: false,
         });
         assert_eq!(body, r#"{"site":"home","at":1700000000000}"#);
         let back: WakeUp = serde_json::from_str(&body).unwrap();
@@ -546,7 +547,8 @@ mod tests {
             back,
             WakeUp {
                 site: "home".into(),
-                at: 1_700_000_000_000
+                at: 1_700_000_000_000,
+                probe: false,
             }
         );
     }

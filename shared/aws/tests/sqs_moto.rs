@@ -210,6 +210,7 @@ async fn a_wake_up_arrives_after_its_delay_with_its_body() {
         let wake = WakeUp {
             site: (*site).into(),
             at: 1_800_000_000_000 + i as i64,
+            probe: false,
         };
         let before_ms = start.elapsed().as_millis();
         waker.schedule(&wake, *delay).await.unwrap();
@@ -280,6 +281,7 @@ async fn long_delays_are_capped_and_refusals_are_named() {
     let wake = WakeUp {
         site: "home".into(),
         at: 1_800_000_000_000,
+        probe: false,
     };
     let sent = waker
         .send(&wake, Duration::from_secs(3 * 3600))

@@ -140,6 +140,7 @@ fn wake() -> WakeUp {
     WakeUp {
         site: "home".into(),
         at: 1_800_000_123_456,
+        probe: false,
     }
 }
 

@@ -121,6 +121,10 @@ pub struct WakeUp {
     pub site: String,
     /// Unix milliseconds (the core's clock).
     pub at: i64,
+    /// Not a deadline but the timer probe's share for this site (`BURST_PROBE_FANOUT=queue`):
+    /// observe the site now. Absent in deadline messages.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub probe: bool,
 }
 
 /// Handy for fakes: a node count.

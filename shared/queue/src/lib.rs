@@ -209,6 +209,7 @@ mod tests {
         let text = encode(&WakeUp {
             site: "home".into(),
             at: 1_700_000_000_000,
+            probe: false,
         });
         let json = base64::engine::general_purpose::STANDARD
             .decode(text)

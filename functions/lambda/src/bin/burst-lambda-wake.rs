@@ -211,7 +211,8 @@ mod tests {
             wake,
             &WakeUp {
                 site: "home".into(),
-                at: due.0
+                at: due.0,
+                probe: false,
             }
         );
         assert!(
