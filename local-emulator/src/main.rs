@@ -1,6 +1,6 @@
 //! `func-emulator drill SCENARIO... [--virtual] [--json]` and
 //! `func-emulator start [APP_DIR] [--port N] [--settings FILE] [--set NAME=VALUE] [--no-auth]
-//! [--state-dir DIR]`.
+//! [--state-dir DIR] [--instances N]`.
 
 use clap::{Parser, Subcommand};
 use func_emulator::drill::realtime::{self, RealtimeOptions};
@@ -77,6 +77,10 @@ enum Command {
         /// (default APP_DIR/.func-emulator).
         #[arg(long)]
         state_dir: Option<PathBuf>,
+        /// Handler processes, like the instances the platform scales out to; invocations go to
+        /// them in turn and their log lines are prefixed `[i] `.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+        instances: u16,
     },
 }
 
@@ -88,6 +92,7 @@ fn start(
     set: Vec<String>,
     no_auth: bool,
     state_dir: Option<PathBuf>,
+    instances: u16,
 ) -> ExitCode {
     use func_emulator::host::{Host, HostConfig, read_settings_file};
     let file = settings.or_else(|| {
@@ -99,6 +104,7 @@ fn start(
     config.auth = !no_auth;
     config.state_dir = state_dir;
     config.print_logs = true;
+    config.instances = usize::from(instances);
     if let Some(f) = file {
         match read_settings_file(&f) {
             Ok(s) => config.settings = s,
@@ -364,6 +370,7 @@ fn main() -> ExitCode {
             set,
             no_auth,
             state_dir,
-        } => start(app_dir, port, settings, set, no_auth, state_dir),
+            instances,
+        } => start(app_dir, port, settings, set, no_auth, state_dir, instances),
     }
 }

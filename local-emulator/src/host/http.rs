@@ -291,10 +291,16 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     }
 }
 
-/// Waits for the handler; after 120 s without readiness the host shuts down.
-async fn ready_port(inner: &Inner) -> Result<Ready, String> {
-    match inner.worker.wait_ready(super::READY_WAIT).await {
-        Ok(p) => Ok(p),
+/// The next instance's handler (in turn) and its number; after 120 s without readiness the
+/// host shuts down.
+async fn ready_port(inner: &Inner) -> Result<(usize, Ready), String> {
+    let n = inner.workers.len().max(1);
+    let i = inner
+        .next_worker
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        % n;
+    match inner.workers[i].wait_ready(super::READY_WAIT).await {
+        Ok(p) => Ok((i, p)),
         Err(e) if e == "timeout" => {
             inner.log.host(
                 Level::Error,
@@ -312,19 +318,20 @@ async fn with_timeout<T>(
     inner: &Inner,
     function: &str,
     invocation: uuid::Uuid,
-    generation: u64,
+    handler: (usize, u64),
     fut: impl std::future::Future<Output = Result<T, String>>,
 ) -> Result<T, String> {
     match tokio::time::timeout(inner.function_timeout, fut).await {
         Ok(r) => r,
         Err(_) => {
-            timed_out(inner, function, invocation, generation);
+            timed_out(inner, function, invocation, handler);
             Err("functionTimeout exceeded".into())
         }
     }
 }
 
-fn timed_out(inner: &Inner, function: &str, invocation: uuid::Uuid, generation: u64) {
+/// `handler`: the instance and the start (generation) of its process that ran over.
+fn timed_out(inner: &Inner, function: &str, invocation: uuid::Uuid, handler: (usize, u64)) {
     let t = inner.function_timeout.as_secs();
     inner.log.host(
         Level::Error,
@@ -335,7 +342,10 @@ fn timed_out(inner: &Inner, function: &str, invocation: uuid::Uuid, generation: 
             t % 60
         ),
     );
-    inner.worker.restart(generation);
+    let (instance, generation) = handler;
+    if let Some(worker) = inner.workers.get(instance) {
+        worker.restart(generation);
+    }
 }
 
 /// The forwarding-mode client: HTTP/1 to the handler on loopback, kept-alive connections.
@@ -359,7 +369,8 @@ async fn forward(
     content_length: u64,
     invocation: uuid::Uuid,
 ) -> Result<Response, String> {
-    let Ready { port, generation } = ready_port(inner).await?;
+    let (instance, Ready { port, generation }) = ready_port(inner).await?;
+    let handler = (instance, generation);
     let mut url = format!("http://127.0.0.1:{port}{path}");
     if !query.is_empty() {
         url.push('?');
@@ -408,7 +419,7 @@ async fn forward(
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;
     let client = inner.forwarder.clone();
-    with_timeout(inner, function, invocation, generation, async move {
+    with_timeout(inner, function, invocation, handler, async move {
         let r = client
             .request(request)
             .await
@@ -434,7 +445,8 @@ async fn invoke_json(
     payload: Ordered,
     invocation: uuid::Uuid,
 ) -> Result<Option<HttpOut>, String> {
-    let Ready { port, generation } = ready_port(inner).await?;
+    let (instance, Ready { port, generation }) = ready_port(inner).await?;
+    let handler = (instance, generation);
     let url = format!("http://127.0.0.1:{port}/{}", f.name);
     let body = payload.to_json_string();
     let rb = inner
@@ -449,7 +461,7 @@ async fn invoke_json(
         )
         .body(body);
     let started = tokio::time::Instant::now();
-    let reply = with_timeout(inner, &f.name, invocation, generation, async move {
+    let reply = with_timeout(inner, &f.name, invocation, handler, async move {
         let r = rb
             .send()
             .await
@@ -488,7 +500,7 @@ async fn invoke_json(
                 .saturating_sub(started.elapsed())
                 .max(Duration::from_millis(1));
             tokio::time::sleep(left).await;
-            timed_out(inner, &f.name, invocation, generation);
+            timed_out(inner, &f.name, invocation, handler);
             Err("handler replied without a JSON object; functionTimeout exceeded".into())
         }
     }

@@ -89,6 +89,10 @@ pub struct HostConfig {
     pub clock: Arc<dyn Clock>,
     /// Print log lines to stdout (they are kept for [`HostHandle::logs`] either way).
     pub print_logs: bool,
+    /// Handler processes, like instances the platform scales out to (1). Invocations (HTTP,
+    /// timer, queue) go to them in turn; with more than one, each process's log lines are
+    /// prefixed `[i] `.
+    pub instances: usize,
 }
 
 impl HostConfig {
@@ -105,6 +109,7 @@ impl HostConfig {
                 .collect(),
             clock: Arc::new(SystemClock),
             print_logs: false,
+            instances: 1,
         }
     }
 }
@@ -247,7 +252,9 @@ pub(crate) struct Inner {
     pub(crate) keys: Keys,
     pub(crate) auth: bool,
     pub(crate) disabled: Vec<String>,
-    pub(crate) worker: Worker,
+    /// One worker per instance; invocations take them in turn.
+    pub(crate) workers: Vec<Worker>,
+    pub(crate) next_worker: std::sync::atomic::AtomicUsize,
     pub(crate) log: HostLog,
     pub(crate) client: reqwest::Client,
     pub(crate) forwarder: http::Forwarder,
@@ -453,7 +460,9 @@ impl Host {
         } else {
             app.root.join(app.host.working_directory.trim())
         };
+        let instances = config.instances.max(1);
         let spec = LaunchSpec {
+            instance: None,
             program: worker::resolve_program(&app.root, &app.host.executable),
             arguments,
             working_directory,
@@ -477,7 +486,15 @@ impl Host {
         let base_url = format!("http://127.0.0.1:{port}");
 
         let fatal = Arc::new(Notify::new());
-        let worker = Worker::spawn(spec, log.clone(), fatal.clone());
+        let workers: Vec<Worker> = (0..instances)
+            .map(|i| {
+                let spec = LaunchSpec {
+                    instance: (instances > 1).then_some(i),
+                    ..spec.clone()
+                };
+                Worker::spawn(spec, log.clone(), fatal.clone())
+            })
+            .collect();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
@@ -521,7 +538,8 @@ impl Host {
                 keys,
                 auth: config.auth,
                 disabled,
-                worker,
+                workers,
+                next_worker: std::sync::atomic::AtomicUsize::new(0),
                 log: log.clone(),
                 client,
                 forwarder: http::forwarder(),
@@ -569,9 +587,13 @@ impl Host {
                 let _ = axum::serve(listener, router)
                     .with_graceful_shutdown(graceful)
                     .await;
-                inner.worker.stop();
-                // Let the supervisor kill the child before we report stopped.
-                let _ = inner.worker.wait_stopped(Duration::from_secs(10)).await;
+                for worker in &inner.workers {
+                    worker.stop();
+                }
+                // Let the supervisors kill their children before we report stopped.
+                for worker in &inner.workers {
+                    let _ = worker.wait_stopped(Duration::from_secs(10)).await;
+                }
                 inner.log.host(Level::Information, "Host stopped");
                 stopped_tx.send_replace(true);
             })
@@ -629,8 +651,9 @@ impl HostHandle {
         self.inner.log.lines()
     }
 
+    /// The first instance's handler (the only one unless `instances` was raised).
     pub fn worker_state(&self) -> WorkerState {
-        self.inner.worker.state()
+        self.inner.workers[0].state()
     }
 
     /// A timer's current schedule status (None when monitoring is off or unknown function).

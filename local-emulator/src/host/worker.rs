@@ -35,6 +35,8 @@ pub enum WorkerState {
 /// How to start the handler.
 #[derive(Debug, Clone)]
 pub struct LaunchSpec {
+    /// With several instances, its number: each output line is prefixed `[i] `.
+    pub instance: Option<usize>,
     /// A file, or a command name looked up on PATH.
     pub program: PathBuf,
     pub arguments: Vec<String>,
@@ -183,12 +185,13 @@ fn spawn_child(
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let mut child = cmd.spawn()?;
+    let label = spec.instance.map(|i| format!("[{i}] ")).unwrap_or_default();
     if let Some(out) = child.stdout.take() {
-        let log = log.clone();
+        let (log, label) = (log.clone(), label.clone());
         tokio::spawn(async move {
             let mut lines = BufReader::new(out).lines();
             while let Ok(Some(l)) = lines.next_line().await {
-                log.worker(Level::Information, &l);
+                log.worker(Level::Information, &format!("{label}{l}"));
             }
         });
     }
@@ -203,7 +206,7 @@ fn spawn_child(
                 } else {
                     Level::Error
                 };
-                log.worker(level, &l);
+                log.worker(level, &format!("{label}{l}"));
             }
         });
     }
