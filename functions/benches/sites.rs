@@ -19,7 +19,8 @@ use burst_functions::deps::Deps;
 use burst_functions::http::Request;
 use burst_functions::settings::{Settings, SiteSettings};
 use burst_functions::sites::{Site, Sites};
-use burst_ports::{DeviceList, HomeProbe, Loaded, Scaler, StateStore, StoreError, Versioned};
+use burst_ports::{DeviceList, HomeProbe, Scaler};
+use burst_store_sim::RecordSaves;
 use burst_wire::{Claims, Signer};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,11 +35,10 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// When each site was first observed and last saved, for the sweep under way.
+/// When each site was first observed in the sweep under way.
 #[derive(Default)]
 struct Marks {
     observed: Mutex<HashMap<String, Instant>>,
-    saved: Mutex<HashMap<String, Instant>>,
 }
 
 impl Marks {
@@ -51,43 +51,6 @@ impl Marks {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
-        self.saved.lock().unwrap_or_else(|e| e.into_inner()).clear();
-    }
-}
-
-struct Store {
-    inner: burst_store::FileStore,
-    marks: Arc<Marks>,
-}
-
-#[async_trait]
-impl StateStore for Store {
-    async fn load(&self, site: &str) -> Result<Option<Versioned>, StoreError> {
-        self.inner.load(site).await
-    }
-    async fn load_if_changed(&self, site: &str, known: &str) -> Result<Loaded, StoreError> {
-        self.inner.load_if_changed(site, known).await
-    }
-    async fn save(
-        &self,
-        site: &str,
-        b: &[u8],
-        expected: Option<&str>,
-    ) -> Result<String, StoreError> {
-        let tag = self.inner.save(site, b, expected).await?;
-        // The first save after the sweep observed the site: its decision (a heartbeat saved
-        // in between would count instead; they are 30 s apart per site).
-        let observed = self
-            .marks
-            .observed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(site);
-        if observed {
-            let mut m = self.marks.saved.lock().unwrap_or_else(|e| e.into_inner());
-            m.entry(site.to_string()).or_insert_with(Instant::now);
-        }
-        Ok(tag)
     }
 }
 
@@ -239,6 +202,7 @@ async fn main() {
             s
         })
         .collect();
+    let store = Arc::new(RecordSaves::new(burst_store::FileStore::new(dir.path())));
     let deps = Arc::new(Deps {
         settings: Settings {
             sites: ids.clone(),
@@ -248,10 +212,7 @@ async fn main() {
             probe_via_queue: false,
         },
         sites: Sites::new(sites),
-        store: Arc::new(Store {
-            inner: burst_store::FileStore::new(dir.path()),
-            marks: marks.clone(),
-        }),
+        store: store.clone(),
         clock: Arc::new(|| Timestamp::from_millis(chrono::Utc::now().timestamp_millis())),
         clock_scale: 1.0,
         waker: None,
@@ -307,11 +268,14 @@ async fn main() {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let saved = marks
-            .saved
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        // A site's decision: its first save after the sweep observed it (a heartbeat saved in
+        // between would count instead; they are 30 s apart per site).
+        let mut saved: HashMap<String, Instant> = HashMap::new();
+        for (site, at) in store.saves() {
+            if observed.get(&site).is_some_and(|t0| at >= *t0) {
+                saved.entry(site).or_insert(at);
+            }
+        }
         let mut decided: Vec<f64> = observed
             .iter()
             .filter(|(site, _)| **site != ids[n / 2])

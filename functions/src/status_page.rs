@@ -81,17 +81,7 @@ fn day_chart(s: &Value) -> String {
         .iter()
         .map(|p| {
             let desired = p["desired"].as_u64().unwrap_or(0).min(u64::from(u32::MAX)) as u32;
-            Sample {
-                t: p["t"].as_f64().unwrap_or(0.0),
-                mode: text(&p["mode"]),
-                desired,
-                capacity: desired,
-                running: desired,
-                on_battery: false,
-                home_dark: false,
-                missing: 0,
-                cost_usd: 0.0,
-            }
+            Sample::decided(p["t"].as_f64().unwrap_or(0.0), &text(&p["mode"]), desired)
         })
         .collect();
     let from = s["day"]["from"]

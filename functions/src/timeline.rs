@@ -28,6 +28,24 @@ pub struct Sample {
     pub cost_usd: f64,
 }
 
+impl Sample {
+    /// A sample of what was decided only (mode and desired capacity); the observed values
+    /// follow the decision and power is on line.
+    pub fn decided(t: f64, mode: &str, desired: u32) -> Sample {
+        Sample {
+            t,
+            mode: mode.to_string(),
+            desired,
+            capacity: desired,
+            running: desired,
+            on_battery: false,
+            home_dark: false,
+            missing: 0,
+            cost_usd: 0.0,
+        }
+    }
+}
+
 /// What the chart spans and how it labels instants.
 pub struct Frame<'a> {
     /// Seconds from the start to the right edge.
@@ -89,17 +107,7 @@ pub fn bands_and_capacity(samples: &[Sample], frame: &Frame) -> String {
         let _ = write!(svg, r#"<text x="8" y="{}" >{label}</text>"#, y + 15.0);
         let mut start = 0.0;
         let mut cur: Option<(String, &'static str)> = None;
-        let edge = Sample {
-            t: end,
-            mode: String::new(),
-            desired: 0,
-            capacity: 0,
-            running: 0,
-            on_battery: false,
-            home_dark: false,
-            missing: 0,
-            cost_usd: 0.0,
-        };
+        let edge = Sample::decided(end, "", 0);
         // The edge closes the last run.
         for s in samples.iter().chain(std::iter::once(&edge)) {
             let v = value(s);
@@ -286,18 +294,7 @@ pub fn from_audit(
                 state.capacity.desired
             }
         });
-    let sample = |t: f64, mode: &str, desired: u32| Sample {
-        t,
-        mode: mode.to_string(),
-        desired,
-        capacity: desired,
-        running: desired,
-        on_battery: false,
-        home_dark: false,
-        missing: 0,
-        cost_usd: 0.0,
-    };
-    let mut out = vec![sample(0.0, &mode, desired)];
+    let mut out = vec![Sample::decided(0.0, &mode, desired)];
     for e in state.audit.iter().filter(|e| in_window(e.at)) {
         if let Some((_, to)) = mode_change(&e.what) {
             mode = to;
@@ -306,7 +303,7 @@ pub fn from_audit(
         } else {
             continue;
         }
-        out.push(sample(t(e.at), &mode, desired));
+        out.push(Sample::decided(t(e.at), &mode, desired));
     }
     out
 }
@@ -333,17 +330,7 @@ mod tests {
     use super::*;
 
     fn sample(t: f64, mode: &str, desired: u32) -> Sample {
-        Sample {
-            t,
-            mode: mode.into(),
-            desired,
-            capacity: desired,
-            running: desired,
-            on_battery: false,
-            home_dark: false,
-            missing: 0,
-            cost_usd: 0.0,
-        }
+        Sample::decided(t, mode, desired)
     }
 
     #[test]

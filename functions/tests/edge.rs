@@ -106,7 +106,7 @@ async fn a_damaged_state_document_stops_only_its_site_and_is_never_overwritten()
     std::fs::write(dir.join("home.json"), damaged).unwrap();
     let (status, body) = post_onbatt(&h, "home").await;
     assert_eq!(status, 503, "{body}");
-    assert!(body.contains("\"state_unreadable\""), "{body}");
+    assert_eq!(body["error"], "state_unreadable", "{body}");
     assert_eq!(
         std::fs::read(dir.join("home.json")).unwrap(),
         damaged,

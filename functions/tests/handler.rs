@@ -7,46 +7,6 @@ mod support;
 use serde_json::{Value, json};
 use support::*;
 
-async fn post(h: &Handler, path: &str, body: &[u8], headers: &[(&str, String)]) -> (u16, Value) {
-    let client = reqwest::Client::new();
-    let mut req = client.post(format!("{}{path}", h.base)).body(body.to_vec());
-    for (k, v) in headers {
-        req = req.header(*k, v);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    let text = resp.text().await.unwrap();
-    let v: Value =
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
-    if status >= 400 {
-        assert_eq!(ct, "application/json", "errors carry JSON");
-        assert!(v["error"].is_string() && v["detail"].is_string(), "{v}");
-    }
-    (status, v)
-}
-
-/// `GET /api/status` as JSON.
-async fn status_json(h: &Handler) -> Value {
-    reqwest::get(format!("{}/api/status", h.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-fn agent_headers(token: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("content-type", "application/json".to_string()),
-        ("authorization", format!("Bearer {token}")),
-    ]
-}
-
 #[tokio::test]
 async fn agent_events_are_authenticated_deduplicated_and_stored() {
     let mut h = Handler::start(&[]);

@@ -7,34 +7,16 @@ use burst_core::{ApiProbe, NodeCount, Timestamp};
 use burst_functions::deps::Deps;
 use burst_functions::settings::{Settings, SiteSettings};
 use burst_functions::sites::{Site, Sites};
-use burst_ports::{HomeProbe, Loaded, StateStore, StoreError, Versioned};
+use burst_ports::HomeProbe;
+use burst_store_sim::RecordSaves;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// A file store that records which site was saved, in order.
-struct Recording {
-    inner: burst_store::FileStore,
-    saves: Mutex<Vec<String>>,
-}
+/// A file store that logs which site was saved, in order.
+type Recording = RecordSaves<burst_store::FileStore>;
 
-#[async_trait]
-impl StateStore for Recording {
-    async fn load(&self, site: &str) -> Result<Option<Versioned>, StoreError> {
-        self.inner.load(site).await
-    }
-    async fn load_if_changed(&self, site: &str, known: &str) -> Result<Loaded, StoreError> {
-        self.inner.load_if_changed(site, known).await
-    }
-    async fn save(
-        &self,
-        site: &str,
-        bytes: &[u8],
-        expected: Option<&str>,
-    ) -> Result<String, StoreError> {
-        let tag = self.inner.save(site, bytes, expected).await?;
-        self.saves.lock().unwrap().push(site.to_string());
-        Ok(tag)
-    }
+fn recording(dir: &std::path::Path) -> Arc<Recording> {
+    Arc::new(RecordSaves::new(burst_store::FileStore::new(dir)))
 }
 
 /// A home API that answers at once, or never.
@@ -65,10 +47,7 @@ fn site(id: &str, answers: bool) -> Site {
 #[tokio::test]
 async fn a_dead_home_api_delays_only_its_own_site() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Recording {
-        inner: burst_store::FileStore::new(dir.path()),
-        saves: Mutex::new(Vec::new()),
-    });
+    let store = recording(dir.path());
     let timeout = Duration::from_millis(400);
     let deps = Arc::new(Deps {
         settings: Settings {
@@ -94,7 +73,7 @@ async fn a_dead_home_api_delays_only_its_own_site() {
     assert!(line.starts_with("probe: 3 site(s)"), "{line}");
     // Each site saves its step (and the outcomes of what it did): the dead site's first save
     // comes after every save of the others.
-    let saves = store.saves.lock().unwrap().clone();
+    let saves: Vec<String> = store.saves().into_iter().map(|(s, _)| s).collect();
     let first_dark = saves.iter().position(|s| s == "dark").unwrap();
     assert!(
         saves[..first_dark].iter().any(|s| s == "lit")
@@ -118,10 +97,7 @@ async fn a_dead_home_api_delays_only_its_own_site() {
 async fn with_one_at_a_time_the_sweep_keeps_the_order() {
     // The concurrency bound is real: one at a time, the sites are decided in their order.
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Recording {
-        inner: burst_store::FileStore::new(dir.path()),
-        saves: Mutex::new(Vec::new()),
-    });
+    let store = recording(dir.path());
     let deps = Arc::new(Deps {
         settings: Settings {
             sites: vec!["dark".into(), "lit".into()],
@@ -138,9 +114,7 @@ async fn with_one_at_a_time_the_sweep_keeps_the_order() {
         parsed: Default::default(),
     });
     burst_functions::bodies::probe(&deps).await.unwrap();
-    let mut order = store.saves.lock().unwrap().clone();
-    order.dedup();
-    assert_eq!(order, ["dark", "lit"]);
+    assert_eq!(store.order(), ["dark", "lit"]);
 }
 
 /// Records the queue messages; refuses them all when `refuse`.
@@ -162,10 +136,7 @@ impl burst_ports::Waker for Queue {
 }
 
 fn fanout_deps(dir: &std::path::Path, queue: Arc<Queue>) -> (Arc<Deps>, Arc<Recording>) {
-    let store = Arc::new(Recording {
-        inner: burst_store::FileStore::new(dir),
-        saves: Mutex::new(Vec::new()),
-    });
+    let store = recording(dir);
     let deps = Arc::new(Deps {
         settings: Settings {
             sites: vec!["lit".into(), "office".into()],
@@ -194,7 +165,7 @@ async fn with_the_queue_each_site_is_probed_by_its_own_message() {
     let (deps, store) = fanout_deps(dir.path(), queue.clone());
     let line = burst_functions::bodies::probe(&deps).await.unwrap();
     assert_eq!(line, "probe: 2 site(s) handed to the queue, 0 probed here");
-    assert!(store.saves.lock().unwrap().is_empty(), "nothing probed yet");
+    assert!(store.saves().is_empty(), "nothing probed yet");
     let sent = queue.sent.lock().unwrap().clone();
     assert_eq!(
         sent.iter()
@@ -214,9 +185,7 @@ async fn with_the_queue_each_site_is_probed_by_its_own_message() {
             "{out}"
         );
     }
-    let mut saved = store.saves.lock().unwrap().clone();
-    saved.dedup();
-    assert_eq!(saved, ["lit", "office"]);
+    assert_eq!(store.order(), ["lit", "office"]);
 }
 
 #[tokio::test]
@@ -229,7 +198,5 @@ async fn a_site_whose_message_cannot_be_queued_is_probed_by_the_timer() {
     let (deps, store) = fanout_deps(dir.path(), queue);
     let line = burst_functions::bodies::probe(&deps).await.unwrap();
     assert_eq!(line, "probe: 0 site(s) handed to the queue, 2 probed here");
-    let mut saved = store.saves.lock().unwrap().clone();
-    saved.dedup();
-    assert_eq!(saved, ["lit", "office"]);
+    assert_eq!(store.order(), ["lit", "office"]);
 }

@@ -112,16 +112,7 @@ async fn ups(h: &Handler, site: &str, kind: &str, status: &str, ed25519: bool) -
     } else {
         sign_hs(&claims, PARENTS_HS256)
     };
-    let resp = reqwest::Client::new()
-        .post(format!("{}/api/ups", h.base))
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap())
+    post(h, "/api/ups", &body, &agent_headers(&token)).await
 }
 
 async fn tailscale(h: &Handler, secret: &str, tailnet: &str) -> (u16, Value) {
@@ -131,29 +122,18 @@ async fn tailscale(h: &Handler, secret: &str, tailnet: &str) -> (u16, Value) {
         "data": {"nodeID": format!("n-{}", uuid::Uuid::new_v4()), "deviceName": "k8s-node-1"}
     }]))
     .unwrap();
-    let resp = reqwest::Client::new()
-        .post(format!("{}/api/tailscale", h.base))
-        .header(
+    let headers = [
+        (
             "tailscale-webhook-signature",
             ts_signature(secret, now_unix(), &body),
-        )
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap())
+        ),
+        ("content-type", "application/json".to_string()),
+    ];
+    post(h, "/api/tailscale", &body, &headers).await
 }
 
 async fn status_of(h: &Handler) -> Vec<Value> {
-    let v: Value = reqwest::get(format!("{}/api/status", h.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["sites"].as_array().unwrap().clone()
+    status_json(h).await["sites"].as_array().unwrap().clone()
 }
 
 #[tokio::test]

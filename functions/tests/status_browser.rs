@@ -5,7 +5,6 @@
 
 mod support;
 
-use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -77,20 +76,8 @@ async fn the_status_page_renders_in_chromium_for_two_sites() {
     let mut h = Handler::start(&[("BURST_SITES", "home,parents")]);
     let (status, body) = post_onbatt(&h, "home").await;
     assert_eq!(status, 200, "{body}");
-    let low = ups_body(&uuid::Uuid::new_v4().to_string(), "LOWBATT", "OB LB");
-    let token = sign_ed(
-        &json!(burst_wire::Claims::for_body("home", &low, now_unix())),
-        AGENT_PRIVATE_PEM,
-    );
-    let resp = reqwest::Client::new()
-        .post(format!("{}/api/ups", h.base))
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json")
-        .body(low)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
+    let (status, body) = post_ups(&h, "home", "LOWBATT", "OB LB", AGENT_PRIVATE_PEM).await;
+    assert_eq!(status, 200, "{body}");
 
     let page = reqwest::Client::new()
         .get(format!("{}/api/status", h.base))

@@ -79,6 +79,14 @@ async fn wired(
     deps_from_settings(&getter(pairs)).await
 }
 
+/// The scale-set adapter the wiring gives the one site, `home`.
+async fn home_scaler(
+    pairs: Vec<(&'static str, String)>,
+) -> Option<std::sync::Arc<dyn burst_ports::Scaler>> {
+    let deps = wired(pairs).await.unwrap();
+    deps.sites.get("home").unwrap().scaler.clone()
+}
+
 #[tokio::test]
 async fn platform_is_chosen_by_settings() {
     // S3 for s3:// (needs credentials and a region), else burst-store's own URLs.
@@ -98,28 +106,10 @@ async fn platform_is_chosen_by_settings() {
     let mut s3 = aws_credentials.clone();
     s3.push(("BURST_STATE_URL", "s3://bucket/p".into()));
     assert!(wired(s3).await.is_ok());
-    assert!(
-        wired(vec![])
-            .await
-            .unwrap()
-            .sites
-            .get("home")
-            .unwrap()
-            .scaler
-            .is_none()
-    );
+    assert!(home_scaler(vec![]).await.is_none());
     let mut aws = aws_credentials;
     aws.push(("BURST_AWS_ASG_NAME", "burst".to_string()));
-    assert!(
-        wired(aws.clone())
-            .await
-            .unwrap()
-            .sites
-            .get("home")
-            .unwrap()
-            .scaler
-            .is_some()
-    );
+    assert!(home_scaler(aws.clone()).await.is_some());
     let mut both = aws;
     both.push((
         "BURST_ARM_SCALE_SET_ID",
@@ -144,16 +134,7 @@ async fn platform_is_chosen_by_settings() {
         .into_iter()
         .filter(|(k, _)| !k.starts_with("AWS_") && *k != "BURST_AWS_ASG_NAME")
         .collect();
-    assert!(
-        wired(azure)
-            .await
-            .unwrap()
-            .sites
-            .get("home")
-            .unwrap()
-            .scaler
-            .is_some()
-    );
+    assert!(home_scaler(azure).await.is_some());
 }
 
 /// A function-URL event (payload 2.0) as Lambda delivers it, body base64-encoded.

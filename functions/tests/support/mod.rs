@@ -80,20 +80,72 @@ pub fn ups_body(id: &str, kind: &str, status: &str) -> Vec<u8> {
     .unwrap()
 }
 
-/// Posts a signed ONBATT (`OB DISCHRG`) for `site` to `/api/ups`; returns (status, body).
-pub async fn post_onbatt(h: &Handler, site: &str) -> (u16, String) {
-    let body = ups_body(&uuid::Uuid::new_v4().to_string(), "ONBATT", "OB DISCHRG");
-    let claims = json!(burst_wire::Claims::for_body(site, &body, now_unix()));
-    let token = sign_ed(&claims, AGENT_PRIVATE_PEM);
-    let resp = ::reqwest::Client::new()
-        .post(format!("{}/api/ups", h.base))
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
+/// Posts a signed ONBATT (`OB DISCHRG`) for `site` to `/api/ups`; returns (status, answer).
+pub async fn post_onbatt(h: &Handler, site: &str) -> (u16, Value) {
+    post_ups(h, site, "ONBATT", "OB DISCHRG", AGENT_PRIVATE_PEM).await
+}
+
+/// Posts a UPS event of `kind` and `status` for `site`, signed EdDSA with `pem`.
+pub async fn post_ups(
+    h: &Handler,
+    site: &str,
+    kind: &str,
+    status: &str,
+    pem: &str,
+) -> (u16, Value) {
+    let body = ups_body(&uuid::Uuid::new_v4().to_string(), kind, status);
+    let token = sign_ed(
+        &json!(burst_wire::Claims::for_body(site, &body, now_unix())),
+        pem,
+    );
+    post(h, "/api/ups", &body, &agent_headers(&token)).await
+}
+
+/// POSTs `body` to `path` with `headers`; the status and the JSON answer (errors must carry
+/// `{"error","detail"}` as JSON).
+pub async fn post(
+    h: &Handler,
+    path: &str,
+    body: &[u8],
+    headers: &[(&str, String)],
+) -> (u16, Value) {
+    let client = ::reqwest::Client::new();
+    let mut req = client.post(format!("{}{path}", h.base)).body(body.to_vec());
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let text = resp.text().await.unwrap();
+    let v: Value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+    if status >= 400 {
+        assert_eq!(ct, "application/json", "errors carry JSON");
+        assert!(v["error"].is_string() && v["detail"].is_string(), "{v}");
+    }
+    (status, v)
+}
+
+/// `GET /api/status` as JSON.
+pub async fn status_json(h: &Handler) -> Value {
+    ::reqwest::get(format!("{}/api/status", h.base))
         .await
-        .unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+pub fn agent_headers(token: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("content-type", "application/json".to_string()),
+        ("authorization", format!("Bearer {token}")),
+    ]
 }
 
 /// A running `burst-handler` with a file state store in a temp dir; stops on drop.

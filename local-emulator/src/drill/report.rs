@@ -13,17 +13,7 @@ fn samples_from_records(run: &DrillRun) -> Vec<Sample> {
     let (mut mode, mut cap, mut battery, mut dark) = ("healthy".to_string(), 0u32, false, false);
     let price_cost = |_: f64| 0.0;
     // The world before the first record: on line, healthy, nothing in the cloud.
-    out.push(Sample {
-        t: 0.0,
-        mode: mode.clone(),
-        desired: 0,
-        capacity: 0,
-        running: 0,
-        on_battery: false,
-        home_dark: false,
-        missing: 0,
-        cost_usd: 0.0,
-    });
+    out.push(Sample::decided(0.0, &mode, 0));
     for r in &run.records {
         match &r.kind {
             Kind::Mode { to, .. } => mode = to.clone(),

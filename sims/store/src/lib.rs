@@ -174,6 +174,58 @@ impl StateStore for MemoryStore {
     }
 }
 
+/// Any store, with a log of its saves: which site, and when (tests and benches look at the
+/// order in which sites were decided).
+#[derive(Debug)]
+pub struct RecordSaves<S> {
+    pub inner: S,
+    saves: std::sync::Mutex<Vec<(String, std::time::Instant)>>,
+}
+
+impl<S> RecordSaves<S> {
+    pub fn new(inner: S) -> Self {
+        RecordSaves {
+            inner,
+            saves: Default::default(),
+        }
+    }
+
+    /// Every save so far, in order.
+    pub fn saves(&self) -> Vec<(String, std::time::Instant)> {
+        self.saves.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The sites saved so far, in order, a site saved several times in a row once.
+    pub fn order(&self) -> Vec<String> {
+        let mut sites: Vec<String> = self.saves().into_iter().map(|(s, _)| s).collect();
+        sites.dedup();
+        sites
+    }
+}
+
+#[async_trait]
+impl<S: StateStore> StateStore for RecordSaves<S> {
+    async fn load(&self, site: &str) -> Result<Option<Versioned>, StoreError> {
+        self.inner.load(site).await
+    }
+
+    async fn load_if_changed(&self, site: &str, known: &str) -> Result<Loaded, StoreError> {
+        self.inner.load_if_changed(site, known).await
+    }
+
+    async fn save(
+        &self,
+        site: &str,
+        bytes: &[u8],
+        expected: Option<&str>,
+    ) -> Result<String, StoreError> {
+        let tag = self.inner.save(site, bytes, expected).await?;
+        let mut saves = self.saves.lock().unwrap_or_else(|e| e.into_inner());
+        saves.push((site.to_string(), std::time::Instant::now()));
+        Ok(tag)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
