@@ -279,7 +279,9 @@ pub fn init(service: &str, flush: Flush) -> Result<Telemetry, ConfigError> {
 
 /// The layer that turns `tracing` spans into OpenTelemetry spans: INFO and above, not the
 /// exporter's or the HTTP stack's own; no per-span thread, source location, target or
-/// busy/idle times (attributes nobody reads, and work on every span).
+/// busy/idle times (attributes nobody reads, and work on every span), and no OpenTelemetry
+/// context made current on every poll of an instrumented future (parents come from the
+/// `tracing` spans; no OpenTelemetry-native code runs inside them).
 fn otel_layer(tracer: opentelemetry_sdk::trace::SdkTracer) -> logging::ExtraLayer {
     let targets = QUIET_TARGETS
         .iter()
@@ -292,6 +294,7 @@ fn otel_layer(tracer: opentelemetry_sdk::trace::SdkTracer) -> logging::ExtraLaye
         .with_threads(false)
         .with_tracked_inactivity(false)
         .with_target(false)
+        .with_context_activation(false)
         .with_filter(targets)
         .boxed()
 }
@@ -471,16 +474,17 @@ impl Metrics {
         result: Result<&Applied, &EngineError>,
         elapsed: Duration,
     ) {
-        let site_attr = [KeyValue::new("site", site.to_string())];
+        let site = KeyValue::new("site", site.to_string());
         let outcome = if result.is_ok() { "ok" } else { "error" };
         self.duration.record(
             elapsed.as_secs_f64(),
             &[
-                site_attr[0].clone(),
+                site.clone(),
                 KeyValue::new("input", input),
                 KeyValue::new("outcome", outcome),
             ],
         );
+        let site_attr = [site];
         let Ok(applied) = result else { return };
         let state = &applied.state;
         self.saves.record(applied.saves as u64, &site_attr);

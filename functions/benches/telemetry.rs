@@ -1,0 +1,354 @@
+//! What OpenTelemetry export costs burst-handler: the same load (signed heartbeats at
+//! concurrency 16 over 256 sites, as `benches/handler.rs`) against two handlers in one run,
+//! one without `OTEL_EXPORTER_OTLP_ENDPOINT` and one exporting traces and metrics over
+//! OTLP/HTTP to a real collector (Rotel, `target/otlp-venv/bin/rotel-agent` or `BURST_ROTEL`,
+//! installed by `scripts/install-test-deps`; receiving and dropping), in short alternating
+//! rounds (off-on, on-off, …) so that drift of a shared machine hits both alike. Prints both
+//! figures over all rounds, and the median over the pairs of rounds of each pair's on/off ratio
+//! (the figure that drift disturbs least). `cargo bench -p burst-functions --bench telemetry`.
+//!
+//! Target: exporting costs at most 1.1× the latency without it.
+
+use burst_wire::{Claims, Signer};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const KEY: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIClZzOJsgg0Jpj93h7yYhz52I3fF8pzdm0Ul57cvvVZ7\n-----END PRIVATE KEY-----\n";
+const PUB: &str = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA61EeDC3b9sWDUu2KPsf925Q48itt0YuS3s4QjGOrQPk=\n-----END PUBLIC KEY-----\n";
+const CONCURRENCY: usize = 16;
+/// Requests per round; each pair of rounds runs both handlers, in turn first.
+const PER_ROUND: usize = 1_500;
+const PAIRS: usize = 12;
+const SITES: usize = 256;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(18080)
+}
+
+/// A child process stopped (by its PID) when dropped.
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// CPU time (user + system) a process has used so far, in ms (`/proc/<pid>/stat`, clock ticks
+/// of 10 ms).
+fn cpu_ms(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which is in parentheses and may hold blanks).
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+            Some(ticks * 10.0)
+        })
+        .unwrap_or(0.0)
+}
+
+fn rotel_path() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("BURST_ROTEL") {
+        return Some(p.into());
+    }
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/otlp-venv/bin/rotel-agent");
+    venv.is_file().then_some(venv)
+}
+
+fn wait_listening(port: u16, what: &str) {
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if started.elapsed() > Duration::from_secs(30) {
+            eprintln!("{what} not listening on {port} after 30 s");
+            std::process::exit(1);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn spawn_handler(state: &std::path::Path, sites: &str, otlp: Option<&str>) -> (Proc, u16) {
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_burst-handler"));
+    cmd.env_clear()
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .env("BURST_STATE_URL", format!("file://{}", state.display()))
+        .env("BURST_AGENT_ED25519_PUBLIC_KEY", PUB)
+        .env("BURST_SITES", sites)
+        .env("BURST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(endpoint) = otlp {
+        // The SDK's defaults otherwise: batches every 5 s, metrics every 60 s.
+        cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint);
+        // BENCH_OTEL_ENV="OTEL_TRACES_EXPORTER=none,…": more settings for the exporting
+        // handler, to see what each part costs.
+        for kv in std::env::var("BENCH_OTEL_ENV")
+            .unwrap_or_default()
+            .split(',')
+        {
+            if let Some((k, v)) = kv.split_once('=') {
+                cmd.env(k.trim(), v.trim());
+            }
+        }
+    }
+    let p = Proc(cmd.spawn().expect("spawn burst-handler"));
+    wait_listening(port, "burst-handler");
+    (p, port)
+}
+
+fn body_and_token(site: &str, i: usize, signer: &Signer) -> (Vec<u8>, String) {
+    let beat = burst_wire::Heartbeat {
+        id: uuid::Uuid::new_v4(),
+        at: burst_wire::rfc3339(chrono::Utc::now()),
+        nodes_ready: 7,
+        nodes_total: 7,
+        ups_status: Some("OL".into()),
+        battery: burst_wire::Battery::default(),
+        api_ok: true,
+        lease: false,
+    };
+    let body = serde_json::to_vec(&beat).unwrap_or_default();
+    let now = chrono::Utc::now().timestamp();
+    let claims = Claims {
+        exp: now + burst_wire::MAX_LIFETIME_S - 10,
+        jti: format!("otel-bench-{i}-{}", uuid::Uuid::new_v4()),
+        ..Claims::for_body(site, &body, now)
+    };
+    let token = signer.sign(&claims).unwrap_or_default();
+    (body, token)
+}
+
+/// One keep-alive connection sending every `CONCURRENCY`th request; latencies in ms, failures.
+async fn client(port: u16, work: &[(Vec<u8>, String)], c: usize) -> (Vec<f64>, usize) {
+    use http_body_util::{BodyExt, Full};
+    let mut lat = Vec::new();
+    let Ok(stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return (lat, work.len() / CONCURRENCY);
+    };
+    let _ = stream.set_nodelay(true);
+    let Ok((mut sender, conn)) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await
+    else {
+        return (lat, work.len() / CONCURRENCY);
+    };
+    tokio::spawn(conn);
+    let mut errors = 0usize;
+    for (body, token) in work.iter().skip(c).step_by(CONCURRENCY) {
+        let req = http::Request::post("/api/heartbeat")
+            .header("host", format!("127.0.0.1:{port}"))
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::new(bytes::Bytes::from(body.clone())));
+        let Ok(req) = req else {
+            errors += 1;
+            continue;
+        };
+        let t = Instant::now();
+        if sender.ready().await.is_err() {
+            errors += 1;
+            continue;
+        }
+        let ok = match sender.send_request(req).await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                resp.into_body().collect().await.is_ok() && status == 200
+            }
+            Err(_) => false,
+        };
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        errors += usize::from(!ok);
+    }
+    (lat, errors)
+}
+
+/// One round against `port`: (latencies, elapsed, errors).
+fn round(
+    rt: &tokio::runtime::Runtime,
+    port: u16,
+    work: Vec<(Vec<u8>, String)>,
+) -> (Vec<f64>, Duration, usize) {
+    rt.block_on(async move {
+        let work = Arc::new(work);
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for c in 0..CONCURRENCY {
+            let work = work.clone();
+            tasks.push(tokio::spawn(async move { client(port, &work, c).await }));
+        }
+        let mut all = Vec::new();
+        let mut errors = 0;
+        for t in tasks {
+            match t.await {
+                Ok((l, e)) => {
+                    all.extend(l);
+                    errors += e;
+                }
+                Err(_) => errors += 1,
+            }
+        }
+        (all, started.elapsed(), errors)
+    })
+}
+
+#[derive(Default)]
+struct Figures {
+    lat: Vec<f64>,
+    elapsed: Duration,
+    errors: usize,
+}
+
+impl Figures {
+    fn pct(&mut self, p: f64) -> f64 {
+        self.lat.sort_by(f64::total_cmp);
+        self.lat[((self.lat.len() as f64 * p) as usize).min(self.lat.len() - 1)]
+    }
+    fn rate(&self) -> f64 {
+        self.lat.len() as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+fn main() {
+    let Some(rotel) = rotel_path() else {
+        eprintln!(
+            "telemetry bench: rotel-agent not found (run scripts/install-test-deps, or set BURST_ROTEL)"
+        );
+        std::process::exit(1);
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (http, grpc) = (free_port(), free_port());
+    // Receives and drops (no debug output: the collector shares the 2 cores).
+    let collector = Proc(
+        Command::new(&rotel)
+            .arg("start")
+            .args(["--otlp-http-endpoint", &format!("127.0.0.1:{http}")])
+            .args(["--otlp-grpc-endpoint", &format!("127.0.0.1:{grpc}")])
+            .args(["--exporter", "blackhole"])
+            .arg("--pid-file")
+            .arg(dir.path().join("rotel.pid"))
+            .arg("--log-file")
+            .arg(dir.path().join("rotel.log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn rotel"),
+    );
+    wait_listening(http, "rotel");
+    let endpoint = format!("http://127.0.0.1:{http}");
+
+    let sites: Vec<String> = (0..SITES).map(|i| format!("site{i}")).collect();
+    let site_list = sites.join(",");
+    let (off, off_port) = spawn_handler(&dir.path().join("off"), &site_list, None);
+    let (on, on_port) = spawn_handler(&dir.path().join("on"), &site_list, Some(&endpoint));
+    let signer = Signer::ed25519_pem("bench", KEY.as_bytes()).expect("key");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let cpu_before = [
+        cpu_ms(off.0.id()),
+        cpu_ms(on.0.id()),
+        cpu_ms(collector.0.id()),
+    ];
+    let mut figures = [Figures::default(), Figures::default()];
+    let mut pair_ratios = (Vec::new(), Vec::new());
+    let mut n = 0usize;
+    for pair in 0..PAIRS {
+        let mut medians = [0.0f64; 2];
+        let mut p99s = [0.0f64; 2];
+        // off then on, on then off, …: each handler goes first as often as second.
+        let order = if pair % 2 == 0 { [0, 1] } else { [1, 0] };
+        for which in order {
+            let port = [off_port, on_port][which];
+            let work: Vec<(Vec<u8>, String)> = (0..PER_ROUND)
+                .map(|_| {
+                    n += 1;
+                    body_and_token(&sites[n % SITES], n, &signer)
+                })
+                .collect();
+            let (lat, elapsed, errors) = round(&rt, port, work);
+            let mut this = Figures {
+                lat,
+                elapsed,
+                errors,
+            };
+            medians[which] = this.pct(0.5);
+            p99s[which] = this.pct(0.99);
+            let f = &mut figures[which];
+            f.lat.extend(this.lat);
+            f.elapsed += this.elapsed;
+            f.errors += this.errors;
+        }
+        pair_ratios.0.push(medians[1] / medians[0]);
+        pair_ratios.1.push(p99s[1] / p99s[0]);
+    }
+    // Let the last batch go out before the collector's CPU is read.
+    std::thread::sleep(Duration::from_secs(6));
+    let cpu_us_per_request = |i: usize, pid: u32, count: usize| {
+        (cpu_ms(pid) - cpu_before[i]) * 1000.0 / count.max(1) as f64
+    };
+    let requests = figures[0].lat.len();
+    let cpu = [
+        cpu_us_per_request(0, off.0.id(), requests),
+        cpu_us_per_request(1, on.0.id(), requests),
+        cpu_us_per_request(2, collector.0.id(), requests),
+    ];
+    let rss = |p: &Proc| {
+        std::fs::read_to_string(format!("/proc/{}/status", p.0.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    let rss_mb = [rss(&off), rss(&on)];
+    let [mut f_off, mut f_on] = figures;
+    for (label, f, mb) in [
+        ("exporter off", &mut f_off, rss_mb[0]),
+        ("exporter on ", &mut f_on, rss_mb[1]),
+    ] {
+        println!(
+            "telemetry: {label}: {} heartbeats at concurrency {CONCURRENCY}: median {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, {:.0} req/s, {} errors, peak RSS {:.1} MB",
+            f.lat.len(),
+            f.pct(0.5),
+            f.pct(0.9),
+            f.pct(0.99),
+            f.rate(),
+            f.errors,
+            mb
+        );
+    }
+    println!(
+        "telemetry: handler CPU per request: off {:.0} µs, on {:.0} µs ({:.2}×); the collector {:.0} µs per request on the same cores",
+        cpu[0],
+        cpu[1],
+        cpu[1] / cpu[0],
+        cpu[2]
+    );
+    let middle = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "telemetry: on/off over all rounds: median {:.2}×, p99 {:.2}×, throughput {:.2}×",
+        f_on.pct(0.5) / f_off.pct(0.5),
+        f_on.pct(0.99) / f_off.pct(0.99),
+        f_on.rate() / f_off.rate()
+    );
+    println!(
+        "telemetry: on/off, median of {PAIRS} paired rounds: median latency {:.2}×, p99 {:.2}× (target: ≤ 1.1×)",
+        middle(&mut pair_ratios.0),
+        middle(&mut pair_ratios.1)
+    );
+}
