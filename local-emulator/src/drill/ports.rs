@@ -18,8 +18,8 @@ use burst_core::{
     ScaleResult, ScaleSetProbe, SiteState, Tier, Timestamp, invariants,
 };
 use burst_ports::{
-    DeviceList, HomeProbe, Loaded, Migrator, Notifier, Scaler, StateStore, StoreError, Versioned,
-    WakeUp, Waker,
+    DeviceList, HomeProbe, Loaded, Migrator, Notifier, Saved, Scaler, StateStore, StoreError,
+    Versioned, WakeUp, Waker,
 };
 use burst_store_sim::MemoryStore;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -220,12 +220,7 @@ impl StateStore for SiteStores {
         self.of(site)?.load_if_changed(site, known).await
     }
 
-    async fn save(
-        &self,
-        site: &str,
-        bytes: &[u8],
-        expected: Option<&str>,
-    ) -> Result<String, StoreError> {
+    async fn save(&self, site: &str, bytes: &[u8], expected: Option<&str>) -> Saved {
         self.of(site)?.save(site, bytes, expected).await
     }
 }
@@ -246,12 +241,7 @@ impl StateStore for SimPort {
         self.0.store.load_if_changed(site, known).await
     }
 
-    async fn save(
-        &self,
-        site: &str,
-        bytes: &[u8],
-        expected: Option<&str>,
-    ) -> Result<String, StoreError> {
+    async fn save(&self, site: &str, bytes: &[u8], expected: Option<&str>) -> Saved {
         self.store_available()?;
         let concurrent = {
             let mut w = self.0.lock();

@@ -11,7 +11,7 @@ use crate::signed::{Signer, short};
 use crate::sigv4::{Credentials, uri_encode};
 use crate::xml;
 use async_trait::async_trait;
-use burst_ports::{StateStore, StoreError, Versioned};
+use burst_ports::{Saved, StateStore, StoreError, Versioned};
 use burst_settings::{PlainHttp, Settings};
 use reqwest::Method;
 use std::time::Duration;
@@ -197,12 +197,7 @@ impl StateStore for S3Store {
         }
     }
 
-    async fn save(
-        &self,
-        site: &str,
-        bytes: &[u8],
-        expected: Option<&str>,
-    ) -> Result<String, StoreError> {
+    async fn save(&self, site: &str, bytes: &[u8], expected: Option<&str>) -> Saved {
         let url = self.config.object_url(site)?;
         let condition = match expected {
             Some(etag) => ("if-match".to_string(), etag.to_string()),

@@ -80,6 +80,9 @@ pub enum Loaded {
     Changed(Versioned),
 }
 
+/// What a save gives: the document's new version tag, or why it was not written.
+pub type Saved = Result<String, StoreError>;
+
 /// Per-site state documents with compare-and-swap.
 #[async_trait]
 pub trait StateStore: Send + Sync {
@@ -96,12 +99,7 @@ pub trait StateStore: Send + Sync {
     }
     /// Writes the document if its version is still `expected` (`None` = create only if absent).
     /// Returns the new version tag.
-    async fn save(
-        &self,
-        site: &str,
-        bytes: &[u8],
-        expected: Option<&str>,
-    ) -> Result<String, StoreError>;
+    async fn save(&self, site: &str, bytes: &[u8], expected: Option<&str>) -> Saved;
 }
 
 /// Scheduled wake-ups: one invocation of the `wake` function for `site` at (or just after)

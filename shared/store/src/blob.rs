@@ -23,7 +23,7 @@ use azure_core::error::ErrorKind;
 use azure_core::http::{Etag, RequestContent, RetryOptions, StatusCode};
 use azure_storage_blob::models::{BlobClientDownloadOptions, BlockBlobClientUploadOptions};
 use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
-use burst_ports::{Loaded, StateStore, StoreError, Versioned};
+use burst_ports::{Loaded, Saved, StateStore, StoreError, Versioned};
 use url::Url;
 
 use crate::site::{MAX_DOCUMENT_BYTES, check_size, document_name};
@@ -166,12 +166,7 @@ impl StateStore for BlobStore {
         self.download(site, Some(known)).await
     }
 
-    async fn save(
-        &self,
-        site: &str,
-        bytes: &[u8],
-        expected: Option<&str>,
-    ) -> Result<String, StoreError> {
+    async fn save(&self, site: &str, bytes: &[u8], expected: Option<&str>) -> Saved {
         let name = document_name(site)?;
         check_size(bytes)?;
         let blob = self.container.blob_client(&name).block_blob_client();

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use burst_ports::{StateStore, StoreError, Versioned};
+use burst_ports::{Saved, StateStore, StoreError, Versioned};
 use sha2::{Digest, Sha256};
 
 use crate::site::{check_size, document_name, validate_site};
@@ -117,12 +117,7 @@ impl StateStore for FileStore {
             .map_err(task_failed)?
     }
 
-    async fn save(
-        &self,
-        site: &str,
-        bytes: &[u8],
-        expected: Option<&str>,
-    ) -> Result<String, StoreError> {
+    async fn save(&self, site: &str, bytes: &[u8], expected: Option<&str>) -> Saved {
         // Checked here too, so a bad request costs no thread and no copy.
         validate_site(site)?;
         check_size(bytes)?;

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::MutexGuard;
 
 use async_trait::async_trait;
-use burst_ports::{Loaded, StateStore, StoreError, Versioned};
+use burst_ports::{Loaded, Saved, StateStore, StoreError, Versioned};
 use burst_sim_kit::{FaultQueue, Shared};
 
 use burst_store::{check_size, validate_site};
@@ -39,9 +39,6 @@ pub struct Stats {
     pub conflicts: u64,
     pub injected: u64,
 }
-
-/// What a save answers: the new version tag.
-type Saved = Result<String, StoreError>;
 
 impl Inner {
     /// Stores a new version of `site` under a tag never used before; returns the tag.
@@ -213,12 +210,7 @@ impl<S: StateStore> StateStore for RecordSaves<S> {
         self.inner.load_if_changed(site, known).await
     }
 
-    async fn save(
-        &self,
-        site: &str,
-        bytes: &[u8],
-        expected: Option<&str>,
-    ) -> Result<String, StoreError> {
+    async fn save(&self, site: &str, bytes: &[u8], expected: Option<&str>) -> Saved {
         let tag = self.inner.save(site, bytes, expected).await?;
         let mut saves = self.saves.lock().unwrap_or_else(|e| e.into_inner());
         saves.push((site.to_string(), std::time::Instant::now()));
