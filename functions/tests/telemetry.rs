@@ -300,3 +300,15 @@ async fn without_an_endpoint_nothing_is_exported() {
     assert!(!h.logs().contains("telemetry"), "{}", h.logs());
     assert!(h.alive());
 }
+
+/// An endpoint the exporter cannot use is logged, and the handler serves without export.
+#[tokio::test]
+async fn a_bad_endpoint_is_logged_and_the_handler_runs_without_export() {
+    let mut h = Handler::start(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "not a url")]);
+    let (status, _) = ups(&h, "ONBATT", "OB DISCHRG").await;
+    assert_eq!(status, 200);
+    let logs = h.logs();
+    assert!(logs.contains("exporter not built"), "{logs}");
+    assert!(!logs.contains("OpenTelemetry export on"), "{logs}");
+    assert!(h.alive());
+}
