@@ -21,10 +21,13 @@ use burst_functions::settings::{Settings, SiteSettings};
 use burst_functions::sites::{Site, Sites};
 use burst_ports::{DeviceList, HomeProbe, Scaler};
 use burst_store_sim::RecordSaves;
-use burst_wire::{Claims, Signer};
+use burst_wire::Signer;
+
+mod support;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::{cpu_ms, pct, peak_rss_kb, signed_heartbeat};
 
 const SECRET: &str = "bench-secret-0123456789abcdef0123456789";
 
@@ -119,49 +122,8 @@ impl DeviceList for Devices {
     }
 }
 
-fn peak_rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// User + system CPU seconds of this process so far (`/proc/self/stat`, clock ticks of 10 ms).
-fn cpu_s() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // Fields 14 and 15 of stat (utime, stime) are 11 and 12 after the command name.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 fn heartbeat(site: &str, signer: &Signer) -> Request {
-    let beat = burst_wire::Heartbeat {
-        id: uuid::Uuid::new_v4(),
-        at: burst_wire::rfc3339(chrono::Utc::now()),
-        nodes_ready: 7,
-        nodes_total: 7,
-        ups_status: Some("OL".into()),
-        battery: burst_wire::Battery::default(),
-        api_ok: true,
-        lease: false,
-    };
-    let body = serde_json::to_vec(&beat).unwrap_or_default();
-    let claims = Claims::for_body(site, &body, chrono::Utc::now().timestamp());
-    let token = signer.sign(&claims).unwrap_or_default();
+    let (body, token) = signed_heartbeat(site, signer, "sites", false);
     Request {
         method: "POST".into(),
         path: "/api/heartbeat".into(),
@@ -226,7 +188,7 @@ async fn main() {
         "sites: {n} sites, {cycles} cycles of 30 s, probe concurrency {concurrency}, per-site timeout {} s, one site's home API dead",
         site_timeout.as_secs()
     );
-    let cpu0 = cpu_s();
+    let cpu0 = cpu_ms("self") / 1000.0;
     let started = Instant::now();
     let mut beat_ms: Vec<f64> = Vec::new();
     let mut beat_errors = 0usize;
@@ -306,13 +268,13 @@ async fn main() {
     }
     beat_ms.sort_by(f64::total_cmp);
     let wall = started.elapsed().as_secs_f64();
-    let cpu = cpu_s() - cpu0;
+    let cpu = cpu_ms("self") / 1000.0 - cpu0;
     println!(
         "sites: {} heartbeats, p50 {:.2} ms, p99 {:.2} ms, {beat_errors} errors; CPU {cpu:.1} s over {wall:.0} s ({:.0} % of one core); peak RSS {:.1} MB",
         beat_ms.len(),
         pct(&beat_ms, 0.5),
         pct(&beat_ms, 0.99),
         cpu / wall * 100.0,
-        peak_rss_kb() as f64 / 1024.0
+        peak_rss_kb("self") as f64 / 1024.0
     );
 }

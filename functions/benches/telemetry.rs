@@ -9,49 +9,19 @@
 //!
 //! Target: exporting costs at most 1.1× the latency without it.
 
-use burst_wire::{Claims, Signer};
-use std::process::{Child, Command, Stdio};
+use burst_wire::Signer;
+
+mod support;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{KEY, PUB, Proc, client, cpu_ms, free_port, signed_heartbeat};
 
-const KEY: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIClZzOJsgg0Jpj93h7yYhz52I3fF8pzdm0Ul57cvvVZ7\n-----END PRIVATE KEY-----\n";
-const PUB: &str = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA61EeDC3b9sWDUu2KPsf925Q48itt0YuS3s4QjGOrQPk=\n-----END PUBLIC KEY-----\n";
 const CONCURRENCY: usize = 16;
 /// Requests per round; each pair of rounds runs both handlers, in turn first.
 const PER_ROUND: usize = 1_500;
 const PAIRS: usize = 12;
 const SITES: usize = 256;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(18080)
-}
-
-/// A child process stopped (by its PID) when dropped.
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// CPU time (user + system) a process has used so far, in ms (`/proc/<pid>/stat`, clock ticks
-/// of 10 ms).
-fn cpu_ms(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            // Fields after the command name (which is in parentheses and may hold blanks).
-            let rest = s.rsplit_once(')')?.1;
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-            Some(ticks * 10.0)
-        })
-        .unwrap_or(0.0)
-}
 
 fn rotel_path() -> Option<std::path::PathBuf> {
     if let Some(p) = std::env::var_os("BURST_ROTEL") {
@@ -103,71 +73,6 @@ fn spawn_handler(state: &std::path::Path, sites: &str, otlp: Option<&str>) -> (P
     (p, port)
 }
 
-fn body_and_token(site: &str, i: usize, signer: &Signer) -> (Vec<u8>, String) {
-    let beat = burst_wire::Heartbeat {
-        id: uuid::Uuid::new_v4(),
-        at: burst_wire::rfc3339(chrono::Utc::now()),
-        nodes_ready: 7,
-        nodes_total: 7,
-        ups_status: Some("OL".into()),
-        battery: burst_wire::Battery::default(),
-        api_ok: true,
-        lease: false,
-    };
-    let body = serde_json::to_vec(&beat).unwrap_or_default();
-    let now = chrono::Utc::now().timestamp();
-    let claims = Claims {
-        exp: now + burst_wire::MAX_LIFETIME_S - 10,
-        jti: format!("otel-bench-{i}-{}", uuid::Uuid::new_v4()),
-        ..Claims::for_body(site, &body, now)
-    };
-    let token = signer.sign(&claims).unwrap_or_default();
-    (body, token)
-}
-
-/// One keep-alive connection sending every `CONCURRENCY`th request; latencies in ms, failures.
-async fn client(port: u16, work: &[(Vec<u8>, String)], c: usize) -> (Vec<f64>, usize) {
-    use http_body_util::{BodyExt, Full};
-    let mut lat = Vec::new();
-    let Ok(stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-        return (lat, work.len() / CONCURRENCY);
-    };
-    let _ = stream.set_nodelay(true);
-    let Ok((mut sender, conn)) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await
-    else {
-        return (lat, work.len() / CONCURRENCY);
-    };
-    tokio::spawn(conn);
-    let mut errors = 0usize;
-    for (body, token) in work.iter().skip(c).step_by(CONCURRENCY) {
-        let req = http::Request::post("/api/heartbeat")
-            .header("host", format!("127.0.0.1:{port}"))
-            .header("content-type", "application/json")
-            .header("authorization", format!("Bearer {token}"))
-            .body(Full::new(bytes::Bytes::from(body.clone())));
-        let Ok(req) = req else {
-            errors += 1;
-            continue;
-        };
-        let t = Instant::now();
-        if sender.ready().await.is_err() {
-            errors += 1;
-            continue;
-        }
-        let ok = match sender.send_request(req).await {
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                resp.into_body().collect().await.is_ok() && status == 200
-            }
-            Err(_) => false,
-        };
-        lat.push(t.elapsed().as_secs_f64() * 1000.0);
-        errors += usize::from(!ok);
-    }
-    (lat, errors)
-}
-
 /// One round against `port`: (latencies, elapsed, errors).
 fn round(
     rt: &tokio::runtime::Runtime,
@@ -180,7 +85,9 @@ fn round(
         let mut tasks = Vec::new();
         for c in 0..CONCURRENCY {
             let work = work.clone();
-            tasks.push(tokio::spawn(async move { client(port, &work, c).await }));
+            tasks.push(tokio::spawn(async move {
+                client(port, &work, c, CONCURRENCY).await
+            }));
         }
         let mut all = Vec::new();
         let mut errors = 0;
@@ -253,9 +160,9 @@ fn main() {
         .build()
         .expect("runtime");
     let cpu_before = [
-        cpu_ms(off.0.id()),
-        cpu_ms(on.0.id()),
-        cpu_ms(collector.0.id()),
+        cpu_ms(&off.0.id().to_string()),
+        cpu_ms(&on.0.id().to_string()),
+        cpu_ms(&collector.0.id().to_string()),
     ];
     let mut figures = [Figures::default(), Figures::default()];
     let mut pair_ratios = (Vec::new(), Vec::new());
@@ -270,7 +177,7 @@ fn main() {
             let work: Vec<(Vec<u8>, String)> = (0..PER_ROUND)
                 .map(|_| {
                     n += 1;
-                    body_and_token(&sites[n % SITES], n, &signer)
+                    signed_heartbeat(&sites[n % SITES], &signer, &format!("otel-bench-{n}"), true)
                 })
                 .collect();
             let (lat, elapsed, errors) = round(&rt, port, work);
@@ -292,7 +199,7 @@ fn main() {
     // Let the last batch go out before the collector's CPU is read.
     std::thread::sleep(Duration::from_secs(6));
     let cpu_us_per_request = |i: usize, pid: u32, count: usize| {
-        (cpu_ms(pid) - cpu_before[i]) * 1000.0 / count.max(1) as f64
+        (cpu_ms(&pid.to_string()) - cpu_before[i]) * 1000.0 / count.max(1) as f64
     };
     let requests = figures[0].lat.len();
     let cpu = [
