@@ -331,6 +331,8 @@ pub fn summary(s: &SiteState, now: Timestamp, policy: &Policy) -> serde_json::Va
         },
         "budget": {
             "spent_usd": (s.budget.spent_usd * 100.0).round() / 100.0,
+            // The month's cap (BURST_MONTHLY_BUDGET_USD); null = no budget.
+            "monthly_usd": policy.monthly_budget_usd,
             "period": s.budget.period,
             "alerted_percent": s.budget.alerted,
             "capped": s.budget.capped,

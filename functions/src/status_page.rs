@@ -52,7 +52,7 @@ fn overview(sites: &[Value]) -> String {
         let site = text(&s["site"]);
         let _ = write!(
             rows,
-            r##"<tr><td><a href="#site-{anchor}">{site}</a></td><td><span class="mode" style="background:{color}">{mode}</span></td><td>{desired}</td><td>{running}</td><td>{incident}</td><td>{spent} USD</td></tr>"##,
+            r##"<tr><td><a href="#site-{anchor}">{site}</a></td><td><span class="mode" style="background:{color}">{mode}</span></td><td>{desired}</td><td>{running}</td><td>{incident}</td><td>{spent} / {cap}</td></tr>"##,
             anchor = esc(&site),
             site = esc(&site),
             color = mode_color(mode),
@@ -64,10 +64,11 @@ fn overview(sites: &[Value]) -> String {
                 _ => "—".to_string(),
             },
             spent = esc(&text(&s["budget"]["spent_usd"])),
+            cap = esc(&text(&s["budget"]["monthly_usd"])),
         );
     }
     format!(
-        r#"<section class="overview"><h2>{n} sites</h2><table><tr><th>site</th><th>mode</th><th>desired</th><th>running</th><th>open incident</th><th>spent this month</th></tr>{rows}</table></section>"#,
+        r#"<section class="overview"><h2>{n} sites</h2><table><tr><th>site</th><th>mode</th><th>desired</th><th>running</th><th>open incident</th><th>spent / budget this month</th></tr>{rows}</table></section>"#,
         n = sites.len()
     )
 }
@@ -124,7 +125,7 @@ pub fn render(sites: &[Value], now: &str) -> String {
 <tr><th>why</th><td>{reason}</td></tr>
 <tr><th>workloads</th><td>critical: {critical}, stateful: {stateful}</td></tr>
 <tr><th>power</th><td>{power} ({status}), last UPS event {last_type}</td></tr>
-<tr><th>budget</th><td>{spent} USD this month{capped}</td></tr>
+<tr><th>budget</th><td>{spent} USD spent this month of {cap}{capped}</td></tr>
 <tr><th>boot time</th><td>{boot} s ({learned})</td></tr>
 <tr><th>agent lease</th><td>{lease}</td></tr>
 </table>"#,
@@ -143,6 +144,10 @@ pub fn render(sites: &[Value], now: &str) -> String {
             status = esc(&text(&s["signals"]["power"]["status"])),
             last_type = esc(&text(&s["signals"]["power"]["last_type"])),
             spent = esc(&text(&s["budget"]["spent_usd"])),
+            cap = match &s["budget"]["monthly_usd"] {
+                Value::Number(n) => format!("{} USD", esc(&n.to_string())),
+                _ => "no budget set".to_string(),
+            },
             capped = if s["budget"]["capped"] == Value::Bool(true) {
                 ", capacity capped by the budget"
             } else {
@@ -264,6 +269,7 @@ mod tests {
     fn several_sites_get_an_overview_with_links_inside_the_page() {
         let site = |id: &str, mode: &str| {
             json!({"site": id, "mode": mode, "capacity": {"desired": 1}, "audit": [],
+                "budget": {"monthly_usd": 12.5},
                 "day": {"from": "2026-12-05T00:00:00Z", "samples": [
                     {"t": 0.0, "mode": "healthy", "desired": 0},
                     {"t": 43200.0, "mode": mode, "desired": 1}]}})
@@ -273,6 +279,10 @@ mod tests {
             "2026-12-06T00:00:00Z",
         );
         assert!(page.contains("2 sites"));
+        assert!(
+            page.contains("<td>— / 12.5</td>"),
+            "spent and the cap: {page}"
+        );
         for id in ["home", "parents"] {
             assert!(page.contains(&format!(r##"href="#site-{id}""##)), "{id}");
             assert!(page.contains(&format!(r#"id="site-{id}""#)), "{id}");

@@ -114,6 +114,12 @@ async fn the_status_page_renders_in_chromium_for_two_sites() {
     let parents = &dom[dom.find(r#"id="site-parents""#).unwrap()..];
     assert!(!parents.contains("<title>outage "), "parents has no outage");
     assert!(!dom.contains("<script"), "nothing runs");
+    // The budget and its cap (the default policy's).
+    let cap = burst_core::Policy::default().monthly_budget_usd.unwrap();
+    assert!(
+        dom.contains(&format!("0.0 USD spent this month of {cap:.1} USD")),
+        "the budget and its cap"
+    );
 
     // A screenshot under the build folder, a real PNG.
     let shot = dir.join("status.png");
