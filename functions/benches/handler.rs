@@ -8,10 +8,9 @@
 use burst_wire::Signer;
 
 mod support;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{KEY, PUB, Proc, client, free_port, peak_rss_kb, signed_heartbeat};
+use support::{KEY, Proc, client, free_port, handler_command, peak_rss_kb, signed_heartbeat};
 
 const CONCURRENCY: usize = 16;
 const REQUESTS: usize = 16_000;
@@ -22,15 +21,7 @@ const REQUESTS: usize = 16_000;
 const SITES: usize = 256;
 
 fn spawn(port: u16, state: &std::path::Path, sites: &str) -> Proc {
-    let child = Command::new(env!("CARGO_BIN_EXE_burst-handler"))
-        .env_clear()
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-        .env("BURST_STATE_URL", format!("file://{}", state.display()))
-        .env("BURST_AGENT_ED25519_PUBLIC_KEY", PUB)
-        .env("BURST_SITES", sites)
-        .env("BURST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+    let child = handler_command(port, state, sites)
         .spawn()
         .expect("spawn burst-handler");
     Proc(child)

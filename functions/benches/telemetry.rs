@@ -15,7 +15,7 @@ mod support;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{KEY, PUB, Proc, client, cpu_ms, free_port, signed_heartbeat};
+use support::{KEY, Proc, client, cpu_ms, free_port, handler_command, signed_heartbeat};
 
 const CONCURRENCY: usize = 16;
 /// Requests per round; each pair of rounds runs both handlers, in turn first.
@@ -45,15 +45,7 @@ fn wait_listening(port: u16, what: &str) {
 
 fn spawn_handler(state: &std::path::Path, sites: &str, otlp: Option<&str>) -> (Proc, u16) {
     let port = free_port();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_burst-handler"));
-    cmd.env_clear()
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-        .env("BURST_STATE_URL", format!("file://{}", state.display()))
-        .env("BURST_AGENT_ED25519_PUBLIC_KEY", PUB)
-        .env("BURST_SITES", sites)
-        .env("BURST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    let mut cmd = handler_command(port, state, sites);
     if let Some(endpoint) = otlp {
         // The SDK's defaults otherwise: batches every 5 s, metrics every 60 s.
         cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint);

@@ -17,6 +17,21 @@ pub fn free_port() -> u16 {
         .unwrap_or(18080)
 }
 
+/// `burst-handler` on `port` with its state in `state`, watching `sites`, the bench key and
+/// quiet logs; the caller adds settings and spawns it.
+pub fn handler_command(port: u16, state: &std::path::Path, sites: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_burst-handler"));
+    cmd.env_clear()
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .env("BURST_STATE_URL", format!("file://{}", state.display()))
+        .env("BURST_AGENT_ED25519_PUBLIC_KEY", PUB)
+        .env("BURST_SITES", sites)
+        .env("BURST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    cmd
+}
+
 /// A child process stopped (by its PID) when dropped.
 pub struct Proc(pub Child);
 
