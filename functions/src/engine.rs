@@ -171,9 +171,16 @@ async fn transact(
             actions = Empty
         );
         let (mut out, changed) = step_span.in_scope(|| f(state, now))?;
-        if !step_span.is_disabled() {
-            record_step(&step_span, &before, &out);
-        }
+        // The step's last decision, for the spans (worked out only when they are recorded).
+        let decision = if step_span.is_disabled() {
+            None
+        } else {
+            let decision = burst_core::audit::since(&out.state, before.1.as_ref())
+                .last()
+                .cloned();
+            record_step(&step_span, &out, decision.as_ref());
+            decision
+        };
         drop(step_span);
         let wake = plan_wake(deps, &mut out, plan, now);
         if !changed && wake.is_none() {
@@ -204,13 +211,6 @@ async fn transact(
         match saved {
             Ok(tag) => {
                 log_decisions(site, &before, &out.state);
-                let decision = if tracing::Span::current().is_disabled() {
-                    None
-                } else {
-                    burst_core::audit::since(&out.state, before.1.as_ref())
-                        .last()
-                        .cloned()
-                };
                 let state = Arc::new(out.state);
                 deps.parsed.put(site, &tag, state.clone());
                 if let Some(at) = wake {
@@ -274,10 +274,10 @@ fn log_decisions(site: &str, before: &(Mode, Option<AuditEntry>), after: &SiteSt
 }
 
 /// The step's span fields: the mode after it, its last decision and why, how many actions.
-fn record_step(span: &tracing::Span, before: &(Mode, Option<AuditEntry>), out: &Step) {
+fn record_step(span: &tracing::Span, out: &Step, decision: Option<&AuditEntry>) {
     span.record("mode", out.state.mode.as_str());
     span.record("actions", out.actions.len() as u64);
-    if let Some(e) = burst_core::audit::since(&out.state, before.1.as_ref()).last() {
+    if let Some(e) = decision {
         record_decision(span, e);
     }
 }

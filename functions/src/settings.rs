@@ -154,7 +154,10 @@ pub fn site_prefix(site: &str) -> String {
 /// own Auto Scaling group beside a shared scale set).
 const ONE_OF: [[&str; 2]; 2] = [
     [AGENT_ED25519, AGENT_HS256],
-    ["BURST_AWS_ASG_NAME", "BURST_ARM_SCALE_SET_ID"],
+    [
+        burst_aws::settings::ASG_NAME,
+        burst_arm::settings::SCALE_SET_ID,
+    ],
 ];
 
 /// A site's view of the settings: `BURST_SITE_<KEY>__<NAME>` when set, else `<NAME>` (the
