@@ -1,10 +1,10 @@
 //! The agent's signer, built from its configuration. The token (claims, audience, lifetime)
-//! and the signing itself are the wire contract's ([`burst_wire::auth`]); keys are loaded
+//! and the signing itself are the wire contract's ([`burst_wire`]); keys are loaded
 //! once and the token is never logged.
 
 use std::path::Path;
 
-pub use burst_wire::auth::{AUDIENCE, Claims, SignError, Signer, TOKEN_LIFETIME_S, body_sha256};
+pub use burst_wire::{AUDIENCE, Claims, SignError, Signer, TOKEN_LIFETIME_S, body_sha256};
 
 use crate::config::{Algorithm, Config};
 

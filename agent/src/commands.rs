@@ -1,11 +1,12 @@
 //! The subcommands as plain async functions: configuration in, exit code out. This is where
 //! a reader of any command starts: `main` only parses arguments, loads the configuration,
-//! sets up logging and calls these.
+//! sets up logging and calls these. `notify` is the outbox's own ([`crate::deliver::notify`]):
+//! a UPS event goes from upsmon's call into the spool and out in one module.
 
 use std::io::Write;
 use std::path::Path;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 use uuid::Uuid;
@@ -13,278 +14,13 @@ use uuid::Uuid;
 use crate::config::Config;
 use crate::deliver::{self, Outcome, Reply, Sender, Spool};
 use crate::inside::inside_view;
-use crate::payload::{self, Battery, Heartbeat, UpsEvent, WitnessReport};
-use crate::upsd::{self, Snapshot, UpsName};
-
-/// The battery readings of a snapshot, as the payloads carry them.
-fn battery(snapshot: &Snapshot) -> Battery {
-    Battery {
-        charge: snapshot.battery_charge.map(f64::from),
-        runtime_s: snapshot.battery_runtime_s,
-    }
-}
+use crate::upsd::{self, UpsName};
+use burst_wire::{Heartbeat, UpsEvent, WitnessReport};
 
 /// Exit codes: done; not delivered / not accepted; unusable configuration or usage.
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_CONFIG: u8 = 2;
-
-/// Notify types that mean "upsmon lost contact with the UPS": the power state is unknown,
-/// and must not be read as a power loss.
-pub const COMMLOSS_TYPES: [&str; 2] = ["COMMBAD", "NOCOMM"];
-
-/// What upsmon hands the NOTIFYCMD: the two variables it adds to the environment.
-/// The message argument is deliberately not used (it went through a shell).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NotifyEnv {
-    pub notifytype: String,
-    /// The MONITOR string (`ups@host:port`); empty for SHUTDOWN and NOPARENT.
-    pub upsname: String,
-}
-
-impl NotifyEnv {
-    /// Reads `NOTIFYTYPE` (required) and `UPSNAME` from an environment map.
-    pub fn from_env(env: &std::collections::HashMap<String, String>) -> Result<NotifyEnv, String> {
-        let notifytype = env
-            .get("NOTIFYTYPE")
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .ok_or(
-                "NOTIFYTYPE is not set: `notify` is meant to be upsmon's NOTIFYCMD \
-                 (to try the path by hand, use `burst-agent test`)",
-            )?;
-        Ok(NotifyEnv {
-            notifytype,
-            upsname: env
-                .get("UPSNAME")
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default(),
-        })
-    }
-}
-
-/// The UPS an event is about: its label for the payload, and where to query it.
-fn resolve_ups(upsname: &str, config: &Config) -> (String, Option<UpsName>) {
-    if !upsname.is_empty() {
-        return match UpsName::parse(upsname) {
-            Ok(u) => (u.to_string(), Some(u)),
-            Err(e) => {
-                warn!(%e, "UPSNAME from upsmon does not parse; sending it as is, without status");
-                (upsname.to_string(), None)
-            }
-        };
-    }
-    match config.default_ups() {
-        Ok(Some(u)) => (u.to_string(), Some(u)),
-        Ok(None) => {
-            warn!("upsmon gave no UPSNAME and `ups` is not configured; event without UPS status");
-            (String::new(), None)
-        }
-        Err(e) => {
-            warn!(%e, "configured `ups` is invalid");
-            (config.ups.clone(), None)
-        }
-    }
-}
-
-/// Reads the UPS, mapping every failure to "unknown" (an empty snapshot) and logging why.
-/// `WAIT` is upsd's placeholder before the driver's first data (right after upsd or the
-/// driver restarted, e.g. at COMMOK): re-read for a moment, then report unknown rather than
-/// a placeholder with battery values nobody measured.
-async fn read_ups(ups: Option<&UpsName>, limit: std::time::Duration) -> Snapshot {
-    let Some(ups) = ups else {
-        return Snapshot::default();
-    };
-    let deadline = Instant::now() + limit;
-    loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        match upsd::snapshot(ups, remaining).await {
-            Ok(s) if s.status.split_whitespace().any(|t| t == "WAIT") => {
-                if Instant::now() + WAIT_RETRY >= deadline {
-                    warn!(ups = %ups, "upsd has no data from the driver yet (WAIT); reporting unknown");
-                    return Snapshot::default();
-                }
-                tokio::time::sleep(WAIT_RETRY).await;
-            }
-            Ok(s) => return s,
-            Err(e) => {
-                warn!(ups = %ups, error = %e, commloss = e.is_commloss(),
-                    "cannot read the UPS from upsd; reporting its status as unknown");
-                return Snapshot::default();
-            }
-        }
-    }
-}
-
-const WAIT_RETRY: std::time::Duration = std::time::Duration::from_millis(250);
-
-/// `burst-agent notify`: one upsmon event → spool → delivery (with everything spooled
-/// before it). Returns within `notify_budget_ms` (+ a little), whatever happens: upsmon waits
-/// for its NOTIFYCMD, so it must always get its process back. `at` and `started` are taken
-/// when upsmon called (the event's time, and where the budget counts from).
-pub async fn notify(config: &Config, env: &NotifyEnv, at: DateTime<Utc>, started: Instant) -> u8 {
-    // Last-resort guard over the deadline the steps below keep: 2 s of slack for a step that
-    // overruns it (a hung disk, a slow DNS answer).
-    let limit = config.notify_budget() + std::time::Duration::from_secs(2);
-    tokio::time::timeout(limit, spool_and_deliver(config, env, at, started))
-        .await
-        .unwrap_or_else(|_| {
-            error!("notify overran its budget; the event stays spooled");
-            EXIT_FAILED
-        })
-}
-
-/// [`notify`]'s work: read the UPS, build the event, spool it, flush the spool (falling back
-/// to sending it after the spool when it cannot be spooled).
-async fn spool_and_deliver(
-    config: &Config,
-    env: &NotifyEnv,
-    at: DateTime<Utc>,
-    started: Instant,
-) -> u8 {
-    let deadline = started + config.notify_budget();
-    let (label, ups) = resolve_ups(&env.upsname, config);
-    let snapshot = if COMMLOSS_TYPES.contains(&env.notifytype.as_str()) {
-        Snapshot::default() // upsmon already knows it cannot see the UPS: power unknown
-    } else {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        read_ups(ups.as_ref(), config.upsd_timeout().min(remaining / 2)).await
-    };
-    let event = UpsEvent {
-        id: Uuid::new_v4(),
-        at: payload::rfc3339(at),
-        ups: label,
-        kind: env.notifytype.clone(),
-        battery: battery(&snapshot),
-        status: snapshot.status,
-    };
-    let body = match serde_json::to_string(&event) {
-        Ok(b) => b,
-        Err(e) => {
-            error!(%e, "cannot encode the event");
-            return EXIT_FAILED;
-        }
-    };
-    info!(id = %event.id, r#type = %event.kind, ups = %event.ups, status = %event.status, "event");
-
-    let sender = Sender::from_config(config);
-    if let Err(e) = &sender {
-        error!(error = %e, "cannot send (configuration); the event is spooled only");
-    }
-    let created_us = at.timestamp_micros();
-    // The spool with the event in it, or why not (and the spool, when it could be opened).
-    let spooled = match Spool::open(&config.spool_dir) {
-        Ok(spool) => match spool.push(payload::ROUTE_UPS, event.id, created_us, body.clone()) {
-            Ok(_) => Ok(spool),
-            Err(e) => Err((Some(spool), e)),
-        },
-        Err(e) => Err((None, e)),
-    };
-    match (spooled, sender) {
-        (Ok(spool), Ok(sender)) => match deliver::flush(&spool, &sender, deadline).await {
-            Ok(report) => {
-                info!(?report, "spool flushed");
-                EXIT_OK
-            }
-            Err(e) => {
-                error!(error = %e, dir = %config.spool_dir.display(), "spool error while delivering");
-                EXIT_OK // the event itself is on disk
-            }
-        },
-        (Ok(_), Err(_)) => EXIT_CONFIG,
-        (Err((spool, e)), sender) => {
-            let full = e.kind() == std::io::ErrorKind::StorageFull;
-            error!(error = %e, disk_full = full, dir = %config.spool_dir.display(),
-                "cannot spool the event; delivering the spool first, then the event directly");
-            let Ok(sender) = sender else {
-                error!(id = %event.id, "event lost: neither spooled nor sent");
-                return EXIT_FAILED;
-            };
-            notify_unspooled(
-                config,
-                spool.as_ref(),
-                &sender,
-                event.id,
-                body.as_bytes(),
-                deadline,
-            )
-            .await
-        }
-    }
-}
-
-/// An event that could not be spooled (disk full, read-only, ...): the events already
-/// spooled are older, so they go first, and the new one is sent only once none is left
-/// waiting ahead of it (a later event would make the function take them as reordered and not
-/// apply them). When the backlog cannot be delivered now, the new event is not sent: it is
-/// lost, logged as an error, exit 1.
-async fn notify_unspooled(
-    config: &Config,
-    spool: Option<&Spool>,
-    sender: &Sender,
-    id: Uuid,
-    body: &[u8],
-    deadline: Instant,
-) -> u8 {
-    let route = payload::ROUTE_UPS;
-    let Some(spool) = spool else {
-        // Not even the spool directory could be had: nothing can be waiting in it.
-        return send_direct(sender, id, body, deadline).await;
-    };
-    let after = deliver::Unspooled { route, body };
-    match deliver::flush_then_send(spool, sender, deadline, Some(after)).await {
-        Ok((report, Some(Outcome::Delivered { status, duplicate }))) => {
-            info!(%id, status, duplicate, ?report,
-                "delivered directly, after the spool (the event could not be spooled)");
-            EXIT_OK
-        }
-        Ok((report, Some(other))) => {
-            error!(%id, outcome = ?other, ?report,
-                "event lost: could not be spooled, and not delivered after the spool");
-            EXIT_FAILED
-        }
-        Ok((report, None)) => {
-            error!(%id, pending = report.pending, busy = report.busy, ?report,
-                "event lost: could not be spooled, and not sent because older spooled events \
-                 could not be delivered first (sending it ahead of them would reorder them)");
-            EXIT_FAILED
-        }
-        Err(e) => match spool.count() {
-            // The spool cannot be delivered from, but nothing is waiting in it either.
-            Ok(0) => {
-                warn!(error = %e, dir = %config.spool_dir.display(), "spool unusable, but empty");
-                send_direct(sender, id, body, deadline).await
-            }
-            Err(ref c) if c.kind() == std::io::ErrorKind::NotFound => {
-                send_direct(sender, id, body, deadline).await
-            }
-            waiting => {
-                error!(%id, error = %e, waiting = ?waiting.map_err(|c| c.to_string()),
-                    dir = %config.spool_dir.display(),
-                    "event lost: could not be spooled, and not sent because the spool (which may \
-                     hold older events) cannot be delivered");
-                EXIT_FAILED
-            }
-        },
-    }
-}
-
-/// Sends an event that is not spooled, when nothing can be waiting ahead of it.
-async fn send_direct(sender: &Sender, id: Uuid, body: &[u8], deadline: Instant) -> u8 {
-    match sender
-        .send_with_retry(payload::ROUTE_UPS, body, deadline)
-        .await
-    {
-        Outcome::Delivered { status, duplicate } => {
-            info!(%id, status, duplicate, "delivered directly (nothing spooled ahead of it)");
-            EXIT_OK
-        }
-        other => {
-            error!(%id, outcome = ?other, "event lost: neither spooled nor delivered");
-            EXIT_FAILED
-        }
-    }
-}
 
 /// `burst-agent heartbeat`: flush the spool, look at the cluster and the UPS, report. On
 /// battery (`ups.status` has `OB`) the run stays and beats again every
@@ -414,21 +150,30 @@ async fn beat(
     deadline: Instant,
 ) -> (u8, bool) {
     let at = Utc::now();
-    let (view, snapshot) = tokio::join!(inside_view(config), read_ups(ups, config.upsd_timeout()));
+    let (view, snapshot) = tokio::join!(
+        inside_view(config),
+        upsd::read_ups(ups, config.upsd_timeout())
+    );
     let on_battery = snapshot.status.split_whitespace().any(|t| t == "OB");
     let beat = Heartbeat {
         id: Uuid::new_v4(),
-        at: payload::rfc3339(at),
+        at: burst_wire::rfc3339(at),
         nodes_ready: view.nodes_ready,
         nodes_total: view.nodes_total,
-        battery: battery(&snapshot),
+        battery: snapshot.battery(),
         // No UPS configured: no field. Configured but unreadable: "" (unknown).
         ups_status: ups.map(|_| snapshot.status),
         api_ok: view.api_ok,
         lease: config.fencing(),
     };
-    let (code, outcome, reply) =
-        post_report(sender, payload::ROUTE_HEARTBEAT, &beat, beat.id, deadline).await;
+    let (code, outcome, reply) = post_report(
+        sender,
+        burst_wire::ROUTE_HEARTBEAT,
+        &beat,
+        beat.id,
+        deadline,
+    )
+    .await;
     // After the post, so it never delays or prevents it; bounded by fence_timeout_ms.
     if config.fencing() {
         crate::fence::after_heartbeat(config, &outcome, reply.as_ref()).await;
@@ -467,14 +212,14 @@ pub async fn witness(config: &Config, target: Option<&str>, started: Instant) ->
     info!(target, reachable = probe.reachable, latency_ms = ?probe.latency_ms, detail = %probe.detail, "probed");
     let report = WitnessReport {
         id: Uuid::new_v4(),
-        at: payload::rfc3339(at),
+        at: burst_wire::rfc3339(at),
         target: target.to_string(),
         reachable: probe.reachable,
         latency_ms: probe.latency_ms,
     };
     post_report(
         &sender,
-        payload::ROUTE_WITNESS,
+        burst_wire::ROUTE_WITNESS,
         &report,
         report.id,
         started + config.heartbeat_budget(),
@@ -529,15 +274,15 @@ pub async fn test_event(config: &Config, ups_override: Option<&str>, out: &mut d
             return EXIT_CONFIG;
         }
     };
-    let (label, ups) = resolve_ups(ups_override.unwrap_or(""), config);
+    let (label, ups) = upsd::resolve_ups(ups_override.unwrap_or(""), config);
     let at = Utc::now();
-    let snapshot = read_ups(ups.as_ref(), config.upsd_timeout()).await;
+    let snapshot = upsd::read_ups(ups.as_ref(), config.upsd_timeout()).await;
     let event = UpsEvent {
         id: Uuid::new_v4(),
-        at: payload::rfc3339(at),
+        at: burst_wire::rfc3339(at),
         ups: label,
         kind: "TEST".to_string(),
-        battery: battery(&snapshot),
+        battery: snapshot.battery(),
         status: snapshot.status,
     };
     let body = match serde_json::to_vec(&event) {
@@ -554,9 +299,9 @@ pub async fn test_event(config: &Config, ups_override: Option<&str>, out: &mut d
             "note: UPS status unknown (no `ups` configured, or upsd did not answer; see the log)"
         );
     }
-    let url = sender.url(payload::ROUTE_UPS);
+    let url = sender.url(burst_wire::ROUTE_UPS);
     match sender
-        .post_once(payload::ROUTE_UPS, &body, config.http_timeout())
+        .post_once(burst_wire::ROUTE_UPS, &body, config.http_timeout())
         .await
     {
         Ok(reply) => {

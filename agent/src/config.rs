@@ -325,19 +325,19 @@ impl Config {
         route: &str,
     ) -> Result<(Option<String>, &'static str), ConfigError> {
         let own = match route {
-            crate::payload::ROUTE_UPS => Some((
+            burst_wire::ROUTE_UPS => Some((
                 &self.function_key_ups,
                 self.function_key_ups_file.as_deref(),
                 "function_key_ups",
                 "function_key_ups_file",
             )),
-            crate::payload::ROUTE_HEARTBEAT => Some((
+            burst_wire::ROUTE_HEARTBEAT => Some((
                 &self.function_key_heartbeat,
                 self.function_key_heartbeat_file.as_deref(),
                 "function_key_heartbeat",
                 "function_key_heartbeat_file",
             )),
-            crate::payload::ROUTE_WITNESS => Some((
+            burst_wire::ROUTE_WITNESS => Some((
                 &self.function_key_witness,
                 self.function_key_witness_file.as_deref(),
                 "function_key_witness",
@@ -675,7 +675,7 @@ kube_source = "in-cluster"
     }
     #[test]
     fn a_key_per_route_wins_over_the_key_for_all() {
-        use crate::payload::{ROUTE_HEARTBEAT, ROUTE_UPS, ROUTE_WITNESS};
+        use burst_wire::{ROUTE_HEARTBEAT, ROUTE_UPS, ROUTE_WITNESS};
         let dir = tempfile::tempdir().unwrap();
         let witness_key = dir.path().join("witness-key");
         std::fs::write(&witness_key, "key-witness-from-file\n").unwrap();

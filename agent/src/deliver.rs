@@ -1,7 +1,9 @@
-//! The outbox: the on-disk spool of events waiting for delivery, and their delivery to the
-//! function (one signed attempt, retries with backoff and jitter inside a deadline, flushing
-//! the spool in order). One module, because the spool is only ever emptied by delivery: its
-//! files, its lock and their sending are read together.
+//! The outbox, a UPS event's whole way from upsmon to the function: `burst-agent notify`
+//! reads the UPS and builds the event, the event is spooled on disk, and the spool is
+//! delivered in order (one signed attempt, retries with backoff and jitter inside a
+//! deadline). One module, because the spool is only ever filled by `notify` and emptied by
+//! delivery: the command, the files, their lock and their sending are read together. The
+//! other commands (heartbeat, witness, test) use the same [`Sender`].
 //!
 //! # The spool
 //!
@@ -45,11 +47,220 @@ use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 use uuid::Uuid;
 
-use crate::auth::Signer;
-use crate::config::Config;
+use chrono::{DateTime, Utc};
 
-// The spool: the files events wait in (`commands::notify` pushes them; only the flush below
-// takes them out).
+use crate::auth::Signer;
+use crate::commands::{EXIT_CONFIG, EXIT_FAILED, EXIT_OK};
+use crate::config::Config;
+use crate::upsd::{self, Snapshot};
+use burst_wire::UpsEvent;
+
+// `burst-agent notify`: the event enters the outbox here.
+
+/// Notify types that mean "upsmon lost contact with the UPS": the power state is unknown,
+/// and must not be read as a power loss.
+pub const COMMLOSS_TYPES: [&str; 2] = ["COMMBAD", "NOCOMM"];
+
+/// What upsmon hands the NOTIFYCMD: the two variables it adds to the environment.
+/// The message argument is deliberately not used (it went through a shell).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifyEnv {
+    pub notifytype: String,
+    /// The MONITOR string (`ups@host:port`); empty for SHUTDOWN and NOPARENT.
+    pub upsname: String,
+}
+
+impl NotifyEnv {
+    /// Reads `NOTIFYTYPE` (required) and `UPSNAME` from an environment map.
+    pub fn from_env(env: &std::collections::HashMap<String, String>) -> Result<NotifyEnv, String> {
+        let notifytype = env
+            .get("NOTIFYTYPE")
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .ok_or(
+                "NOTIFYTYPE is not set: `notify` is meant to be upsmon's NOTIFYCMD \
+                 (to try the path by hand, use `burst-agent test`)",
+            )?;
+        Ok(NotifyEnv {
+            notifytype,
+            upsname: env
+                .get("UPSNAME")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// `burst-agent notify`: one upsmon event → spool → delivery (with everything spooled
+/// before it). Returns within `notify_budget_ms` (+ a little), whatever happens: upsmon waits
+/// for its NOTIFYCMD, so it must always get its process back. `at` and `started` are taken
+/// when upsmon called (the event's time, and where the budget counts from).
+pub async fn notify(config: &Config, env: &NotifyEnv, at: DateTime<Utc>, started: Instant) -> u8 {
+    // Last-resort guard over the deadline the steps below keep: 2 s of slack for a step that
+    // overruns it (a hung disk, a slow DNS answer).
+    let limit = config.notify_budget() + std::time::Duration::from_secs(2);
+    tokio::time::timeout(limit, spool_and_deliver(config, env, at, started))
+        .await
+        .unwrap_or_else(|_| {
+            error!("notify overran its budget; the event stays spooled");
+            EXIT_FAILED
+        })
+}
+
+/// [`notify`]'s work: read the UPS, build the event, spool it, flush the spool (falling back
+/// to sending it after the spool when it cannot be spooled).
+async fn spool_and_deliver(
+    config: &Config,
+    env: &NotifyEnv,
+    at: DateTime<Utc>,
+    started: Instant,
+) -> u8 {
+    let deadline = started + config.notify_budget();
+    let (label, ups) = upsd::resolve_ups(&env.upsname, config);
+    let snapshot = if COMMLOSS_TYPES.contains(&env.notifytype.as_str()) {
+        Snapshot::default() // upsmon already knows it cannot see the UPS: power unknown
+    } else {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        upsd::read_ups(ups.as_ref(), config.upsd_timeout().min(remaining / 2)).await
+    };
+    let event = UpsEvent {
+        id: Uuid::new_v4(),
+        at: burst_wire::rfc3339(at),
+        ups: label,
+        kind: env.notifytype.clone(),
+        battery: snapshot.battery(),
+        status: snapshot.status,
+    };
+    let body = match serde_json::to_string(&event) {
+        Ok(b) => b,
+        Err(e) => {
+            error!(%e, "cannot encode the event");
+            return EXIT_FAILED;
+        }
+    };
+    info!(id = %event.id, r#type = %event.kind, ups = %event.ups, status = %event.status, "event");
+
+    let sender = Sender::from_config(config);
+    if let Err(e) = &sender {
+        error!(error = %e, "cannot send (configuration); the event is spooled only");
+    }
+    let created_us = at.timestamp_micros();
+    // The spool with the event in it, or why not (and the spool, when it could be opened).
+    let spooled = match Spool::open(&config.spool_dir) {
+        Ok(spool) => match spool.push(burst_wire::ROUTE_UPS, event.id, created_us, body.clone()) {
+            Ok(_) => Ok(spool),
+            Err(e) => Err((Some(spool), e)),
+        },
+        Err(e) => Err((None, e)),
+    };
+    match (spooled, sender) {
+        (Ok(spool), Ok(sender)) => match flush(&spool, &sender, deadline).await {
+            Ok(report) => {
+                info!(?report, "spool flushed");
+                EXIT_OK
+            }
+            Err(e) => {
+                error!(error = %e, dir = %config.spool_dir.display(), "spool error while delivering");
+                EXIT_OK // the event itself is on disk
+            }
+        },
+        (Ok(_), Err(_)) => EXIT_CONFIG,
+        (Err((spool, e)), sender) => {
+            let full = e.kind() == std::io::ErrorKind::StorageFull;
+            error!(error = %e, disk_full = full, dir = %config.spool_dir.display(),
+                "cannot spool the event; delivering the spool first, then the event directly");
+            let Ok(sender) = sender else {
+                error!(id = %event.id, "event lost: neither spooled nor sent");
+                return EXIT_FAILED;
+            };
+            notify_unspooled(
+                config,
+                spool.as_ref(),
+                &sender,
+                event.id,
+                body.as_bytes(),
+                deadline,
+            )
+            .await
+        }
+    }
+}
+
+/// An event that could not be spooled (disk full, read-only, ...): the events already
+/// spooled are older, so they go first, and the new one is sent only once none is left
+/// waiting ahead of it (a later event would make the function take them as reordered and not
+/// apply them). When the backlog cannot be delivered now, the new event is not sent: it is
+/// lost, logged as an error, exit 1.
+async fn notify_unspooled(
+    config: &Config,
+    spool: Option<&Spool>,
+    sender: &Sender,
+    id: Uuid,
+    body: &[u8],
+    deadline: Instant,
+) -> u8 {
+    let route = burst_wire::ROUTE_UPS;
+    let Some(spool) = spool else {
+        // Not even the spool directory could be had: nothing can be waiting in it.
+        return send_direct(sender, id, body, deadline).await;
+    };
+    let after = Unspooled { route, body };
+    match flush_then_send(spool, sender, deadline, Some(after)).await {
+        Ok((report, Some(Outcome::Delivered { status, duplicate }))) => {
+            info!(%id, status, duplicate, ?report,
+                "delivered directly, after the spool (the event could not be spooled)");
+            EXIT_OK
+        }
+        Ok((report, Some(other))) => {
+            error!(%id, outcome = ?other, ?report,
+                "event lost: could not be spooled, and not delivered after the spool");
+            EXIT_FAILED
+        }
+        Ok((report, None)) => {
+            error!(%id, pending = report.pending, busy = report.busy, ?report,
+                "event lost: could not be spooled, and not sent because older spooled events \
+                 could not be delivered first (sending it ahead of them would reorder them)");
+            EXIT_FAILED
+        }
+        Err(e) => match spool.count() {
+            // The spool cannot be delivered from, but nothing is waiting in it either.
+            Ok(0) => {
+                warn!(error = %e, dir = %config.spool_dir.display(), "spool unusable, but empty");
+                send_direct(sender, id, body, deadline).await
+            }
+            Err(ref c) if c.kind() == std::io::ErrorKind::NotFound => {
+                send_direct(sender, id, body, deadline).await
+            }
+            waiting => {
+                error!(%id, error = %e, waiting = ?waiting.map_err(|c| c.to_string()),
+                    dir = %config.spool_dir.display(),
+                    "event lost: could not be spooled, and not sent because the spool (which may \
+                     hold older events) cannot be delivered");
+                EXIT_FAILED
+            }
+        },
+    }
+}
+
+/// Sends an event that is not spooled, when nothing can be waiting ahead of it.
+async fn send_direct(sender: &Sender, id: Uuid, body: &[u8], deadline: Instant) -> u8 {
+    match sender
+        .send_with_retry(burst_wire::ROUTE_UPS, body, deadline)
+        .await
+    {
+        Outcome::Delivered { status, duplicate } => {
+            info!(%id, status, duplicate, "delivered directly (nothing spooled ahead of it)");
+            EXIT_OK
+        }
+        other => {
+            error!(%id, outcome = ?other, "event lost: neither spooled nor delivered");
+            EXIT_FAILED
+        }
+    }
+}
+
+// The spool: the files events wait in ([`notify`] pushes them; only the flush below takes
+// them out).
 
 /// A temp file older than this is left over from a crash (a write takes milliseconds).
 pub const STALE_TEMP_AGE: Duration = Duration::from_secs(60);
@@ -508,7 +719,7 @@ impl std::fmt::Debug for RouteKeys {
 
 impl RouteKeys {
     fn from_config(config: &Config) -> Result<RouteKeys, crate::config::ConfigError> {
-        use crate::payload::{ROUTE_HEARTBEAT, ROUTE_UPS, ROUTE_WITNESS};
+        use burst_wire::{ROUTE_HEARTBEAT, ROUTE_UPS, ROUTE_WITNESS};
         Ok(RouteKeys {
             ups: config.function_key_for(ROUTE_UPS)?.0,
             heartbeat: config.function_key_for(ROUTE_HEARTBEAT)?.0,
@@ -518,7 +729,7 @@ impl RouteKeys {
     }
 
     fn get(&self, route: &str) -> Option<&str> {
-        use crate::payload::{ROUTE_HEARTBEAT, ROUTE_UPS, ROUTE_WITNESS};
+        use burst_wire::{ROUTE_HEARTBEAT, ROUTE_UPS, ROUTE_WITNESS};
         match route {
             ROUTE_UPS => self.ups.as_deref(),
             ROUTE_HEARTBEAT => self.heartbeat.as_deref(),

@@ -16,8 +16,8 @@ use chrono::{DateTime, Utc};
 
 use crate::config::{Algorithm, Config, ConfigError, DEFAULT_CONFIG_PATH, ENV_PREFIX, KubeSource};
 use crate::deliver::{Reply, Sender};
-use crate::payload::{ROUTE_HEARTBEAT, ROUTE_UPS, ROUTE_WITNESS};
 use crate::upsd::{UpsName, UpsdClient, UpsdError};
+use burst_wire::{ROUTE_HEARTBEAT, ROUTE_UPS, ROUTE_WITNESS};
 
 /// The body each route gets: valid JSON, signed, but missing every required field, so the
 /// function answers 400 after checking the key and the token, and records nothing.

@@ -23,8 +23,8 @@ use tracing::{debug, error, info, warn};
 use crate::config::Config;
 use crate::deliver::{Outcome, Reply};
 use crate::lease::{self, LeaseFile, Observation, Stateful};
-use crate::payload::rfc3339;
 use crate::shell::{self, Ran};
+use burst_wire::rfc3339;
 
 /// Why the agent fences (`BURST_FENCE_REASON`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -21,7 +21,6 @@ pub mod inside;
 pub mod keygen;
 pub mod lease;
 /// The JSON bodies and routes are the wire contract's.
-pub use burst_wire::payload;
 pub mod shell;
 pub mod upsd;
 pub mod witness;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use burst_agent::commands::{self, EXIT_CONFIG};
 use burst_agent::config::Config;
+use burst_agent::deliver;
 use clap::{Parser, Subcommand};
 use tokio::time::Instant;
 
@@ -113,7 +114,7 @@ fn main() -> ExitCode {
     let code = runtime.block_on(async {
         match &cli.command {
             Command::Notify { .. } => {
-                let notify_env = match commands::NotifyEnv::from_env(&env) {
+                let notify_env = match deliver::NotifyEnv::from_env(&env) {
                     Ok(n) => n,
                     Err(e) => {
                         tracing::error!("{e}");
@@ -121,7 +122,7 @@ fn main() -> ExitCode {
                     }
                 };
                 // Within the notify budget, whatever happens (the guard is in `notify`).
-                commands::notify(&config, &notify_env, at, started).await
+                deliver::notify(&config, &notify_env, at, started).await
             }
             Command::Heartbeat => commands::heartbeat(&config, started).await,
             Command::Witness { target } => {

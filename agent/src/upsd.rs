@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout};
+use tracing::warn;
 
 /// upsd's well-known TCP port.
 pub const DEFAULT_PORT: u16 = 3493;
@@ -420,6 +421,71 @@ fn optional(r: Result<String, UpsdError>) -> Result<Option<String>, UpsdError> {
 fn parse_number(text: &str) -> Option<f64> {
     text.trim().parse::<f64>().ok().filter(|v| v.is_finite())
 }
+
+/// The battery readings of a snapshot, as the payloads carry them.
+impl Snapshot {
+    pub fn battery(&self) -> burst_wire::Battery {
+        burst_wire::Battery {
+            charge: self.battery_charge.map(f64::from),
+            runtime_s: self.battery_runtime_s,
+        }
+    }
+}
+
+/// The UPS an event is about: its label for the payload, and where to query it.
+pub fn resolve_ups(upsname: &str, config: &crate::config::Config) -> (String, Option<UpsName>) {
+    if !upsname.is_empty() {
+        return match UpsName::parse(upsname) {
+            Ok(u) => (u.to_string(), Some(u)),
+            Err(e) => {
+                warn!(%e, "UPSNAME from upsmon does not parse; sending it as is, without status");
+                (upsname.to_string(), None)
+            }
+        };
+    }
+    match config.default_ups() {
+        Ok(Some(u)) => (u.to_string(), Some(u)),
+        Ok(None) => {
+            warn!("upsmon gave no UPSNAME and `ups` is not configured; event without UPS status");
+            (String::new(), None)
+        }
+        Err(e) => {
+            warn!(%e, "configured `ups` is invalid");
+            (config.ups.clone(), None)
+        }
+    }
+}
+
+/// Reads the UPS, mapping every failure to "unknown" (an empty snapshot) and logging why.
+/// `WAIT` is upsd's placeholder before the driver's first data (right after upsd or the
+/// driver restarted, e.g. at COMMOK): re-read for a moment, then report unknown rather than
+/// a placeholder with battery values nobody measured.
+pub async fn read_ups(ups: Option<&UpsName>, limit: Duration) -> Snapshot {
+    let Some(ups) = ups else {
+        return Snapshot::default();
+    };
+    let deadline = Instant::now() + limit;
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match snapshot(ups, remaining).await {
+            Ok(s) if s.status.split_whitespace().any(|t| t == "WAIT") => {
+                if Instant::now() + WAIT_RETRY >= deadline {
+                    warn!(ups = %ups, "upsd has no data from the driver yet (WAIT); reporting unknown");
+                    return Snapshot::default();
+                }
+                tokio::time::sleep(WAIT_RETRY).await;
+            }
+            Ok(s) => return s,
+            Err(e) => {
+                warn!(ups = %ups, error = %e, commloss = e.is_commloss(),
+                    "cannot read the UPS from upsd; reporting its status as unknown");
+                return Snapshot::default();
+            }
+        }
+    }
+}
+
+const WAIT_RETRY: Duration = Duration::from_millis(250);
 
 #[cfg(test)]
 mod tests {

@@ -6,8 +6,6 @@ pub mod bodies;
 pub mod deps;
 pub mod engine;
 pub mod http;
-/// The agent-token verifier is the wire contract's (kept under this name for the settings).
-pub use burst_wire::auth as jwt;
 pub mod logging;
 pub mod settings;
 pub mod sites;

@@ -1,10 +1,10 @@
 //! The function app's settings (app settings in Azure, environment elsewhere). Every name is
 //! listed with its default in the README; adapters read their own settings (see each crate).
 
-use crate::jwt::{AgentKey, KeyError};
 use burst_core::Policy;
 pub use burst_settings::{ConfigError, Get};
 use burst_settings::{Settings as Reader, is_site_id, parse_bool};
+use burst_wire::{AgentKey, KeyError};
 use serde_json::{Map, Value};
 
 const SITES: &str = "BURST_SITES";

@@ -24,7 +24,7 @@
 use base64::Engine;
 use base64::alphabet::URL_SAFE;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use burst_wire::auth::MAX_JTI_LEN;
+use burst_wire::MAX_JTI_LEN;
 use burst_wire::{
     AUDIENCE, AgentKey, AuthError, Claims, LEEWAY_S, MAX_LIFETIME_S, Signer, bearer, body_sha256,
     verify,

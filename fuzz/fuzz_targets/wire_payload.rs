@@ -12,7 +12,7 @@
 
 #![no_main]
 
-use burst_wire::input::agent_request;
+use burst_wire::agent_request;
 use burst_wire::{BODY_LIMIT, BodyError, JSON_CONTENT_TYPE, Payload, check_body};
 use libfuzzer_sys::fuzz_target;
 

@@ -534,7 +534,7 @@ impl Runner<'_> {
 
     /// POSTs a payload like the agent: function key, Bearer JWT over the exact body.
     async fn send_agent(&mut self, input: &Input) -> Result<(), String> {
-        let (payload, body) = burst_wire::input::agent_request(input)
+        let (payload, body) = burst_wire::agent_request(input)
             .ok_or_else(|| format!("the agent does not send {input:?}"))?;
         let route = payload.route();
         let token = self

@@ -460,7 +460,7 @@ impl<'a> Sim<'a> {
     /// Signs and posts what the agent (or the witness) sends; returns the HTTP status, or
     /// `None` if the function died before answering.
     async fn send_agent(&mut self, input: &Input) -> Option<(u16, String)> {
-        let (payload, body) = burst_wire::input::agent_request(input)?;
+        let (payload, body) = burst_wire::agent_request(input)?;
         let now = self.world.now();
         let agent_now = self.world.lock().home.agent_now(now);
         let token = self
@@ -500,7 +500,7 @@ impl<'a> Sim<'a> {
         let Some(hb) = world.lock().home.heartbeat(now) else {
             return;
         };
-        let Some((_, body)) = burst_wire::input::agent_request(&Input::Heartbeat(hb)) else {
+        let Some((_, body)) = burst_wire::agent_request(&Input::Heartbeat(hb)) else {
             return;
         };
         let Ok(token) = self.neighbours[i]
