@@ -1039,6 +1039,13 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// Spools an empty event with a fresh id, created at `created_us`.
+    fn push_empty(spool: &Spool, created_us: i64) -> PathBuf {
+        spool
+            .push("/api/ups", Uuid::new_v4(), created_us, "{}".into())
+            .unwrap()
+    }
+
     // The spool.
 
     #[test]
@@ -1107,12 +1114,8 @@ mod tests {
     fn remove_and_reject() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path()).unwrap();
-        spool
-            .push("/api/ups", Uuid::new_v4(), 1, "{}".into())
-            .unwrap();
-        spool
-            .push("/api/ups", Uuid::new_v4(), 2, "{}".into())
-            .unwrap();
+        push_empty(&spool, 1);
+        push_empty(&spool, 2);
         let entries = spool.list().unwrap();
         spool.remove(&entries[0]).unwrap();
         spool.remove(&entries[0]).unwrap(); // already gone: not an error
@@ -1166,13 +1169,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path()).unwrap();
         let seq = dir.path().join(".seq");
-        spool
-            .push("/api/ups", Uuid::new_v4(), 1, "{}".into())
-            .unwrap();
+        push_empty(&spool, 1);
         let inode = fs::metadata(&seq).unwrap().ino();
-        spool
-            .push("/api/ups", Uuid::new_v4(), 2, "{}".into())
-            .unwrap();
+        push_empty(&spool, 2);
         // A new file renamed over the old one: a kill at any point leaves one of the two whole.
         assert_ne!(fs::metadata(&seq).unwrap().ino(), inode);
         assert_eq!(fs::read_to_string(&seq).unwrap(), "2");
@@ -1255,9 +1254,7 @@ mod tests {
     fn stale_temp_files_are_removed_fresh_ones_kept() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path()).unwrap();
-        spool
-            .push("/api/ups", Uuid::new_v4(), 1, "{}".into())
-            .unwrap();
+        push_empty(&spool, 1);
         let old = SystemTime::now() - Duration::from_secs(120);
         let backdate = |path: &Path| {
             fs::write(path, "{\"rou").unwrap();

@@ -160,23 +160,10 @@ fn headers_of(req: &Request) -> Vec<(String, String)> {
 
 /// Forwarding mode: the raw request, raw body bytes (signatures depend on them).
 async fn forwarded(deps: &Arc<Deps>, name: &str, method: &str, req: Request) -> Response {
-    let Some(f) = Function::from_name(name).filter(|f| f.method().is_some()) else {
-        return reply(FnResponse::error(
-            404,
-            "not_found",
-            &format!("no HTTP function {name:?}"),
-        ));
+    let f = match Function::for_request(name, method) {
+        Ok(f) => f,
+        Err(r) => return reply(r),
     };
-    if Some(method) != f.method() {
-        let mut r = FnResponse::error(
-            405,
-            "method_not_allowed",
-            &format!("{} takes {}", f.name(), f.method().unwrap_or("")),
-        );
-        r.headers
-            .push(("allow".into(), f.method().unwrap_or("").into()));
-        return reply(r);
-    }
     let headers = headers_of(&req);
     let body = match read_body(deps, req, BODY_LIMIT).await {
         Ok(b) => b,

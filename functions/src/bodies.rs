@@ -68,6 +68,29 @@ impl Function {
             _ => Some("POST"),
         }
     }
+
+    /// The HTTP function a request names, or the refusal both platforms answer with: 404 for
+    /// no such HTTP function, 405 (with `Allow`) for another method. `method` is upper-case.
+    pub fn for_request(name: &str, method: &str) -> Result<Function, Response> {
+        let Some((f, allowed)) = Function::from_name(name).and_then(|f| Some((f, f.method()?)))
+        else {
+            return Err(Response::error(
+                404,
+                "not_found",
+                &format!("no HTTP function {name:?}"),
+            ));
+        };
+        if method != allowed {
+            let mut r = Response::error(
+                405,
+                "method_not_allowed",
+                &format!("{} takes {allowed}", f.name()),
+            );
+            r.headers.push(("allow".into(), allowed.into()));
+            return Err(r);
+        }
+        Ok(f)
+    }
 }
 
 /// Serves one HTTP function.
@@ -469,38 +492,24 @@ async fn probe_via_queue(
 /// one step.
 async fn probe_site(deps: &Arc<Deps>, site: &Arc<Site>) -> Result<String, String> {
     let limit = deps.settings.probe_site_timeout;
-    let late = || format!("no answer within {} ms", limit.as_millis());
-    let not_configured = |what: &str| format!("{what} not configured");
-    let home = async {
-        match &site.home {
-            Some(h) => tokio::time::timeout(limit, h.observe())
-                .await
-                .unwrap_or_else(|_| ApiProbe::Unknown { detail: late() }),
-            None => ApiProbe::Unknown {
-                detail: not_configured("home API probe (BURST_HOME_KUBE_URL)"),
-            },
-        }
-    };
-    let devices = async {
-        match &site.devices {
-            Some(d) => tokio::time::timeout(limit, d.observe())
-                .await
-                .unwrap_or_else(|_| DevicesProbe::Unknown { detail: late() }),
-            None => DevicesProbe::Unknown {
-                detail: not_configured("Tailscale devices API"),
-            },
-        }
-    };
-    let scale_set = async {
-        match &site.scaler {
-            Some(s) => tokio::time::timeout(limit, s.observe())
-                .await
-                .unwrap_or_else(|_| ScaleSetProbe::Unknown { detail: late() }),
-            None => ScaleSetProbe::Unknown {
-                detail: not_configured("scale set"),
-            },
-        }
-    };
+    let home = bounded(
+        limit,
+        site.home.as_ref().map(|h| h.observe()),
+        |detail| ApiProbe::Unknown { detail },
+        "home API probe (BURST_HOME_KUBE_URL)",
+    );
+    let devices = bounded(
+        limit,
+        site.devices.as_ref().map(|d| d.observe()),
+        |detail| DevicesProbe::Unknown { detail },
+        "Tailscale devices API",
+    );
+    let scale_set = bounded(
+        limit,
+        site.scaler.as_ref().map(|s| s.observe()),
+        |detail| ScaleSetProbe::Unknown { detail },
+        "scale set",
+    );
     let (home_api, devices, scale_set) = tokio::join!(home, devices, scale_set);
     let report = ProbeReport {
         home_api,
@@ -516,6 +525,22 @@ async fn probe_site(deps: &Arc<Deps>, site: &Arc<Site>) -> Result<String, String
             a.actions.len()
         )),
         Err(e) => Err(format!("probe {id}: {e}")),
+    }
+}
+
+/// One observation of a probe, bounded by `limit`; Unknown (saying why) when it is late or
+/// its adapter is not configured.
+async fn bounded<T>(
+    limit: std::time::Duration,
+    observation: Option<impl std::future::Future<Output = T>>,
+    unknown: fn(String) -> T,
+    adapter: &str,
+) -> T {
+    match observation {
+        Some(observe) => tokio::time::timeout(limit, observe)
+            .await
+            .unwrap_or_else(|_| unknown(format!("no answer within {} ms", limit.as_millis()))),
+        None => unknown(format!("{adapter} not configured")),
     }
 }
 

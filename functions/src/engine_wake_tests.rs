@@ -98,6 +98,14 @@ impl Fixture {
             .await
             .unwrap()
     }
+
+    /// A heartbeat named `id`, sent and applied at `at`.
+    async fn beat_at(&self, id: &str, at: i64) -> Applied {
+        self.advance_to(at);
+        apply(&self.deps, self.home(), beat(id, at), None)
+            .await
+            .unwrap()
+    }
 }
 
 #[tokio::test]
@@ -234,15 +242,7 @@ fn beat(id: &str, at: i64) -> Input {
 async fn an_idle_healthy_site_asks_for_no_wake_ups() {
     let f = Fixture::new(1.0);
     for i in 0..4 {
-        f.advance_to(T0 + i * 30_000);
-        let applied = apply(
-            &f.deps,
-            f.home(),
-            beat(&format!("b{i}"), T0 + i * 30_000),
-            None,
-        )
-        .await
-        .unwrap();
+        let applied = f.beat_at(&format!("b{i}"), T0 + i * 30_000).await;
         assert_eq!(applied.state.mode, Mode::Healthy);
     }
     assert!(f.asked().is_empty(), "{:?}", f.asked());
@@ -257,15 +257,7 @@ async fn inputs_moving_a_deadline_later_add_no_wake_ups() {
     // A first beat makes "heartbeats overdue" the earliest deadline: a new, earlier wake-up.
     // The next beats push it later than that pending wake-up: nothing new.
     for i in 1..=3 {
-        f.advance_to(T0 + i * 10_000);
-        apply(
-            &f.deps,
-            f.home(),
-            beat(&format!("b{i}"), T0 + i * 10_000),
-            None,
-        )
-        .await
-        .unwrap();
+        f.beat_at(&format!("b{i}"), T0 + i * 10_000).await;
     }
     let at: Vec<i64> = f.asked().iter().map(|(w, _)| w.at).collect();
     assert_eq!(at, vec![grace_end, overdue(T0 + 10_000)]);

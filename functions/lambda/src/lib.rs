@@ -79,20 +79,11 @@ pub async fn serve(
             return FnResponse::error(404, "not_found", &format!("no function at {path}"));
         }
     };
-    let Some(f) = Function::from_name(name).filter(|f| f.method().is_some()) else {
-        return FnResponse::error(404, "not_found", &format!("no HTTP function {name:?}"));
-    };
     let method = method.to_ascii_uppercase();
-    if Some(method.as_str()) != f.method() {
-        let mut r = FnResponse::error(
-            405,
-            "method_not_allowed",
-            &format!("{} takes {}", f.name(), f.method().unwrap_or("")),
-        );
-        r.headers
-            .push(("allow".into(), f.method().unwrap_or("").into()));
-        return r;
-    }
+    let f = match Function::for_request(name, &method) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     if body.len() > BODY_LIMIT {
         return FnResponse::error(
             413,

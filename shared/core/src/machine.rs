@@ -7,7 +7,7 @@ use crate::action::{Action, Direction, Severity, Tier};
 use crate::assess::{Assessment, assess};
 use crate::input::{Input, MigrateResult, Outcome, ScaleResult, ScaleSetProbe, TailscaleEvent};
 use crate::policy::Policy;
-use crate::state::{Causes, Health, Lease, Mode, Side, SiteState, busy};
+use crate::state::{Causes, Health, Lease, Mode, Side, SiteState, Warnings, busy};
 use crate::time::{Timestamp, human_secs};
 use crate::{audit, budget, capacity, dedupe, incident, mode, signals};
 
@@ -600,57 +600,63 @@ fn recovering_title(state: &SiteState, policy: &Policy) -> String {
 fn warn(state: &mut SiteState, a: &Assessment, now: Timestamp, policy: &Policy) {
     let path =
         a.path_broken && state.signals.probe.consecutive_failures >= policy.silence_min_probes;
-    if path && !state.warnings.path_broken {
-        state.warnings.path_broken = true;
-        let due = state
-            .warnings
-            .path_broken_warned_at
-            .is_none_or(|t| now.elapsed_at_least(t, WARNING_REPEAT_S));
-        let text = "the cloud cannot reach the home API while heartbeats arrive: the path from the cloud is broken, home is fine; not bursting".to_string();
-        audit::record(
-            state,
-            now,
+    standing_warning(
+        state,
+        now,
+        policy,
+        (path, !a.path_broken),
+        |w| (&mut w.path_broken, &mut w.path_broken_warned_at),
+        [
             "warning: path to home broken",
-            text.clone(),
-            policy,
-        );
-        if due && state.mode == Mode::Healthy {
-            state.warnings.path_broken_warned_at = Some(now);
-            incident::post(
-                state,
-                now,
-                "Cloud cannot reach home".to_string(),
-                Severity::Warning,
-                vec![text],
-                false,
-            );
-        }
-    } else if !a.path_broken {
-        state.warnings.path_broken = false;
-    }
+            "Cloud cannot reach home",
+            "the cloud cannot reach the home API while heartbeats arrive: the path from the cloud is broken, home is fine; not bursting",
+        ],
+    );
+    standing_warning(
+        state,
+        now,
+        policy,
+        (a.agent_broken, !a.agent_broken),
+        |w| (&mut w.agent_broken, &mut w.agent_broken_warned_at),
+        [
+            "warning: agent silent",
+            "On-prem agent is silent",
+            "heartbeats are overdue while the home API answers: the on-prem agent is broken",
+        ],
+    );
+}
 
-    if a.agent_broken && !state.warnings.agent_broken {
-        state.warnings.agent_broken = true;
-        let due = state
-            .warnings
-            .agent_broken_warned_at
-            .is_none_or(|t| now.elapsed_at_least(t, WARNING_REPEAT_S));
-        let text = "heartbeats are overdue while the home API answers: the on-prem agent is broken"
-            .to_string();
-        audit::record(state, now, "warning: agent silent", text.clone(), policy);
+/// A warning that stands while its cause lasts: when `raise`d it is audited and posted (at
+/// most once per [`WARNING_REPEAT_S`], so a flapping cause does not spam the owner); when
+/// `cause_gone` it is cleared, ready to be raised again. `[audit label, title, text]`.
+fn standing_warning(
+    state: &mut SiteState,
+    now: Timestamp,
+    policy: &Policy,
+    (raise, cause_gone): (bool, bool),
+    slot: fn(&mut Warnings) -> (&mut bool, &mut Option<Timestamp>),
+    [label, title, text]: [&str; 3],
+) {
+    let (active, warned_at) = slot(&mut state.warnings);
+    if raise && !*active {
+        *active = true;
+        let due = warned_at.is_none_or(|t| now.elapsed_at_least(t, WARNING_REPEAT_S));
         if due {
-            state.warnings.agent_broken_warned_at = Some(now);
+            *warned_at = Some(now);
+        }
+        audit::record(state, now, label, text.to_string(), policy);
+        if due {
             incident::post(
                 state,
                 now,
-                "On-prem agent is silent".to_string(),
+                title.to_string(),
                 Severity::Warning,
-                vec![text],
+                vec![text.to_string()],
                 false,
             );
         }
-    } else if !a.agent_broken {
-        state.warnings.agent_broken = false;
+    } else if cause_gone {
+        *active = false;
     }
 }
 

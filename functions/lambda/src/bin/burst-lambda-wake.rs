@@ -159,6 +159,16 @@ mod tests {
         r
     }
 
+    /// Saves home's state with a wake-up pending at `due` (after `setup`); returns the wake-up
+    /// message for it.
+    async fn pending_wake(d: &Deps, due: Timestamp, setup: impl FnOnce(&mut SiteState)) -> String {
+        let mut state = SiteState::new("home", (d.clock)());
+        state.wake_at = Some(due);
+        setup(&mut state);
+        d.store.save("home", &state.to_json(), None).await.unwrap();
+        serde_json::json!({"site": "home", "at": due.0}).to_string()
+    }
+
     fn event(records: Vec<serde_json::Value>) -> SqsEvent {
         serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
     }
@@ -175,14 +185,11 @@ mod tests {
         let d = deps(dir.path(), recorder.clone()).await;
         // A site whose next deadline (a workload move's retry) is an hour away, with that
         // wake-up pending: the message SQS delivers after its first 15-minute hop.
-        let now = (d.clock)();
-        let mut state = SiteState::new("home", now);
-        let due = Timestamp(now.0 + 3_600_000 + 1);
-        state.placement.get_mut(burst_core::Tier::Critical).retry_at = Some(due);
-        state.wake_at = Some(due);
-        d.store.save("home", &state.to_json(), None).await.unwrap();
-
-        let good = serde_json::json!({"site": "home", "at": due.0}).to_string();
+        let due = Timestamp((d.clock)().0 + 3_600_000 + 1);
+        let good = pending_wake(&d, due, |s| {
+            s.placement.get_mut(burst_core::Tier::Critical).retry_at = Some(due);
+        })
+        .await;
         let batch = event(vec![
             record(Some("m-good"), Some(&good)),
             record(Some("m-bad"), Some("not a wake-up")),
@@ -228,11 +235,7 @@ mod tests {
         let recorder = Arc::new(Recorder::default());
         let d = deps(dir.path(), recorder.clone()).await;
         let now = (d.clock)();
-        let mut state = SiteState::new("home", now);
-        state.wake_at = Some(now);
-        d.store.save("home", &state.to_json(), None).await.unwrap();
-
-        let body = serde_json::json!({"site": "home", "at": now.0}).to_string();
+        let body = pending_wake(&d, now, |_| {}).await;
         let rec: SqsMessage = serde_json::from_value(record(Some("m-1"), Some(&body))).unwrap();
         let log = run(&d, &rec).await.unwrap();
         assert!(log.starts_with("wake home at "), "{log}");
@@ -252,10 +255,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = deps(dir.path(), Arc::new(Recorder::default())).await;
         let now = (d.clock)();
-        let mut state = SiteState::new("home", now);
-        state.wake_at = Some(now);
-        d.store.save("home", &state.to_json(), None).await.unwrap();
-        let body = serde_json::json!({"site": "home", "at": now.0}).to_string();
+        let body = pending_wake(&d, now, |_| {}).await;
         let batch = || event(vec![record(Some("m-1"), Some(&body))]);
 
         // 5 s left: under the reserve, so the record goes back untouched.
