@@ -1061,20 +1061,13 @@ mod tests {
         spool.push("/api/ups", b, 200, "{}".into()).unwrap();
         // Same timestamp as c: the later sequence number goes after it.
         spool.push("/api/ups", d, 300, "{}".into()).unwrap();
-        let ids: Vec<Uuid> = spool
+        let listed: Vec<(Uuid, u64)> = spool
             .list()
             .unwrap()
             .iter()
-            .map(|e| e.envelope.id)
+            .map(|e| (e.envelope.id, e.envelope.seq))
             .collect();
-        assert_eq!(ids, [a, b, c, d]);
-        let seqs: Vec<u64> = spool
-            .list()
-            .unwrap()
-            .iter()
-            .map(|e| e.envelope.seq)
-            .collect();
-        assert_eq!(seqs, [2, 3, 1, 4]);
+        assert_eq!(listed, [(a, 2), (b, 3), (c, 1), (d, 4)]);
     }
 
     #[test]

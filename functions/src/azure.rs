@@ -147,24 +147,13 @@ async fn dispatch(State(deps): State<Arc<Deps>>, req: Request) -> Response {
     }
 }
 
-fn headers_of(req: &Request) -> Vec<(String, String)> {
-    req.headers()
-        .iter()
-        .filter_map(|(k, v)| {
-            v.to_str()
-                .ok()
-                .map(|v| (k.as_str().to_ascii_lowercase(), v.to_string()))
-        })
-        .collect()
-}
-
 /// Forwarding mode: the raw request, raw body bytes (signatures depend on them).
 async fn forwarded(deps: &Arc<Deps>, name: &str, method: &str, req: Request) -> Response {
     let f = match Function::for_request(name, method) {
         Ok(f) => f,
         Err(r) => return reply(r),
     };
-    let headers = headers_of(&req);
+    let headers = FnRequest::header_pairs(req.headers());
     let body = match read_body(deps, req, BODY_LIMIT).await {
         Ok(b) => b,
         Err(r) => return r,

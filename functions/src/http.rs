@@ -19,6 +19,19 @@ pub struct Request {
 }
 
 impl Request {
+    /// Header pairs as the bodies read them, from either platform's `http` header map: names
+    /// lower-cased, values that are not visible ASCII left out.
+    pub fn header_pairs(headers: &axum::http::HeaderMap) -> Vec<(String, String)> {
+        headers
+            .iter()
+            .filter_map(|(k, v)| {
+                v.to_str()
+                    .ok()
+                    .map(|v| (k.as_str().to_ascii_lowercase(), v.to_string()))
+            })
+            .collect()
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()

@@ -112,15 +112,7 @@ pub async fn handle_http(
     // The path as the caller sent it (function URLs have no stage prefix).
     let path = req.raw_http_path().to_string();
     let method = req.method().as_str().to_string();
-    let headers: Vec<(String, String)> = req
-        .headers()
-        .iter()
-        .filter_map(|(k, v)| {
-            v.to_str()
-                .ok()
-                .map(|v| (k.as_str().to_ascii_lowercase(), v.to_string()))
-        })
-        .collect();
+    let headers = burst_functions::http::Request::header_pairs(req.headers());
     // Text bodies arrive as sent; base64 ones (isBase64Encoded) are already decoded: either
     // way these are the bytes the sender signed.
     let body = req.body().as_ref().to_vec();
