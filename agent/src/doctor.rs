@@ -1422,31 +1422,22 @@ mod tests {
 
     #[test]
     fn a_handler_401_names_the_jwt_problem() {
-        let (mark, text, fixes) = judge(
-            &config(),
-            ROUTE_UPS,
-            "http://x/api/ups",
-            Some("function_key"),
-            Some("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"),
-            &Ok(reply(
-                401,
-                r#"{"error":"unknown_site","detail":"token issuer \"home\" is not a site"}"#,
-            )),
-        );
+        let ups_401 = |body: &str| {
+            judge(
+                &config(),
+                ROUTE_UPS,
+                "http://x/api/ups",
+                Some("function_key"),
+                Some("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"),
+                &Ok(reply(401, body)),
+            )
+        };
+        let (mark, text, fixes) =
+            ups_401(r#"{"error":"unknown_site","detail":"token issuer \"home\" is not a site"}"#);
         assert_eq!(mark, Mark::Fail);
         assert!(text.contains("unknown_site"), "{text}");
         assert!(fixes[0].contains("BURST_SITES"), "{fixes:?}");
-        let (_, _, fixes) = judge(
-            &config(),
-            ROUTE_UPS,
-            "http://x/api/ups",
-            Some("function_key"),
-            Some("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"),
-            &Ok(reply(
-                401,
-                r#"{"error":"invalid_token","detail":"signature"}"#,
-            )),
-        );
+        let (_, _, fixes) = ups_401(r#"{"error":"invalid_token","detail":"signature"}"#);
         assert!(
             fixes[0].contains("BURST_AGENT_ED25519_PUBLIC_KEY")
                 && fixes[0]

@@ -498,22 +498,18 @@ mod tests {
 
     #[test]
     fn err_codes_map_to_variants() {
-        assert!(matches!(
-            UpsdError::from_err_code("UNKNOWN-UPS"),
-            UpsdError::UnknownUps
-        ));
-        assert!(matches!(
-            UpsdError::from_err_code("DATA-STALE"),
-            UpsdError::DataStale
-        ));
-        assert!(matches!(
-            UpsdError::from_err_code("DRIVER-NOT-CONNECTED"),
-            UpsdError::DriverNotConnected
-        ));
-        assert!(matches!(
-            UpsdError::from_err_code("VAR-NOT-SUPPORTED"),
-            UpsdError::VarNotSupported
-        ));
+        for (code, variant) in [
+            ("UNKNOWN-UPS", UpsdError::UnknownUps),
+            ("DATA-STALE", UpsdError::DataStale),
+            ("DRIVER-NOT-CONNECTED", UpsdError::DriverNotConnected),
+            ("VAR-NOT-SUPPORTED", UpsdError::VarNotSupported),
+        ] {
+            assert_eq!(
+                std::mem::discriminant(&UpsdError::from_err_code(code)),
+                std::mem::discriminant(&variant),
+                "{code}"
+            );
+        }
         assert!(
             matches!(UpsdError::from_err_code("ACCESS-DENIED"), UpsdError::Err(c) if c == "ACCESS-DENIED")
         );
