@@ -509,59 +509,49 @@ mod tests {
     /// (discord-api-docs issue #6473). All retryable, unlike Discord's own JSON 403.
     #[test]
     fn cloudflare_403_is_retryable_later() {
-        let mut h = HeaderMap::new();
-        h.insert("cf-ray", HeaderValue::from_static("77d9b7e20dc42b27-FRA"));
-        h.insert("server", HeaderValue::from_static("cloudflare"));
-        match classify(&Delivery::Create, 403, &h, b"error code: 1010") {
+        let retryable_detail = |result| match result {
             NotifyResult::Failed {
                 detail,
                 retryable: true,
-            } => {
-                assert!(
-                    detail.starts_with("HTTP 403: blocked by Cloudflare"),
-                    "{detail}"
-                );
-                assert!(detail.contains("Ray ID 77d9b7e20dc42b27-FRA"), "{detail}");
-                assert!(
-                    detail.ends_with("the page says: error code: 1010"),
-                    "{detail}"
-                );
-            }
+            } => detail,
             other => panic!("{other:?}"),
-        }
+        };
+        let mut h = HeaderMap::new();
+        h.insert("cf-ray", HeaderValue::from_static("77d9b7e20dc42b27-FRA"));
+        h.insert("server", HeaderValue::from_static("cloudflare"));
+        let detail = retryable_detail(classify(&Delivery::Create, 403, &h, b"error code: 1010"));
+        assert!(
+            detail.starts_with("HTTP 403: blocked by Cloudflare"),
+            "{detail}"
+        );
+        assert!(detail.contains("Ray ID 77d9b7e20dc42b27-FRA"), "{detail}");
+        assert!(
+            detail.ends_with("the page says: error code: 1010"),
+            "{detail}"
+        );
         let page = br#"<!DOCTYPE html>
 <html class="no-js" lang="en-US"> <head>
 <title>Access denied | discord.com used Cloudflare to restrict access</title>
 <meta charset="UTF-8" /></head><body><h1>Error 1010</h1></body></html>"#;
-        match classify(&edit(), 403, &no_headers(), page) {
-            NotifyResult::Failed {
-                detail,
-                retryable: true,
-            } => assert!(
-                detail.ends_with(
-                    "the page says: Access denied | discord.com used Cloudflare to restrict access"
-                ),
-                "{detail}"
+        let detail = retryable_detail(classify(&edit(), 403, &no_headers(), page));
+        assert!(
+            detail.ends_with(
+                "the page says: Access denied | discord.com used Cloudflare to restrict access"
             ),
-            other => panic!("{other:?}"),
-        }
-        match classify(
+            "{detail}"
+        );
+        let detail = retryable_detail(classify(
             &Delivery::Post,
             403,
             &no_headers(),
             br#"{"message": "internal network error", "code": 40333}"#,
-        ) {
-            NotifyResult::Failed {
-                detail,
-                retryable: true,
-            } => assert!(
-                detail.starts_with(
-                    "HTTP 403: internal network error (code 40333): blocked by Cloudflare"
-                ),
-                "{detail}"
+        ));
+        assert!(
+            detail.starts_with(
+                "HTTP 403: internal network error (code 40333): blocked by Cloudflare"
             ),
-            other => panic!("{other:?}"),
-        }
+            "{detail}"
+        );
     }
 
     #[test]
