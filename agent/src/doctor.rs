@@ -1422,31 +1422,22 @@ mod tests {
 
     #[test]
     fn a_handler_401_names_the_jwt_problem() {
-        let (mark, text, fixes) = judge(
-            &config(),
-            ROUTE_UPS,
-            "http://x/api/ups",
-            Some("function_key"),
-            Some("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"),
-            &Ok(reply(
-                401,
-                r#"{"error":"unknown_site","detail":"token issuer \"home\" is not a site"}"#,
-            )),
-        );
+        let ups_401 = |body: &str| {
+            judge(
+                &config(),
+                ROUTE_UPS,
+                "http://x/api/ups",
+                Some("function_key"),
+                Some("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"),
+                &Ok(reply(401, body)),
+            )
+        };
+        let (mark, text, fixes) =
+            ups_401(r#"{"error":"unknown_site","detail":"token issuer \"home\" is not a site"}"#);
         assert_eq!(mark, Mark::Fail);
         assert!(text.contains("unknown_site"), "{text}");
         assert!(fixes[0].contains("BURST_SITES"), "{fixes:?}");
-        let (_, _, fixes) = judge(
-            &config(),
-            ROUTE_UPS,
-            "http://x/api/ups",
-            Some("function_key"),
-            Some("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"),
-            &Ok(reply(
-                401,
-                r#"{"error":"invalid_token","detail":"signature"}"#,
-            )),
-        );
+        let (_, _, fixes) = ups_401(r#"{"error":"invalid_token","detail":"signature"}"#);
         assert!(
             fixes[0].contains("BURST_AGENT_ED25519_PUBLIC_KEY")
                 && fixes[0]
@@ -1472,6 +1463,20 @@ mod tests {
         );
     }
 
+    /// The clock check's report on one route's `reply`.
+    fn clock_report(reply: Reply) -> Report {
+        let mut report = Report::default();
+        check_clock(
+            &mut report,
+            &[RouteResult {
+                route: ROUTE_UPS,
+                ok: true,
+                reply: Some(reply),
+            }],
+        );
+        report
+    }
+
     #[test]
     fn clock_offset_from_the_date_header() {
         let mut r = reply(400, "");
@@ -1483,15 +1488,7 @@ mod tests {
         r.date = Some(r.sent_at + chrono::TimeDelta::seconds(45));
         let offset = clock_offset_s(&r).unwrap();
         assert!((offset - -45.4).abs() < 0.01, "{offset}");
-        let mut report = Report::default();
-        check_clock(
-            &mut report,
-            &[RouteResult {
-                route: ROUTE_UPS,
-                ok: true,
-                reply: Some(r.clone()),
-            }],
-        );
+        let report = clock_report(r.clone());
         assert_eq!(report.checks[0].mark, Mark::Warn, "{:?}", report.checks);
         assert!(
             report.checks[0].text.contains("45 s behind"),
@@ -1499,15 +1496,7 @@ mod tests {
             report.checks
         );
         r.date = Some(r.sent_at - chrono::TimeDelta::seconds(150));
-        let mut report = Report::default();
-        check_clock(
-            &mut report,
-            &[RouteResult {
-                route: ROUTE_UPS,
-                ok: true,
-                reply: Some(r),
-            }],
-        );
+        let report = clock_report(r);
         assert_eq!(report.checks[0].mark, Mark::Fail);
         assert!(
             report.checks[0].text.contains("ahead of"),

@@ -279,25 +279,28 @@ impl UpsdClient {
 
     /// `LIST VAR <ups>` → every variable and its value.
     pub async fn list_var(&mut self, ups: &str) -> Result<BTreeMap<String, String>, UpsdError> {
-        let limit = self.timeout;
-        let rows = timeout(limit, self.list(&format!("VAR {ups}"), "VAR", 4))
-            .await
-            .map_err(|_| UpsdError::Timeout(limit))??;
-        Ok(rows
-            .into_iter()
-            .map(|w| (w[2].clone(), w[3].clone())) // `list` checked the width
-            .collect())
+        self.list_pairs(&format!("VAR {ups}"), "VAR", 4).await
     }
 
     /// `LIST UPS` → every UPS name and its description.
     pub async fn list_ups(&mut self) -> Result<BTreeMap<String, String>, UpsdError> {
+        self.list_pairs("UPS", "UPS", 3).await
+    }
+
+    /// `LIST <what>` within the timeout, each row's last two words as name and value.
+    async fn list_pairs(
+        &mut self,
+        what: &str,
+        kind: &str,
+        width: usize,
+    ) -> Result<BTreeMap<String, String>, UpsdError> {
         let limit = self.timeout;
-        let rows = timeout(limit, self.list("UPS", "UPS", 3))
+        let rows = timeout(limit, self.list(what, kind, width))
             .await
             .map_err(|_| UpsdError::Timeout(limit))??;
         Ok(rows
             .into_iter()
-            .map(|w| (w[1].clone(), w[2].clone())) // `list` checked the width
+            .map(|w| (w[width - 2].clone(), w[width - 1].clone())) // `list` checked the width
             .collect())
     }
 
@@ -564,22 +567,18 @@ mod tests {
 
     #[test]
     fn err_codes_map_to_variants() {
-        assert!(matches!(
-            UpsdError::from_err_code("UNKNOWN-UPS"),
-            UpsdError::UnknownUps
-        ));
-        assert!(matches!(
-            UpsdError::from_err_code("DATA-STALE"),
-            UpsdError::DataStale
-        ));
-        assert!(matches!(
-            UpsdError::from_err_code("DRIVER-NOT-CONNECTED"),
-            UpsdError::DriverNotConnected
-        ));
-        assert!(matches!(
-            UpsdError::from_err_code("VAR-NOT-SUPPORTED"),
-            UpsdError::VarNotSupported
-        ));
+        for (code, variant) in [
+            ("UNKNOWN-UPS", UpsdError::UnknownUps),
+            ("DATA-STALE", UpsdError::DataStale),
+            ("DRIVER-NOT-CONNECTED", UpsdError::DriverNotConnected),
+            ("VAR-NOT-SUPPORTED", UpsdError::VarNotSupported),
+        ] {
+            assert_eq!(
+                std::mem::discriminant(&UpsdError::from_err_code(code)),
+                std::mem::discriminant(&variant),
+                "{code}"
+            );
+        }
         assert!(
             matches!(UpsdError::from_err_code("ACCESS-DENIED"), UpsdError::Err(c) if c == "ACCESS-DENIED")
         );

@@ -109,22 +109,11 @@ mod tests {
     async fn tcp_probe_up_and_down() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let up = probe(
-            &format!("tcp://127.0.0.1:{port}"),
-            Duration::from_secs(2),
-            false,
-        )
-        .await
-        .unwrap();
+        let target = format!("tcp://127.0.0.1:{port}");
+        let up = probe(&target, Duration::from_secs(2), false).await.unwrap();
         assert!(up.reachable && up.latency_ms.is_some(), "{up:?}");
         drop(listener);
-        let down = probe(
-            &format!("tcp://127.0.0.1:{port}"),
-            Duration::from_secs(2),
-            false,
-        )
-        .await
-        .unwrap();
+        let down = probe(&target, Duration::from_secs(2), false).await.unwrap();
         assert!(!down.reachable && down.latency_ms.is_none(), "{down:?}");
     }
 }

@@ -364,38 +364,23 @@ export function createStack(cfg: StackConfig): Stack {
     });
 
     // --- least privilege: the scale set only.
-    // Stable GUID names, derived like ARM's guid(): unique per resource group (whose name
+    // Custom roles (`what` gives the id, `title` the display name) and role assignments get
+    // stable GUID names, derived like ARM's guid(): unique per resource group (whose name
     // carries a random suffix), unchanged across updates.
-    const roleDefinitionId = (what: string) => resourceGroup.id.apply((id) => stableGuid(id, "hybrid-burst", what));
-    const assignmentName = (scope: pulumi.Input<string>, role: pulumi.Input<string>) =>
-        pulumi.all([scope, role, principalId]).apply(([sc, r, p]) => stableGuid(sc, r, p));
-
-    const scaleSetRole = new authorization.RoleDefinition("burst-scale-set-operator", {
-        roleDefinitionId: roleDefinitionId("scale-set-operator"),
-        scope: resourceGroup.id,
-        roleName: pulumi.interpolate`hybrid-burst scale set operator (${rg})`,
-        description: "Read a hybrid-burst Spot scale set and write its capacity. Assigned at the scale set's scope only.",
-        roleType: "CustomRole",
-        permissions: [{ actions: [...SCALE_SET_ACTIONS], notActions: [], dataActions: [], notDataActions: [] }],
-        // Custom roles can be assignable at resource-group level at the finest; the
-        // assignment below is what narrows it to the scale set.
-        assignableScopes: [resourceGroup.id],
-    });
-    const scaleSetRoleAssignment = new authorization.RoleAssignment("burst-functions-scale-set", {
-        roleAssignmentName: assignmentName(scaleSet.id, scaleSetRole.id),
-        scope: scaleSet.id,
-        roleDefinitionId: scaleSetRole.id,
-        principalId,
-        principalType: authorization.PrincipalType.ServicePrincipal,
-        description: "hybrid-burst functions: read and resize the Spot scale set",
-    });
-
-    // --- storage data rights, each at the narrowest scope that works (see roles.ts).
-    const client = authorization.getClientConfigOutput();
-    const builtIn = (guid: string) => client.subscriptionId.apply((sub) => builtInRoleId(sub, guid));
-    const dataRole = (logical: string, scope: pulumi.Input<string>, role: string, principal: pulumi.Input<string>, description: string) => {
-        const roleDefinitionId = builtIn(role);
-        return new authorization.RoleAssignment(logical, {
+    const customRole = (logical: string, what: string, title: string, description: string, actions: readonly string[], dataActions: readonly string[] = []) =>
+        new authorization.RoleDefinition(logical, {
+            roleDefinitionId: resourceGroup.id.apply((id) => stableGuid(id, "hybrid-burst", what)),
+            scope: resourceGroup.id,
+            roleName: pulumi.interpolate`hybrid-burst ${title} (${rg})`,
+            description,
+            roleType: "CustomRole",
+            permissions: [{ actions: [...actions], notActions: [], dataActions: [...dataActions], notDataActions: [] }],
+            // Custom roles can be assignable at resource-group level at the finest; each
+            // role's assignment is what narrows it to one resource.
+            assignableScopes: [resourceGroup.id],
+        });
+    const assignRole = (logical: string, scope: pulumi.Input<string>, roleDefinitionId: pulumi.Input<string>, principal: pulumi.Input<string>, description: string) =>
+        new authorization.RoleAssignment(logical, {
             roleAssignmentName: pulumi.all([scope, roleDefinitionId, principal]).apply(([sc, r, p]) => stableGuid(sc, r, p)),
             scope,
             roleDefinitionId,
@@ -403,7 +388,27 @@ export function createStack(cfg: StackConfig): Stack {
             principalType: authorization.PrincipalType.ServicePrincipal,
             description,
         });
-    };
+
+    const scaleSetRole = customRole(
+        "burst-scale-set-operator",
+        "scale-set-operator",
+        "scale set operator",
+        "Read a hybrid-burst Spot scale set and write its capacity. Assigned at the scale set's scope only.",
+        SCALE_SET_ACTIONS,
+    );
+    const scaleSetRoleAssignment = assignRole(
+        "burst-functions-scale-set",
+        scaleSet.id,
+        scaleSetRole.id,
+        principalId,
+        "hybrid-burst functions: read and resize the Spot scale set",
+    );
+
+    // --- storage data rights, each at the narrowest scope that works (see roles.ts).
+    const client = authorization.getClientConfigOutput();
+    const builtIn = (guid: string) => client.subscriptionId.apply((sub) => builtInRoleId(sub, guid));
+    const dataRole = (logical: string, scope: pulumi.Input<string>, role: string, principal: pulumi.Input<string>, description: string) =>
+        assignRole(logical, scope, builtIn(role), principal, description);
     const storageRoleAssignments = {
         hostBlobs: dataRole(
             "burst-functions-host-blobs",
@@ -438,24 +443,22 @@ export function createStack(cfg: StackConfig): Stack {
     // --- the wake-up queues: the trigger's and the sender's rights on the wake queue (a custom
     // role: no built-in grants Update Message without also deleting and clearing queues), and
     // Put Message on the poison queue, each at its queue's scope; nothing account-wide.
-    const wakeQueueRole = new authorization.RoleDefinition("burst-wake-queue-worker", {
-        roleDefinitionId: roleDefinitionId("wake-queue-worker"),
-        scope: resourceGroup.id,
-        roleName: pulumi.interpolate`hybrid-burst wake queue worker (${rg})`,
-        description: "Send, receive, release and delete the messages of a hybrid-burst wake-up queue. Assigned at the queue's scope only.",
-        roleType: "CustomRole",
-        permissions: [{ actions: [...WAKE_QUEUE_ACTIONS], notActions: [], dataActions: [...WAKE_QUEUE_DATA_ACTIONS], notDataActions: [] }],
-        assignableScopes: [resourceGroup.id],
-    });
+    const wakeQueueRole = customRole(
+        "burst-wake-queue-worker",
+        "wake-queue-worker",
+        "wake queue worker",
+        "Send, receive, release and delete the messages of a hybrid-burst wake-up queue. Assigned at the queue's scope only.",
+        WAKE_QUEUE_ACTIONS,
+        WAKE_QUEUE_DATA_ACTIONS,
+    );
     const queueRoleAssignments = {
-        wake: new authorization.RoleAssignment("burst-functions-wake-queue", {
-            roleAssignmentName: assignmentName(wakeQueue.id, wakeQueueRole.id),
-            scope: wakeQueue.id,
-            roleDefinitionId: wakeQueueRole.id,
+        wake: assignRole(
+            "burst-functions-wake-queue",
+            wakeQueue.id,
+            wakeQueueRole.id,
             principalId,
-            principalType: authorization.PrincipalType.ServicePrincipal,
-            description: "hybrid-burst functions: the wake-up queue (queue trigger and sender), this queue only",
-        }),
+            "hybrid-burst functions: the wake-up queue (queue trigger and sender), this queue only",
+        ),
         poison: dataRole(
             "burst-functions-wake-poison",
             wakePoisonQueue.id,
@@ -467,23 +470,20 @@ export function createStack(cfg: StackConfig): Stack {
 
     let pollingRoleAssignment: authorization.RoleAssignment | undefined;
     if (cfg.allowAsyncOperationPolling) {
-        const pollingRole = new authorization.RoleDefinition("burst-operation-reader", {
-            roleDefinitionId: roleDefinitionId("operation-reader"),
-            scope: resourceGroup.id,
-            roleName: pulumi.interpolate`hybrid-burst operation status reader (${rg})`,
-            description: "Read the status of Compute long-running operations (Azure-AsyncOperation polling).",
-            roleType: "CustomRole",
-            permissions: [{ actions: [...POLLING_ACTIONS], notActions: [], dataActions: [], notDataActions: [] }],
-            assignableScopes: [resourceGroup.id],
-        });
-        pollingRoleAssignment = new authorization.RoleAssignment("burst-functions-operation-reader", {
-            roleAssignmentName: assignmentName(resourceGroup.id, pollingRole.id),
-            scope: resourceGroup.id,
-            roleDefinitionId: pollingRole.id,
+        const pollingRole = customRole(
+            "burst-operation-reader",
+            "operation-reader",
+            "operation status reader",
+            "Read the status of Compute long-running operations (Azure-AsyncOperation polling).",
+            POLLING_ACTIONS,
+        );
+        pollingRoleAssignment = assignRole(
+            "burst-functions-operation-reader",
+            resourceGroup.id,
+            pollingRole.id,
             principalId,
-            principalType: authorization.PrincipalType.ServicePrincipal,
-            description: "hybrid-burst functions: poll Compute operation status",
-        });
+            "hybrid-burst functions: poll Compute operation status",
+        );
     }
 
     // --- the backstop: Azure's own budget on the resource group.

@@ -14,6 +14,48 @@ pub mod swarm;
 use crate::scenario::Scenario;
 use record::{Kind, Record, Summary};
 
+/// What a scenario puts on the clock before it runs. At one instant, in this order: world
+/// changes, then the periodic reports, then expectations (they see everything due then).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Scheduled {
+    Event(usize),
+    Probe,
+    Heartbeat,
+    Witness,
+    Expect(usize),
+}
+
+/// `scenario`'s schedule as (ms, item), unsorted: its events, its timed expectations, and
+/// every probe, heartbeat and (if set) witness tick from 0 to the end.
+pub(crate) fn scheduled(scenario: &Scenario) -> Vec<(i64, Scheduled)> {
+    let w = &scenario.world;
+    let end = scenario.duration.millis();
+    let mut items: Vec<(i64, Scheduled)> = Vec::new();
+    for (i, e) in scenario.events.iter().enumerate() {
+        items.push((e.t.millis(), Scheduled::Event(i)));
+    }
+    for (i, x) in scenario.expectations.iter().enumerate() {
+        if let Some(at) = x.at {
+            items.push((at.millis(), Scheduled::Expect(i)));
+        }
+    }
+    let mut periodic = vec![
+        (w.probe_interval.millis(), Scheduled::Probe),
+        (w.heartbeat_interval.millis(), Scheduled::Heartbeat),
+    ];
+    if let Some(wi) = w.witness_interval {
+        periodic.push((wi.millis(), Scheduled::Witness));
+    }
+    for (every, due) in periodic {
+        let mut t = 0;
+        while t <= end {
+            items.push((t, due));
+            t += every.max(1);
+        }
+    }
+    items
+}
+
 /// The result of running one scenario.
 #[derive(Clone, Debug)]
 pub struct DrillRun {

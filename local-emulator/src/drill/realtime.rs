@@ -13,7 +13,7 @@ use super::gap::GapMeter;
 use super::home::Home;
 use super::record::{Kind, Record};
 use super::simulated::describe;
-use super::{DrillRun, Measured};
+use super::{DrillRun, Measured, Scheduled, scheduled};
 use crate::host::{Host, HostConfig, HostHandle};
 use crate::scenario::{Event, Scenario, UpDown};
 use burst_core::{Input, Timestamp};
@@ -190,15 +190,6 @@ impl Pace {
     fn real_at(&self, t_ms: i64) -> Instant {
         self.start_real + Duration::from_secs_f64(t_ms.max(0) as f64 / 1000.0 / self.scale)
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Due {
-    Event(usize),
-    Probe,
-    Heartbeat,
-    Witness,
-    Expect(usize),
 }
 
 struct Runner<'a> {
@@ -448,33 +439,22 @@ pub fn tempdir_app(app_dir: &Path, handler: &Path) -> Result<PathBuf, RealtimeEr
     Ok(dir)
 }
 
+/// Sends `req` (`what`, in errors) and wants `status` back.
+async fn answered(
+    req: reqwest::RequestBuilder,
+    what: &str,
+    status: u16,
+) -> Result<reqwest::Response, String> {
+    let resp = req.send().await.map_err(|e| format!("{what}: {e}"))?;
+    if resp.status().as_u16() != status {
+        return Err(format!("{what} answered {}", resp.status()));
+    }
+    Ok(resp)
+}
+
 impl Runner<'_> {
-    fn schedule(&self) -> Vec<(i64, Due)> {
-        let w = &self.scenario.world;
-        let end = self.scenario.duration.millis();
-        let mut items: Vec<(i64, Due)> = Vec::new();
-        for (i, e) in self.scenario.events.iter().enumerate() {
-            items.push((e.t.millis(), Due::Event(i)));
-        }
-        for (i, x) in self.scenario.expectations.iter().enumerate() {
-            if let Some(at) = x.at {
-                items.push((at.millis(), Due::Expect(i)));
-            }
-        }
-        let mut periodic = vec![
-            (w.probe_interval.millis(), Due::Probe),
-            (w.heartbeat_interval.millis(), Due::Heartbeat),
-        ];
-        if let Some(wi) = w.witness_interval {
-            periodic.push((wi.millis(), Due::Witness));
-        }
-        for (every, due) in periodic {
-            let mut t = 0;
-            while t <= end {
-                items.push((t, due));
-                t += every.max(1);
-            }
-        }
+    fn schedule(&self) -> Vec<(i64, Scheduled)> {
+        let mut items = scheduled(self.scenario);
         items.sort();
         items
     }
@@ -498,17 +478,17 @@ impl Runner<'_> {
                 return Err(format!("the Functions host stopped: {}", tail.join(" | ")));
             }
             match due {
-                Due::Event(i) => {
+                Scheduled::Event(i) => {
                     let e = self.scenario.events[i].clone();
                     self.world_event(t, &e).await?;
                 }
-                Due::Probe => self.probe().await?,
-                Due::Heartbeat => self.heartbeat().await?,
-                Due::Witness => {
+                Scheduled::Probe => self.probe().await?,
+                Scheduled::Heartbeat => self.heartbeat().await?,
+                Scheduled::Witness => {
                     let w = self.home.witness(self.pace.now());
                     self.send_agent(&Input::Witness(w)).await?;
                 }
-                Due::Expect(i) => {
+                Scheduled::Expect(i) => {
                     let o = self.observe().await?;
                     let x = &self.scenario.expectations[i];
                     for (ok, what) in check_point(x, &o) {
@@ -574,31 +554,21 @@ impl Runner<'_> {
 
     /// Runs the timer function now (admin endpoint, master key), like the host's schedule would.
     async fn probe(&mut self) -> Result<(), String> {
-        let resp = self
+        let req = self
             .client
             .post(format!("{}/admin/functions/probe", self.host.base_url()))
             .header("x-functions-key", self.host.master_key())
-            .json(&json!({"input": ""}))
-            .send()
-            .await
-            .map_err(|e| format!("admin probe: {e}"))?;
-        if resp.status().as_u16() != 202 {
-            return Err(format!("admin probe answered {}", resp.status()));
-        }
+            .json(&json!({"input": ""}));
+        answered(req, "admin probe", 202).await?;
         Ok(())
     }
 
     async fn status(&mut self) -> Result<Value, String> {
-        let resp = self
+        let req = self
             .client
             .get(format!("{}/api/status", self.host.base_url()))
-            .header("x-functions-key", self.function_key("status"))
-            .send()
-            .await
-            .map_err(|e| format!("GET /api/status: {e}"))?;
-        if resp.status().as_u16() != 200 {
-            return Err(format!("GET /api/status answered {}", resp.status()));
-        }
+            .header("x-functions-key", self.function_key("status"));
+        let resp = answered(req, "GET /api/status", 200).await?;
         let v: Value = resp.json().await.map_err(|e| format!("status JSON: {e}"))?;
         let site = v.pointer("/sites/0").cloned().unwrap_or(Value::Null);
         self.last_status = site.clone();
@@ -659,19 +629,14 @@ impl Runner<'_> {
             }]))
             .unwrap_or_default();
             let sig = burst_tailscale_sim::sign(&self.ts_secret, now_s, &body);
-            let resp = self
+            let req = self
                 .client
                 .post(format!("{}/api/tailscale", self.host.base_url()))
                 .header("x-functions-key", self.function_key("tailscale"))
                 .header("content-type", "application/json")
                 .header("tailscale-webhook-signature", sig)
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| format!("POST /api/tailscale: {e}"))?;
-            if resp.status().as_u16() != 200 {
-                return Err(format!("POST /api/tailscale answered {}", resp.status()));
-            }
+                .body(body);
+            answered(req, "POST /api/tailscale", 200).await?;
         }
         Ok(())
     }

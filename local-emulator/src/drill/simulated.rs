@@ -16,7 +16,7 @@ use super::gap::GapMeter;
 use super::home::Home;
 use super::ports::{SimWorld, SiteStores, ports};
 use super::record::{Kind, Record};
-use super::{DrillRun, Measured};
+use super::{DrillRun, Measured, Scheduled, scheduled};
 use crate::scenario::{Event, Scenario};
 use burst_core::state::AuditEntry;
 use burst_core::{Input, Policy, SiteState, Tier, Timestamp, dedupe, invariants};
@@ -61,6 +61,18 @@ enum Due {
     /// scenario's, 1… its neighbours.
     Wake(i64, u8, usize),
     Expect(usize),
+}
+
+impl From<Scheduled> for Due {
+    fn from(item: Scheduled) -> Self {
+        match item {
+            Scheduled::Event(i) => Due::Event(i),
+            Scheduled::Probe => Due::Probe,
+            Scheduled::Heartbeat => Due::Heartbeat,
+            Scheduled::Witness => Due::Witness,
+            Scheduled::Expect(i) => Due::Expect(i),
+        }
+    }
 }
 
 /// A safety rule broken during a run.
@@ -353,29 +365,8 @@ impl<'a> Sim<'a> {
     }
 
     fn schedule_all(&mut self) {
-        let w = &self.scenario.world;
-        let end = self.scenario.duration.millis();
-        for (i, e) in self.scenario.events.iter().enumerate() {
-            self.queue.push(Reverse((e.t.millis(), Due::Event(i))));
-        }
-        for (i, x) in self.scenario.expectations.iter().enumerate() {
-            if let Some(at) = x.at {
-                self.queue.push(Reverse((at.millis(), Due::Expect(i))));
-            }
-        }
-        let mut periodic = vec![
-            (w.probe_interval.millis(), Due::Probe),
-            (w.heartbeat_interval.millis(), Due::Heartbeat),
-        ];
-        if let Some(wi) = w.witness_interval {
-            periodic.push((wi.millis(), Due::Witness));
-        }
-        for (every, due) in periodic {
-            let mut t = 0;
-            while t <= end {
-                self.queue.push(Reverse((t, due)));
-                t += every.max(1);
-            }
+        for (t, item) in scheduled(self.scenario) {
+            self.queue.push(Reverse((t, item.into())));
         }
     }
 

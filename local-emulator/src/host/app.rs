@@ -549,6 +549,14 @@ fn parse_function(name: &str, path: &Path) -> Result<Function, AppError> {
             Some(Value::Bool(x)) => Ok(*x),
             Some(_) => Err(invalid(path, &field(f), "must be true or false")),
         };
+        // A string that must be there, trimmed.
+        let required = |f: &str| {
+            b.get(f)
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| invalid(path, &field(f), "missing"))
+        };
         match ty.to_ascii_lowercase().as_str() {
             "httptrigger" => {
                 want_dir("in")?;
@@ -615,11 +623,7 @@ fn parse_function(name: &str, path: &Path) -> Result<Function, AppError> {
             "timertrigger" => {
                 want_dir("in")?;
                 inputs += 1;
-                let schedule = b
-                    .get("schedule")
-                    .and_then(Value::as_str)
-                    .filter(|s| !s.trim().is_empty())
-                    .ok_or_else(|| invalid(path, &field("schedule"), "missing"))?;
+                let schedule = required("schedule")?;
                 let max_retry_count = b
                     .pointer("/retry/maxRetryCount")
                     .and_then(Value::as_u64)
@@ -629,7 +633,7 @@ fn parse_function(name: &str, path: &Path) -> Result<Function, AppError> {
                 }
                 trigger = Some(Trigger::Timer(TimerTrigger {
                     name: bname.to_string(),
-                    schedule: schedule.trim().to_string(),
+                    schedule: schedule.to_string(),
                     run_on_startup: bool_field("runOnStartup", false)?,
                     use_monitor: bool_field("useMonitor", true)?,
                     max_retry_count,
@@ -638,11 +642,7 @@ fn parse_function(name: &str, path: &Path) -> Result<Function, AppError> {
             "queuetrigger" => {
                 want_dir("in")?;
                 inputs += 1;
-                let queue_name = b
-                    .get("queueName")
-                    .and_then(Value::as_str)
-                    .filter(|s| !s.trim().is_empty())
-                    .ok_or_else(|| invalid(path, &field("queueName"), "missing"))?;
+                let queue_name = required("queueName")?;
                 let connection = match b.get("connection") {
                     None | Some(Value::Null) => "AzureWebJobsStorage".to_string(),
                     Some(Value::String(c)) if !c.trim().is_empty() => c.trim().to_string(),
@@ -655,7 +655,7 @@ fn parse_function(name: &str, path: &Path) -> Result<Function, AppError> {
                 }
                 trigger = Some(Trigger::Queue(QueueTrigger {
                     name: bname.to_string(),
-                    queue_name: queue_name.trim().to_string(),
+                    queue_name: queue_name.to_string(),
                     connection,
                 }));
             }

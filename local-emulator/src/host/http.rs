@@ -198,97 +198,100 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         .unwrap_or(0);
     let invocation = uuid::Uuid::new_v4();
     let reason = "This function was programmatically called via the host APIs.";
-    inner.log.host(
-        Level::Information,
-        &format!(
-            "Executing 'Functions.{}' (Reason='{reason}', Id={invocation})",
-            f.name
-        ),
-    );
-    let started = Instant::now();
-    let out = if inner.app.host.forwarding && f.http_only {
-        forward(
-            &inner,
-            &f.name,
-            &parts,
-            &path,
-            &query,
-            body,
-            content_length,
-            invocation,
-        )
-        .await
-    } else {
-        let host = parts
-            .headers
-            .get("host")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("localhost")
-            .to_string();
-        let url = format!(
-            "http://{host}{}",
-            parts
-                .uri
-                .path_and_query()
-                .map(|p| p.as_str())
-                .unwrap_or("/")
-        );
-        let headers: Vec<(String, String)> = parts
-            .headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        let info = HttpRequestInfo {
-            url,
-            method: method.clone(),
-            raw_query,
-            headers,
-            body,
-            content_length,
-            route_values,
-            key: used,
-        };
-        let payload = payload::http_invocation(
-            &f.name,
-            &h.name,
-            &info,
-            chrono::Utc::now(),
-            uuid::Uuid::new_v4(),
-        );
-        match invoke_json(&inner, f, payload, invocation).await {
-            Ok(Some(r)) => Ok(respond(r)),
-            Ok(None) => Ok(empty(200)),
-            Err(e) => Err(e),
+    let call = async {
+        if inner.app.host.forwarding && f.http_only {
+            forward(
+                &inner,
+                &f.name,
+                &parts,
+                &path,
+                &query,
+                body,
+                content_length,
+                invocation,
+            )
+            .await
+        } else {
+            let host = parts
+                .headers
+                .get("host")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("localhost")
+                .to_string();
+            let url = format!(
+                "http://{host}{}",
+                parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/")
+            );
+            let headers: Vec<(String, String)> = parts
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            let info = HttpRequestInfo {
+                url,
+                method: method.clone(),
+                raw_query,
+                headers,
+                body,
+                content_length,
+                route_values,
+                key: used,
+            };
+            let payload = payload::http_invocation(
+                &f.name,
+                &h.name,
+                &info,
+                chrono::Utc::now(),
+                uuid::Uuid::new_v4(),
+            );
+            match invoke_json(&inner, f, payload, invocation).await {
+                Ok(Some(r)) => Ok(respond(r)),
+                Ok(None) => Ok(empty(200)),
+                Err(e) => Err(e),
+            }
         }
     };
+    logged(&inner, &f.name, reason, invocation, call)
+        .await
+        .unwrap_or_else(|_| empty(500))
+}
+
+/// Runs `call`, invocation `invocation` of function `name`, between the host's "Executing"
+/// and "Executed" log lines.
+async fn logged<T>(
+    inner: &Inner,
+    name: &str,
+    reason: &str,
+    invocation: uuid::Uuid,
+    call: impl Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    inner.log.host(
+        Level::Information,
+        &format!("Executing 'Functions.{name}' (Reason='{reason}', Id={invocation})"),
+    );
+    let started = Instant::now();
+    let out = call.await;
     let ms = started.elapsed().as_millis();
-    match out {
-        Ok(r) => {
-            inner.log.host(
-                Level::Information,
-                &format!(
-                    "Executed 'Functions.{}' (Succeeded, Id={invocation}, Duration={ms}ms)",
-                    f.name
-                ),
-            );
-            r
-        }
-        Err(e) => {
-            inner.log.host(
-                Level::Error,
-                &format!(
-                    "Executed 'Functions.{}' (Failed, Id={invocation}, Duration={ms}ms): {e}",
-                    f.name
-                ),
-            );
-            empty(500)
-        }
+    match &out {
+        Ok(_) => inner.log.host(
+            Level::Information,
+            &format!("Executed 'Functions.{name}' (Succeeded, Id={invocation}, Duration={ms}ms)"),
+        ),
+        Err(e) => inner.log.host(
+            Level::Error,
+            &format!("Executed 'Functions.{name}' (Failed, Id={invocation}, Duration={ms}ms): {e}"),
+        ),
     }
+    out
 }
 
 /// The next instance's handler (in turn) and its number; after 120 s without readiness the
@@ -518,38 +521,10 @@ pub(crate) async fn invoke_triggered(
         return false;
     };
     let invocation = uuid::Uuid::new_v4();
-    inner.log.host(
-        Level::Information,
-        &format!(
-            "Executing 'Functions.{}' (Reason='{reason}', Id={invocation})",
-            f.name
-        ),
-    );
-    let started = Instant::now();
-    let r = invoke_json(inner, f, payload, invocation).await;
-    let ms = started.elapsed().as_millis();
-    match r {
-        Ok(_) => {
-            inner.log.host(
-                Level::Information,
-                &format!(
-                    "Executed 'Functions.{}' (Succeeded, Id={invocation}, Duration={ms}ms)",
-                    f.name
-                ),
-            );
-            true
-        }
-        Err(e) => {
-            inner.log.host(
-                Level::Error,
-                &format!(
-                    "Executed 'Functions.{}' (Failed, Id={invocation}, Duration={ms}ms): {e}",
-                    f.name
-                ),
-            );
-            false
-        }
-    }
+    let call = invoke_json(inner, f, payload, invocation);
+    logged(inner, &f.name, reason, invocation, call)
+        .await
+        .is_ok()
 }
 
 /// `POST /admin/functions/{name}` with the master key and `{"input":""}` → 202, runs now.

@@ -330,10 +330,7 @@ async fn supervise(
         let _ = state.send(WorkerState::Starting);
         let _ = child.kill().await;
         let error = match outcome {
-            Outcome::Stop => {
-                let _ = state.send(WorkerState::Stopped("the host stopped".into()));
-                return;
-            }
+            Outcome::Stop => break,
             Outcome::Exited(Some(0)) => {
                 log.host(
                     Level::Information,
@@ -342,8 +339,7 @@ async fn supervise(
                 let _ = state.send(WorkerState::Exited);
                 // Nothing to supervise; wait for the host to stop.
                 stop.notified().await;
-                let _ = state.send(WorkerState::Stopped("the host stopped".into()));
-                return;
+                break;
             }
             Outcome::Exited(Some(200)) => {
                 log.host(
@@ -388,4 +384,5 @@ async fn supervise(
             log.host(Level::Information, "Restarting the handler");
         }
     }
+    let _ = state.send(WorkerState::Stopped("the host stopped".into()));
 }

@@ -362,6 +362,20 @@ mod tests {
             .collect()
     }
 
+    /// `GET /` with `query`, `headers` and no payload, as the test suite's cases send it.
+    fn get_root<'a>(
+        query: &'a [(String, String)],
+        headers: &'a [(String, String)],
+    ) -> RequestParts<'a> {
+        RequestParts {
+            method: "GET",
+            canonical_uri: "/",
+            query,
+            headers,
+            payload_hash: EMPTY_SHA256,
+        }
+    }
+
     #[test]
     fn signing_key_matches_the_documented_derivation() {
         // The documented derivation for 20150830/us-east-1/iam.
@@ -378,13 +392,7 @@ mod tests {
             ("Host", "example.amazonaws.com"),
             ("X-Amz-Date", "20150830T123600Z"),
         ]);
-        let r = RequestParts {
-            method: "GET",
-            canonical_uri: "/",
-            query: &[],
-            headers: &headers,
-            payload_hash: EMPTY_SHA256,
-        };
+        let r = get_root(&[], &headers);
         assert_eq!(
             canonical_request(&r),
             "GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\n\
@@ -411,13 +419,7 @@ mod tests {
             ("X-Amz-Date", "20150830T123600Z"),
         ]);
         let query = h(&[("Param2", "value2"), ("Param1", "value1")]);
-        let r = RequestParts {
-            method: "GET",
-            canonical_uri: "/",
-            query: &query,
-            headers: &headers,
-            payload_hash: EMPTY_SHA256,
-        };
+        let r = get_root(&query, &headers);
         assert!(canonical_request(&r).starts_with("GET\n/\nParam1=value1&Param2=value2\n"));
         assert_eq!(
             signature(SECRET, "20150830T123600Z", "us-east-1", "service", &r),
@@ -437,13 +439,7 @@ mod tests {
             ("X-Amz-Date", "20150830T123600Z"),
         ]);
         let query = h(&[("Action", "ListUsers"), ("Version", "2010-05-08")]);
-        let r = RequestParts {
-            method: "GET",
-            canonical_uri: "/",
-            query: &query,
-            headers: &headers,
-            payload_hash: EMPTY_SHA256,
-        };
+        let r = get_root(&query, &headers);
         assert_eq!(
             signature(SECRET, "20150830T123600Z", "us-east-1", "iam", &r),
             "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"

@@ -415,46 +415,29 @@ mod tests {
 
     #[test]
     fn rate_limit_from_body_header_or_default() {
-        let body =
+        let discords =
             br#"{"message": "You are being rate limited.", "retry_after": 64.57, "global": false}"#;
-        assert_eq!(
-            classify(&Delivery::Create, 429, &no_headers(), body),
-            NotifyResult::RateLimited {
-                retry_after_ms: 64_570
+        let classify_429 = |header: Option<(&'static str, &'static str)>, body: &[u8]| {
+            let mut h = no_headers();
+            if let Some((name, value)) = header {
+                h.insert(name, HeaderValue::from_static(value));
             }
-        );
-        let mut h = HeaderMap::new();
-        h.insert("retry-after", HeaderValue::from_static("3"));
+            classify(&Delivery::Create, 429, &h, body)
+        };
+        let wait = |retry_after_ms| NotifyResult::RateLimited { retry_after_ms };
+        assert_eq!(classify_429(None, discords), wait(64_570));
         assert_eq!(
-            classify(&Delivery::Create, 429, &h, b"<html>slow down</html>"),
-            NotifyResult::RateLimited {
-                retry_after_ms: 3000
-            }
-        );
-        let mut h = HeaderMap::new();
-        h.insert("x-ratelimit-reset-after", HeaderValue::from_static("0.25"));
-        assert_eq!(
-            classify(&Delivery::Create, 429, &h, b""),
-            NotifyResult::RateLimited {
-                retry_after_ms: 250
-            }
+            classify_429(Some(("retry-after", "3")), b"<html>slow down</html>"),
+            wait(3000)
         );
         assert_eq!(
-            classify(&Delivery::Create, 429, &no_headers(), b""),
-            NotifyResult::RateLimited {
-                retry_after_ms: DEFAULT_RETRY_AFTER_MS
-            }
+            classify_429(Some(("x-ratelimit-reset-after", "0.25")), b""),
+            wait(250)
         );
+        assert_eq!(classify_429(None, b""), wait(DEFAULT_RETRY_AFTER_MS));
         assert_eq!(
-            classify(
-                &Delivery::Create,
-                429,
-                &no_headers(),
-                br#"{"retry_after": 1e300}"#
-            ),
-            NotifyResult::RateLimited {
-                retry_after_ms: MAX_RETRY_AFTER_MS
-            }
+            classify_429(None, br#"{"retry_after": 1e300}"#),
+            wait(MAX_RETRY_AFTER_MS)
         );
     }
 
@@ -526,59 +509,49 @@ mod tests {
     /// (discord-api-docs issue #6473). All retryable, unlike Discord's own JSON 403.
     #[test]
     fn cloudflare_403_is_retryable_later() {
-        let mut h = HeaderMap::new();
-        h.insert("cf-ray", HeaderValue::from_static("77d9b7e20dc42b27-FRA"));
-        h.insert("server", HeaderValue::from_static("cloudflare"));
-        match classify(&Delivery::Create, 403, &h, b"error code: 1010") {
+        let retryable_detail = |result| match result {
             NotifyResult::Failed {
                 detail,
                 retryable: true,
-            } => {
-                assert!(
-                    detail.starts_with("HTTP 403: blocked by Cloudflare"),
-                    "{detail}"
-                );
-                assert!(detail.contains("Ray ID 77d9b7e20dc42b27-FRA"), "{detail}");
-                assert!(
-                    detail.ends_with("the page says: error code: 1010"),
-                    "{detail}"
-                );
-            }
+            } => detail,
             other => panic!("{other:?}"),
-        }
+        };
+        let mut h = HeaderMap::new();
+        h.insert("cf-ray", HeaderValue::from_static("77d9b7e20dc42b27-FRA"));
+        h.insert("server", HeaderValue::from_static("cloudflare"));
+        let detail = retryable_detail(classify(&Delivery::Create, 403, &h, b"error code: 1010"));
+        assert!(
+            detail.starts_with("HTTP 403: blocked by Cloudflare"),
+            "{detail}"
+        );
+        assert!(detail.contains("Ray ID 77d9b7e20dc42b27-FRA"), "{detail}");
+        assert!(
+            detail.ends_with("the page says: error code: 1010"),
+            "{detail}"
+        );
         let page = br#"<!DOCTYPE html>
 <html class="no-js" lang="en-US"> <head>
 <title>Access denied | discord.com used Cloudflare to restrict access</title>
 <meta charset="UTF-8" /></head><body><h1>Error 1010</h1></body></html>"#;
-        match classify(&edit(), 403, &no_headers(), page) {
-            NotifyResult::Failed {
-                detail,
-                retryable: true,
-            } => assert!(
-                detail.ends_with(
-                    "the page says: Access denied | discord.com used Cloudflare to restrict access"
-                ),
-                "{detail}"
+        let detail = retryable_detail(classify(&edit(), 403, &no_headers(), page));
+        assert!(
+            detail.ends_with(
+                "the page says: Access denied | discord.com used Cloudflare to restrict access"
             ),
-            other => panic!("{other:?}"),
-        }
-        match classify(
+            "{detail}"
+        );
+        let detail = retryable_detail(classify(
             &Delivery::Post,
             403,
             &no_headers(),
             br#"{"message": "internal network error", "code": 40333}"#,
-        ) {
-            NotifyResult::Failed {
-                detail,
-                retryable: true,
-            } => assert!(
-                detail.starts_with(
-                    "HTTP 403: internal network error (code 40333): blocked by Cloudflare"
-                ),
-                "{detail}"
+        ));
+        assert!(
+            detail.starts_with(
+                "HTTP 403: internal network error (code 40333): blocked by Cloudflare"
             ),
-            other => panic!("{other:?}"),
-        }
+            "{detail}"
+        );
     }
 
     #[test]

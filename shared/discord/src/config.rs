@@ -474,24 +474,27 @@ mod tests {
         );
     }
 
+    /// The configuration `pairs` give (which must configure Discord).
+    fn configured(pairs: &[(&str, &str)]) -> DiscordConfig {
+        DiscordConfig::from_settings(&settings(pairs))
+            .unwrap()
+            .unwrap()
+    }
+
     #[test]
     fn defaults_and_overrides() {
         let url = format!("https://discord.com/api/webhooks/1/{TOKEN}");
-        let c = DiscordConfig::from_settings(&settings(&[(SETTING_WEBHOOK_URL, &url)]))
-            .unwrap()
-            .unwrap();
+        let c = configured(&[(SETTING_WEBHOOK_URL, &url)]);
         assert_eq!(c.username, "hybrid-burst");
         assert_eq!(c.role_id, None);
         assert_eq!(c.timeout, Duration::from_millis(5000));
 
-        let c = DiscordConfig::from_settings(&settings(&[
+        let c = configured(&[
             (SETTING_WEBHOOK_URL, &url),
             (SETTING_ROLE_ID, "<@&112233445566778899>"),
             (SETTING_USERNAME, " home alarms "),
             (SETTING_TIMEOUT_MS, "2500"),
-        ]))
-        .unwrap()
-        .unwrap();
+        ]);
         assert_eq!(c.role_id.as_deref(), Some("112233445566778899"));
         assert_eq!(c.username, "home alarms");
         assert_eq!(c.timeout, Duration::from_millis(2500));
@@ -558,9 +561,7 @@ mod tests {
     #[test]
     fn debug_output_hides_the_token() {
         let url = format!("https://discord.com/api/webhooks/1/{TOKEN}");
-        let c = DiscordConfig::from_settings(&settings(&[(SETTING_WEBHOOK_URL, &url)]))
-            .unwrap()
-            .unwrap();
+        let c = configured(&[(SETTING_WEBHOOK_URL, &url)]);
         let shown = format!("{c:?} {c:#?} {:?}", c.webhook);
         assert!(!shown.contains(TOKEN), "{shown}");
         assert!(shown.contains("<redacted>"));

@@ -35,6 +35,19 @@ pub struct ClusterConnection {
     pub timeout: Duration,
 }
 
+impl ClusterConnection {
+    /// `url` with `token`, the platform's trust store and `timeout`.
+    fn plain(url: http::Uri, token: Option<String>, timeout: Duration) -> Self {
+        Self {
+            url,
+            token,
+            ca_certs: None,
+            insecure: false,
+            timeout,
+        }
+    }
+}
+
 impl fmt::Debug for ClusterConnection {
     // The token is a credential: never print it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -93,13 +106,7 @@ impl HomeProbeConfig {
     /// A configuration for tests and local runs: `url`, an optional token, default timeout.
     pub fn new(url: http::Uri, token: Option<String>) -> Self {
         Self {
-            connection: ClusterConnection {
-                url,
-                token,
-                ca_certs: None,
-                insecure: false,
-                timeout: DEFAULT_PROBE_TIMEOUT,
-            },
+            connection: ClusterConnection::plain(url, token, DEFAULT_PROBE_TIMEOUT),
         }
     }
 }
@@ -131,13 +138,7 @@ impl CloudMigratorConfig {
     /// A configuration for tests and local runs: all namespaces, default timeout.
     pub fn new(url: http::Uri, token: Option<String>) -> Self {
         Self {
-            connection: ClusterConnection {
-                url,
-                token,
-                ca_certs: None,
-                insecure: false,
-                timeout: DEFAULT_MIGRATE_TIMEOUT,
-            },
+            connection: ClusterConnection::plain(url, token, DEFAULT_MIGRATE_TIMEOUT),
             namespaces: Vec::new(),
         }
     }

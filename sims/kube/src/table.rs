@@ -97,27 +97,23 @@ pub(crate) fn age(meta: &ObjectMeta) -> String {
     };
     let secs = (Timestamp::now().as_second() - created.0.as_second()).max(0);
     let (m, h, d) = (secs / 60, secs / 3600, secs / 86400);
+    // `{big}{unit}`, then the remainder in the next smaller unit unless it is 0.
+    let two = |big: i64, unit: &str, rest: i64, rest_unit: &str| match rest {
+        0 => format!("{big}{unit}"),
+        rest => format!("{big}{unit}{rest}{rest_unit}"),
+    };
     if secs < 120 {
         format!("{secs}s")
     } else if m < 10 {
-        match secs % 60 {
-            0 => format!("{m}m"),
-            s => format!("{m}m{s}s"),
-        }
+        two(m, "m", secs % 60, "s")
     } else if h < 3 {
         format!("{m}m")
     } else if h < 8 {
-        match m % 60 {
-            0 => format!("{h}h"),
-            mm => format!("{h}h{mm}m"),
-        }
+        two(h, "h", m % 60, "m")
     } else if h < 48 {
         format!("{h}h")
     } else if d < 8 {
-        match h % 24 {
-            0 => format!("{d}d"),
-            hh => format!("{d}d{hh}h"),
-        }
+        two(d, "d", h % 24, "h")
     } else {
         format!("{d}d")
     }
