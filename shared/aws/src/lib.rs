@@ -10,7 +10,7 @@
 pub mod asg;
 pub mod s3;
 pub mod settings;
-mod signed;
+pub mod signed;
 pub mod sigv4;
 pub mod sqs;
 pub mod xml;

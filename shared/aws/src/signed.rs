@@ -1,5 +1,6 @@
 //! One signed HTTP request: adds `x-amz-date`, the session token and (S3) the payload hash,
-//! signs with SigV4 and sends it with reqwest.
+//! signs with SigV4 and sends it with reqwest. Public so the tests against moto send their
+//! setup calls the way the clients do.
 
 use crate::settings::host_header;
 use crate::sigv4::{self, Credentials, RequestParts};
@@ -8,7 +9,7 @@ use url::Url;
 
 /// What came back: status, `ETag` (S3) and the body.
 #[derive(Debug)]
-pub(crate) struct Reply {
+pub struct Reply {
     pub status: StatusCode,
     pub etag: Option<String>,
     pub body: Vec<u8>,
@@ -16,7 +17,7 @@ pub(crate) struct Reply {
 
 /// Where and as whom to sign.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Signer<'a> {
+pub struct Signer<'a> {
     pub http: &'a reqwest::Client,
     pub credentials: &'a Credentials,
     pub region: &'a str,

@@ -12,7 +12,8 @@
 // Each test file uses its own part of this module.
 #![allow(dead_code)]
 
-use burst_aws::sigv4::{self, Credentials, RequestParts};
+use burst_aws::signed::Signer;
+use burst_aws::sigv4::{self, Credentials};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -126,8 +127,9 @@ pub fn setup_credentials() -> Credentials {
     }
 }
 
-/// One request signed by burst-aws's signer the way its clients sign: `host`, `x-amz-date`,
-/// `x-amz-content-sha256` and the given headers. Returns status and body.
+/// One request signed and sent by burst-aws's own `Signer`, as its S3 client sends it
+/// (`host`, `x-amz-date`, `x-amz-content-sha256` and the given headers). Returns status and
+/// body.
 pub async fn send_signed(
     http: &reqwest::Client,
     credentials: &Credentials,
@@ -137,46 +139,25 @@ pub async fn send_signed(
     extra_headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, String) {
-    let amz_date = sigv4::amz_date(chrono::Utc::now());
-    let payload_hash = sigv4::sha256_hex(body);
-    let host = match url.port() {
-        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
-        None => url.host_str().unwrap_or_default().to_string(),
+    let signer = Signer {
+        http,
+        credentials,
+        region: REGION,
+        service,
+        content_sha256_header: true,
     };
-    let mut headers: Vec<(String, String)> = vec![
-        ("host".into(), host),
-        ("x-amz-date".into(), amz_date.clone()),
-        ("x-amz-content-sha256".into(), payload_hash.clone()),
-    ];
-    headers.extend(
-        extra_headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string())),
-    );
-    let query: Vec<(String, String)> = url
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+    let headers: Vec<(String, String)> = extra_headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let parts = RequestParts {
-        method: method.as_str(),
-        canonical_uri: url.path(),
-        query: &query,
-        headers: &headers,
-        payload_hash: &payload_hash,
-    };
-    let auth = sigv4::authorization(credentials, &amz_date, REGION, service, &parts);
-    let mut request = http.request(method, url.clone());
-    for (k, v) in headers.iter().filter(|(k, _)| k != "host") {
-        request = request.header(k.as_str(), v.as_str());
-    }
-    let response = request
-        .header("authorization", auth)
-        .body(body.to_vec())
-        .send()
+    let reply = signer
+        .send(method, url, &headers, body.to_vec())
         .await
         .unwrap_or_else(|e| panic!("{service} request to {url}: {e}"));
-    let status = response.status().as_u16();
-    (status, response.text().await.unwrap_or_default())
+    (
+        reply.status.as_u16(),
+        String::from_utf8_lossy(&reply.body).into_owned(),
+    )
 }
 
 /// A form-encoded query-API call (IAM, Auto Scaling) that must answer 200; returns the XML.
