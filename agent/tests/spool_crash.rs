@@ -79,18 +79,10 @@ impl Tally {
 /// Runs the agent like [`Harness::run`], killing it (SIGKILL, by its own handle) after
 /// `kill_after` if it is still running.
 async fn run(h: &Harness, args: &[&str], extra: &[(&str, &str)], kill_after: Duration) -> End {
-    let mut child = tokio::process::Command::new(&h.binary)
-        .arg("--config")
-        .arg(&h.config)
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(&h.env)
-        .envs(extra.iter().copied())
-        .stdin(Stdio::null())
+    let mut child = h
+        .command(args, extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("run burst-agent");
     let mut stderr = child.stderr.take().unwrap();
@@ -196,12 +188,9 @@ fn check_spool_files(spool: &Path) {
 /// The receiver's accepted UPS events' types, in order (the test's own events only, not the
 /// calibration run's).
 fn accepted(h: &Harness) -> Vec<String> {
-    h.receiver
-        .accepted_on("/api/ups")
-        .iter()
-        .map(|a| a.body["type"].as_str().unwrap().to_string())
-        .filter(|t| t.starts_with('K'))
-        .collect()
+    let mut types = h.receiver.accepted_strings("/api/ups", "type");
+    types.retain(|t| t.starts_with('K'));
+    types
 }
 
 /// The end state every test must reach (see the module docs); prints the summary.
