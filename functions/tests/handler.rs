@@ -71,6 +71,12 @@ async fn bad_agent_requests_get_the_right_4xx_and_the_process_stays_up() {
     let mut h = Handler::start(&[]);
     let body = ups_body(&uuid::Uuid::new_v4().to_string(), "ONBATT", "OB");
     let ok_claims = claims(&body);
+    // The agent's headers for `ok_claims` as `edit` changes them, signed with the agent's key.
+    let edited = |edit: &dyn Fn(&mut Value)| {
+        let mut c = ok_claims.clone();
+        edit(&mut c);
+        agent_headers(&sign_ed(&c, AGENT_PRIVATE_PEM))
+    };
     // (what, body, headers, expected status, expected error code)
     type Case<'a> = (&'a str, Vec<u8>, Vec<(&'a str, String)>, u16, &'a str);
     let cases: Vec<Case> = vec![
@@ -113,86 +119,50 @@ async fn bad_agent_requests_get_the_right_4xx_and_the_process_stays_up() {
         (
             "expired",
             body.clone(),
-            agent_headers(&sign_ed(
-                &{
-                    let mut c = ok_claims.clone();
-                    c["iat"] = json!(now_unix() - 900);
-                    c["exp"] = json!(now_unix() - 700);
-                    c
-                },
-                AGENT_PRIVATE_PEM,
-            )),
+            edited(&|c| {
+                c["iat"] = json!(now_unix() - 900);
+                c["exp"] = json!(now_unix() - 700);
+            }),
             401,
             "token_expired",
         ),
         (
             "issued in the future",
             body.clone(),
-            agent_headers(&sign_ed(
-                &{
-                    let mut c = ok_claims.clone();
-                    c["iat"] = json!(now_unix() + 600);
-                    c["exp"] = json!(now_unix() + 700);
-                    c
-                },
-                AGENT_PRIVATE_PEM,
-            )),
+            edited(&|c| {
+                c["iat"] = json!(now_unix() + 600);
+                c["exp"] = json!(now_unix() + 700);
+            }),
             401,
             "token_not_yet_valid",
         ),
         (
             "lifetime over 300 s",
             body.clone(),
-            agent_headers(&sign_ed(
-                &{
-                    let mut c = ok_claims.clone();
-                    c["exp"] = json!(now_unix() + 3600);
-                    c
-                },
-                AGENT_PRIVATE_PEM,
-            )),
+            edited(&|c| c["exp"] = json!(now_unix() + 3600)),
             401,
             "token_lifetime_too_long",
         ),
         (
             "wrong audience",
             body.clone(),
-            agent_headers(&sign_ed(
-                &{
-                    let mut c = ok_claims.clone();
-                    c["aud"] = json!("someone-else");
-                    c
-                },
-                AGENT_PRIVATE_PEM,
-            )),
+            edited(&|c| c["aud"] = json!("someone-else")),
             401,
             "wrong_audience",
         ),
         (
             "unknown site",
             body.clone(),
-            agent_headers(&sign_ed(
-                &{
-                    let mut c = ok_claims.clone();
-                    c["iss"] = json!("elsewhere");
-                    c
-                },
-                AGENT_PRIVATE_PEM,
-            )),
+            edited(&|c| c["iss"] = json!("elsewhere")),
             401,
             "unknown_site",
         ),
         (
             "missing jti",
             body.clone(),
-            agent_headers(&sign_ed(
-                &{
-                    let mut c = ok_claims.clone();
-                    c.as_object_mut().unwrap().remove("jti");
-                    c
-                },
-                AGENT_PRIVATE_PEM,
-            )),
+            edited(&|c| {
+                c.as_object_mut().unwrap().remove("jti");
+            }),
             401,
             "invalid_claims",
         ),
