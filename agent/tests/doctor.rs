@@ -39,6 +39,14 @@ fn line(run: &Run, name: &str) -> Line {
     }
 }
 
+/// The `name` line of a run that failed (exit 1) on it (marked ✗).
+fn failed_on(run: &Run, name: &str) -> Line {
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let l = line(run, name);
+    assert_eq!(l.mark, '✗', "{}", run.stdout);
+    l
+}
+
 fn has_line(run: &Run, name: &str) -> bool {
     run.stdout
         .lines()
@@ -228,9 +236,7 @@ async fn a_token_problem_is_named_from_the_functions_answer() {
     std::fs::write(&other, &pair.private_pkcs8_pem).unwrap();
     h.set("BURST_AGENT_ED25519_KEY_FILE", other.to_str().unwrap());
     let run = doctor(&h, &conf).await;
-    assert_eq!(run.code, 1, "{}", run.stdout);
-    let l = line(&run, "ups");
-    assert_eq!(l.mark, '✗');
+    let l = failed_on(&run, "ups");
     assert!(
         l.text.contains("401 invalid_token from the function"),
         "{}",
@@ -323,9 +329,7 @@ async fn key_and_config_problems() {
     // No key file.
     h.set("BURST_AGENT_ED25519_KEY_FILE", "/nonexistent/ed25519.pem");
     let run = doctor(&h, &conf).await;
-    assert_eq!(run.code, 1);
-    let l = line(&run, "key");
-    assert_eq!(l.mark, '✗');
+    let l = failed_on(&run, "key");
     assert!(l.text.contains("no such file"), "{}", l.text);
     assert!(
         l.fixes
@@ -350,9 +354,7 @@ async fn key_and_config_problems() {
     // A broken file: doctor says which file and why, and stops there.
     std::fs::write(&h.config, "site_idd = \"home\"\n").unwrap();
     let run = doctor(&h, &conf).await;
-    assert_eq!(run.code, 1);
-    let l = line(&run, "config");
-    assert_eq!(l.mark, '✗');
+    let l = failed_on(&run, "config");
     assert!(
         l.text.contains(h.config.to_str().unwrap()) && l.text.contains("site_idd"),
         "{}",
@@ -367,9 +369,7 @@ async fn a_short_hs256_secret_is_a_problem() {
     h.set("BURST_AGENT_KUBE_SOURCE", "none");
     let conf = upsmon_conf(&h);
     let run = doctor(&h, &conf).await;
-    assert_eq!(run.code, 1, "{}", run.stdout);
-    let l = line(&run, "key");
-    assert_eq!(l.mark, '✗');
+    let l = failed_on(&run, "key");
     assert!(
         l.text
             .contains("16 bytes; the function requires at least 32"),
@@ -388,9 +388,7 @@ async fn upsd_problems_and_a_site_that_cannot_see_power() {
     // A UPS name upsd does not serve: the names it does serve, and the fix.
     h.set("BURST_AGENT_UPS", &upsd.upsname("otherups"));
     let run = doctor(&h, &conf).await;
-    assert_eq!(run.code, 1);
-    let l = line(&run, "upsd");
-    assert_eq!(l.mark, '✗');
+    let l = failed_on(&run, "upsd");
     assert!(
         l.text
             .contains("no UPS named \"otherups\" (it serves: myups)"),
