@@ -427,12 +427,8 @@ async fn keygen_output_signs_and_verifies() {
 
     // --private-key-out: 0600 file, public key only on stdout, never overwrites.
     let path = h.tmp.path().join("agent.pem");
-    let run = h
-        .run(
-            &["keygen", "--private-key-out", path.to_str().unwrap()],
-            &[],
-        )
-        .await;
+    let keygen = ["keygen", "--private-key-out", path.to_str().unwrap()];
+    let run = h.run(&keygen, &[]).await;
     assert_eq!(run.code, 0, "{run:?}");
     assert!(!run.stdout.contains("PRIVATE"));
     use std::os::unix::fs::PermissionsExt;
@@ -440,12 +436,7 @@ async fn keygen_output_signs_and_verifies() {
         std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let run = h
-        .run(
-            &["keygen", "--private-key-out", path.to_str().unwrap()],
-            &[],
-        )
-        .await;
+    let run = h.run(&keygen, &[]).await;
     assert_eq!(run.code, 1, "refuses to overwrite");
 }
 

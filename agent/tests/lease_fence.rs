@@ -56,6 +56,20 @@ impl Site {
         run
     }
 
+    /// A heartbeat (which succeeds) told that the stateful tier runs `at`: the command log `log`
+    /// then holds one line, `stateful_<at> …`.
+    async fn told_the_tier_runs(&self, at: &str, log: &Path) {
+        self.h.receiver.set_stateful(Some(at));
+        let run = self.heartbeat().await;
+        assert_eq!(run.code, 0, "{run:?}");
+        let logged = lines(log);
+        assert_eq!(logged.len(), 1, "{}", run.stderr);
+        assert!(
+            logged[0].starts_with(&format!("stateful_{at} ")),
+            "{logged:?}"
+        );
+    }
+
     /// The lease file's default place: beside the spool directory.
     fn lease_path(&self) -> PathBuf {
         self.h.tmp.path().join("lease.json")
@@ -214,12 +228,7 @@ async fn fenced_stays_fenced_while_the_cloud_holds_the_tier_and_unfences_once_it
         assert_eq!(file["stateful"], stateful);
     }
 
-    s.h.receiver.set_stateful(Some("home"));
-    let run = s.heartbeat().await;
-    assert_eq!(run.code, 0, "{run:?}");
-    let unfenced = lines(&s.unfenced);
-    assert_eq!(unfenced.len(), 1, "{}", run.stderr);
-    assert!(unfenced[0].starts_with("stateful_home "), "{unfenced:?}");
+    s.told_the_tier_runs("home", &s.unfenced).await;
     assert_eq!(s.lease()["fenced"], false);
 
     assert_eq!(s.heartbeat().await.code, 0);
@@ -233,12 +242,7 @@ async fn an_unfenced_agent_fences_when_the_cloud_says_it_runs_the_tier() {
     // renews, but the cloud runs the stateful tier now.
     let s = Site::new().await;
     s.h.receiver.set_lease(Some(Duration::from_secs(120)));
-    s.h.receiver.set_stateful(Some("cloud"));
-    let run = s.heartbeat().await;
-    assert_eq!(run.code, 0, "{run:?}");
-    let fenced = lines(&s.fenced);
-    assert_eq!(fenced.len(), 1, "{}", run.stderr);
-    assert!(fenced[0].starts_with("stateful_cloud "), "{fenced:?}");
+    s.told_the_tier_runs("cloud", &s.fenced).await;
     assert_eq!(s.lease()["fenced"], true);
     assert_eq!(s.heartbeat().await.code, 0);
     assert_eq!(lines(&s.fenced).len(), 1);
