@@ -76,19 +76,20 @@ fn assert_each_once(calls: &[NotifyCall], state: &Value, site: &Site, h: &Handle
     }
 }
 
+/// The function's settings for quick modes: a short grace and scale-down delay.
+const QUICK_MODES: [(&str, &str); 2] = [
+    ("BURST_GRACE_ON_BATTERY_S", "2"),
+    ("BURST_SCALE_DOWN_DELAY_S", "1"),
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_every_notify_reaches_the_function_once() {
     if !nut_available("outage_every_notify_reaches_the_function_once") {
         return;
     }
     let site = Site::new().await;
-    // Short grace and scale-down delay so that outage.seq's 16 s go through every mode.
-    let h = site
-        .start_handler(&[
-            ("BURST_GRACE_ON_BATTERY_S", "2"),
-            ("BURST_SCALE_DOWN_DELAY_S", "1"),
-        ])
-        .await;
+    // Quick modes so that outage.seq's 16 s go through every one.
+    let h = site.start_handler(&QUICK_MODES).await;
     let watcher = Watcher::start(&h.base_url());
     // The home cluster as the heartbeat sees it: 3 of 3 nodes ready.
     let kube = FakeKube::start(3, 3).await;
@@ -557,14 +558,9 @@ async fn losing_the_ups_link_on_battery_is_not_power_back() {
         return;
     }
     let site = link_loss_site().await;
-    // A short grace and scale-down delay: without the power-Unknown rule the link loss would
-    // read as power back and release the cloud within seconds.
-    let h = site
-        .start_handler(&[
-            ("BURST_GRACE_ON_BATTERY_S", "2"),
-            ("BURST_SCALE_DOWN_DELAY_S", "1"),
-        ])
-        .await;
+    // Quick modes: without the power-Unknown rule the link loss would read as power back and
+    // release the cloud within seconds.
+    let h = site.start_handler(&QUICK_MODES).await;
     let watcher = Watcher::start(&h.base_url());
     let kube = FakeKube::start(3, 3).await;
     let sim = site
