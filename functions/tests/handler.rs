@@ -31,31 +31,13 @@ async fn agent_events_are_authenticated_deduplicated_and_stored() {
     assert_eq!(v["duplicate"], true);
 
     // Heartbeat and witness.
-    let hb = serde_json::to_vec(
-        &json!({"id": uuid::Uuid::new_v4().to_string(), "at": chrono::Utc::now().to_rfc3339(),
-        "nodes_ready": 7, "nodes_total": 7, "ups_status": "OB DISCHRG", "api_ok": true}),
-    )
-    .unwrap();
-    let (status, _) = post(
-        &h,
-        "/api/heartbeat",
-        &hb,
-        &agent_headers(&sign_ed(&claims(&hb), AGENT_PRIVATE_PEM)),
-    )
-    .await;
+    let hb = json!({"id": uuid::Uuid::new_v4().to_string(), "at": chrono::Utc::now().to_rfc3339(),
+        "nodes_ready": 7, "nodes_total": 7, "ups_status": "OB DISCHRG", "api_ok": true});
+    let (status, _) = post_signed(&h, "/api/heartbeat", &hb).await;
     assert_eq!(status, 200);
-    let w = serde_json::to_vec(
-        &json!({"id": uuid::Uuid::new_v4().to_string(), "at": chrono::Utc::now().to_rfc3339(),
-        "target": "https://home:6443/readyz", "reachable": true, "latency_ms": 20}),
-    )
-    .unwrap();
-    let (status, _) = post(
-        &h,
-        "/api/witness",
-        &w,
-        &agent_headers(&sign_ed(&claims(&w), AGENT_PRIVATE_PEM)),
-    )
-    .await;
+    let w = json!({"id": uuid::Uuid::new_v4().to_string(), "at": chrono::Utc::now().to_rfc3339(),
+        "target": "https://home:6443/readyz", "reachable": true, "latency_ms": 20});
+    let (status, _) = post_signed(&h, "/api/witness", &w).await;
     assert_eq!(status, 200);
 
     let status_resp: Value = status_json(&h).await;
@@ -450,6 +432,21 @@ async fn post_signed(h: &Handler, path: &str, body: &Value) -> (u16, Value) {
     post(h, path, &bytes, &agent_headers(&token)).await
 }
 
+/// Posts a signed UPS event of `ups@home` at `at`, with a fresh id, to `/api/ups`.
+async fn post_ups(h: &Handler, kind: &str, status: &str, at: &str) -> (u16, Value) {
+    let event = json!({"id": uuid::Uuid::new_v4().to_string(), "at": at, "ups": "ups@home",
+        "type": kind, "status": status});
+    post_signed(h, "/api/ups", &event).await
+}
+
+/// The JSON lines of `logs` whose message is `message`.
+fn logged(logs: &str, message: &str) -> Vec<Value> {
+    logs.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == message)
+        .collect()
+}
+
 #[tokio::test]
 async fn heartbeats_carry_the_lease_and_where_the_stateful_tier_runs() {
     let mut h = Handler::start(&[]);
@@ -491,19 +488,10 @@ async fn heartbeats_carry_the_lease_and_where_the_stateful_tier_runs() {
 #[tokio::test]
 async fn an_event_dated_in_the_future_never_blocks_later_ones() {
     let mut h = Handler::start(&[]);
-    let ups = |kind: &str, status: &str, at: &str| {
-        json!({"id": uuid::Uuid::new_v4().to_string(), "at": at, "ups": "ups@home",
-            "type": kind, "status": status})
-    };
-    let (status, v) = post_signed(
-        &h,
-        "/api/ups",
-        &ups("ONBATT", "OB DISCHRG", "9999-12-31T23:59:59Z"),
-    )
-    .await;
+    let (status, v) = post_ups(&h, "ONBATT", "OB DISCHRG", "9999-12-31T23:59:59Z").await;
     assert_eq!((status, v["mode"].as_str()), (200, Some("suspect")), "{v}");
     let now = chrono::Utc::now().to_rfc3339();
-    let (status, v) = post_signed(&h, "/api/ups", &ups("ONLINE", "OL", &now)).await;
+    let (status, v) = post_ups(&h, "ONLINE", "OL", &now).await;
     assert_eq!((status, v["mode"].as_str()), (200, Some("healthy")), "{v}");
 
     let status_resp: Value = status_json(&h).await;
@@ -513,11 +501,7 @@ async fn an_event_dated_in_the_future_never_blocks_later_ones() {
     assert!(audit.contains("sender clock ahead"), "{audit}");
     // Every mode change is one JSON log line with its reason.
     let logs = h.logs();
-    let changes: Vec<Value> = logs
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["fields"]["message"] == "mode change")
-        .collect();
+    let changes = logged(&logs, "mode change");
     assert_eq!(changes.len(), 2, "{logs}");
     assert_eq!(changes[0]["fields"]["to"], "suspect", "{logs}");
     assert_eq!(changes[0]["fields"]["reason"], "on battery", "{logs}");
@@ -545,20 +529,10 @@ async fn extreme_token_times_get_401_json_not_a_dropped_connection() {
 async fn an_invocation_saves_its_intent_and_then_all_outcomes_at_once() {
     let mut h = Handler::start(&[]);
     // LOWBATT: outage at once → a capacity write, a migration and a message, then follow-ups.
-    let (status, v) = post_signed(
-        &h,
-        "/api/ups",
-        &json!({"id": uuid::Uuid::new_v4().to_string(), "at": chrono::Utc::now().to_rfc3339(),
-            "ups": "ups@home", "type": "LOWBATT", "status": "OB LB"}),
-    )
-    .await;
+    let (status, v) = post_ups(&h, "LOWBATT", "OB LB", &chrono::Utc::now().to_rfc3339()).await;
     assert_eq!((status, v["mode"].as_str()), (200, Some("outage")), "{v}");
     let logs = h.logs();
-    let done: Vec<Value> = logs
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["fields"]["message"] == "invocation done")
-        .collect();
+    let done = logged(&logs, "invocation done");
     assert_eq!(done.len(), 1, "{logs}");
     let actions = done[0]["fields"]["actions"].as_u64().unwrap();
     assert!(actions >= 3, "scale, migrate and notify at least: {logs}");
@@ -570,13 +544,7 @@ async fn an_invocation_saves_its_intent_and_then_all_outcomes_at_once() {
 #[tokio::test]
 async fn a_browser_gets_a_self_contained_status_page() {
     let mut h = Handler::start(&[]);
-    let (status, _) = post_signed(
-        &h,
-        "/api/ups",
-        &json!({"id": uuid::Uuid::new_v4().to_string(), "at": chrono::Utc::now().to_rfc3339(),
-            "ups": "ups@home", "type": "ONBATT", "status": "OB DISCHRG"}),
-    )
-    .await;
+    let (status, _) = post_ups(&h, "ONBATT", "OB DISCHRG", &chrono::Utc::now().to_rfc3339()).await;
     assert_eq!(status, 200);
     let resp = reqwest::Client::new()
         .get(format!("{}/api/status", h.base))

@@ -137,21 +137,28 @@ impl burst_ports::Waker for Queue {
     }
 }
 
-fn fanout_deps(dir: &std::path::Path, queue: Arc<Queue>) -> (Arc<Deps>, Arc<Recording>) {
+/// Two sites probed through a queue that refuses every message when `refuse`.
+fn fanout_deps(dir: &std::path::Path, refuse: bool) -> (Arc<Deps>, Arc<Recording>, Arc<Queue>) {
     let store = recording(dir);
+    let queue = Arc::new(Queue {
+        sent: Mutex::new(Vec::new()),
+        refuse,
+    });
     let sites = [("lit", true), ("office", true)];
-    let deps = deps(&store, &sites, 8, Duration::from_secs(5), Some(queue));
-    (deps, store)
+    let deps = deps(
+        &store,
+        &sites,
+        8,
+        Duration::from_secs(5),
+        Some(queue.clone()),
+    );
+    (deps, store, queue)
 }
 
 #[tokio::test]
 async fn with_the_queue_each_site_is_probed_by_its_own_message() {
     let dir = tempfile::tempdir().unwrap();
-    let queue = Arc::new(Queue {
-        sent: Mutex::new(Vec::new()),
-        refuse: false,
-    });
-    let (deps, store) = fanout_deps(dir.path(), queue.clone());
+    let (deps, store, queue) = fanout_deps(dir.path(), false);
     let line = burst_functions::bodies::probe(&deps).await.unwrap();
     assert_eq!(line, "probe: 2 site(s) handed to the queue, 0 probed here");
     assert!(store.saves().is_empty(), "nothing probed yet");
@@ -180,11 +187,7 @@ async fn with_the_queue_each_site_is_probed_by_its_own_message() {
 #[tokio::test]
 async fn a_site_whose_message_cannot_be_queued_is_probed_by_the_timer() {
     let dir = tempfile::tempdir().unwrap();
-    let queue = Arc::new(Queue {
-        sent: Mutex::new(Vec::new()),
-        refuse: true,
-    });
-    let (deps, store) = fanout_deps(dir.path(), queue);
+    let (deps, store, _queue) = fanout_deps(dir.path(), true);
     let line = burst_functions::bodies::probe(&deps).await.unwrap();
     assert_eq!(line, "probe: 0 site(s) handed to the queue, 2 probed here");
     assert_eq!(store.order(), ["lit", "office"]);
