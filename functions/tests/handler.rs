@@ -334,26 +334,13 @@ async fn json_mode_invocations_follow_the_host_protocol() {
     // A refused request still answers 200 at the host protocol level, with the 4xx inside.
     let mut bad = invocation.clone();
     bad["Data"]["req"]["Headers"]["Authorization"] = json!(["Bearer nope"]);
-    let v: Value = reqwest::Client::new()
-        .post(format!("{}/ups", h.base))
-        .json(&bad)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = invoke(&h, "ups", &bad).await.json().await.unwrap();
     assert_eq!(v["Outputs"]["res"]["statusCode"], 401);
 
     // The timer: ScheduleStatus null (sub-minute schedules), lenient dates.
     let timer = json!({"Data": {"timer": {"Schedule": {"AdjustForDST": true}, "ScheduleStatus": null, "IsPastDue": false}},
         "Metadata": {"sys": {"MethodName": "probe", "UtcNow": "2026-01-10T12:05:00.0204711Z", "RandGuid": "9d0f2c1e"}}});
-    let resp = reqwest::Client::new()
-        .post(format!("{}/probe", h.base))
-        .json(&timer)
-        .send()
-        .await
-        .unwrap();
+    let resp = invoke(&h, "probe", &timer).await;
     assert_eq!(resp.status().as_u16(), 200);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["Outputs"], json!({}));
@@ -433,7 +420,7 @@ async fn post_signed(h: &Handler, path: &str, body: &Value) -> (u16, Value) {
 }
 
 /// Posts a signed UPS event of `ups@home` at `at`, with a fresh id, to `/api/ups`.
-async fn post_ups(h: &Handler, kind: &str, status: &str, at: &str) -> (u16, Value) {
+async fn post_ups_at(h: &Handler, kind: &str, status: &str, at: &str) -> (u16, Value) {
     let event = json!({"id": uuid::Uuid::new_v4().to_string(), "at": at, "ups": "ups@home",
         "type": kind, "status": status});
     post_signed(h, "/api/ups", &event).await
@@ -488,10 +475,10 @@ async fn heartbeats_carry_the_lease_and_where_the_stateful_tier_runs() {
 #[tokio::test]
 async fn an_event_dated_in_the_future_never_blocks_later_ones() {
     let mut h = Handler::start(&[]);
-    let (status, v) = post_ups(&h, "ONBATT", "OB DISCHRG", "9999-12-31T23:59:59Z").await;
+    let (status, v) = post_ups_at(&h, "ONBATT", "OB DISCHRG", "9999-12-31T23:59:59Z").await;
     assert_eq!((status, v["mode"].as_str()), (200, Some("suspect")), "{v}");
     let now = chrono::Utc::now().to_rfc3339();
-    let (status, v) = post_ups(&h, "ONLINE", "OL", &now).await;
+    let (status, v) = post_ups_at(&h, "ONLINE", "OL", &now).await;
     assert_eq!((status, v["mode"].as_str()), (200, Some("healthy")), "{v}");
 
     let status_resp: Value = status_json(&h).await;
@@ -529,7 +516,7 @@ async fn extreme_token_times_get_401_json_not_a_dropped_connection() {
 async fn an_invocation_saves_its_intent_and_then_all_outcomes_at_once() {
     let mut h = Handler::start(&[]);
     // LOWBATT: outage at once → a capacity write, a migration and a message, then follow-ups.
-    let (status, v) = post_ups(&h, "LOWBATT", "OB LB", &chrono::Utc::now().to_rfc3339()).await;
+    let (status, v) = post_ups_at(&h, "LOWBATT", "OB LB", &chrono::Utc::now().to_rfc3339()).await;
     assert_eq!((status, v["mode"].as_str()), (200, Some("outage")), "{v}");
     let logs = h.logs();
     let done = logged(&logs, "invocation done");
@@ -544,7 +531,8 @@ async fn an_invocation_saves_its_intent_and_then_all_outcomes_at_once() {
 #[tokio::test]
 async fn a_browser_gets_a_self_contained_status_page() {
     let mut h = Handler::start(&[]);
-    let (status, _) = post_ups(&h, "ONBATT", "OB DISCHRG", &chrono::Utc::now().to_rfc3339()).await;
+    let (status, _) =
+        post_ups_at(&h, "ONBATT", "OB DISCHRG", &chrono::Utc::now().to_rfc3339()).await;
     assert_eq!(status, 200);
     let resp = reqwest::Client::new()
         .get(format!("{}/api/status", h.base))

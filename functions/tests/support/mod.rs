@@ -141,6 +141,16 @@ pub async fn status_json(h: &Handler) -> Value {
         .unwrap()
 }
 
+/// The host invoking `function` with `invocation` (`POST /<function>`, custom handler protocol).
+pub async fn invoke(h: &Handler, function: &str, invocation: &Value) -> ::reqwest::Response {
+    ::reqwest::Client::new()
+        .post(format!("{}/{function}", h.base))
+        .json(invocation)
+        .send()
+        .await
+        .unwrap()
+}
+
 pub fn agent_headers(token: &str) -> Vec<(&'static str, String)> {
     vec![
         ("content-type", "application/json".to_string()),
