@@ -25,8 +25,7 @@ async fn agent_events_are_authenticated_deduplicated_and_stored() {
     assert_eq!((status, v["error"].as_str()), (409, Some("replayed_token")));
 
     // The same event with a fresh token (the agent re-sent it): accepted as a duplicate.
-    let token2 = sign_ed(&claims(&body), AGENT_PRIVATE_PEM);
-    let (status, v) = post(&h, "/api/ups", &body, &agent_headers(&token2)).await;
+    let (status, v) = post_signed_bytes(&h, "/api/ups", &body).await;
     assert_eq!(status, 200);
     assert_eq!(v["duplicate"], true);
 
@@ -180,13 +179,7 @@ async fn bad_agent_requests_get_the_right_4xx_and_the_process_stays_up() {
 
     // Truncated JSON, correctly signed: the body is refused, not the token.
     let truncated = &body[..body.len() / 2];
-    let (status, v) = post(
-        &h,
-        "/api/ups",
-        truncated,
-        &agent_headers(&sign_ed(&claims(truncated), AGENT_PRIVATE_PEM)),
-    )
-    .await;
+    let (status, v) = post_signed_bytes(&h, "/api/ups", truncated).await;
     assert_eq!(
         (status, v["error"].as_str().unwrap()),
         (400, "invalid_payload"),
@@ -195,25 +188,13 @@ async fn bad_agent_requests_get_the_right_4xx_and_the_process_stays_up() {
 
     // A missing field is named.
     let missing = br#"{"at":"2026-01-10T12:00:00Z","ups":"u","type":"ONBATT","status":"OB"}"#;
-    let (status, v) = post(
-        &h,
-        "/api/ups",
-        missing,
-        &agent_headers(&sign_ed(&claims(missing), AGENT_PRIVATE_PEM)),
-    )
-    .await;
+    let (status, v) = post_signed_bytes(&h, "/api/ups", missing).await;
     assert_eq!(status, 400);
     assert!(v["detail"].as_str().unwrap().contains("`id`"), "{v}");
 
     // Oversized.
     let big = vec![b' '; 70 * 1024];
-    let (status, v) = post(
-        &h,
-        "/api/ups",
-        &big,
-        &agent_headers(&sign_ed(&claims(&big), AGENT_PRIVATE_PEM)),
-    )
-    .await;
+    let (status, v) = post_signed_bytes(&h, "/api/ups", &big).await;
     assert_eq!(
         (status, v["error"].as_str().unwrap()),
         (413, "body_too_large")
@@ -414,9 +395,13 @@ async fn secrets_never_reach_the_logs() {
 }
 
 async fn post_signed(h: &Handler, path: &str, body: &Value) -> (u16, Value) {
-    let bytes = serde_json::to_vec(body).unwrap();
-    let token = sign_ed(&claims(&bytes), AGENT_PRIVATE_PEM);
-    post(h, path, &bytes, &agent_headers(&token)).await
+    post_signed_bytes(h, path, &serde_json::to_vec(body).unwrap()).await
+}
+
+/// Posts `bytes` as they are, with the agent's headers and a token signed for them.
+async fn post_signed_bytes(h: &Handler, path: &str, bytes: &[u8]) -> (u16, Value) {
+    let token = sign_ed(&claims(bytes), AGENT_PRIVATE_PEM);
+    post(h, path, bytes, &agent_headers(&token)).await
 }
 
 /// Posts a signed UPS event of `ups@home` at `at`, with a fresh id, to `/api/ups`.
