@@ -56,6 +56,13 @@ impl Site {
         run
     }
 
+    /// A 3 s lease, renewed by one heartbeat; then the function refuses every heartbeat.
+    async fn short_lease_then_cut_off(&self) {
+        self.h.receiver.set_lease(Some(Duration::from_secs(3)));
+        assert_eq!(self.heartbeat().await.code, 0);
+        self.h.receiver.refuse().await;
+    }
+
     /// A heartbeat (which succeeds) told that the stateful tier runs `at`: the command log `log`
     /// then holds one line, `stateful_<at> …`.
     async fn told_the_tier_runs(&self, at: &str, log: &Path) {
@@ -208,9 +215,7 @@ async fn a_long_lease_left_does_not_fence() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fenced_stays_fenced_while_the_cloud_holds_the_tier_and_unfences_once_it_is_home() {
     let s = Site::new().await;
-    s.h.receiver.set_lease(Some(Duration::from_secs(3)));
-    assert_eq!(s.heartbeat().await.code, 0);
-    s.h.receiver.refuse().await;
+    s.short_lease_then_cut_off().await;
     assert_eq!(s.heartbeat().await.code, 1);
     assert_eq!(lines(&s.fenced).len(), 1);
 
@@ -256,9 +261,7 @@ async fn a_failing_fence_command_is_logged_not_marked_and_tried_again() {
         "BURST_AGENT_FENCE_COMMAND",
         &format!("echo try >> '{}'; exit 3", attempts.display()),
     );
-    s.h.receiver.set_lease(Some(Duration::from_secs(3)));
-    assert_eq!(s.heartbeat().await.code, 0);
-    s.h.receiver.refuse().await;
+    s.short_lease_then_cut_off().await;
     for n in 1..=2 {
         let run = s.heartbeat().await;
         assert_eq!(run.code, 1);
@@ -283,9 +286,7 @@ async fn a_hanging_fence_command_is_killed_and_the_heartbeat_returns() {
         &format!("sleep 60 & echo $! > '{}'; wait", sleeper.display()),
     );
     s.h.set("BURST_AGENT_FENCE_TIMEOUT_MS", "1000");
-    s.h.receiver.set_lease(Some(Duration::from_secs(3)));
-    assert_eq!(s.heartbeat().await.code, 0);
-    s.h.receiver.refuse().await;
+    s.short_lease_then_cut_off().await;
 
     let run = s.heartbeat().await;
     assert_eq!(run.code, 1);
