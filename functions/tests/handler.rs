@@ -519,12 +519,7 @@ async fn a_browser_gets_a_self_contained_status_page() {
     let (status, _) =
         post_ups_at(&h, "ONBATT", "OB DISCHRG", &chrono::Utc::now().to_rfc3339()).await;
     assert_eq!(status, 200);
-    let resp = reqwest::Client::new()
-        .get(format!("{}/api/status", h.base))
-        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
-        .send()
-        .await
-        .unwrap();
+    let resp = status_page(&h, "text/html,application/xhtml+xml,*/*;q=0.8").await;
     assert_eq!(resp.status().as_u16(), 200);
     let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
     assert!(ct.starts_with("text/html"), "{ct}");
