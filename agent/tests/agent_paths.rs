@@ -21,6 +21,15 @@ async fn ups_on_battery() -> FakeUpsd {
     .await
 }
 
+/// A harness with a notify budget of `budget_ms` and a UPS on battery, with the UPS's name.
+async fn on_battery_with_budget(budget_ms: &str) -> (Harness, FakeUpsd, String) {
+    let mut h = Harness::new().await;
+    h.set("BURST_AGENT_NOTIFY_BUDGET_MS", budget_ms);
+    let upsd = ups_on_battery().await;
+    let ups = upsd.upsname("myups");
+    (h, upsd, ups)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notify_sends_a_signed_event_with_a_status_snapshot() {
     let h = Harness::new().await;
@@ -103,10 +112,7 @@ async fn commloss_is_reported_as_unknown_power() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cloud_down_spools_in_order_and_heartbeat_delivers_later() {
-    let mut h = Harness::new().await;
-    h.set("BURST_AGENT_NOTIFY_BUDGET_MS", "1500");
-    let upsd = ups_on_battery().await;
-    let ups = upsd.upsname("myups");
+    let (h, upsd, ups) = on_battery_with_budget("1500").await;
 
     h.receiver.refuse().await;
     let mut sent = Vec::new();
@@ -163,10 +169,7 @@ async fn cloud_down_spools_in_order_and_heartbeat_delivers_later() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_503_keeps_events_spooled_and_the_next_notify_sends_them_first() {
-    let mut h = Harness::new().await;
-    h.set("BURST_AGENT_NOTIFY_BUDGET_MS", "1200");
-    let upsd = ups_on_battery().await;
-    let ups = upsd.upsname("myups");
+    let (h, _upsd, ups) = on_battery_with_budget("1200").await;
 
     h.receiver.set_unavailable(true);
     assert_eq!(h.notify("ONBATT", &ups).await.code, 0);
@@ -176,12 +179,7 @@ async fn a_503_keeps_events_spooled_and_the_next_notify_sends_them_first() {
 
     h.receiver.set_unavailable(false);
     assert_eq!(h.notify("ONLINE", &ups).await.code, 0);
-    let types: Vec<String> = h
-        .receiver
-        .accepted_on("/api/ups")
-        .iter()
-        .map(|a| a.body["type"].as_str().unwrap().to_string())
-        .collect();
+    let types = h.receiver.accepted_strings("/api/ups", "type");
     assert_eq!(types, ["ONBATT", "LOWBATT", "ONLINE"]);
     assert!(h.spooled().is_empty());
 }
@@ -217,10 +215,7 @@ async fn permanent_refusals_go_to_rejected_and_do_not_block_the_queue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_hooks_send_each_spooled_event_exactly_once() {
-    let mut h = Harness::new().await;
-    h.set("BURST_AGENT_NOTIFY_BUDGET_MS", "1000");
-    let upsd = ups_on_battery().await;
-    let ups = upsd.upsname("myups");
+    let (mut h, _upsd, ups) = on_battery_with_budget("1000").await;
 
     h.receiver.refuse().await;
     for i in 0..6 {
@@ -432,12 +427,8 @@ async fn keygen_output_signs_and_verifies() {
 
     // --private-key-out: 0600 file, public key only on stdout, never overwrites.
     let path = h.tmp.path().join("agent.pem");
-    let run = h
-        .run(
-            &["keygen", "--private-key-out", path.to_str().unwrap()],
-            &[],
-        )
-        .await;
+    let keygen = ["keygen", "--private-key-out", path.to_str().unwrap()];
+    let run = h.run(&keygen, &[]).await;
     assert_eq!(run.code, 0, "{run:?}");
     assert!(!run.stdout.contains("PRIVATE"));
     use std::os::unix::fs::PermissionsExt;
@@ -445,12 +436,7 @@ async fn keygen_output_signs_and_verifies() {
         std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let run = h
-        .run(
-            &["keygen", "--private-key-out", path.to_str().unwrap()],
-            &[],
-        )
-        .await;
+    let run = h.run(&keygen, &[]).await;
     assert_eq!(run.code, 1, "refuses to overwrite");
 }
 

@@ -39,6 +39,14 @@ fn line(run: &Run, name: &str) -> Line {
     }
 }
 
+/// The `name` line of a run that failed (exit 1) on it (marked ✗).
+fn failed_on(run: &Run, name: &str) -> Line {
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let l = line(run, name);
+    assert_eq!(l.mark, '✗', "{}", run.stdout);
+    l
+}
+
 fn has_line(run: &Run, name: &str) -> bool {
     run.stdout
         .lines()
@@ -228,9 +236,7 @@ async fn a_token_problem_is_named_from_the_functions_answer() {
     std::fs::write(&other, &pair.private_pkcs8_pem).unwrap();
     h.set("BURST_AGENT_ED25519_KEY_FILE", other.to_str().unwrap());
     let run = doctor(&h, &conf).await;
-    assert_eq!(run.code, 1, "{}", run.stdout);
-    let l = line(&run, "ups");
-    assert_eq!(l.mark, '✗');
+    let l = failed_on(&run, "ups");
     assert!(
         l.text.contains("401 invalid_token from the function"),
         "{}",
@@ -286,28 +292,35 @@ async fn the_function_down_names_base_url() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clock_skew_warns_above_30_s_and_fails_above_120_s() {
     let (h, _upsd, conf) = working().await;
-    h.receiver.set_clock_offset(Some(45));
-    let run = doctor(&h, &conf).await;
-    assert_eq!(run.code, 0, "a warning only: {}", run.stdout);
-    let l = line(&run, "clock");
-    assert_eq!(l.mark, '!', "{}", run.stdout);
-    assert!(
-        l.text.contains("s behind the function's clock"),
-        "{}",
-        l.text
-    );
-    assert!(l.fixes.contains("NTP"), "{}", l.fixes);
-
-    h.receiver.set_clock_offset(Some(-150));
-    let run = doctor(&h, &conf).await;
-    assert_eq!(run.code, 1, "{}", run.stdout);
-    let l = line(&run, "clock");
-    assert_eq!(l.mark, '✗', "{}", run.stdout);
-    assert!(
-        l.text.contains("s ahead of the function's clock"),
-        "{}",
-        l.text
-    );
+    // (the function's clock offset in s, what it is, exit code, mark, the line's text, its fix)
+    for (offset, what, code, mark, text, fix) in [
+        (
+            45,
+            "a warning only",
+            0,
+            '!',
+            "s behind the function's clock",
+            Some("NTP"),
+        ),
+        (
+            -150,
+            "a failure",
+            1,
+            '✗',
+            "s ahead of the function's clock",
+            None,
+        ),
+    ] {
+        h.receiver.set_clock_offset(Some(offset));
+        let run = doctor(&h, &conf).await;
+        assert_eq!(run.code, code, "{what}: {}", run.stdout);
+        let l = line(&run, "clock");
+        assert_eq!(l.mark, mark, "{}", run.stdout);
+        assert!(l.text.contains(text), "{}", l.text);
+        if let Some(fix) = fix {
+            assert!(l.fixes.contains(fix), "{}", l.fixes);
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -316,9 +329,7 @@ async fn key_and_config_problems() {
     // No key file.
     h.set("BURST_AGENT_ED25519_KEY_FILE", "/nonexistent/ed25519.pem");
     let run = doctor(&h, &conf).await;
-    assert_eq!(run.code, 1);
-    let l = line(&run, "key");
-    assert_eq!(l.mark, '✗');
+    let l = failed_on(&run, "key");
     assert!(l.text.contains("no such file"), "{}", l.text);
     assert!(
         l.fixes
@@ -343,9 +354,7 @@ async fn key_and_config_problems() {
     // A broken file: doctor says which file and why, and stops there.
     std::fs::write(&h.config, "site_idd = \"home\"\n").unwrap();
     let run = doctor(&h, &conf).await;
-    assert_eq!(run.code, 1);
-    let l = line(&run, "config");
-    assert_eq!(l.mark, '✗');
+    let l = failed_on(&run, "config");
     assert!(
         l.text.contains(h.config.to_str().unwrap()) && l.text.contains("site_idd"),
         "{}",
@@ -360,9 +369,7 @@ async fn a_short_hs256_secret_is_a_problem() {
     h.set("BURST_AGENT_KUBE_SOURCE", "none");
     let conf = upsmon_conf(&h);
     let run = doctor(&h, &conf).await;
-    assert_eq!(run.code, 1, "{}", run.stdout);
-    let l = line(&run, "key");
-    assert_eq!(l.mark, '✗');
+    let l = failed_on(&run, "key");
     assert!(
         l.text
             .contains("16 bytes; the function requires at least 32"),
@@ -381,9 +388,7 @@ async fn upsd_problems_and_a_site_that_cannot_see_power() {
     // A UPS name upsd does not serve: the names it does serve, and the fix.
     h.set("BURST_AGENT_UPS", &upsd.upsname("otherups"));
     let run = doctor(&h, &conf).await;
-    assert_eq!(run.code, 1);
-    let l = line(&run, "upsd");
-    assert_eq!(l.mark, '✗');
+    let l = failed_on(&run, "upsd");
     assert!(
         l.text
             .contains("no UPS named \"otherups\" (it serves: myups)"),

@@ -138,13 +138,20 @@ async fn heartbeats_carry_the_battery_and_one_beat_on_line() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_battery_a_run_beats_every_interval_until_the_period_is_used_up() {
+/// A harness reading a UPS on battery, with a beat every second on battery within a heartbeat
+/// run of `period_ms`.
+async fn on_battery_beating_every_second(period_ms: &str) -> (Harness, FakeUpsd) {
     let mut h = Harness::new().await;
     let upsd = ups("OB DISCHRG").await;
     h.set("BURST_AGENT_UPS", &upsd.upsname("myups"));
-    h.set("BURST_AGENT_HEARTBEAT_PERIOD_MS", "3000");
+    h.set("BURST_AGENT_HEARTBEAT_PERIOD_MS", period_ms);
     h.set("BURST_AGENT_ON_BATTERY_INTERVAL_MS", "1000");
+    (h, upsd)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_battery_a_run_beats_every_interval_until_the_period_is_used_up() {
+    let (mut h, _upsd) = on_battery_beating_every_second("3000").await;
     let run = h.run(&["heartbeat"], &[]).await;
     assert_eq!(run.code, 0, "{run:?}");
     // Beats at 0, 1 and 2 s; the run ends before the next timer run at 3 s (less a margin).
@@ -176,23 +183,14 @@ async fn on_battery_a_run_beats_every_interval_until_the_period_is_used_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn power_back_ends_the_faster_beats_and_a_failed_beat_fails_the_run() {
-    let mut h = Harness::new().await;
-    let upsd = ups("OB DISCHRG").await;
-    h.set("BURST_AGENT_UPS", &upsd.upsname("myups"));
-    h.set("BURST_AGENT_HEARTBEAT_PERIOD_MS", "6000");
-    h.set("BURST_AGENT_ON_BATTERY_INTERVAL_MS", "1000");
+    let (mut h, upsd) = on_battery_beating_every_second("6000").await;
     let power_back = async {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         upsd.set("ups.status", "OL CHRG");
     };
     let (run, ()) = tokio::join!(h.run(&["heartbeat"], &[]), power_back);
     assert_eq!(run.code, 0, "{run:?}");
-    let statuses: Vec<String> = h
-        .receiver
-        .accepted_on("/api/heartbeat")
-        .iter()
-        .map(|a| a.body["ups_status"].as_str().unwrap().to_string())
-        .collect();
+    let statuses = h.receiver.accepted_strings("/api/heartbeat", "ups_status");
     assert_eq!(statuses, ["OB DISCHRG", "OB DISCHRG", "OL CHRG"]);
     assert!(
         run.elapsed < Duration::from_millis(2900),

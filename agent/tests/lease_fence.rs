@@ -56,6 +56,27 @@ impl Site {
         run
     }
 
+    /// A 3 s lease, renewed by one heartbeat; then the function refuses every heartbeat.
+    async fn short_lease_then_cut_off(&self) {
+        self.h.receiver.set_lease(Some(Duration::from_secs(3)));
+        assert_eq!(self.heartbeat().await.code, 0);
+        self.h.receiver.refuse().await;
+    }
+
+    /// A heartbeat (which succeeds) told that the stateful tier runs `at`: the command log `log`
+    /// then holds one line, `stateful_<at> …`.
+    async fn told_the_tier_runs(&self, at: &str, log: &Path) {
+        self.h.receiver.set_stateful(Some(at));
+        let run = self.heartbeat().await;
+        assert_eq!(run.code, 0, "{run:?}");
+        let logged = lines(log);
+        assert_eq!(logged.len(), 1, "{}", run.stderr);
+        assert!(
+            logged[0].starts_with(&format!("stateful_{at} ")),
+            "{logged:?}"
+        );
+    }
+
     /// The lease file's default place: beside the spool directory.
     fn lease_path(&self) -> PathBuf {
         self.h.tmp.path().join("lease.json")
@@ -194,9 +215,7 @@ async fn a_long_lease_left_does_not_fence() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fenced_stays_fenced_while_the_cloud_holds_the_tier_and_unfences_once_it_is_home() {
     let s = Site::new().await;
-    s.h.receiver.set_lease(Some(Duration::from_secs(3)));
-    assert_eq!(s.heartbeat().await.code, 0);
-    s.h.receiver.refuse().await;
+    s.short_lease_then_cut_off().await;
     assert_eq!(s.heartbeat().await.code, 1);
     assert_eq!(lines(&s.fenced).len(), 1);
 
@@ -214,12 +233,7 @@ async fn fenced_stays_fenced_while_the_cloud_holds_the_tier_and_unfences_once_it
         assert_eq!(file["stateful"], stateful);
     }
 
-    s.h.receiver.set_stateful(Some("home"));
-    let run = s.heartbeat().await;
-    assert_eq!(run.code, 0, "{run:?}");
-    let unfenced = lines(&s.unfenced);
-    assert_eq!(unfenced.len(), 1, "{}", run.stderr);
-    assert!(unfenced[0].starts_with("stateful_home "), "{unfenced:?}");
+    s.told_the_tier_runs("home", &s.unfenced).await;
     assert_eq!(s.lease()["fenced"], false);
 
     assert_eq!(s.heartbeat().await.code, 0);
@@ -233,12 +247,7 @@ async fn an_unfenced_agent_fences_when_the_cloud_says_it_runs_the_tier() {
     // renews, but the cloud runs the stateful tier now.
     let s = Site::new().await;
     s.h.receiver.set_lease(Some(Duration::from_secs(120)));
-    s.h.receiver.set_stateful(Some("cloud"));
-    let run = s.heartbeat().await;
-    assert_eq!(run.code, 0, "{run:?}");
-    let fenced = lines(&s.fenced);
-    assert_eq!(fenced.len(), 1, "{}", run.stderr);
-    assert!(fenced[0].starts_with("stateful_cloud "), "{fenced:?}");
+    s.told_the_tier_runs("cloud", &s.fenced).await;
     assert_eq!(s.lease()["fenced"], true);
     assert_eq!(s.heartbeat().await.code, 0);
     assert_eq!(lines(&s.fenced).len(), 1);
@@ -252,9 +261,7 @@ async fn a_failing_fence_command_is_logged_not_marked_and_tried_again() {
         "BURST_AGENT_FENCE_COMMAND",
         &format!("echo try >> '{}'; exit 3", attempts.display()),
     );
-    s.h.receiver.set_lease(Some(Duration::from_secs(3)));
-    assert_eq!(s.heartbeat().await.code, 0);
-    s.h.receiver.refuse().await;
+    s.short_lease_then_cut_off().await;
     for n in 1..=2 {
         let run = s.heartbeat().await;
         assert_eq!(run.code, 1);
@@ -279,9 +286,7 @@ async fn a_hanging_fence_command_is_killed_and_the_heartbeat_returns() {
         &format!("sleep 60 & echo $! > '{}'; wait", sleeper.display()),
     );
     s.h.set("BURST_AGENT_FENCE_TIMEOUT_MS", "1000");
-    s.h.receiver.set_lease(Some(Duration::from_secs(3)));
-    assert_eq!(s.heartbeat().await.code, 0);
-    s.h.receiver.refuse().await;
+    s.short_lease_then_cut_off().await;
 
     let run = s.heartbeat().await;
     assert_eq!(run.code, 1);

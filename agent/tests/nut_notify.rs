@@ -309,13 +309,7 @@ async fn commloss_is_unknown_power_not_a_power_loss() {
         return;
     }
     let h = Harness::new().await;
-    let sim = h
-        .start_nut("hold-ol.seq", NutOptions::lasting(75).nocommwarn_s(3))
-        .await;
-    // upsd gone for 10 s: upsmon reports COMMBAD, then NOCOMM, then COMMOK.
-    sim.stop_upsd_for(Duration::from_secs(10)).await;
-    sim.expect_notify("COMMOK", 1, Duration::from_secs(30))
-        .await;
+    let sim = h.start_nut_and_lose_upsd_for_10_s().await;
     let (calls, accepted) = settle(&h, &sim).await;
 
     assert!(calls.iter().any(|c| c.notifytype == "COMMBAD"), "{calls:?}");

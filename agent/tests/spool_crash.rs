@@ -79,18 +79,10 @@ impl Tally {
 /// Runs the agent like [`Harness::run`], killing it (SIGKILL, by its own handle) after
 /// `kill_after` if it is still running.
 async fn run(h: &Harness, args: &[&str], extra: &[(&str, &str)], kill_after: Duration) -> End {
-    let mut child = tokio::process::Command::new(&h.binary)
-        .arg("--config")
-        .arg(&h.config)
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(&h.env)
-        .envs(extra.iter().copied())
-        .stdin(Stdio::null())
+    let mut child = h
+        .command(args, extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("run burst-agent");
     let mut stderr = child.stderr.take().unwrap();
@@ -196,12 +188,9 @@ fn check_spool_files(spool: &Path) {
 /// The receiver's accepted UPS events' types, in order (the test's own events only, not the
 /// calibration run's).
 fn accepted(h: &Harness) -> Vec<String> {
-    h.receiver
-        .accepted_on("/api/ups")
-        .iter()
-        .map(|a| a.body["type"].as_str().unwrap().to_string())
-        .filter(|t| t.starts_with('K'))
-        .collect()
+    let mut types = h.receiver.accepted_strings("/api/ups", "type");
+    types.retain(|t| t.starts_with('K'));
+    types
 }
 
 /// The end state every test must reach (see the module docs); prints the summary.
@@ -280,6 +269,22 @@ fn between(rng: &mut fastrand::Rng, low: Duration, high: Duration) -> Duration {
     Duration::from_micros(rng.u64(low.as_micros() as u64..=high.as_micros() as u64))
 }
 
+/// `runs` notifies, each killed at a random time up to `within`; the spool is checked after
+/// each.
+async fn killed_notifies(
+    h: &Harness,
+    tally: &mut Tally,
+    rng: &mut fastrand::Rng,
+    within: Duration,
+    runs: usize,
+) {
+    for _ in 0..runs {
+        let kill = between(rng, Duration::ZERO, within);
+        notify(h, tally, kill).await;
+        check_spool_files(&h.spool_dir());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_while_spooling_and_while_flushing() {
     let test = "sigkill_while_spooling_and_while_flushing";
@@ -294,19 +299,11 @@ async fn sigkill_while_spooling_and_while_flushing() {
         // Spooling, the function down: kills anywhere from start-up to the first retry.
         h.set("BURST_AGENT_NOTIFY_BUDGET_MS", "300");
         h.receiver.refuse().await;
-        for _ in 0..16 {
-            let kill = between(&mut rng, Duration::ZERO, one * 2);
-            notify(&h, &mut tally, kill).await;
-            check_spool_files(&h.spool_dir());
-        }
+        killed_notifies(&h, &mut tally, &mut rng, one * 2, 16).await;
         // Spooling and delivering, the function up and quick.
         h.receiver.resume().await;
         h.set("BURST_AGENT_NOTIFY_BUDGET_MS", "3000");
-        for _ in 0..12 {
-            let kill = between(&mut rng, Duration::ZERO, one * 2);
-            notify(&h, &mut tally, kill).await;
-            check_spool_files(&h.spool_dir());
-        }
+        killed_notifies(&h, &mut tally, &mut rng, one * 2, 12).await;
         // A backlog, then flushing through a slow function: kills while requests are on their
         // way, after the function took one but before the agent read the answer, and so on.
         h.receiver.refuse().await;

@@ -18,11 +18,7 @@ use support::tmpfs::Tmpfs;
 
 /// The `type` of every event the receiver accepted, in order.
 fn accepted_types(h: &Harness) -> Vec<String> {
-    h.receiver
-        .accepted_on("/api/ups")
-        .iter()
-        .map(|a| a.body["type"].as_str().unwrap().to_string())
-        .collect()
+    h.receiver.accepted_strings("/api/ups", "type")
 }
 
 /// The `type` of every spooled event, in delivery order (the names sort that way).
@@ -51,6 +47,12 @@ async fn on_small_tmpfs(test: &str) -> Option<(Harness, Tmpfs)> {
     Some((h, fs))
 }
 
+/// The cloud down, and a notify budget short enough that each event is spooled quickly.
+async fn cloud_down(h: &mut Harness) {
+    h.set("BURST_AGENT_NOTIFY_BUDGET_MS", "500");
+    h.receiver.refuse().await;
+}
+
 /// Notifies with the cloud down until one cannot be spooled (disk full); returns the codes.
 async fn fill_the_spool(h: &Harness, kinds: &[&str]) -> Vec<i32> {
     let mut codes = Vec::new();
@@ -72,18 +74,24 @@ const OUTAGE: [&str; 8] = [
     "ONBATT", "LOWBATT", "FSD", "ONBATT", "LOWBATT", "FSD", "ONBATT", "LOWBATT",
 ];
 
+/// [`on_small_tmpfs`] with the cloud down and [`OUTAGE`] notified until the disk is full;
+/// with the notify exit codes.
+async fn full_spool(test: &str) -> Option<(Harness, Tmpfs, Vec<i32>)> {
+    let (mut h, fs) = on_small_tmpfs(test).await?;
+    cloud_down(&mut h).await;
+    let codes = fill_the_spool(&h, &OUTAGE).await;
+    Some((h, fs, codes))
+}
+
 /// Edge 1: with the spool full, a new event was sent directly, ahead of the spooled backlog
 /// (which the function then took as reordered). Now the backlog goes first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_full_a_new_event_does_not_overtake_the_backlog() {
-    let Some((mut h, _fs)) =
-        on_small_tmpfs("disk_full_a_new_event_does_not_overtake_the_backlog").await
+    let Some((mut h, _fs, codes)) =
+        full_spool("disk_full_a_new_event_does_not_overtake_the_backlog").await
     else {
         return;
     };
-    h.set("BURST_AGENT_NOTIFY_BUDGET_MS", "500");
-    h.receiver.refuse().await;
-    let codes = fill_the_spool(&h, &OUTAGE).await;
     eprintln!("notify exit codes with the cloud down: {codes:?}");
     let backlog = spooled_types(&h);
     assert!(
@@ -117,8 +125,7 @@ async fn disk_full_a_new_event_does_not_overtake_the_backlog() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_spool_write_does_not_let_a_new_event_overtake_the_backlog() {
     let mut h = Harness::new().await;
-    h.set("BURST_AGENT_NOTIFY_BUDGET_MS", "500");
-    h.receiver.refuse().await;
+    cloud_down(&mut h).await;
     for kind in ["ONBATT", "LOWBATT", "FSD"] {
         let run = h.run(&["notify", "msg"], &[("NOTIFYTYPE", kind)]).await;
         assert_eq!(run.code, 0, "{}", run.stderr);
@@ -153,14 +160,10 @@ const CORRUPT: &str = "00000000000000000001-000000000999.json";
 /// `.reason` is only logged, and everything else is delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_full_and_a_bad_entry_do_not_block_delivery() {
-    let Some((mut h, _fs)) =
-        on_small_tmpfs("disk_full_and_a_bad_entry_do_not_block_delivery").await
+    let Some((h, _fs, codes)) = full_spool("disk_full_and_a_bad_entry_do_not_block_delivery").await
     else {
         return;
     };
-    h.set("BURST_AGENT_NOTIFY_BUDGET_MS", "500");
-    h.receiver.refuse().await;
-    let codes = fill_the_spool(&h, &OUTAGE).await;
     assert!(codes.contains(&1), "the tmpfs should fill up: {codes:?}");
     let backlog = spooled_types(&h);
     assert!(backlog.len() >= 3, "{backlog:?}");
@@ -185,8 +188,7 @@ async fn disk_full_and_a_bad_entry_do_not_block_delivery() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_entry_whose_reason_cannot_be_written_does_not_block_delivery() {
     let mut h = Harness::new().await;
-    h.set("BURST_AGENT_NOTIFY_BUDGET_MS", "500");
-    h.receiver.refuse().await;
+    cloud_down(&mut h).await;
     for kind in ["ONBATT", "LOWBATT"] {
         assert_eq!(
             h.run(&["notify", "m"], &[("NOTIFYTYPE", kind)]).await.code,
@@ -214,8 +216,7 @@ async fn a_bad_entry_whose_reason_cannot_be_written_does_not_block_delivery() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_entry_is_logged_and_counted() {
     let mut h = Harness::new().await;
-    h.set("BURST_AGENT_NOTIFY_BUDGET_MS", "500");
-    h.receiver.refuse().await;
+    cloud_down(&mut h).await;
     assert_eq!(
         h.run(&["notify", "m"], &[("NOTIFYTYPE", "ONBATT")])
             .await

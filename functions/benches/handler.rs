@@ -8,9 +8,8 @@
 use burst_wire::Signer;
 
 mod support;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{KEY, Proc, client, free_port, handler_command, peak_rss_kb, signed_heartbeat};
+use support::{KEY, Proc, free_port, handler_command, peak_rss_kb, round, signed_heartbeat};
 
 const CONCURRENCY: usize = 16;
 const REQUESTS: usize = 16_000;
@@ -74,29 +73,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let (lat, elapsed, errors) = rt.block_on(async move {
-        let work = Arc::new(work);
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for c in 0..CONCURRENCY {
-            let work = work.clone();
-            tasks.push(tokio::spawn(async move {
-                client(port, &work, c, CONCURRENCY).await
-            }));
-        }
-        let mut all = Vec::new();
-        let mut errors = 0;
-        for t in tasks {
-            match t.await {
-                Ok((l, e)) => {
-                    all.extend(l);
-                    errors += e;
-                }
-                Err(_) => errors += 1,
-            }
-        }
-        (all, started.elapsed(), errors)
-    });
+    let (lat, elapsed, errors) = round(&rt, port, work, CONCURRENCY);
     let mut lat = lat;
     lat.sort_by(f64::total_cmp);
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];

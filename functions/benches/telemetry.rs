@@ -13,9 +13,8 @@ use burst_wire::Signer;
 
 mod support;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{KEY, Proc, client, cpu_ms, free_port, handler_command, signed_heartbeat};
+use support::{KEY, Proc, cpu_ms, free_port, handler_command, round, signed_heartbeat};
 
 const CONCURRENCY: usize = 16;
 /// Requests per round; each pair of rounds runs both handlers, in turn first.
@@ -63,37 +62,6 @@ fn spawn_handler(state: &std::path::Path, sites: &str, otlp: Option<&str>) -> (P
     let p = Proc(cmd.spawn().expect("spawn burst-handler"));
     wait_listening(port, "burst-handler");
     (p, port)
-}
-
-/// One round against `port`: (latencies, elapsed, errors).
-fn round(
-    rt: &tokio::runtime::Runtime,
-    port: u16,
-    work: Vec<(Vec<u8>, String)>,
-) -> (Vec<f64>, Duration, usize) {
-    rt.block_on(async move {
-        let work = Arc::new(work);
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for c in 0..CONCURRENCY {
-            let work = work.clone();
-            tasks.push(tokio::spawn(async move {
-                client(port, &work, c, CONCURRENCY).await
-            }));
-        }
-        let mut all = Vec::new();
-        let mut errors = 0;
-        for t in tasks {
-            match t.await {
-                Ok((l, e)) => {
-                    all.extend(l);
-                    errors += e;
-                }
-                Err(_) => errors += 1,
-            }
-        }
-        (all, started.elapsed(), errors)
-    })
 }
 
 #[derive(Default)]
@@ -172,7 +140,7 @@ fn main() {
                     signed_heartbeat(&sites[n % SITES], &signer, &format!("otel-bench-{n}"), true)
                 })
                 .collect();
-            let (lat, elapsed, errors) = round(&rt, port, work);
+            let (lat, elapsed, errors) = round(&rt, port, work, CONCURRENCY);
             let mut this = Figures {
                 lat,
                 elapsed,

@@ -25,37 +25,18 @@ async fn agent_events_are_authenticated_deduplicated_and_stored() {
     assert_eq!((status, v["error"].as_str()), (409, Some("replayed_token")));
 
     // The same event with a fresh token (the agent re-sent it): accepted as a duplicate.
-    let token2 = sign_ed(&claims(&body), AGENT_PRIVATE_PEM);
-    let (status, v) = post(&h, "/api/ups", &body, &agent_headers(&token2)).await;
+    let (status, v) = post_signed_bytes(&h, "/api/ups", &body).await;
     assert_eq!(status, 200);
     assert_eq!(v["duplicate"], true);
 
     // Heartbeat and witness.
-    let hb = serde_json::to_vec(
-        &json!({"id": uuid::Uuid::new_v4().to_string(), "at": chrono::Utc::now().to_rfc3339(),
-        "nodes_ready": 7, "nodes_total": 7, "ups_status": "OB DISCHRG", "api_ok": true}),
-    )
-    .unwrap();
-    let (status, _) = post(
-        &h,
-        "/api/heartbeat",
-        &hb,
-        &agent_headers(&sign_ed(&claims(&hb), AGENT_PRIVATE_PEM)),
-    )
-    .await;
+    let hb = json!({"id": uuid::Uuid::new_v4().to_string(), "at": chrono::Utc::now().to_rfc3339(),
+        "nodes_ready": 7, "nodes_total": 7, "ups_status": "OB DISCHRG", "api_ok": true});
+    let (status, _) = post_signed(&h, "/api/heartbeat", &hb).await;
     assert_eq!(status, 200);
-    let w = serde_json::to_vec(
-        &json!({"id": uuid::Uuid::new_v4().to_string(), "at": chrono::Utc::now().to_rfc3339(),
-        "target": "https://home:6443/readyz", "reachable": true, "latency_ms": 20}),
-    )
-    .unwrap();
-    let (status, _) = post(
-        &h,
-        "/api/witness",
-        &w,
-        &agent_headers(&sign_ed(&claims(&w), AGENT_PRIVATE_PEM)),
-    )
-    .await;
+    let w = json!({"id": uuid::Uuid::new_v4().to_string(), "at": chrono::Utc::now().to_rfc3339(),
+        "target": "https://home:6443/readyz", "reachable": true, "latency_ms": 20});
+    let (status, _) = post_signed(&h, "/api/witness", &w).await;
     assert_eq!(status, 200);
 
     let status_resp: Value = status_json(&h).await;
@@ -71,6 +52,12 @@ async fn bad_agent_requests_get_the_right_4xx_and_the_process_stays_up() {
     let mut h = Handler::start(&[]);
     let body = ups_body(&uuid::Uuid::new_v4().to_string(), "ONBATT", "OB");
     let ok_claims = claims(&body);
+    // The agent's headers for `ok_claims` as `edit` changes them, signed with the agent's key.
+    let edited = |edit: &dyn Fn(&mut Value)| {
+        let mut c = ok_claims.clone();
+        edit(&mut c);
+        agent_headers(&sign_ed(&c, AGENT_PRIVATE_PEM))
+    };
     // (what, body, headers, expected status, expected error code)
     type Case<'a> = (&'a str, Vec<u8>, Vec<(&'a str, String)>, u16, &'a str);
     let cases: Vec<Case> = vec![
@@ -113,86 +100,50 @@ async fn bad_agent_requests_get_the_right_4xx_and_the_process_stays_up() {
         (
             "expired",
             body.clone(),
-            agent_headers(&sign_ed(
-                &{
-                    let mut c = ok_claims.clone();
-                    c["iat"] = json!(now_unix() - 900);
-                    c["exp"] = json!(now_unix() - 700);
-                    c
-                },
-                AGENT_PRIVATE_PEM,
-            )),
+            edited(&|c| {
+                c["iat"] = json!(now_unix() - 900);
+                c["exp"] = json!(now_unix() - 700);
+            }),
             401,
             "token_expired",
         ),
         (
             "issued in the future",
             body.clone(),
-            agent_headers(&sign_ed(
-                &{
-                    let mut c = ok_claims.clone();
-                    c["iat"] = json!(now_unix() + 600);
-                    c["exp"] = json!(now_unix() + 700);
-                    c
-                },
-                AGENT_PRIVATE_PEM,
-            )),
+            edited(&|c| {
+                c["iat"] = json!(now_unix() + 600);
+                c["exp"] = json!(now_unix() + 700);
+            }),
             401,
             "token_not_yet_valid",
         ),
         (
             "lifetime over 300 s",
             body.clone(),
-            agent_headers(&sign_ed(
-                &{
-                    let mut c = ok_claims.clone();
-                    c["exp"] = json!(now_unix() + 3600);
-                    c
-                },
-                AGENT_PRIVATE_PEM,
-            )),
+            edited(&|c| c["exp"] = json!(now_unix() + 3600)),
             401,
             "token_lifetime_too_long",
         ),
         (
             "wrong audience",
             body.clone(),
-            agent_headers(&sign_ed(
-                &{
-                    let mut c = ok_claims.clone();
-                    c["aud"] = json!("someone-else");
-                    c
-                },
-                AGENT_PRIVATE_PEM,
-            )),
+            edited(&|c| c["aud"] = json!("someone-else")),
             401,
             "wrong_audience",
         ),
         (
             "unknown site",
             body.clone(),
-            agent_headers(&sign_ed(
-                &{
-                    let mut c = ok_claims.clone();
-                    c["iss"] = json!("elsewhere");
-                    c
-                },
-                AGENT_PRIVATE_PEM,
-            )),
+            edited(&|c| c["iss"] = json!("elsewhere")),
             401,
             "unknown_site",
         ),
         (
             "missing jti",
             body.clone(),
-            agent_headers(&sign_ed(
-                &{
-                    let mut c = ok_claims.clone();
-                    c.as_object_mut().unwrap().remove("jti");
-                    c
-                },
-                AGENT_PRIVATE_PEM,
-            )),
+            edited(&|c| {
+                c.as_object_mut().unwrap().remove("jti");
+            }),
             401,
             "invalid_claims",
         ),
@@ -228,13 +179,7 @@ async fn bad_agent_requests_get_the_right_4xx_and_the_process_stays_up() {
 
     // Truncated JSON, correctly signed: the body is refused, not the token.
     let truncated = &body[..body.len() / 2];
-    let (status, v) = post(
-        &h,
-        "/api/ups",
-        truncated,
-        &agent_headers(&sign_ed(&claims(truncated), AGENT_PRIVATE_PEM)),
-    )
-    .await;
+    let (status, v) = post_signed_bytes(&h, "/api/ups", truncated).await;
     assert_eq!(
         (status, v["error"].as_str().unwrap()),
         (400, "invalid_payload"),
@@ -243,25 +188,13 @@ async fn bad_agent_requests_get_the_right_4xx_and_the_process_stays_up() {
 
     // A missing field is named.
     let missing = br#"{"at":"2026-01-10T12:00:00Z","ups":"u","type":"ONBATT","status":"OB"}"#;
-    let (status, v) = post(
-        &h,
-        "/api/ups",
-        missing,
-        &agent_headers(&sign_ed(&claims(missing), AGENT_PRIVATE_PEM)),
-    )
-    .await;
+    let (status, v) = post_signed_bytes(&h, "/api/ups", missing).await;
     assert_eq!(status, 400);
     assert!(v["detail"].as_str().unwrap().contains("`id`"), "{v}");
 
     // Oversized.
     let big = vec![b' '; 70 * 1024];
-    let (status, v) = post(
-        &h,
-        "/api/ups",
-        &big,
-        &agent_headers(&sign_ed(&claims(&big), AGENT_PRIVATE_PEM)),
-    )
-    .await;
+    let (status, v) = post_signed_bytes(&h, "/api/ups", &big).await;
     assert_eq!(
         (status, v["error"].as_str().unwrap()),
         (413, "body_too_large")
@@ -382,26 +315,13 @@ async fn json_mode_invocations_follow_the_host_protocol() {
     // A refused request still answers 200 at the host protocol level, with the 4xx inside.
     let mut bad = invocation.clone();
     bad["Data"]["req"]["Headers"]["Authorization"] = json!(["Bearer nope"]);
-    let v: Value = reqwest::Client::new()
-        .post(format!("{}/ups", h.base))
-        .json(&bad)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = invoke(&h, "ups", &bad).await.json().await.unwrap();
     assert_eq!(v["Outputs"]["res"]["statusCode"], 401);
 
     // The timer: ScheduleStatus null (sub-minute schedules), lenient dates.
     let timer = json!({"Data": {"timer": {"Schedule": {"AdjustForDST": true}, "ScheduleStatus": null, "IsPastDue": false}},
         "Metadata": {"sys": {"MethodName": "probe", "UtcNow": "2026-01-10T12:05:00.0204711Z", "RandGuid": "9d0f2c1e"}}});
-    let resp = reqwest::Client::new()
-        .post(format!("{}/probe", h.base))
-        .json(&timer)
-        .send()
-        .await
-        .unwrap();
+    let resp = invoke(&h, "probe", &timer).await;
     assert_eq!(resp.status().as_u16(), 200);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["Outputs"], json!({}));
@@ -475,9 +395,28 @@ async fn secrets_never_reach_the_logs() {
 }
 
 async fn post_signed(h: &Handler, path: &str, body: &Value) -> (u16, Value) {
-    let bytes = serde_json::to_vec(body).unwrap();
-    let token = sign_ed(&claims(&bytes), AGENT_PRIVATE_PEM);
-    post(h, path, &bytes, &agent_headers(&token)).await
+    post_signed_bytes(h, path, &serde_json::to_vec(body).unwrap()).await
+}
+
+/// Posts `bytes` as they are, with the agent's headers and a token signed for them.
+async fn post_signed_bytes(h: &Handler, path: &str, bytes: &[u8]) -> (u16, Value) {
+    let token = sign_ed(&claims(bytes), AGENT_PRIVATE_PEM);
+    post(h, path, bytes, &agent_headers(&token)).await
+}
+
+/// Posts a signed UPS event of `ups@home` at `at`, with a fresh id, to `/api/ups`.
+async fn post_ups_at(h: &Handler, kind: &str, status: &str, at: &str) -> (u16, Value) {
+    let event = json!({"id": uuid::Uuid::new_v4().to_string(), "at": at, "ups": "ups@home",
+        "type": kind, "status": status});
+    post_signed(h, "/api/ups", &event).await
+}
+
+/// The JSON lines of `logs` whose message is `message`.
+fn logged(logs: &str, message: &str) -> Vec<Value> {
+    logs.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == message)
+        .collect()
 }
 
 #[tokio::test]
@@ -521,19 +460,10 @@ async fn heartbeats_carry_the_lease_and_where_the_stateful_tier_runs() {
 #[tokio::test]
 async fn an_event_dated_in_the_future_never_blocks_later_ones() {
     let mut h = Handler::start(&[]);
-    let ups = |kind: &str, status: &str, at: &str| {
-        json!({"id": uuid::Uuid::new_v4().to_string(), "at": at, "ups": "ups@home",
-            "type": kind, "status": status})
-    };
-    let (status, v) = post_signed(
-        &h,
-        "/api/ups",
-        &ups("ONBATT", "OB DISCHRG", "9999-12-31T23:59:59Z"),
-    )
-    .await;
+    let (status, v) = post_ups_at(&h, "ONBATT", "OB DISCHRG", "9999-12-31T23:59:59Z").await;
     assert_eq!((status, v["mode"].as_str()), (200, Some("suspect")), "{v}");
     let now = chrono::Utc::now().to_rfc3339();
-    let (status, v) = post_signed(&h, "/api/ups", &ups("ONLINE", "OL", &now)).await;
+    let (status, v) = post_ups_at(&h, "ONLINE", "OL", &now).await;
     assert_eq!((status, v["mode"].as_str()), (200, Some("healthy")), "{v}");
 
     let status_resp: Value = status_json(&h).await;
@@ -543,11 +473,7 @@ async fn an_event_dated_in_the_future_never_blocks_later_ones() {
     assert!(audit.contains("sender clock ahead"), "{audit}");
     // Every mode change is one JSON log line with its reason.
     let logs = h.logs();
-    let changes: Vec<Value> = logs
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["fields"]["message"] == "mode change")
-        .collect();
+    let changes = logged(&logs, "mode change");
     assert_eq!(changes.len(), 2, "{logs}");
     assert_eq!(changes[0]["fields"]["to"], "suspect", "{logs}");
     assert_eq!(changes[0]["fields"]["reason"], "on battery", "{logs}");
@@ -575,20 +501,10 @@ async fn extreme_token_times_get_401_json_not_a_dropped_connection() {
 async fn an_invocation_saves_its_intent_and_then_all_outcomes_at_once() {
     let mut h = Handler::start(&[]);
     // LOWBATT: outage at once → a capacity write, a migration and a message, then follow-ups.
-    let (status, v) = post_signed(
-        &h,
-        "/api/ups",
-        &json!({"id": uuid::Uuid::new_v4().to_string(), "at": chrono::Utc::now().to_rfc3339(),
-            "ups": "ups@home", "type": "LOWBATT", "status": "OB LB"}),
-    )
-    .await;
+    let (status, v) = post_ups_at(&h, "LOWBATT", "OB LB", &chrono::Utc::now().to_rfc3339()).await;
     assert_eq!((status, v["mode"].as_str()), (200, Some("outage")), "{v}");
     let logs = h.logs();
-    let done: Vec<Value> = logs
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["fields"]["message"] == "invocation done")
-        .collect();
+    let done = logged(&logs, "invocation done");
     assert_eq!(done.len(), 1, "{logs}");
     let actions = done[0]["fields"]["actions"].as_u64().unwrap();
     assert!(actions >= 3, "scale, migrate and notify at least: {logs}");
@@ -600,20 +516,10 @@ async fn an_invocation_saves_its_intent_and_then_all_outcomes_at_once() {
 #[tokio::test]
 async fn a_browser_gets_a_self_contained_status_page() {
     let mut h = Handler::start(&[]);
-    let (status, _) = post_signed(
-        &h,
-        "/api/ups",
-        &json!({"id": uuid::Uuid::new_v4().to_string(), "at": chrono::Utc::now().to_rfc3339(),
-            "ups": "ups@home", "type": "ONBATT", "status": "OB DISCHRG"}),
-    )
-    .await;
+    let (status, _) =
+        post_ups_at(&h, "ONBATT", "OB DISCHRG", &chrono::Utc::now().to_rfc3339()).await;
     assert_eq!(status, 200);
-    let resp = reqwest::Client::new()
-        .get(format!("{}/api/status", h.base))
-        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
-        .send()
-        .await
-        .unwrap();
+    let resp = status_page(&h, "text/html,application/xhtml+xml,*/*;q=0.8").await;
     assert_eq!(resp.status().as_u16(), 200);
     let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
     assert!(ct.starts_with("text/html"), "{ct}");

@@ -44,31 +44,46 @@ fn site(id: &str, answers: bool) -> Site {
     s
 }
 
+/// What the probe runs on: `sites` (id, whether its home API answers) in this order with their
+/// states in `store`, probed `concurrency` at a time with `timeout` each; handed to `queue`
+/// when there is one.
+fn deps(
+    store: &Arc<Recording>,
+    sites: &[(&str, bool)],
+    concurrency: usize,
+    timeout: Duration,
+    queue: Option<Arc<Queue>>,
+) -> Arc<Deps> {
+    Arc::new(Deps {
+        settings: Settings {
+            sites: sites.iter().map(|(id, _)| id.to_string()).collect(),
+            body_timeout: Duration::from_secs(10),
+            probe_concurrency: concurrency,
+            probe_site_timeout: timeout,
+            probe_via_queue: queue.is_some(),
+        },
+        sites: Sites::new(
+            sites
+                .iter()
+                .map(|&(id, answers)| site(id, answers))
+                .collect(),
+        ),
+        store: store.clone(),
+        clock: Arc::new(|| Timestamp::from_millis(chrono::Utc::now().timestamp_millis())),
+        clock_scale: 1.0,
+        waker: queue.map(|q| q as Arc<dyn burst_ports::Waker>),
+        parsed: Default::default(),
+    })
+}
+
 #[tokio::test]
 async fn a_dead_home_api_delays_only_its_own_site() {
     let dir = tempfile::tempdir().unwrap();
     let store = recording(dir.path());
     let timeout = Duration::from_millis(400);
-    let deps = Arc::new(Deps {
-        settings: Settings {
-            sites: vec!["dark".into(), "lit".into(), "office".into()],
-            body_timeout: Duration::from_secs(10),
-            probe_concurrency: 8,
-            probe_site_timeout: timeout,
-            probe_via_queue: false,
-        },
-        // The dead one first: a sequential sweep would make the others wait for it.
-        sites: Sites::new(vec![
-            site("dark", false),
-            site("lit", true),
-            site("office", true),
-        ]),
-        store: store.clone(),
-        clock: Arc::new(|| Timestamp::from_millis(chrono::Utc::now().timestamp_millis())),
-        clock_scale: 1.0,
-        waker: None,
-        parsed: Default::default(),
-    });
+    // The dead one first: a sequential sweep would make the others wait for it.
+    let sites = [("dark", false), ("lit", true), ("office", true)];
+    let deps = deps(&store, &sites, 8, timeout, None);
     let line = burst_functions::bodies::probe(&deps).await.unwrap();
     assert!(line.starts_with("probe: 3 site(s)"), "{line}");
     // Each site saves its step (and the outcomes of what it did): the dead site's first save
@@ -98,21 +113,8 @@ async fn with_one_at_a_time_the_sweep_keeps_the_order() {
     // The concurrency bound is real: one at a time, the sites are decided in their order.
     let dir = tempfile::tempdir().unwrap();
     let store = recording(dir.path());
-    let deps = Arc::new(Deps {
-        settings: Settings {
-            sites: vec!["dark".into(), "lit".into()],
-            body_timeout: Duration::from_secs(10),
-            probe_concurrency: 1,
-            probe_site_timeout: Duration::from_millis(200),
-            probe_via_queue: false,
-        },
-        sites: Sites::new(vec![site("dark", false), site("lit", true)]),
-        store: store.clone(),
-        clock: Arc::new(|| Timestamp::from_millis(chrono::Utc::now().timestamp_millis())),
-        clock_scale: 1.0,
-        waker: None,
-        parsed: Default::default(),
-    });
+    let sites = [("dark", false), ("lit", true)];
+    let deps = deps(&store, &sites, 1, Duration::from_millis(200), None);
     burst_functions::bodies::probe(&deps).await.unwrap();
     assert_eq!(store.order(), ["dark", "lit"]);
 }
@@ -135,34 +137,28 @@ impl burst_ports::Waker for Queue {
     }
 }
 
-fn fanout_deps(dir: &std::path::Path, queue: Arc<Queue>) -> (Arc<Deps>, Arc<Recording>) {
+/// Two sites probed through a queue that refuses every message when `refuse`.
+fn fanout_deps(dir: &std::path::Path, refuse: bool) -> (Arc<Deps>, Arc<Recording>, Arc<Queue>) {
     let store = recording(dir);
-    let deps = Arc::new(Deps {
-        settings: Settings {
-            sites: vec!["lit".into(), "office".into()],
-            body_timeout: Duration::from_secs(10),
-            probe_concurrency: 8,
-            probe_site_timeout: Duration::from_secs(5),
-            probe_via_queue: true,
-        },
-        sites: Sites::new(vec![site("lit", true), site("office", true)]),
-        store: store.clone(),
-        clock: Arc::new(|| Timestamp::from_millis(chrono::Utc::now().timestamp_millis())),
-        clock_scale: 1.0,
-        waker: Some(queue),
-        parsed: Default::default(),
+    let queue = Arc::new(Queue {
+        sent: Mutex::new(Vec::new()),
+        refuse,
     });
-    (deps, store)
+    let sites = [("lit", true), ("office", true)];
+    let deps = deps(
+        &store,
+        &sites,
+        8,
+        Duration::from_secs(5),
+        Some(queue.clone()),
+    );
+    (deps, store, queue)
 }
 
 #[tokio::test]
 async fn with_the_queue_each_site_is_probed_by_its_own_message() {
     let dir = tempfile::tempdir().unwrap();
-    let queue = Arc::new(Queue {
-        sent: Mutex::new(Vec::new()),
-        refuse: false,
-    });
-    let (deps, store) = fanout_deps(dir.path(), queue.clone());
+    let (deps, store, queue) = fanout_deps(dir.path(), false);
     let line = burst_functions::bodies::probe(&deps).await.unwrap();
     assert_eq!(line, "probe: 2 site(s) handed to the queue, 0 probed here");
     assert!(store.saves().is_empty(), "nothing probed yet");
@@ -191,11 +187,7 @@ async fn with_the_queue_each_site_is_probed_by_its_own_message() {
 #[tokio::test]
 async fn a_site_whose_message_cannot_be_queued_is_probed_by_the_timer() {
     let dir = tempfile::tempdir().unwrap();
-    let queue = Arc::new(Queue {
-        sent: Mutex::new(Vec::new()),
-        refuse: true,
-    });
-    let (deps, store) = fanout_deps(dir.path(), queue);
+    let (deps, store, _queue) = fanout_deps(dir.path(), true);
     let line = burst_functions::bodies::probe(&deps).await.unwrap();
     assert_eq!(line, "probe: 0 site(s) handed to the queue, 2 probed here");
     assert_eq!(store.order(), ["lit", "office"]);

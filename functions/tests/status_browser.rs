@@ -79,12 +79,7 @@ async fn the_status_page_renders_in_chromium_for_two_sites() {
     let (status, body) = post_ups(&h, "home", "LOWBATT", "OB LB", AGENT_PRIVATE_PEM).await;
     assert_eq!(status, 200, "{body}");
 
-    let page = reqwest::Client::new()
-        .get(format!("{}/api/status", h.base))
-        .header("accept", "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8")
-        .send()
-        .await
-        .unwrap();
+    let page = status_page(&h, "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8").await;
     assert_eq!(page.status().as_u16(), 200);
     let html = page.text().await.unwrap();
     let dir = build_dir();

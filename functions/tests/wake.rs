@@ -19,12 +19,7 @@ async fn invoke_wake(h: &Handler, message: Value) -> (u16, Value) {
         "Metadata": {"DequeueCount": 1, "Id": "m1", "PopReceipt": "p1",
             "sys": {"MethodName": "wake", "UtcNow": "2026-01-10T12:05:00Z", "RandGuid": "9d0f2c1e"}}
     });
-    let resp = reqwest::Client::new()
-        .post(format!("{}/wake", h.base))
-        .json(&invocation)
-        .send()
-        .await
-        .unwrap();
+    let resp = invoke(h, "wake", &invocation).await;
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap())
 }
@@ -60,12 +55,7 @@ async fn bad_foreign_and_superseded_wake_ups() {
         assert_eq!(v["ReturnValue"], Value::Null, "{v}");
     }
     // Without a Data item at all.
-    let resp = reqwest::Client::new()
-        .post(format!("{}/wake", h.base))
-        .json(&json!({"Data": {}, "Metadata": {}}))
-        .send()
-        .await
-        .unwrap();
+    let resp = invoke(&h, "wake", &json!({"Data": {}, "Metadata": {}})).await;
     assert_eq!(resp.status().as_u16(), 500);
     // Not an HTTP function.
     let resp = reqwest::Client::new()

@@ -1,7 +1,6 @@
 //! `func-emulator drill` from the command line: virtual drills through the engine, the swarm,
 //! and what a real-time drill refuses.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn emulator(args: &[&str]) -> Output {
@@ -12,10 +11,13 @@ fn emulator(args: &[&str]) -> Output {
         .expect("func-emulator runs")
 }
 
-fn scenario(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+/// `text` written as `name` in a fresh temp dir: the dir (keep it) and the file's path.
+fn scenario(name: &str, text: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join(name);
     std::fs::write(&path, text).expect("write the scenario");
-    path
+    let path = path.to_str().expect("utf-8").to_string();
+    (dir, path)
 }
 
 /// Runs `args`, checks the exit code and that the output says `wanted`; returns the output.
@@ -37,15 +39,12 @@ fn text(o: &Output) -> String {
 
 #[test]
 fn a_wrong_expectation_fails_the_drill() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = scenario(
-        &dir,
+    let (_dir, p) = scenario(
         "wrong.toml",
         "name = 'wrong'\nduration = '30m'\n[[at]]\nt = '5m'\nups = 'ONBATT'\n[[expect]]\nat = '20m'\nmode = 'healthy'\n",
     );
-    let p = path.to_str().expect("utf-8");
     expect(
-        &["drill", "--virtual", p],
+        &["drill", "--virtual", &p],
         1,
         "mode = \"healthy\", got \"outage\"",
     );
@@ -53,20 +52,17 @@ fn a_wrong_expectation_fails_the_drill() {
 
 #[test]
 fn faults_run_virtually_and_are_refused_in_real_time() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = scenario(
-        &dir,
+    let (_dir, p) = scenario(
         "crash.toml",
         "name = 'crash'\nduration = '40m'\n[[at]]\nt = '12m'\ncrash = 'after_save'\n[[at]]\nt = '10m'\nups = 'ONBATT'\n[[expect]]\nat = '30m'\nmode = 'outage'\ncapacity = 2\n",
     );
-    let p = path.to_str().expect("utf-8");
     expect(
-        &["drill", "--virtual", p],
+        &["drill", "--virtual", &p],
         0,
         "the function process dies (after a save, before its actions)",
     );
     expect(
-        &["drill", p],
+        &["drill", &p],
         1,
         "uses crash, which only virtual drills carry out",
     );
@@ -74,14 +70,11 @@ fn faults_run_virtually_and_are_refused_in_real_time() {
 
 #[test]
 fn an_unknown_field_names_the_file_and_field() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = scenario(
-        &dir,
+    let (_dir, p) = scenario(
         "typo.toml",
         "name = 'typo'\nduration = '30m'\n[[at]]\nt = '5m'\narm_timeout = 2\n",
     );
-    let p = path.to_str().expect("utf-8");
-    let t = expect(&["drill", "--virtual", p], 2, "arm_timeout");
+    let t = expect(&["drill", "--virtual", &p], 2, "arm_timeout");
     assert!(t.contains("typo.toml"), "{t}");
 }
 

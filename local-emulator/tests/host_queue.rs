@@ -11,9 +11,8 @@ use azure_storage_queue::QueueClient;
 use azure_storage_queue::models::{QueueClientSendMessageOptions, QueueMessage};
 use base64::Engine as _;
 use burst_store_sim::azurite::{Azurite, peek_texts};
-use func_emulator::host::HostHandle;
 use func_emulator::host::queue::StorageConnection;
-use host_support::{app, records, start};
+use host_support::{app, records, start, wait_showing_log};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -46,22 +45,6 @@ fn queue_invocations(app: &host_support::TestApp) -> Vec<(String, i64, Value)> {
         .collect()
 }
 
-async fn wait_for(host: &HostHandle, what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < limit,
-            "timed out waiting for {what}; host log:\n{}",
-            host.logs()
-                .iter()
-                .map(|l| l.text.as_str())
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test]
 async fn messages_run_the_function_and_failures_end_in_the_poison_queue() {
     let Some(azurite) = Azurite::start_queue_for_tests().await.unwrap() else {
@@ -77,7 +60,7 @@ async fn messages_run_the_function_and_failures_end_in_the_poison_queue() {
     send(&queue, "hello", None).await;
     send(&queue, "x-echo:status=500", None).await;
 
-    wait_for(
+    wait_showing_log(
         &host,
         "one run of hello and three of the failing message",
         Duration::from_secs(30),
@@ -157,7 +140,7 @@ async fn an_invisible_message_runs_once_it_becomes_visible() {
     let host = start(&app, &[("JOBS_QUEUE", "later"), ("JobsStorage", &conn)]).await;
     let sent = Instant::now();
     send(&queue, "in two seconds", Some(2)).await;
-    wait_for(
+    wait_showing_log(
         &host,
         "the delayed message",
         Duration::from_secs(30),

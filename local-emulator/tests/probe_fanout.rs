@@ -9,9 +9,9 @@ mod host_support;
 use burst_store_sim::azurite::Azurite;
 use func_emulator::host::queue::StorageConnection;
 use func_emulator::host::{Host, HostConfig};
-use host_support::{client, real_app};
+use host_support::{client, real_app, wait_showing_log};
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const QUEUE: &str = "burst-wake";
 const SITES: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
@@ -65,19 +65,13 @@ async fn two_handler_processes_share_the_sweep_through_the_queue() {
             .iter()
             .any(|l| l.text.starts_with(&prefix) && l.text.contains(&done))
     };
-    let started = Instant::now();
-    while !SITES.iter().all(|s| probed(s, 0) || probed(s, 1)) {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "not every site was probed:\n{}",
-            h.logs()
-                .iter()
-                .map(|l| l.text.as_str())
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_showing_log(
+        &h,
+        "every site to be probed",
+        Duration::from_secs(60),
+        || SITES.iter().all(|s| probed(s, 0) || probed(s, 1)),
+    )
+    .await;
     let logs = h.logs();
     let timer_line = logs.iter().any(|l| {
         l.text

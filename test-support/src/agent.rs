@@ -94,12 +94,11 @@ impl AgentSetup {
         json_files(&self.spool_dir().join("rejected"))
     }
 
-    /// Runs `burst-agent --config <empty file> ARGS` with only PATH and these settings (plus
-    /// `extra`); a run over `limit` fails the test (and is killed).
-    pub async fn agent(&self, args: &[&str], extra: &[(&str, &str)], limit: Duration) -> Run {
-        let started = Instant::now();
-        let child = tokio::process::Command::new(&self.binary)
-            .arg("--config")
+    /// `burst-agent --config <empty file> ARGS` with only PATH and these settings (plus
+    /// `extra`), no stdin, killed when dropped; the caller picks stdout and stderr.
+    pub fn command(&self, args: &[&str], extra: &[(&str, &str)]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(&self.binary);
+        cmd.arg("--config")
             .arg(&self.config)
             .args(args)
             .env_clear()
@@ -107,9 +106,18 @@ impl AgentSetup {
             .envs(&self.env)
             .envs(extra.iter().copied())
             .stdin(Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// Runs `burst-agent --config <empty file> ARGS` with only PATH and these settings (plus
+    /// `extra`); a run over `limit` fails the test (and is killed).
+    pub async fn agent(&self, args: &[&str], extra: &[(&str, &str)], limit: Duration) -> Run {
+        let started = Instant::now();
+        let child = self
+            .command(args, extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
             .spawn()
             .expect("run burst-agent");
         let out = tokio::time::timeout(limit, child.wait_with_output())
@@ -156,5 +164,17 @@ impl AgentSetup {
             options.notify_cmd(&sh_quote(hook)),
         )
         .await
+    }
+
+    /// [`start_nut`](Self::start_nut) on line (`hold-ol.seq`), then upsd gone for 10 s: upsmon
+    /// reports COMMBAD, then NOCOMM, then COMMOK. Returns once COMMOK is notified.
+    pub async fn start_nut_and_lose_upsd_for_10_s(&self) -> NutSim {
+        let sim = self
+            .start_nut("hold-ol.seq", NutOptions::lasting(75).nocommwarn_s(3))
+            .await;
+        sim.stop_upsd_for(Duration::from_secs(10)).await;
+        sim.expect_notify("COMMOK", 1, Duration::from_secs(30))
+            .await;
+        sim
     }
 }

@@ -76,19 +76,20 @@ fn assert_each_once(calls: &[NotifyCall], state: &Value, site: &Site, h: &Handle
     }
 }
 
+/// The function's settings for quick modes: a short grace and scale-down delay.
+const QUICK_MODES: [(&str, &str); 2] = [
+    ("BURST_GRACE_ON_BATTERY_S", "2"),
+    ("BURST_SCALE_DOWN_DELAY_S", "1"),
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_every_notify_reaches_the_function_once() {
     if !nut_available("outage_every_notify_reaches_the_function_once") {
         return;
     }
     let site = Site::new().await;
-    // Short grace and scale-down delay so that outage.seq's 16 s go through every mode.
-    let h = site
-        .start_handler(&[
-            ("BURST_GRACE_ON_BATTERY_S", "2"),
-            ("BURST_SCALE_DOWN_DELAY_S", "1"),
-        ])
-        .await;
+    // Quick modes so that outage.seq's 16 s go through every one.
+    let h = site.start_handler(&QUICK_MODES).await;
     let watcher = Watcher::start(&h.base_url());
     // The home cluster as the heartbeat sees it: 3 of 3 nodes ready.
     let kube = FakeKube::start(3, 3).await;
@@ -482,26 +483,26 @@ async fn settle_n(h: &Handler, n: usize) -> Value {
     h.state()
 }
 
+/// A site whose agent rides out a lost UPS link. Right after upsd restarts (COMMOK) it says
+/// WAIT until the driver's data is in; on a busy machine that can take a few seconds, and the
+/// agent re-reads only within its upsd timeout before reporting unknown. Give it room so that
+/// COMMOK carries the real status.
+async fn link_loss_site() -> Site {
+    let mut site = Site::new().await;
+    site.set("BURST_AGENT_UPSD_TIMEOUT_MS", "6000");
+    site.set("BURST_AGENT_NOTIFY_BUDGET_MS", "10000");
+    site
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commloss_is_unknown_power_not_a_power_loss() {
     if !nut_available("commloss_is_unknown_power_not_a_power_loss") {
         return;
     }
-    let mut site = Site::new().await;
-    // Right after upsd restarts (COMMOK) it says WAIT until the driver's data is in; on a
-    // busy machine that can take a few seconds, and the agent re-reads only within its upsd
-    // timeout before reporting unknown. Give it room so that COMMOK carries the real status.
-    site.set("BURST_AGENT_UPSD_TIMEOUT_MS", "6000");
-    site.set("BURST_AGENT_NOTIFY_BUDGET_MS", "10000");
+    let site = link_loss_site().await;
     let h = site.start_handler(&[]).await;
     let watcher = Watcher::start(&h.base_url());
-    let sim = site
-        .start_nut("hold-ol.seq", NutOptions::lasting(75).nocommwarn_s(3))
-        .await;
-    // upsd gone for 10 s: upsmon reports COMMBAD, then NOCOMM, then COMMOK.
-    sim.stop_upsd_for(Duration::from_secs(10)).await;
-    sim.expect_notify("COMMOK", 1, Duration::from_secs(30))
-        .await;
+    let sim = site.start_nut_and_lose_upsd_for_10_s().await;
     let (calls, state) = settle(&h, &sim).await;
     assert!(calls.iter().any(|c| c.notifytype == "COMMBAD"), "{calls:?}");
     assert!(
@@ -556,17 +557,10 @@ async fn losing_the_ups_link_on_battery_is_not_power_back() {
     if !nut_available("losing_the_ups_link_on_battery_is_not_power_back") {
         return;
     }
-    let mut site = Site::new().await;
-    site.set("BURST_AGENT_UPSD_TIMEOUT_MS", "6000");
-    site.set("BURST_AGENT_NOTIFY_BUDGET_MS", "10000");
-    // A short grace and scale-down delay: without the power-Unknown rule the link loss would
-    // read as power back and release the cloud within seconds.
-    let h = site
-        .start_handler(&[
-            ("BURST_GRACE_ON_BATTERY_S", "2"),
-            ("BURST_SCALE_DOWN_DELAY_S", "1"),
-        ])
-        .await;
+    let site = link_loss_site().await;
+    // Quick modes: without the power-Unknown rule the link loss would read as power back and
+    // release the cloud within seconds.
+    let h = site.start_handler(&QUICK_MODES).await;
     let watcher = Watcher::start(&h.base_url());
     let kube = FakeKube::start(3, 3).await;
     let sim = site

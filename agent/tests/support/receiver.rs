@@ -236,6 +236,17 @@ impl Receiver {
             .collect()
     }
 
+    /// The string `field` of every body accepted on `route`, in the order they came.
+    pub fn accepted_strings(&self, route: &str, field: &str) -> Vec<String> {
+        self.accepted_on(route)
+            .iter()
+            .map(|a| match a.body[field].as_str() {
+                Some(value) => value.to_string(),
+                None => panic!("no {field} in {}", a.body),
+            })
+            .collect()
+    }
+
     pub fn refused(&self) -> Vec<Refused> {
         self.lock().refused.clone()
     }

@@ -1,10 +1,11 @@
 //! What the benches share: the agent's test key, a signed heartbeat, the handler process, a
-//! keep-alive load client and the process's CPU and memory figures.
+//! keep-alive load client (and a round of them) and the process's CPU and memory figures.
 #![allow(dead_code)]
 
 use burst_wire::{Claims, Signer};
 use std::process::Child;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Test-only Ed25519 key pair (protects nothing).
 pub const KEY: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIClZzOJsgg0Jpj93h7yYhz52I3fF8pzdm0Ul57cvvVZ7\n-----END PRIVATE KEY-----\n";
@@ -119,6 +120,39 @@ pub async fn client(
         errors += usize::from(!ok);
     }
     (lat, errors)
+}
+
+/// One round of `concurrency` keep-alive clients sharing `work` against `port` on `rt`: every
+/// request's latency in ms, the time the round took and the number of failures.
+pub fn round(
+    rt: &tokio::runtime::Runtime,
+    port: u16,
+    work: Vec<(Vec<u8>, String)>,
+    concurrency: usize,
+) -> (Vec<f64>, Duration, usize) {
+    rt.block_on(async move {
+        let work = Arc::new(work);
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for c in 0..concurrency {
+            let work = work.clone();
+            tasks.push(tokio::spawn(async move {
+                client(port, &work, c, concurrency).await
+            }));
+        }
+        let mut all = Vec::new();
+        let mut errors = 0;
+        for t in tasks {
+            match t.await {
+                Ok((l, e)) => {
+                    all.extend(l);
+                    errors += e;
+                }
+                Err(_) => errors += 1,
+            }
+        }
+        (all, started.elapsed(), errors)
+    })
 }
 
 /// Peak resident memory of a process in kB (`VmHWM`; `self` for this one).

@@ -141,6 +141,26 @@ pub async fn status_json(h: &Handler) -> Value {
         .unwrap()
 }
 
+/// `GET /api/status` with this `accept` header (a browser's asks for the HTML page).
+pub async fn status_page(h: &Handler, accept: &str) -> ::reqwest::Response {
+    ::reqwest::Client::new()
+        .get(format!("{}/api/status", h.base))
+        .header("accept", accept)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The host invoking `function` with `invocation` (`POST /<function>`, custom handler protocol).
+pub async fn invoke(h: &Handler, function: &str, invocation: &Value) -> ::reqwest::Response {
+    ::reqwest::Client::new()
+        .post(format!("{}/{function}", h.base))
+        .json(invocation)
+        .send()
+        .await
+        .unwrap()
+}
+
 pub fn agent_headers(token: &str) -> Vec<(&'static str, String)> {
     vec![
         ("content-type", "application/json".to_string()),
