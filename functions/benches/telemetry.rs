@@ -11,8 +11,9 @@
 
 use burst_wire::Signer;
 
+#[path = "../tests/otlp/mod.rs"]
+mod otlp;
 mod support;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::{KEY, Proc, cpu_ms, free_port, handler_command, round, signed_heartbeat};
 
@@ -21,15 +22,6 @@ const CONCURRENCY: usize = 16;
 const PER_ROUND: usize = 1_500;
 const PAIRS: usize = 12;
 const SITES: usize = 256;
-
-fn rotel_path() -> Option<std::path::PathBuf> {
-    if let Some(p) = std::env::var_os("BURST_ROTEL") {
-        return Some(p.into());
-    }
-    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/otlp-venv/bin/rotel-agent");
-    venv.is_file().then_some(venv)
-}
 
 fn wait_listening(port: u16, what: &str) {
     let started = Instant::now();
@@ -82,32 +74,16 @@ impl Figures {
 }
 
 fn main() {
-    let Some(rotel) = rotel_path() else {
+    let Some(rotel) = otlp::rotel_path(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))) else {
         eprintln!(
             "telemetry bench: rotel-agent not found (run scripts/install-test-deps, or set BURST_ROTEL)"
         );
         std::process::exit(1);
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let (http, grpc) = (free_port(), free_port());
     // Receives and drops (no debug output: the collector shares the 2 cores).
-    let collector = Proc(
-        Command::new(&rotel)
-            .arg("start")
-            .args(["--otlp-http-endpoint", &format!("127.0.0.1:{http}")])
-            .args(["--otlp-grpc-endpoint", &format!("127.0.0.1:{grpc}")])
-            .args(["--exporter", "blackhole"])
-            .arg("--pid-file")
-            .arg(dir.path().join("rotel.pid"))
-            .arg("--log-file")
-            .arg(dir.path().join("rotel.log"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn rotel"),
-    );
-    wait_listening(http, "rotel");
-    let endpoint = format!("http://127.0.0.1:{http}");
+    let collector = otlp::Rotel::launch(&rotel, false);
+    let endpoint = collector.endpoint.clone();
 
     let sites: Vec<String> = (0..SITES).map(|i| format!("site{i}")).collect();
     let site_list = sites.join(",");
@@ -122,7 +98,7 @@ fn main() {
     let cpu_before = [
         cpu_ms(&off.0.id().to_string()),
         cpu_ms(&on.0.id().to_string()),
-        cpu_ms(&collector.0.id().to_string()),
+        cpu_ms(&collector.pid().to_string()),
     ];
     let mut figures = [Figures::default(), Figures::default()];
     let mut pair_ratios = (Vec::new(), Vec::new());
@@ -165,7 +141,7 @@ fn main() {
     let cpu = [
         cpu_us_per_request(0, off.0.id(), requests),
         cpu_us_per_request(1, on.0.id(), requests),
-        cpu_us_per_request(2, collector.0.id(), requests),
+        cpu_us_per_request(2, collector.pid(), requests),
     ];
     let rss = |p: &Proc| {
         std::fs::read_to_string(format!("/proc/{}/status", p.0.id()))

@@ -38,7 +38,9 @@ fn free_port() -> u16 {
         .unwrap_or_else(|e| panic!("no free loopback port: {e}"))
 }
 
-fn rotel_path(manifest_dir: &Path) -> Option<PathBuf> {
+/// Where Rotel is (see the module's docs), for a crate whose `CARGO_MANIFEST_DIR` is
+/// `manifest_dir`.
+pub fn rotel_path(manifest_dir: &Path) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("BURST_ROTEL") {
         return Some(PathBuf::from(p));
     }
@@ -74,49 +76,66 @@ pub fn start(test: &str, manifest_dir: &str) -> Option<Rotel> {
         );
         return None;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let out = std::fs::File::create(dir.path().join("out.log")).unwrap();
-    let (http, grpc) = (free_port(), free_port());
-    let child = Command::new(&rotel)
-        .arg("start")
-        .args(["--otlp-http-endpoint", &format!("127.0.0.1:{http}")])
-        .args(["--otlp-grpc-endpoint", &format!("127.0.0.1:{grpc}")])
-        // Received data is printed, then dropped.
-        .args(["--exporter", "blackhole"])
-        .args(["--debug-log", "traces", "--debug-log", "metrics"])
-        .args(["--debug-log-verbosity", "detailed"])
-        .arg("--pid-file")
-        .arg(dir.path().join("rotel.pid"))
-        .arg("--log-file")
-        .arg(dir.path().join("rotel.log"))
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {}: {e}", rotel.display()));
-    let mut r = Rotel {
-        child,
-        endpoint: format!("http://127.0.0.1:{http}"),
-        dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if TcpStream::connect(("127.0.0.1", http)).is_ok() {
-            return Some(r);
-        }
-        if let Ok(Some(status)) = r.child.try_wait() {
-            panic!("rotel exited ({status}) before listening:\n{}", r.output());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "rotel did not listen on port {http} within 30 s:\n{}",
-            r.output()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    Some(Rotel::launch(&rotel, true))
 }
 
 impl Rotel {
+    /// Starts `rotel` and waits until it listens. With `decode`, it prints what it receives
+    /// (for [`Rotel::received`]); without, it receives and drops in silence (a benchmark's
+    /// collector, which shares the machine's cores).
+    pub fn launch(rotel: &Path, decode: bool) -> Rotel {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::fs::File::create(dir.path().join("out.log")).unwrap();
+        let (http, grpc) = (free_port(), free_port());
+        let mut command = Command::new(rotel);
+        command
+            .arg("start")
+            .args(["--otlp-http-endpoint", &format!("127.0.0.1:{http}")])
+            .args(["--otlp-grpc-endpoint", &format!("127.0.0.1:{grpc}")])
+            // Received data is dropped (after printing it, when decoding).
+            .args(["--exporter", "blackhole"])
+            .arg("--pid-file")
+            .arg(dir.path().join("rotel.pid"))
+            .arg("--log-file")
+            .arg(dir.path().join("rotel.log"))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out);
+        if decode {
+            command
+                .args(["--debug-log", "traces", "--debug-log", "metrics"])
+                .args(["--debug-log-verbosity", "detailed"]);
+        }
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", rotel.display()));
+        let mut r = Rotel {
+            child,
+            endpoint: format!("http://127.0.0.1:{http}"),
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if TcpStream::connect(("127.0.0.1", http)).is_ok() {
+                return r;
+            }
+            if let Ok(Some(status)) = r.child.try_wait() {
+                panic!("rotel exited ({status}) before listening:\n{}", r.output());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "rotel did not listen on port {http} within 30 s:\n{}",
+                r.output()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The collector's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything Rotel printed so far.
     pub fn output(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("out.log")).unwrap_or_default()
