@@ -8,10 +8,11 @@
 #[path = "../../tests/otlp/mod.rs"]
 mod otlp;
 
+use burst_sim_kit::raw::read_request;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 
 /// What the runtime stand-in saw.
 #[derive(Default, Debug)]
@@ -31,33 +32,13 @@ async fn runtime_api(listener: tokio::net::TcpListener, seen: Arc<Mutex<Seen>>) 
         tokio::spawn(async move {
             let (read, mut write) = stream.into_split();
             let mut read = BufReader::new(read);
-            loop {
-                let mut head = String::new();
-                let mut line = String::new();
-                loop {
-                    line.clear();
-                    if read.read_line(&mut line).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    if line == "\r\n" {
-                        break;
-                    }
-                    head.push_str(&line);
-                }
-                let length = head
-                    .lines()
-                    .find_map(|l| {
-                        let (k, v) = l.split_once(':')?;
-                        k.eq_ignore_ascii_case("content-length")
-                            .then(|| v.trim().parse::<usize>().ok())?
-                    })
-                    .unwrap_or(0);
-                let mut body = vec![0u8; length];
-                if read.read_exact(&mut body).await.is_err() {
-                    return;
-                }
-                let request_line = head.lines().next().unwrap_or_default().to_string();
-                let reply = if request_line.starts_with("GET /2018-06-01/runtime/invocation/next") {
+            while let Some(request) = read_request(&mut read).await {
+                let body = &request.body;
+                let reply = if request.method == "GET"
+                    && request
+                        .path
+                        .starts_with("/2018-06-01/runtime/invocation/next")
+                {
                     let first = {
                         let mut s = seen.lock().unwrap();
                         s.nexts += 1;
@@ -82,14 +63,16 @@ async fn runtime_api(listener: tokio::net::TcpListener, seen: Arc<Mutex<Seen>>) 
                          content-length: {}\r\n\r\n{event}",
                         event.len()
                     )
-                } else if request_line.contains("/response") {
-                    seen.lock().unwrap().response = Some(String::from_utf8_lossy(&body).into());
+                } else if request.path.contains("/response") {
+                    seen.lock().unwrap().response = Some(String::from_utf8_lossy(body).into());
                     "HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\n{}".to_string()
                 } else {
-                    seen.lock()
-                        .unwrap()
-                        .errors
-                        .push(format!("{request_line} {}", String::from_utf8_lossy(&body)));
+                    seen.lock().unwrap().errors.push(format!(
+                        "{} {} {}",
+                        request.method,
+                        request.path,
+                        String::from_utf8_lossy(body)
+                    ));
                     "HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\n{}".to_string()
                 };
                 if write.write_all(reply.as_bytes()).await.is_err() {

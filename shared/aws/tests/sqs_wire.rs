@@ -8,33 +8,16 @@
 use burst_aws::sigv4::{self, Credentials, RequestParts};
 use burst_aws::sqs::{self, QueueUrl, SqsConfig, SqsError, SqsWaker};
 use burst_ports::{WakeUp, Waker};
+use burst_sim_kit::raw::{RawRequest, read_request};
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 const TOKEN: &str = "IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN";
 const KEY_ID: &str = "ASIAEXAMPLEKEYID0001";
-
-/// One request as received.
-#[derive(Clone, Debug)]
-struct Seen {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
 
 /// How the endpoint answers.
 #[derive(Clone, Debug)]
@@ -45,7 +28,7 @@ enum Answer {
 }
 
 /// A one-connection-at-a-time HTTP/1.1 endpoint that records requests and answers as told.
-async fn endpoint(answer: Answer) -> (String, Arc<Mutex<Vec<Seen>>>) {
+async fn endpoint(answer: Answer) -> (String, Arc<Mutex<Vec<RawRequest>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -58,47 +41,10 @@ async fn endpoint(answer: Answer) -> (String, Arc<Mutex<Vec<Seen>>>) {
             let log = log.clone();
             let answer = answer.clone();
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                let (head_end, content_length) = loop {
-                    let n = stream.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..pos]).to_string();
-                        let length = head
-                            .lines()
-                            .find_map(|l| {
-                                let (k, v) = l.split_once(':')?;
-                                k.eq_ignore_ascii_case("content-length")
-                                    .then(|| v.trim().parse::<usize>().ok())?
-                            })
-                            .unwrap_or(0);
-                        break (pos + 4, length);
-                    }
+                let Some(request) = read_request(&mut BufReader::new(&mut stream)).await else {
+                    return;
                 };
-                while buf.len() < head_end + content_length {
-                    let n = stream.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                let head = String::from_utf8_lossy(&buf[..head_end - 4]).to_string();
-                let mut lines = head.lines();
-                let request_line: Vec<&str> = lines.next().unwrap().split(' ').collect();
-                let headers = lines
-                    .filter_map(|l| l.split_once(':'))
-                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-                    .collect();
-                log.lock().unwrap().push(Seen {
-                    method: request_line[0].to_string(),
-                    path: request_line[1].to_string(),
-                    headers,
-                    body: buf[head_end..head_end + content_length].to_vec(),
-                });
+                log.lock().unwrap().push(request);
                 match answer {
                     Answer::Json(status, body) => {
                         let reply = format!(

@@ -1,11 +1,13 @@
 //! What every simulator shares: a loopback server that starts on a free port of 127.0.0.1 and
 //! stops on demand or on drop ([`Server`]), state behind a lock that a panic elsewhere does not
 //! poison ([`Shared`]), a bounded request log ([`RequestLog`]), a queue of injected failures
-//! ([`FaultQueue`]), small answer helpers, and the scale-set model the Azure and AWS
-//! simulators and the virtual drills have in common ([`scale_set`]).
+//! ([`FaultQueue`]), small answer helpers, the scale-set model the Azure and AWS simulators
+//! and the virtual drills have in common ([`scale_set`]), and a raw request reader for the
+//! stand-ins that hold their connections themselves ([`raw`]).
 
 mod faults;
 mod log;
+pub mod raw;
 pub mod scale_set;
 mod server;
 
