@@ -329,8 +329,7 @@ pub async fn wake(
 }
 
 /// One invocation of the engine for a site, in its `invocation` span; its figures go to the
-/// metrics and, on Lambda, the exported telemetry is flushed before the answer (see
-/// `crate::telemetry`).
+/// metrics (`crate::telemetry`).
 async fn run(
     deps: &Arc<Deps>,
     site: &Arc<Site>,
@@ -379,7 +378,7 @@ async fn run(
     }
     drop(span);
     let result = result.map(|(applied, _)| applied);
-    crate::telemetry::invocation_done(&site.id, kind, result.as_ref(), started.elapsed()).await;
+    crate::telemetry::invocation_done(&site.id, kind, result.as_ref(), started.elapsed());
     result
 }
 

@@ -14,7 +14,8 @@
 //! - **Flush**: the handler shuts the providers down (exporting what is queued) when it stops
 //!   ([`Telemetry::shutdown`]); a Lambda function's environment is frozen between invocations, so
 //!   there every invocation ends by flushing, bounded by `BURST_OTEL_FLUSH_TIMEOUT_MS`
-//!   ([`Flush::EachInvocation`]).
+//!   ([`Flush::EachInvocation`], [`flush_invocation`], called by the Lambda binaries once per
+//!   event, after every engine run it made).
 //!
 //! The exporters read the rest of the standard settings themselves: `OTEL_EXPORTER_OTLP_HEADERS`
 //! (and the per-signal `…_TRACES_HEADERS`, `…_METRICS_HEADERS`), `OTEL_EXPORTER_OTLP_TIMEOUT`,
@@ -29,7 +30,6 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tracing_subscriber::Layer;
@@ -159,11 +159,6 @@ struct Providers {
     meter: Option<SdkMeterProvider>,
     flush: Flush,
     flush_timeout: Duration,
-    /// Invocations ended so far, and the count the last completed flush covered: a flush that
-    /// started after an invocation ended covers it, so concurrent invocations share flushes.
-    ended: AtomicU64,
-    flushed: AtomicU64,
-    flush_lock: tokio::sync::Mutex<()>,
 }
 
 impl Providers {
@@ -267,9 +262,6 @@ pub fn init(service: &str, flush: Flush) -> Result<Telemetry, ConfigError> {
         meter,
         flush,
         flush_timeout: config.flush_timeout,
-        ended: AtomicU64::new(0),
-        flushed: AtomicU64::new(0),
-        flush_lock: tokio::sync::Mutex::new(()),
     });
     let _ = ACTIVE.set(providers.clone());
     Ok(Telemetry {
@@ -366,11 +358,8 @@ impl Telemetry {
     }
 }
 
-/// The end of one engine invocation: its figures go to the metrics, and under
-/// [`Flush::EachInvocation`] what is queued is exported before the invocation answers (at most
-/// `flush_timeout`; an invocation whose spans a flush already started after it ended shares
-/// that flush). Without export this does nothing.
-pub async fn invocation_done(
+/// The end of one engine invocation: its figures go to the metrics (nothing without export).
+pub fn invocation_done(
     site: &str,
     input: &'static str,
     result: Result<&Applied, &EngineError>,
@@ -379,21 +368,18 @@ pub async fn invocation_done(
     if let Some(m) = METRICS.get() {
         m.record(site, input, result, elapsed);
     }
+}
+
+/// The end of one platform invocation (a Lambda event, whatever engine runs it made): under
+/// [`Flush::EachInvocation`], what is queued is exported before it answers, waiting at most
+/// `flush_timeout`. Without export, or under [`Flush::AtShutdown`], this does nothing.
+pub async fn flush_invocation() {
     let Some(p) = ACTIVE.get() else { return };
     if p.flush != Flush::EachInvocation {
         return;
     }
-    let mine = p.ended.fetch_add(1, Ordering::SeqCst) + 1;
-    let flush = async {
-        let _one_at_a_time = p.flush_lock.lock().await;
-        if p.flushed.load(Ordering::SeqCst) >= mine {
-            return;
-        }
-        let upto = p.ended.load(Ordering::SeqCst);
-        let providers = p.clone();
-        let _ = tokio::task::spawn_blocking(move || providers.force_flush()).await;
-        p.flushed.fetch_max(upto, Ordering::SeqCst);
-    };
+    let providers = p.clone();
+    let flush = tokio::task::spawn_blocking(move || providers.force_flush());
     if tokio::time::timeout(p.flush_timeout, flush).await.is_err() {
         tracing::warn!(
             timeout_ms = p.flush_timeout.as_millis() as u64,

@@ -59,6 +59,14 @@ pub async fn start(binary: &str) -> Result<Arc<Deps>, ConfigError> {
     }
 }
 
+/// A Lambda event's answer, after the telemetry it produced is exported: the environment may
+/// be frozen as soon as the answer is sent (`telemetry::flush_invocation`; nothing without
+/// export).
+pub async fn after_flush<T>(answer: T) -> T {
+    burst_functions::telemetry::flush_invocation().await;
+    answer
+}
+
 /// One function-URL request → the platform-neutral request → the body → the response.
 /// `path` is the request path (`/api/<name>`); headers come lower-cased.
 pub async fn serve(

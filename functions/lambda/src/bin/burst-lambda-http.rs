@@ -8,7 +8,7 @@ async fn main() -> Result<(), Error> {
     let deps = burst_lambda::start("burst-lambda-http").await?;
     lambda_http::run(service_fn(move |req: Request| {
         let deps = deps.clone();
-        async move { handle_http(&deps, req).await }
+        async move { burst_lambda::after_flush(handle_http(&deps, req).await).await }
     }))
     .await
 }

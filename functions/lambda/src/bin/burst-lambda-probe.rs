@@ -13,7 +13,7 @@ async fn main() -> Result<(), Error> {
     // Scheduler sends whatever input it was given (often `{}`); both run the probe.
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let deps = deps.clone();
-        async move { handle(&deps, event).await }
+        async move { burst_lambda::after_flush(handle(&deps, event).await).await }
     }))
     .await
 }

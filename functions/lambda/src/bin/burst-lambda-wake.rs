@@ -37,7 +37,10 @@ async fn main() -> Result<(), Error> {
     }
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let deps = deps.clone();
-        async move { handle(&deps, event.payload, usable(event.context.deadline())).await }
+        async move {
+            let deadline = usable(event.context.deadline());
+            burst_lambda::after_flush(handle(&deps, event.payload, deadline).await).await
+        }
     }))
     .await
 }
